@@ -1,0 +1,680 @@
+/* config.c - YAML config loader; see config.h. Walks libyaml's document tree so every node
+ * still knows its line; the first problem found is reported and nothing is half-applied. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "core/units.h"
+
+struct ctx {
+    const char *file;
+    yaml_document_t *doc;
+    const char *(*getenv_fn)(const char *);
+    char *err;
+    size_t errlen;
+};
+
+/* ------------------------------------------------------------------ errors */
+
+static int fail(struct ctx *x, const yaml_node_t *n, const char *key, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(x->err, x->errlen, "%s:%lu: %s: %s", x->file, n ? (unsigned long)n->start_mark.line + 1 : 0UL, key,
+             msg);
+    return -1;
+}
+
+static const char *type_name(const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_SCALAR_NODE:
+        return "a scalar";
+    case YAML_SEQUENCE_NODE:
+        return "a list";
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    default:
+        return "empty";
+    }
+}
+
+static yaml_node_t *node(struct ctx *x, int i)
+{
+    return yaml_document_get_node(x->doc, i);
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+    return (const char *)n->data.scalar.value;
+}
+
+static int expect(struct ctx *x, const yaml_node_t *n, yaml_node_type_t t, const char *key)
+{
+    if (n->type == t)
+        return 0;
+    const char *want = t == YAML_SCALAR_NODE ? "a scalar" : t == YAML_SEQUENCE_NODE ? "a list" : "a mapping";
+    return fail(x, n, key, "expected %s, got %s", want, type_name(n));
+}
+
+/* ------------------------------------------------------------------ scalars */
+
+/* ${VAR} from the environment; an unset variable is an error, never an empty secret */
+static int expand(struct ctx *x, const yaml_node_t *n, const char *key, char **out)
+{
+    if (expect(x, n, YAML_SCALAR_NODE, key) != 0)
+        return -1;
+    const char *s = scalar(n);
+    size_t cap = strlen(s) + 1, len = 0;
+    char *r = malloc(cap);
+    if (r == NULL)
+        return fail(x, n, key, "out of memory");
+    while (*s != '\0') {
+        if (s[0] == '$' && s[1] == '{') {
+            const char *end = strchr(s + 2, '}');
+            char var[128];
+            size_t vlen = end ? (size_t)(end - s - 2) : 0;
+            if (end == NULL || vlen == 0 || vlen >= sizeof(var)) {
+                free(r);
+                return fail(x, n, key, "malformed ${VAR} reference");
+            }
+            memcpy(var, s + 2, vlen);
+            var[vlen] = '\0';
+            const char *val = x->getenv_fn(var);
+            if (val == NULL) {
+                free(r);
+                return fail(x, n, key, "environment variable %s is not set", var);
+            }
+            size_t l = strlen(val);
+            char *nr = realloc(r, cap + l);
+            if (nr == NULL) {
+                free(r);
+                return fail(x, n, key, "out of memory");
+            }
+            r = nr;
+            cap += l;
+            memcpy(r + len, val, l);
+            len += l;
+            s = end + 1;
+        } else {
+            r[len++] = *s++;
+        }
+    }
+    r[len] = '\0';
+    *out = r;
+    return 0;
+}
+
+static int get_string(struct ctx *x, const yaml_node_t *n, const char *key, char **out)
+{
+    char *s = NULL;
+    if (expand(x, n, key, &s) != 0)
+        return -1;
+    if (s[0] == '\0') {
+        free(s);
+        return fail(x, n, key, "must not be empty");
+    }
+    free(*out);
+    *out = s;
+    return 0;
+}
+
+static int get_duration(struct ctx *x, const yaml_node_t *n, const char *key, uint64_t *out)
+{
+    if (expect(x, n, YAML_SCALAR_NODE, key) != 0)
+        return -1;
+    if (keel_parse_duration_ms(scalar(n), out) != 0)
+        return fail(x, n, key, "bad duration \"%s\" (use e.g. 250ms, 5s, 2m, 1h)", scalar(n));
+    return 0;
+}
+
+static int get_uint(struct ctx *x, const yaml_node_t *n, const char *key, uint64_t *out)
+{
+    if (expect(x, n, YAML_SCALAR_NODE, key) != 0)
+        return -1;
+    if (keel_parse_uint(scalar(n), out) != 0)
+        return fail(x, n, key, "expected a non-negative integer, got \"%s\"", scalar(n));
+    return 0;
+}
+
+static int get_size(struct ctx *x, const yaml_node_t *n, const char *key, uint64_t *out)
+{
+    if (expect(x, n, YAML_SCALAR_NODE, key) != 0)
+        return -1;
+    if (keel_parse_size(scalar(n), out) != 0)
+        return fail(x, n, key, "bad size \"%s\" (use e.g. 65536, 512k, 8m)", scalar(n));
+    return 0;
+}
+
+int keel_parse_hostport(const char *s, char **host, int *port)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hlen;
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (rb == NULL || rb[1] != ':')
+            return -EINVAL;
+        h = s + 1;
+        hlen = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return -EINVAL;
+        hlen = (size_t)(colon - s);
+    }
+    uint64_t p;
+    if (hlen == 0 || keel_parse_uint(colon + 1, &p) != 0 || p > 65535)
+        return -EINVAL;
+    *host = strndup(h, hlen);
+    if (*host == NULL)
+        return -ENOMEM;
+    *port = (int)p;
+    return 0;
+}
+
+static int get_hostport(struct ctx *x, const yaml_node_t *n, const char *key, char **host, int *port)
+{
+    if (expect(x, n, YAML_SCALAR_NODE, key) != 0)
+        return -1;
+    char *h;
+    if (keel_parse_hostport(scalar(n), &h, port) != 0)
+        return fail(x, n, key, "expected HOST:PORT, got \"%s\"", scalar(n));
+    free(*host);
+    *host = h;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ mappings */
+
+/* Iterates a mapping's pairs; unknown keys are an error naming the known ones. */
+#define FOREACH_PAIR(x, map, k, v)                                                                 \
+    for (yaml_node_pair_t *_p = (map)->data.mapping.pairs.start; _p < (map)->data.mapping.pairs.top; _p++) \
+        for (yaml_node_t *k = node(x, _p->key), *v = node(x, _p->value); k != NULL; k = NULL)
+
+static void join(char *dst, size_t n, const char *prefix, const char *key)
+{
+    if (prefix[0] == '\0')
+        snprintf(dst, n, "%s", key);
+    else
+        snprintf(dst, n, "%s.%s", prefix, key);
+}
+
+static int key_name(struct ctx *x, const yaml_node_t *k, const char *prefix, char *path, size_t n)
+{
+    if (k->type != YAML_SCALAR_NODE) {
+        join(path, n, prefix, "?");
+        return fail(x, k, path, "a key must be a scalar");
+    }
+    join(path, n, prefix, scalar(k));
+    return 0;
+}
+
+static int timeouts(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_timeouts *t)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
+        return -1;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char path[256];
+        if (key_name(x, k, prefix, path, sizeof(path)) != 0)
+            return -1;
+        const char *name = scalar(k);
+        uint64_t *dst = strcmp(name, "connect") == 0      ? &t->connect_ms
+                        : strcmp(name, "first_byte") == 0 ? &t->first_byte_ms
+                        : strcmp(name, "stall") == 0      ? &t->stall_ms
+                        : strcmp(name, "total") == 0      ? &t->total_ms
+                                                          : NULL;
+        if (dst == NULL)
+            return fail(x, k, path, "unknown key (expected connect, first_byte, stall, total)");
+        if (get_duration(x, v, path, dst) != 0)
+            return -1;
+        if (*dst == 0)
+            return fail(x, v, path, "must be greater than zero");
+    }
+    return 0;
+}
+
+static int retry(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_retry *r)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
+        return -1;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char path[256];
+        if (key_name(x, k, prefix, path, sizeof(path)) != 0)
+            return -1;
+        int rv;
+        if (strcmp(scalar(k), "same_target") == 0)
+            rv = get_uint(x, v, path, &r->same_target);
+        else if (strcmp(scalar(k), "backoff") == 0)
+            rv = get_duration(x, v, path, &r->backoff_ms);
+        else
+            rv = fail(x, k, path, "unknown key (expected same_target, backoff)");
+        if (rv != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int breaker(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_breaker_conf *b)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
+        return -1;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char path[256];
+        if (key_name(x, k, prefix, path, sizeof(path)) != 0)
+            return -1;
+        int rv;
+        if (strcmp(scalar(k), "failures") == 0) {
+            rv = get_uint(x, v, path, &b->failures);
+            if (rv == 0 && b->failures == 0)
+                rv = fail(x, v, path, "must be at least 1");
+        } else if (strcmp(scalar(k), "cooldown") == 0) {
+            rv = get_duration(x, v, path, &b->cooldown_ms);
+        } else if (strcmp(scalar(k), "max_cooldown") == 0) {
+            rv = get_duration(x, v, path, &b->max_cooldown_ms);
+        } else {
+            rv = fail(x, k, path, "unknown key (expected failures, cooldown, max_cooldown)");
+        }
+        if (rv != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int defaults(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, "defaults") != 0)
+        return -1;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char path[256];
+        if (key_name(x, k, "defaults", path, sizeof(path)) != 0)
+            return -1;
+        int rv;
+        if (strcmp(scalar(k), "timeouts") == 0)
+            rv = timeouts(x, v, path, &c->timeouts);
+        else if (strcmp(scalar(k), "retry") == 0)
+            rv = retry(x, v, path, &c->retry);
+        else if (strcmp(scalar(k), "breaker") == 0)
+            rv = breaker(x, v, path, &c->breaker);
+        else
+            rv = fail(x, k, path, "unknown key (expected timeouts, retry, breaker)");
+        if (rv != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ upstreams */
+
+static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_upstream_conf *u)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
+        return -1;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char path[256];
+        if (key_name(x, k, prefix, path, sizeof(path)) != 0)
+            return -1;
+        const char *name = scalar(k);
+        int rv;
+        if (strcmp(name, "name") == 0) {
+            rv = get_string(x, v, path, &u->name);
+        } else if (strcmp(name, "kind") == 0) {
+            rv = expect(x, v, YAML_SCALAR_NODE, path);
+            if (rv == 0 && strcmp(scalar(v), "openai") != 0)
+                rv = fail(x, v, path, "unknown kind \"%s\" (supported: openai)", scalar(v));
+        } else if (strcmp(name, "base_url") == 0) {
+            rv = get_string(x, v, path, &u->base_url);
+            if (rv == 0 && strncmp(u->base_url, "http://", 7) != 0 && strncmp(u->base_url, "https://", 8) != 0)
+                rv = fail(x, v, path, "must start with http:// or https://");
+            if (rv == 0 && strstr(u->base_url, "{port}") != NULL)
+                rv = fail(x, v, path, "{port} needs a managed: block, which keel does not run yet");
+            size_t l = rv == 0 ? strlen(u->base_url) : 0;
+            while (l > 0 && u->base_url[l - 1] == '/')
+                u->base_url[--l] = '\0';
+        } else if (strcmp(name, "api_key") == 0) {
+            /* never echo the value in an error: it may be a secret */
+            rv = get_string(x, v, path, &u->api_key);
+        } else if (strcmp(name, "managed") == 0) {
+            rv = fail(x, k, path, "managed backends are not supported yet");
+        } else {
+            rv = fail(x, k, path, "unknown key (expected name, kind, base_url, api_key)");
+        }
+        if (rv != 0)
+            return -1;
+    }
+    if (u->name == NULL)
+        return fail(x, map, prefix, "missing name");
+    if (u->base_url == NULL)
+        return fail(x, map, prefix, "missing base_url");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ models */
+
+static int target(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_config *c,
+                  struct keel_target_conf *t)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
+        return -1;
+    t->timeouts = c->timeouts;
+    t->retry = c->retry;
+    t->breaker = c->breaker;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char path[256];
+        if (key_name(x, k, prefix, path, sizeof(path)) != 0)
+            return -1;
+        const char *name = scalar(k);
+        int rv;
+        if (strcmp(name, "upstream") == 0) {
+            rv = expect(x, v, YAML_SCALAR_NODE, path);
+            for (size_t i = 0; rv == 0 && i < c->nupstreams; i++)
+                if (strcmp(c->upstreams[i].name, scalar(v)) == 0)
+                    t->upstream = &c->upstreams[i];
+            if (rv == 0 && t->upstream == NULL)
+                rv = fail(x, v, path, "unknown upstream \"%s\"", scalar(v));
+        } else if (strcmp(name, "model") == 0) {
+            rv = get_string(x, v, path, &t->model);
+        } else if (strcmp(name, "timeouts") == 0) {
+            rv = timeouts(x, v, path, &t->timeouts);
+        } else if (strcmp(name, "retry") == 0) {
+            rv = retry(x, v, path, &t->retry);
+        } else if (strcmp(name, "breaker") == 0) {
+            rv = breaker(x, v, path, &t->breaker);
+        } else if (strcmp(name, "context_window") == 0) {
+            rv = expect(x, v, YAML_SCALAR_NODE, path);
+            if (rv == 0 && keel_parse_count(scalar(v), &t->context_window) != 0)
+                rv = fail(x, v, path, "expected a token count such as 32000 or 32k, got \"%s\"", scalar(v));
+        } else {
+            rv = fail(x, k, path,
+                      "unknown key (expected upstream, model, timeouts, retry, breaker, context_window)");
+        }
+        if (rv != 0)
+            return -1;
+    }
+    if (t->upstream == NULL)
+        return fail(x, map, prefix, "missing upstream");
+    if (t->model == NULL)
+        return fail(x, map, prefix, "missing model");
+    return 0;
+}
+
+static int model(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_config *c,
+                 struct keel_model_conf *m)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
+        return -1;
+    const yaml_node_t *targets = NULL;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char path[256];
+        if (key_name(x, k, prefix, path, sizeof(path)) != 0)
+            return -1;
+        int rv;
+        if (strcmp(scalar(k), "name") == 0) {
+            rv = get_string(x, v, path, &m->name);
+        } else if (strcmp(scalar(k), "targets") == 0) {
+            rv = expect(x, v, YAML_SEQUENCE_NODE, path);
+            targets = v;
+        } else {
+            rv = fail(x, k, path, "unknown key (expected name, targets)");
+        }
+        if (rv != 0)
+            return -1;
+    }
+    if (m->name == NULL)
+        return fail(x, map, prefix, "missing name");
+    char path[256];
+    join(path, sizeof(path), prefix, "targets");
+    if (targets == NULL)
+        return fail(x, map, path, "missing: a model needs at least one target");
+    size_t n = (size_t)(targets->data.sequence.items.top - targets->data.sequence.items.start);
+    if (n == 0)
+        return fail(x, targets, path, "empty: a model needs at least one target");
+    m->targets = calloc(n, sizeof(*m->targets));
+    if (m->targets == NULL)
+        return fail(x, targets, path, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        char tpath[256];
+        snprintf(tpath, sizeof(tpath), "%s[%zu]", path, i);
+        m->ntargets = i + 1;
+        if (target(x, node(x, targets->data.sequence.items.start[i]), tpath, c, &m->targets[i]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ top level */
+
+static int list(struct ctx *x, const yaml_node_t *seq, const char *key, size_t elem, void **out, size_t *n)
+{
+    if (expect(x, seq, YAML_SEQUENCE_NODE, key) != 0)
+        return -1;
+    size_t cnt = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    *out = calloc(cnt ? cnt : 1, elem);
+    if (*out == NULL)
+        return fail(x, seq, key, "out of memory");
+    *n = cnt;
+    return 0;
+}
+
+static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, "(top level)") != 0)
+        return -1;
+    /* defaults first, so targets inherit them wherever they appear in the file */
+    const yaml_node_t *ups = NULL, *models = NULL;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), "defaults") == 0 && defaults(x, v, c) != 0)
+            return -1;
+    }
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char path[256];
+        if (key_name(x, k, "", path, sizeof(path)) != 0)
+            return -1;
+        const char *name = scalar(k);
+        int rv = 0;
+        if (strcmp(name, "listen") == 0) {
+            rv = get_hostport(x, v, path, &c->listen_host, &c->listen_port);
+        } else if (strcmp(name, "admin_listen") == 0) {
+            rv = get_hostport(x, v, path, &c->admin_host, &c->admin_port);
+        } else if (strcmp(name, "audit_log") == 0) {
+            rv = get_string(x, v, path, &c->audit_log);
+        } else if (strcmp(name, "max_body") == 0) {
+            rv = get_size(x, v, path, &c->max_body);
+            if (rv == 0 && c->max_body == 0)
+                rv = fail(x, v, path, "must be greater than zero");
+        } else if (strcmp(name, "drain_timeout") == 0) {
+            rv = get_duration(x, v, path, &c->drain_ms);
+        } else if (strcmp(name, "defaults") == 0) {
+            /* done above */
+        } else if (strcmp(name, "upstreams") == 0) {
+            ups = v;
+        } else if (strcmp(name, "models") == 0) {
+            models = v;
+        } else {
+            rv = fail(x, k, path,
+                      "unknown key (expected listen, admin_listen, audit_log, max_body, drain_timeout, "
+                      "defaults, upstreams, models)");
+        }
+        if (rv != 0)
+            return -1;
+    }
+    if (ups == NULL)
+        return fail(x, map, "upstreams", "missing: at least one upstream is needed");
+    if (list(x, ups, "upstreams", sizeof(*c->upstreams), (void **)&c->upstreams, &c->nupstreams) != 0)
+        return -1;
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "upstreams[%zu]", i);
+        const yaml_node_t *n = node(x, ups->data.sequence.items.start[i]);
+        if (upstream(x, n, path, &c->upstreams[i]) != 0)
+            return -1;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->upstreams[j].name, c->upstreams[i].name) == 0)
+                return fail(x, n, path, "duplicate upstream name \"%s\"", c->upstreams[i].name);
+    }
+    if (models == NULL)
+        return fail(x, map, "models", "missing: at least one model is needed");
+    if (list(x, models, "models", sizeof(*c->models), (void **)&c->models, &c->nmodels) != 0)
+        return -1;
+    if (c->nmodels == 0)
+        return fail(x, models, "models", "empty: at least one model is needed");
+    for (size_t i = 0; i < c->nmodels; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "models[%zu]", i);
+        const yaml_node_t *n = node(x, models->data.sequence.items.start[i]);
+        if (model(x, n, path, c, &c->models[i]) != 0)
+            return -1;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->models[j].name, c->models[i].name) == 0)
+                return fail(x, n, path, "duplicate model name \"%s\"", c->models[i].name);
+    }
+    if (c->listen_port != 0 && c->listen_port == c->admin_port && strcmp(c->listen_host, c->admin_host) == 0)
+        return fail(x, map, "admin_listen", "must differ from listen");
+    return 0;
+}
+
+static const char *plain_getenv(const char *name)
+{
+    return getenv(name);
+}
+
+struct keel_config *keel_config_parse(const char *file, const char *text, size_t len,
+                                      const char *(*getenv_fn)(const char *), char *err, size_t errlen)
+{
+    struct keel_config *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        snprintf(err, errlen, "%s: out of memory", file);
+        return NULL;
+    }
+    c->file = strdup(file);
+    c->listen_host = strdup("127.0.0.1");
+    c->listen_port = 4000;
+    c->admin_host = strdup("127.0.0.1");
+    c->admin_port = 4001;
+    c->max_body = 8u << 20;
+    c->drain_ms = 30000;
+    c->timeouts = (struct keel_timeouts){.connect_ms = 5000, .first_byte_ms = 60000, .stall_ms = 30000,
+                                         .total_ms = 300000};
+    c->retry = (struct keel_retry){.same_target = 0, .backoff_ms = 200};
+    c->breaker = (struct keel_breaker_conf){.failures = 3, .cooldown_ms = 30000, .max_cooldown_ms = 300000};
+
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    struct ctx x = {.file = file, .doc = &doc, .getenv_fn = getenv_fn ? getenv_fn : plain_getenv,
+                    .err = err, .errlen = errlen};
+    if (!yaml_parser_initialize(&parser)) {
+        snprintf(err, errlen, "%s: out of memory", file);
+        keel_config_free(c);
+        return NULL;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err, errlen, "%s:%lu: (yaml): %s%s%s", file, (unsigned long)parser.problem_mark.line + 1,
+                 parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
+                 parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        keel_config_free(c);
+        return NULL;
+    }
+    yaml_node_t *top = yaml_document_get_root_node(&doc);
+    int rv = top == NULL ? (snprintf(err, errlen, "%s:1: (top level): the file is empty", file), -1) : root(&x, top, c);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    if (rv != 0) {
+        keel_config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct keel_config *keel_config_load(const char *file, char *err, size_t errlen)
+{
+    FILE *f = fopen(file, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
+        return NULL;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *nt = realloc(text, cap);
+            if (nt == NULL) {
+                free(text);
+                fclose(f);
+                snprintf(err, errlen, "%s: out of memory", file);
+                return NULL;
+            }
+            text = nt;
+        }
+        size_t r = fread(text + len, 1, cap - len, f);
+        len += r;
+        if (r == 0)
+            break;
+    }
+    int rerr = ferror(f);
+    fclose(f);
+    if (rerr) {
+        free(text);
+        snprintf(err, errlen, "%s: read failed", file);
+        return NULL;
+    }
+    struct keel_config *c = keel_config_parse(file, text, len, NULL, err, errlen);
+    free(text);
+    return c;
+}
+
+void keel_config_free(struct keel_config *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        struct keel_upstream_conf *u = &c->upstreams[i];
+        if (u->api_key != NULL) {
+            explicit_bzero(u->api_key, strlen(u->api_key));
+            free(u->api_key);
+        }
+        free(u->name);
+        free(u->base_url);
+    }
+    for (size_t i = 0; i < c->nmodels; i++) {
+        for (size_t j = 0; j < c->models[i].ntargets; j++)
+            free(c->models[i].targets[j].model);
+        free(c->models[i].targets);
+        free(c->models[i].name);
+    }
+    free(c->upstreams);
+    free(c->models);
+    free(c->listen_host);
+    free(c->admin_host);
+    free(c->audit_log);
+    free(c->file);
+    free(c);
+}
+
+const struct keel_model_conf *keel_config_model(const struct keel_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->nmodels; i++)
+        if (strcmp(c->models[i].name, name) == 0)
+            return &c->models[i];
+    return NULL;
+}

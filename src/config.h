@@ -1,0 +1,78 @@
+/* config.h - keel's configuration (DESIGN.md "Configuration"), loaded from YAML with libyaml.
+ * Every error names FILE:LINE: key: problem. The loaded config is immutable and owned by one
+ * struct keel_config; everything in it dies with keel_config_free. */
+#ifndef KEEL_CONFIG_H
+#define KEEL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct keel_timeouts {
+    uint64_t connect_ms;    /* TCP+TLS connect to the upstream */
+    uint64_t first_byte_ms; /* until the first content progress */
+    uint64_t stall_ms;      /* longest gap between two content progresses */
+    uint64_t total_ms;      /* the whole client request, all attempts included */
+};
+
+struct keel_retry {
+    uint64_t same_target; /* extra tries on one target before failing over */
+    uint64_t backoff_ms;  /* base of full-jitter exponential backoff */
+};
+
+struct keel_breaker_conf {
+    uint64_t failures;
+    uint64_t cooldown_ms;
+    uint64_t max_cooldown_ms;
+};
+
+struct keel_upstream_conf {
+    char *name;
+    char *base_url; /* without trailing '/' */
+    char *api_key;  /* secret (STYLE S1): never logged; wiped on free; NULL if none */
+};
+
+struct keel_target_conf {
+    const struct keel_upstream_conf *upstream; /* borrowed from keel_config.upstreams */
+    char *model;                               /* the model name sent upstream */
+    struct keel_timeouts timeouts;             /* defaults merged with this target's overrides */
+    struct keel_retry retry;
+    struct keel_breaker_conf breaker;
+    uint64_t context_window; /* tokens; 0 = not declared */
+};
+
+struct keel_model_conf {
+    char *name; /* the alias clients send as "model" */
+    struct keel_target_conf *targets;
+    size_t ntargets; /* >= 1 */
+};
+
+struct keel_config {
+    char *file;
+    char *listen_host;
+    int listen_port; /* 0 = any free port (tests) */
+    char *admin_host;
+    int admin_port;
+    char *audit_log;         /* NULL if none; written from issue 7 on */
+    uint64_t max_body;       /* largest client request body, bytes */
+    uint64_t drain_ms;       /* how long SIGTERM waits for in-flight requests */
+    struct keel_timeouts timeouts; /* defaults */
+    struct keel_retry retry;
+    struct keel_breaker_conf breaker;
+    struct keel_upstream_conf *upstreams;
+    size_t nupstreams;
+    struct keel_model_conf *models;
+    size_t nmodels;
+};
+
+/* Returns a config, or NULL with "FILE:LINE: key: problem" in err. Caller frees with
+ * keel_config_free. `getenv_fn` resolves ${VAR} (NULL = getenv). */
+struct keel_config *keel_config_load(const char *file, char *err, size_t errlen);
+struct keel_config *keel_config_parse(const char *file, const char *text, size_t len,
+                                      const char *(*getenv_fn)(const char *), char *err, size_t errlen);
+void keel_config_free(struct keel_config *c);
+const struct keel_model_conf *keel_config_model(const struct keel_config *c, const char *name);
+
+/* "host:port" or "[v6]:port" -> host (malloc'd) and port; 0 or -EINVAL */
+int keel_parse_hostport(const char *s, char **host, int *port);
+
+#endif

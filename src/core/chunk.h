@@ -1,0 +1,39 @@
+/* chunk.h - what an OpenAI answer says, judged without I/O: a stream event's data (content
+ * progress or not, an error, the end), a non-stream answer's body (choices or none) and a
+ * provider error body's code. DESIGN.md "Content progress" is the rule implemented here. */
+#ifndef KEEL_CHUNK_H
+#define KEEL_CHUNK_H
+
+#include <stddef.h>
+
+enum keel_chunk_kind {
+    KEEL_CHUNK_DONE,       /* the "[DONE]" sentinel */
+    KEEL_CHUNK_PROGRESS,   /* carries something the agent reads */
+    KEEL_CHUNK_IDLE,       /* well-formed but no progress: role-only, empty delta, usage-only */
+    KEEL_CHUNK_ERROR,      /* an error object or `event: error` */
+    KEEL_CHUNK_MALFORMED,  /* not a JSON object */
+};
+
+struct keel_chunk_info {
+    enum keel_chunk_kind kind;
+    int has_usage;       /* a usage object rode on the chunk */
+    char error_code[64]; /* for KEEL_CHUNK_ERROR: the provider's code or type, "" if none */
+};
+
+/* `data` need not be NUL-terminated; `event` is the SSE event name ("message" by default) */
+void keel_chunk_inspect(const char *event, const char *data, size_t len, struct keel_chunk_info *out);
+
+enum keel_answer_kind {
+    KEEL_ANSWER_OK,        /* an object with a non-empty choices array */
+    KEEL_ANSWER_EMPTY,     /* an object without choices, or with none in it */
+    KEEL_ANSWER_ERROR,     /* an object carrying an error and no choices */
+    KEEL_ANSWER_MALFORMED, /* not a JSON object */
+};
+
+enum keel_answer_kind keel_answer_inspect(const char *body, size_t len, char *code, size_t codelen);
+
+/* Copies the provider's error code (error.code, else error.type, else a top-level code/type)
+ * from an error body into `code`; "" when the body says none. */
+void keel_error_code(const char *body, size_t len, char *code, size_t codelen);
+
+#endif

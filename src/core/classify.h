@@ -1,0 +1,64 @@
+/* classify.h - the failure classes of DESIGN.md and what each one means for the fallback chain.
+ * Pure: an attempt's outcome goes in, a class and a verdict come out. The I/O layer gathers the
+ * outcome; request.c acts on the verdict. Deadlines and same-target retries arrive in issue 4. */
+#ifndef KEEL_CLASSIFY_H
+#define KEEL_CLASSIFY_H
+
+#include <stddef.h>
+
+enum keel_class {
+    KEEL_CLASS_OK = 0,
+    KEEL_CLASS_CONNECT_ERROR,
+    KEEL_CLASS_RESET,
+    KEEL_CLASS_FIRST_BYTE_TIMEOUT,
+    KEEL_CLASS_STALL_TIMEOUT,
+    KEEL_CLASS_SERVER_ERROR,
+    KEEL_CLASS_OVERLOADED,
+    KEEL_CLASS_RATE_LIMITED,
+    KEEL_CLASS_QUOTA,
+    KEEL_CLASS_AUTH,
+    KEEL_CLASS_NOT_FOUND,
+    KEEL_CLASS_CONTEXT_LENGTH,
+    KEEL_CLASS_BAD_REQUEST,
+    KEEL_CLASS_STREAM_ERROR,
+    KEEL_CLASS_EMPTY_RESPONSE,
+    KEEL_CLASS_CLIENT_GONE,
+    KEEL_CLASS_INVALID_REQUEST,
+    KEEL_CLASS_GATEWAY_BUSY,
+    KEEL_CLASS_COUNT
+};
+
+/* Transport failures are identities compared by pointer (STYLE E3); upstream.c returns them. */
+extern const char keel_err_connect[];      /* refused, unreachable, connect timeout */
+extern const char keel_err_resolve[];      /* name resolution failed */
+extern const char keel_err_tls[];          /* TLS handshake or certificate verification */
+extern const char keel_err_reset[];        /* peer closed or reset; protocol error */
+extern const char keel_err_timeout[];      /* a deadline fired (which one: outcome.timeout) */
+extern const char keel_err_too_large[];    /* the answer passed keel's size cap */
+
+enum keel_timeout_kind { KEEL_TIMEOUT_NONE, KEEL_TIMEOUT_FIRST_BYTE, KEEL_TIMEOUT_STALL };
+
+/* What one attempt produced. Zeroed means "a clean 200 answer". */
+struct keel_outcome {
+    const char *transport;  /* NULL, or one of keel_err_* */
+    enum keel_timeout_kind timeout;
+    int status;             /* HTTP status from the upstream, 0 if none arrived */
+    const char *code;       /* provider error code/type from the body or error event, or NULL */
+    int empty;              /* 200 whose answer had no choices / stream without content progress */
+    int malformed;          /* 200 whose body was not JSON */
+    int stream_error;       /* an error event inside a 200 stream */
+};
+
+enum keel_class keel_classify(const struct keel_outcome *o);
+const char *keel_class_name(enum keel_class c);
+
+enum keel_verdict {
+    KEEL_VERDICT_DONE,      /* success: relay it */
+    KEEL_VERDICT_NEXT,      /* failure of this target: try the next one */
+    KEEL_VERDICT_RETURN,    /* the client's own fault: return the upstream's answer as is */
+    KEEL_VERDICT_STOP,      /* a local outcome: never walks the chain, never counts upstream */
+};
+
+enum keel_verdict keel_verdict_of(enum keel_class c);
+
+#endif

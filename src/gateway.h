@@ -1,0 +1,31 @@
+/* gateway.h - the serving process: the client and admin listeners, the upstream multi handle
+ * and the config they share, on one libuv loop. request.c runs each client request. */
+#ifndef KEEL_GATEWAY_H
+#define KEEL_GATEWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+
+struct keel_gateway {
+    uv_loop_t *loop;
+    struct keel_config *config;     /* owned */
+    struct keel_server *api;        /* client listener */
+    struct keel_server *admin;      /* admin listener */
+    struct keel_upstream *upstream; /* shared connection cache */
+    uint64_t id_seed;               /* random at start: request ids don't repeat across runs */
+    uint64_t id_next;
+    size_t inflight; /* client requests not yet answered */
+    int draining;    /* SIGTERM seen: no new connections; exit when inflight reaches 0 */
+};
+
+/* Listens and serves until SIGTERM/SIGINT drains it; returns the process exit code.
+ * Takes ownership of config. */
+int keel_gateway_run(struct keel_config *config);
+
+/* called by request.c when a request ends */
+void keel_gateway_request_done(struct keel_gateway *gw);
+
+#endif

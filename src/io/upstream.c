@@ -1,0 +1,374 @@
+/* upstream.c - libcurl multi on the libuv loop; see upstream.h. The bridge is the one from
+ * curl's multi-uv example (STYLE L4): curl's socket and timer callbacks drive uv polls and one
+ * uv timer, and each socket_action is followed by draining curl_multi_info_read.
+ * libcurl forbids adding or removing handles from inside its callbacks (STACK trap 7), and app
+ * callbacks run inside them, so adds and removals made there wait in two lists until
+ * curl_multi_socket_action has returned. */
+#include "io/upstream.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/classify.h"
+#include "core/units.h"
+
+struct keel_upstream {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t timer;
+    int in_curl;                        /* > 0 while curl may be calling back */
+    struct keel_upstream_xfer *to_add;    /* started from inside a curl callback */
+    struct keel_upstream_xfer *to_remove; /* cancelled from inside a curl callback */
+};
+
+struct keel_upstream_xfer {
+    struct keel_upstream *u;
+    CURL *easy;
+    struct curl_slist *headers; /* holds the bearer: wiped before free */
+    char *body;
+    struct keel_upstream_cbs cbs;
+    void *ctx;
+    struct keel_upstream_xfer *next_pending; /* in u->to_add or u->to_remove */
+    uint64_t retry_after_ms;
+    int head_sent;
+    int added;     /* in the multi handle */
+    int cancelled; /* the app let go: no callback fires any more */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct sock {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    struct keel_upstream *u;
+};
+
+/* ------------------------------------------------------------------ lifecycle */
+
+static void xfer_free(struct keel_upstream_xfer *x)
+{
+    for (struct curl_slist *l = x->headers; l != NULL; l = l->next)
+        explicit_bzero(l->data, strlen(l->data));
+    curl_slist_free_all(x->headers);
+    curl_easy_cleanup(x->easy);
+    free(x->body);
+    free(x);
+}
+
+static void remove_and_free(struct keel_upstream_xfer *x)
+{
+    if (x->added)
+        curl_multi_remove_handle(x->u->multi, x->easy);
+    xfer_free(x);
+}
+
+static const char *error_identity(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return NULL;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT: /* only a connect timeout is set on the handle */
+        return keel_err_connect;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return keel_err_resolve;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        return keel_err_tls;
+    default:
+        return keel_err_reset;
+    }
+}
+
+static void drain_messages(struct keel_upstream *u)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct keel_upstream_xfer *x;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        CURLcode rc = msg->data.result;
+        curl_multi_remove_handle(u->multi, x->easy);
+        x->added = 0;
+        if (!x->cancelled) {
+            const char *err = error_identity(rc);
+            const char *detail = err ? (x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc)) : "";
+            x->cancelled = 1; /* a cancel from inside on_done is a no-op */
+            x->cbs.on_done(x->ctx, err, detail);
+        }
+        xfer_free(x);
+    }
+}
+
+/* Runs what callbacks postponed, then reports finished transfers. */
+static void after_curl(struct keel_upstream *u)
+{
+    while (u->to_remove != NULL) {
+        struct keel_upstream_xfer *x = u->to_remove;
+        u->to_remove = x->next_pending;
+        remove_and_free(x);
+    }
+    while (u->to_add != NULL) {
+        struct keel_upstream_xfer *x = u->to_add;
+        u->to_add = x->next_pending;
+        x->added = 1;
+        curl_multi_add_handle(u->multi, x->easy);
+    }
+    drain_messages(u);
+}
+
+static void socket_action(struct keel_upstream *u, curl_socket_t fd, int flags)
+{
+    int running;
+    u->in_curl++;
+    curl_multi_socket_action(u->multi, fd, flags, &running);
+    u->in_curl--;
+    if (u->in_curl == 0)
+        after_curl(u);
+}
+
+/* ------------------------------------------------------------------ loop bridge */
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    struct sock *s = p->data;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    socket_action(s->u, s->fd, flags);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    socket_action(t->data, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static void free_sock(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
+{
+    struct keel_upstream *u = userp;
+    struct sock *s = socketp;
+    if (action == CURL_POLL_REMOVE) {
+        if (s != NULL) {
+            uv_poll_stop(&s->poll);
+            uv_close((uv_handle_t *)&s->poll, free_sock);
+            curl_multi_assign(u->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (s == NULL) {
+        s = calloc(1, sizeof(*s));
+        if (s == NULL)
+            return -1;
+        s->fd = fd;
+        s->u = u;
+        uv_poll_init_socket(u->loop, &s->poll, fd);
+        s->poll.data = s;
+        curl_multi_assign(u->multi, fd, s);
+    }
+    int events = 0;
+    if (action != CURL_POLL_OUT)
+        events |= UV_READABLE;
+    if (action != CURL_POLL_IN)
+        events |= UV_WRITABLE;
+    uv_poll_start(&s->poll, events, on_poll);
+    return 0;
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct keel_upstream *u = userp;
+    if (timeout_ms < 0)
+        uv_timer_stop(&u->timer);
+    else
+        uv_timer_start(&u->timer, on_timer, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ transfer callbacks */
+
+static size_t on_header(char *buf, size_t size, size_t n, void *userp)
+{
+    struct keel_upstream_xfer *x = userp;
+    size_t len = size * n;
+    if (x->cancelled)
+        return 0;
+    if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+        x->retry_after_ms = 0; /* a new response (after a 1xx) */
+    } else if (len > 12 && strncasecmp(buf, "retry-after:", 12) == 0) {
+        char v[32];
+        size_t i = 12, j = 0;
+        while (i < len && buf[i] == ' ')
+            i++;
+        while (i < len && j < sizeof(v) - 1 && buf[i] >= '0' && buf[i] <= '9')
+            v[j++] = buf[i++];
+        v[j] = '\0';
+        uint64_t secs;
+        if (j > 0 && keel_parse_uint(v, &secs) == 0 && secs < 86400)
+            x->retry_after_ms = secs * 1000;
+    } else if ((len == 2 && buf[0] == '\r') || (len == 1 && buf[0] == '\n')) {
+        long status = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && !x->head_sent) {
+            char *ct = NULL;
+            curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+            x->head_sent = 1;
+            x->cbs.on_head(x->ctx, (int)status, ct ? ct : "", x->retry_after_ms);
+            if (x->cancelled)
+                return 0;
+        }
+    }
+    return len;
+}
+
+static size_t on_write(char *data, size_t size, size_t n, void *userp)
+{
+    struct keel_upstream_xfer *x = userp;
+    if (x->cancelled)
+        return 0; /* aborts the transfer */
+    int rv = x->cbs.on_data(x->ctx, data, size * n);
+    if (x->cancelled)
+        return 0;
+    return rv == KEEL_XFER_PAUSE ? CURL_WRITEFUNC_PAUSE : size * n;
+}
+
+/* ------------------------------------------------------------------ interface */
+
+struct keel_upstream *keel_upstream_new(uv_loop_t *loop, long max_connections)
+{
+    static int curl_ready;
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return NULL;
+        curl_ready = 1;
+    }
+    struct keel_upstream *u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return NULL;
+    u->loop = loop;
+    u->multi = curl_multi_init();
+    uv_timer_init(loop, &u->timer);
+    u->timer.data = u;
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+    /* without it the cache shrinks whenever concurrency dips (STACK trap 7) */
+    curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, max_connections);
+    return u;
+}
+
+struct keel_upstream_xfer *keel_upstream_xfer_start(struct keel_upstream *u, const struct keel_upstream_spec *spec,
+                                                    const struct keel_upstream_cbs *cbs, void *ctx)
+{
+    struct keel_upstream_xfer *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return NULL;
+    x->u = u;
+    x->cbs = *cbs;
+    x->ctx = ctx;
+    x->easy = curl_easy_init();
+    x->body = malloc(spec->body_len + 1);
+    if (x->easy == NULL || x->body == NULL) {
+        xfer_free(x);
+        return NULL;
+    }
+    memcpy(x->body, spec->body, spec->body_len);
+    x->body[spec->body_len] = '\0';
+
+    struct curl_slist *h = NULL;
+    h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip on big bodies */
+    if (spec->bearer != NULL) {
+        size_t l = strlen(spec->bearer) + sizeof("Authorization: Bearer ");
+        char *line = malloc(l);
+        if (line != NULL) {
+            snprintf(line, l, "Authorization: Bearer %s", spec->bearer);
+            h = curl_slist_append(h, line);
+            explicit_bzero(line, l);
+            free(line);
+        }
+    }
+    x->headers = h;
+    if (h == NULL) {
+        xfer_free(x);
+        return NULL;
+    }
+    CURL *e = x->easy;
+    curl_easy_setopt(e, CURLOPT_URL, spec->url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)spec->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)spec->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "keel");
+
+    if (u->in_curl > 0) {
+        x->next_pending = u->to_add;
+        u->to_add = x;
+    } else {
+        x->added = 1;
+        curl_multi_add_handle(u->multi, e);
+    }
+    return x;
+}
+
+void keel_upstream_xfer_cancel(struct keel_upstream_xfer *x)
+{
+    if (x->cancelled)
+        return; /* already let go, or inside on_done: freed by the caller of on_done */
+    x->cancelled = 1;
+    struct keel_upstream *u = x->u;
+    if (u->in_curl > 0) {
+        /* if it waits in to_add, it is removed from there and freed with the others */
+        for (struct keel_upstream_xfer **p = &u->to_add; *p != NULL; p = &(*p)->next_pending) {
+            if (*p == x) {
+                *p = x->next_pending;
+                break;
+            }
+        }
+        x->next_pending = u->to_remove;
+        u->to_remove = x;
+    } else {
+        remove_and_free(x);
+    }
+}
+
+void keel_upstream_xfer_resume(struct keel_upstream_xfer *x)
+{
+    struct keel_upstream *u = x->u;
+    if (x->cancelled)
+        return;
+    u->in_curl++;
+    curl_easy_pause(x->easy, CURLPAUSE_CONT); /* may call on_write right here */
+    u->in_curl--;
+    if (u->in_curl == 0)
+        after_curl(u);
+}

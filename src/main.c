@@ -1,0 +1,74 @@
+/* main.c - argv, config, wiring; nothing else. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "demo.h"
+#include "gateway.h"
+#include "log.h"
+#include "sim.h"
+
+static const char usage[] =
+    "usage: keel serve -c FILE [-v]     run the gateway\n"
+    "       keel check -c FILE          validate a config and exit\n"
+    "       keel sim [--listen ADDR]    run the fault simulator (default 127.0.0.1:4100)\n"
+    "       keel demo                   simulated providers + keel + an agent meeting failures\n";
+
+static const char *opt(int argc, char **argv, const char *a, const char *b)
+{
+    for (int i = 2; i < argc - 1; i++)
+        if (strcmp(argv[i], a) == 0 || (b && strcmp(argv[i], b) == 0))
+            return argv[i + 1];
+    return NULL;
+}
+
+static int flag(int argc, char **argv, const char *a)
+{
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], a) == 0)
+            return 1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "check") == 0) {
+        const char *file = opt(argc, argv, "-c", "--config");
+        if (file == NULL) {
+            fprintf(stderr, "keel %s: missing -c FILE\n%s", cmd, usage);
+            return 2;
+        }
+        char err[512];
+        struct keel_config *c = keel_config_load(file, err, sizeof(err));
+        if (c == NULL) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        if (strcmp(cmd, "check") == 0) {
+            printf("%s: ok (%zu upstreams, %zu models)\n", file, c->nupstreams, c->nmodels);
+            keel_config_free(c);
+            return 0;
+        }
+        if (flag(argc, argv, "-v"))
+            keel_log_set_level(KEEL_LOG_DEBUG);
+        return keel_gateway_run(c);
+    }
+    if (strcmp(cmd, "sim") == 0) {
+        const char *listen = opt(argc, argv, "--listen", "-l");
+        return keel_sim_run(listen ? listen : "127.0.0.1:4100");
+    }
+    if (strcmp(cmd, "demo") == 0)
+        return keel_demo_run(argv[0]);
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    fprintf(stderr, "keel: unknown command \"%s\"\n%s", cmd, usage);
+    return 2;
+}

@@ -1,0 +1,636 @@
+/* request.c - one client request's whole life, top to bottom: accept and parse, route along the
+ * model's fallback chain, attempt a target, read its head and body, classify, then fail over,
+ * return the client's own error as is, or relay; answer; finish. Policy lives in src/core
+ * (classify, chunk, sse_parse); this file only turns I/O events into those calls and their
+ * verdicts back into I/O. Deadlines and same-target retries come with issue 4. */
+#include "request.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/chunk.h"
+#include "core/classify.h"
+#include "core/sse_parse.h"
+#include "gateway.h"
+#include "io/server.h"
+#include "io/upstream.h"
+#include "log.h"
+
+#define MAX_ATTEMPTS 16
+#define MAX_ANSWER (64u << 20)     /* a non-stream answer or error body, bytes */
+#define MAX_SSE_LINE (4u << 20)    /* one SSE line or event */
+#define OUT_HIGH_WATER (64u << 10) /* client bytes pending before the upstream is paused */
+#define MAX_OUT (MAX_SSE_LINE + OUT_HIGH_WATER + 4096)
+
+/* The states of a request (STYLE L1). Each attempt walks ATTEMPT -> BUFFER or PRECOMMIT ->
+ * (RELAY); a failed attempt before the commit point returns to ATTEMPT on the next target. */
+enum keel_req_state {
+    REQ_ATTEMPT,   /* a transfer to the current target is under way; its head not yet in */
+    REQ_BUFFER,    /* a non-stream answer or an error: its body is collected, capped */
+    REQ_PRECOMMIT, /* a 200 event stream; client headers held until the first content progress */
+    REQ_RELAY,     /* committed: events flow to the client, the upstream paused when it lags */
+    REQ_END,       /* answered or the client is gone; freed on entry */
+};
+
+static const char *const state_names[] = {"attempt", "buffer", "precommit", "relay", "end"};
+
+struct attempt {
+    const struct keel_target_conf *target;
+    enum keel_class cls;
+    int status;
+    uint64_t ms;
+};
+
+struct keel_request {
+    struct keel_gateway *gw;
+    struct keel_http *http; /* NULL once the client has its final bytes or is gone */
+    enum keel_req_state state;
+    char id[24];
+    json_t *body;                        /* the client's body; "model" is rewritten per attempt */
+    const struct keel_model_conf *model; /* borrowed from gw->config */
+    size_t next_target;                  /* index of the target to try next */
+    uint64_t start_ms;
+    struct attempt attempts[MAX_ATTEMPTS];
+    size_t nattempts;
+
+    /* the attempt under way; reset by start_attempt */
+    const struct keel_target_conf *target;
+    struct keel_upstream_xfer *xfer; /* NULL when no transfer is under way */
+    uint64_t attempt_start_ms;
+    int status;                 /* the upstream's status, 0 before the head */
+    char content_type[64];
+    struct keel_outcome outcome; /* evidence for classify */
+    char code[64];               /* the provider's error code, outcome.code points here */
+    struct keel_buf answer;      /* BUFFER: the body so far */
+    struct keel_sse_parser sse;  /* PRECOMMIT/RELAY */
+    int saw_done;                /* the upstream sent [DONE] */
+
+    /* the client side of a stream */
+    struct keel_buf out; /* SSE bytes not yet handed to the client (held before the commit) */
+    int writing;         /* a write awaits on_written */
+    int paused;          /* the transfer is paused until the client catches up */
+    int finishing;       /* the stream's last bytes are in `out`: the next write is final */
+};
+
+static void start_attempt(struct keel_request *r);
+static void end_attempt(struct keel_request *r);
+static void finish(struct keel_request *r);
+
+static uint64_t now_ms(struct keel_request *r)
+{
+    return uv_now(r->gw->loop);
+}
+
+static void set_state(struct keel_request *r, enum keel_req_state to)
+{
+    keel_debug("req %s: %s -> %s", r->id, state_names[r->state], state_names[to]);
+    r->state = to;
+    if (to == REQ_END)
+        finish(r);
+}
+
+/* ------------------------------------------------------------------ answers to the client */
+
+static void attempts_json(json_t *arr, const struct keel_request *r)
+{
+    for (size_t i = 0; i < r->nattempts; i++) {
+        const struct attempt *a = &r->attempts[i];
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:I}", "upstream", a->target->upstream->name,
+                                             "model", a->target->model, "class", keel_class_name(a->cls),
+                                             "status", a->status, "ms", (json_int_t)a->ms));
+    }
+}
+
+/* x-keel-attempts: "upstream/model;class=C;status=S;ms=M, ..." */
+static void attempts_header(const struct keel_request *r, char *dst, size_t n)
+{
+    size_t off = 0;
+    dst[0] = '\0';
+    for (size_t i = 0; i < r->nattempts && off < n; i++) {
+        const struct attempt *a = &r->attempts[i];
+        int w = snprintf(dst + off, n - off, "%s%s/%s;class=%s;status=%d;ms=%llu", i ? ", " : "",
+                         a->target->upstream->name, a->target->model, keel_class_name(a->cls), a->status,
+                         (unsigned long long)a->ms);
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+/* fills the x-keel-* headers (and the content type) into hdrs; returns how many */
+static size_t keel_headers(const struct keel_request *r, struct keel_header *hdrs, const char *content_type,
+                           char *attempts_buf, size_t attempts_len)
+{
+    const struct keel_target_conf *t = r->target;
+    attempts_header(r, attempts_buf, attempts_len);
+    size_t n = 0;
+    hdrs[n++] = (struct keel_header){"content-type", content_type};
+    hdrs[n++] = (struct keel_header){"x-keel-request-id", r->id};
+    hdrs[n++] = (struct keel_header){"x-keel-upstream", t ? t->upstream->name : "none"};
+    hdrs[n++] = (struct keel_header){"x-keel-model", t ? t->model : "none"};
+    hdrs[n++] = (struct keel_header){"x-keel-attempts", attempts_buf};
+    return n;
+}
+
+static void respond(struct keel_request *r, int status, const char *content_type, const char *body, size_t len)
+{
+    struct keel_header hdrs[6];
+    char attempts[2048];
+    size_t n = keel_headers(r, hdrs, content_type, attempts, sizeof(attempts));
+    struct keel_http *h = r->http;
+    r->http = NULL;
+    keel_http_respond(h, status, hdrs, n, body, len);
+}
+
+static char *envelope(const char *type, const char *code, const char *message, json_t *attempts)
+{
+    json_t *err = json_pack("{s:s, s:s, s:s, s:n}", "message", message, "type", type, "code", code, "param");
+    if (attempts != NULL)
+        json_object_set_new(err, "attempts", attempts);
+    json_t *root = json_pack("{s:o}", "error", err);
+    char *s = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return s;
+}
+
+void keel_respond_error(struct keel_http *h, int status, const char *type, const char *code, const char *message)
+{
+    char *body = envelope(type, code, message, NULL);
+    struct keel_header hdrs[] = {{"content-type", "application/json"}};
+    keel_http_respond(h, status, hdrs, 1, body ? body : "", body ? strlen(body) : 0);
+    free(body);
+}
+
+static void respond_error(struct keel_request *r, int status, const char *type, const char *code,
+                          const char *message)
+{
+    json_t *arr = json_array();
+    attempts_json(arr, r);
+    char *body = envelope(type, code, message, arr);
+    respond(r, status, "application/json", body ? body : "", body ? strlen(body) : 0);
+    free(body);
+}
+
+/* ------------------------------------------------------------------ accept and route */
+
+static void on_gone(void *ctx);
+
+static void new_id(struct keel_gateway *gw, char *dst, size_t n)
+{
+    /* splitmix64 over a random seed and a counter: unique per process, unguessable across runs */
+    uint64_t z = gw->id_seed + 0x9e3779b97f4a7c15ULL * ++gw->id_next;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    snprintf(dst, n, "%016llx", (unsigned long long)z);
+}
+
+static void models_list(struct keel_gateway *gw, struct keel_http *h)
+{
+    json_t *data = json_array();
+    for (size_t i = 0; i < gw->config->nmodels; i++)
+        json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s}", "id", gw->config->models[i].name, "object",
+                                              "model", "created", 0, "owned_by", "keel"));
+    json_t *root = json_pack("{s:s, s:o}", "object", "list", "data", data);
+    char *body = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    struct keel_header hdrs[] = {{"content-type", "application/json"}};
+    keel_http_respond(h, 200, hdrs, 1, body, strlen(body));
+    free(body);
+}
+
+/* invalid_request: answered here, before any upstream is chosen or touched */
+static void reject(struct keel_gateway *gw, struct keel_http *h, int status, const char *code, const char *message)
+{
+    char id[24];
+    new_id(gw, id, sizeof(id));
+    char *body = envelope("invalid_request_error", code, message, NULL);
+    struct keel_header hdrs[] = {{"content-type", "application/json"}, {"x-keel-request-id", id},
+                                 {"x-keel-upstream", "none"}, {"x-keel-model", "none"}, {"x-keel-attempts", ""}};
+    keel_http_respond(h, status, hdrs, 5, body ? body : "", body ? strlen(body) : 0);
+    keel_info("req %s: rejected: %d %s", id, status, code);
+    free(body);
+}
+
+static void chat(struct keel_gateway *gw, struct keel_http *h)
+{
+    size_t len;
+    const char *text = keel_http_body(h, &len);
+    json_t *body = json_loadb(text, len, 0, NULL);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        reject(gw, h, 400, "invalid_json", "request body is not a JSON object");
+        return;
+    }
+    json_t *m = json_object_get(body, "model");
+    if (!json_is_string(m) || json_string_length(m) == 0) {
+        json_decref(body);
+        reject(gw, h, 400, "missing_model", "request body has no \"model\"");
+        return;
+    }
+    const struct keel_model_conf *model = keel_config_model(gw->config, json_string_value(m));
+    if (model == NULL) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "unknown model \"%.100s\": GET /v1/models lists the configured ones",
+                 json_string_value(m));
+        json_decref(body);
+        reject(gw, h, 400, "model_not_found", msg);
+        return;
+    }
+    struct keel_request *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        json_decref(body);
+        keel_respond_error(h, 503, "server_error", "gateway_busy", "out of memory");
+        return;
+    }
+    r->gw = gw;
+    r->http = h;
+    r->body = body;
+    r->model = model;
+    r->start_ms = uv_now(gw->loop);
+    new_id(gw, r->id, sizeof(r->id));
+    keel_buf_init(&r->answer, MAX_ANSWER);
+    keel_buf_init(&r->out, MAX_OUT);
+    gw->inflight++;
+    keel_http_watch(h, on_gone, r);
+    start_attempt(r);
+}
+
+void keel_request_handle(void *app, struct keel_http *h)
+{
+    struct keel_gateway *gw = app;
+    size_t mlen, plen;
+    const char *method = keel_http_method(h, &mlen);
+    const char *path = keel_http_path(h, &plen);
+    int post = mlen == 4 && memcmp(method, "POST", 4) == 0;
+    int get = mlen == 3 && memcmp(method, "GET", 3) == 0;
+#define PATH_IS(s) (plen == sizeof(s) - 1 && memcmp(path, s, plen) == 0)
+    if (PATH_IS("/v1/chat/completions") || PATH_IS("/chat/completions")) {
+        if (post)
+            chat(gw, h);
+        else
+            reject(gw, h, 405, "method_not_allowed", "use POST");
+    } else if (PATH_IS("/v1/models") || PATH_IS("/models")) {
+        if (get)
+            models_list(gw, h);
+        else
+            reject(gw, h, 405, "method_not_allowed", "use GET");
+    } else {
+        reject(gw, h, 404, "unknown_url", "unknown path");
+    }
+#undef PATH_IS
+}
+
+/* ------------------------------------------------------------------ attempt */
+
+static void on_head(void *ctx, int status, const char *content_type, uint64_t retry_after_ms);
+static int on_data(void *ctx, const char *data, size_t len);
+static void on_done(void *ctx, const char *err, const char *detail);
+static int on_event(void *ctx, const char *event, const char *data, size_t len);
+static int on_comment(void *ctx, const char *text, size_t len);
+
+static const struct keel_upstream_cbs upstream_cbs = {on_head, on_data, on_done};
+
+static void start_attempt(struct keel_request *r)
+{
+    for (;;) {
+        if (r->next_target >= r->model->ntargets || r->nattempts >= MAX_ATTEMPTS) {
+            respond_error(r, 502, "upstream_error", "all_targets_failed", "every target of the model failed");
+            set_state(r, REQ_END);
+            return;
+        }
+        const struct keel_target_conf *t = &r->model->targets[r->next_target++];
+        r->target = t;
+        r->status = 0;
+        r->content_type[0] = '\0';
+        r->code[0] = '\0';
+        memset(&r->outcome, 0, sizeof(r->outcome));
+        keel_buf_reset(&r->answer);
+        r->saw_done = 0;
+        r->attempt_start_ms = now_ms(r);
+        r->state = REQ_ATTEMPT;
+
+        json_object_set_new(r->body, "model", json_string(t->model));
+        char *body = json_dumps(r->body, JSON_COMPACT);
+        char url[2048];
+        snprintf(url, sizeof(url), "%s/chat/completions", t->upstream->base_url);
+        struct keel_upstream_spec spec = {
+            .url = url,
+            .bearer = t->upstream->api_key,
+            .body = body ? body : "",
+            .body_len = body ? strlen(body) : 0,
+            .connect_timeout_ms = t->timeouts.connect_ms,
+        };
+        r->xfer = body ? keel_upstream_xfer_start(r->gw->upstream, &spec, &upstream_cbs, r) : NULL;
+        free(body);
+        if (r->xfer != NULL)
+            return;
+        keel_error("req %s: cannot start a transfer to %s: out of memory", r->id, t->upstream->name);
+        r->outcome.transport = keel_err_connect;
+        end_attempt(r);
+        return;
+    }
+}
+
+static void on_head(void *ctx, int status, const char *content_type, uint64_t retry_after_ms)
+{
+    struct keel_request *r = ctx;
+    r->status = status;
+    r->outcome.status = status;
+    snprintf(r->content_type, sizeof(r->content_type), "%s", content_type);
+    /* decided by what the upstream sent, not by the request's stream flag (STACK trap 8) */
+    if (status == 200 && strncmp(content_type, "text/event-stream", 17) == 0) {
+        keel_sse_parser_init(&r->sse, MAX_SSE_LINE, on_event, on_comment, r);
+        set_state(r, REQ_PRECOMMIT);
+    } else {
+        set_state(r, REQ_BUFFER);
+    }
+}
+
+/* ------------------------------------------------------------------ body and stream */
+
+enum { EV_GO_ON = 0, EV_FAIL = 1, EV_CUT = 2 };
+
+static void flush(struct keel_request *r);
+static void on_written(void *ctx);
+
+static void record_attempt(struct keel_request *r, enum keel_class cls)
+{
+    r->attempts[r->nattempts++] = (struct attempt){r->target, cls, r->status, now_ms(r) - r->attempt_start_ms};
+}
+
+/* the committed attempt is listed (as ok, ms = time to first content) in the headers it sends;
+ * a later failure rewrites its class in the log line */
+static void commit(struct keel_request *r)
+{
+    record_attempt(r, KEEL_CLASS_OK);
+    struct keel_header hdrs[7];
+    char attempts[2048];
+    size_t n = keel_headers(r, hdrs, "text/event-stream", attempts, sizeof(attempts));
+    hdrs[n++] = (struct keel_header){"cache-control", "no-cache"};
+    keel_http_start(r->http, 200, hdrs, n, on_written);
+    set_state(r, REQ_RELAY);
+}
+
+/* one event for the client: data lines re-framed as "data: ...\n" (multi-line data stays so) */
+static int emit(struct keel_request *r, const char *data, size_t len)
+{
+    const char *p = data, *end = data + len;
+    do {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        if (keel_buf_append(&r->out, "data: ", 6) != 0 || keel_buf_append(&r->out, p, (size_t)(le - p)) != 0 ||
+            keel_buf_append(&r->out, "\n", 1) != 0)
+            return -1;
+        p = nl ? nl + 1 : end;
+    } while (p < end);
+    return keel_buf_append(&r->out, "\n", 1);
+}
+
+/* after the commit a failure can't be hidden: say so in an error event and send no [DONE] */
+static void cut_stream(struct keel_request *r, enum keel_class cls)
+{
+    char msg[160];
+    snprintf(msg, sizeof(msg), "upstream %s failed mid-stream: %s", r->target->upstream->name,
+             keel_class_name(cls));
+    char *ev = envelope("upstream_error", keel_class_name(cls), msg, NULL);
+    r->out.max += 4096; /* room for the last event even when the buffer is full */
+    emit(r, ev ? ev : "{}", ev ? strlen(ev) : 2);
+    free(ev);
+    r->finishing = 1;
+    r->attempts[r->nattempts - 1].cls = cls; /* the committed attempt, recorded at the commit */
+}
+
+static int on_event(void *ctx, const char *event, const char *data, size_t len)
+{
+    struct keel_request *r = ctx;
+    struct keel_chunk_info info;
+    keel_chunk_inspect(event, data, len, &info);
+    switch (info.kind) {
+    case KEEL_CHUNK_DONE:
+        r->saw_done = 1;
+        return EV_GO_ON; /* [DONE] is sent when the transfer ends cleanly */
+    case KEEL_CHUNK_MALFORMED:
+        keel_warn("req %s: %s sent a malformed chunk (%zu bytes): skipped", r->id, r->target->upstream->name, len);
+        return EV_GO_ON;
+    case KEEL_CHUNK_ERROR:
+        r->outcome.stream_error = 1;
+        snprintf(r->code, sizeof(r->code), "%s", info.error_code);
+        r->outcome.code = r->code;
+        return r->state == REQ_RELAY ? EV_CUT : EV_FAIL;
+    case KEEL_CHUNK_PROGRESS:
+        if (r->state == REQ_PRECOMMIT)
+            commit(r);
+        break;
+    case KEEL_CHUNK_IDLE:
+        break; /* role-only, empty and usage chunks go along (held until the commit) */
+    }
+    if (emit(r, data, len) != 0) {
+        r->outcome.transport = keel_err_too_large;
+        return r->state == REQ_RELAY ? EV_CUT : EV_FAIL;
+    }
+    return EV_GO_ON;
+}
+
+static int on_comment(void *ctx, const char *text, size_t len)
+{
+    struct keel_request *r = ctx;
+    /* keep-alives reach a committed client (its idle timers), but never count as progress */
+    if (r->state == REQ_RELAY && r->out.len < OUT_HIGH_WATER) {
+        keel_buf_append(&r->out, ":", 1);
+        keel_buf_append(&r->out, text, len);
+        keel_buf_append(&r->out, "\n\n", 2);
+    }
+    return EV_GO_ON;
+}
+
+static int on_data(void *ctx, const char *data, size_t len)
+{
+    struct keel_request *r = ctx;
+    if (r->state == REQ_BUFFER) {
+        if (keel_buf_append(&r->answer, data, len) != 0) {
+            r->outcome.transport = keel_err_too_large;
+            end_attempt(r);
+        }
+        return KEEL_XFER_CONSUMED;
+    }
+    if (r->state == REQ_RELAY && r->writing && r->out.len >= OUT_HIGH_WATER) {
+        r->paused = 1; /* handed back; curl delivers it again after the resume */
+        return KEEL_XFER_PAUSE;
+    }
+    int rv = keel_sse_parser_feed(&r->sse, data, len);
+    if (rv == EV_FAIL || rv == KEEL_SSE_ETOOLONG || rv < 0) {
+        if (rv != EV_FAIL)
+            r->outcome.transport = keel_err_reset; /* framing we can't read is a broken stream */
+        if (r->state == REQ_RELAY) {
+            rv = EV_CUT;
+        } else {
+            end_attempt(r);
+            return KEEL_XFER_CONSUMED;
+        }
+    }
+    if (rv == EV_CUT) {
+        struct keel_upstream_xfer *x = r->xfer;
+        r->xfer = NULL;
+        keel_upstream_xfer_cancel(x);
+        cut_stream(r, keel_classify(&r->outcome));
+    }
+    if (r->state == REQ_RELAY)
+        flush(r);
+    return KEEL_XFER_CONSUMED;
+}
+
+/* hands `out` to the client when no write is under way; the last one is final */
+static void flush(struct keel_request *r)
+{
+    if (r->writing || r->http == NULL)
+        return;
+    if (r->out.len == 0 && !r->finishing)
+        return;
+    int final = r->finishing;
+    struct keel_http *h = r->http;
+    r->writing = !final;
+    if (final)
+        r->http = NULL;
+    keel_http_write(h, r->out.base, r->out.len, final);
+    keel_buf_reset(&r->out);
+    if (final) {
+        set_state(r, REQ_END);
+        return;
+    }
+    if (r->paused && r->xfer != NULL) {
+        r->paused = 0;
+        keel_upstream_xfer_resume(r->xfer);
+    }
+}
+
+static void on_written(void *ctx)
+{
+    struct keel_request *r = ctx;
+    r->writing = 0;
+    flush(r);
+}
+
+/* ------------------------------------------------------------------ end of an attempt */
+
+static void on_done(void *ctx, const char *err, const char *detail)
+{
+    struct keel_request *r = ctx;
+    r->xfer = NULL; /* freed by upstream.c after we return */
+    if (err != NULL) {
+        keel_info("req %s: %s/%s: %s (%s)", r->id, r->target->upstream->name, r->target->model, err, detail);
+        r->outcome.transport = err;
+    }
+    switch (r->state) {
+    case REQ_ATTEMPT:
+        if (err == NULL)
+            r->outcome.transport = keel_err_reset; /* ended without a response head */
+        end_attempt(r);
+        return;
+    case REQ_BUFFER:
+        if (err == NULL && r->status == 200) {
+            enum keel_answer_kind k = keel_answer_inspect(r->answer.base, r->answer.len, r->code, sizeof(r->code));
+            r->outcome.empty = k == KEEL_ANSWER_EMPTY;
+            r->outcome.malformed = k == KEEL_ANSWER_MALFORMED;
+            r->outcome.stream_error = k == KEEL_ANSWER_ERROR;
+        } else if (err == NULL) {
+            keel_error_code(r->answer.base, r->answer.len, r->code, sizeof(r->code));
+        }
+        r->outcome.code = r->code[0] ? r->code : NULL;
+        end_attempt(r);
+        return;
+    case REQ_PRECOMMIT:
+        if (err == NULL)
+            r->outcome.empty = 1; /* the stream ended without content progress */
+        end_attempt(r);
+        return;
+    case REQ_RELAY:
+        if (err != NULL) {
+            cut_stream(r, keel_classify(&r->outcome));
+        } else {
+            /* a stream that ended cleanly without [DONE] is finalised at once */
+            r->out.max += 32;
+            keel_buf_append(&r->out, "data: [DONE]\n\n", 14);
+            r->finishing = 1;
+        }
+        flush(r);
+        return;
+    case REQ_END:
+        return;
+    }
+}
+
+/* The attempt failed or its answer is complete: classify it and act on the verdict. */
+static void end_attempt(struct keel_request *r)
+{
+    if (r->xfer != NULL) {
+        struct keel_upstream_xfer *x = r->xfer;
+        r->xfer = NULL;
+        keel_upstream_xfer_cancel(x);
+    }
+    if (r->state == REQ_PRECOMMIT || r->state == REQ_RELAY)
+        keel_sse_parser_release(&r->sse);
+    keel_buf_reset(&r->out); /* events held for a commit that never came */
+
+    enum keel_class cls = keel_classify(&r->outcome);
+    record_attempt(r, cls);
+    if (cls != KEEL_CLASS_OK)
+        keel_info("req %s: %s/%s failed: %s (status %d)", r->id, r->target->upstream->name, r->target->model,
+                  keel_class_name(cls), r->status);
+    switch (keel_verdict_of(cls)) {
+    case KEEL_VERDICT_DONE:
+        respond(r, 200, r->content_type[0] ? r->content_type : "application/json", r->answer.base ? r->answer.base : "",
+                r->answer.len);
+        set_state(r, REQ_END);
+        return;
+    case KEEL_VERDICT_RETURN:
+        /* the client's own fault: the upstream's answer, as is */
+        respond(r, r->status, r->content_type[0] ? r->content_type : "application/json",
+                r->answer.base ? r->answer.base : "", r->answer.len);
+        set_state(r, REQ_END);
+        return;
+    case KEEL_VERDICT_NEXT:
+    case KEEL_VERDICT_STOP:
+        start_attempt(r);
+        return;
+    }
+}
+
+/* ------------------------------------------------------------------ finish */
+
+static void on_gone(void *ctx)
+{
+    struct keel_request *r = ctx;
+    r->http = NULL;
+    if (r->xfer != NULL && r->state != REQ_RELAY)
+        record_attempt(r, KEEL_CLASS_CLIENT_GONE);
+    else if (r->state == REQ_RELAY)
+        r->attempts[r->nattempts - 1].cls = KEEL_CLASS_CLIENT_GONE;
+    keel_info("req %s: client gone in state %s: upstream transfer cancelled", r->id, state_names[r->state]);
+    set_state(r, REQ_END);
+}
+
+static void finish(struct keel_request *r)
+{
+    if (r->xfer != NULL) {
+        keel_upstream_xfer_cancel(r->xfer);
+        r->xfer = NULL;
+    }
+    const struct attempt *last = r->nattempts ? &r->attempts[r->nattempts - 1] : NULL;
+    keel_info("req %s: model=%s attempts=%zu last=%s/%s class=%s ms=%llu", r->id, r->model->name, r->nattempts,
+              last ? last->target->upstream->name : "-", last ? last->target->model : "-",
+              last ? keel_class_name(last->cls) : "-", (unsigned long long)(now_ms(r) - r->start_ms));
+    if (r->http != NULL) /* never reached: every path to REQ_END answers or loses the client */
+        keel_respond_error(r->http, 500, "server_error", "internal", "request ended without an answer");
+    if (r->sse.on_event != NULL)
+        keel_sse_parser_release(&r->sse);
+    keel_buf_release(&r->answer);
+    keel_buf_release(&r->out);
+    json_decref(r->body);
+    struct keel_gateway *gw = r->gw;
+    free(r);
+    keel_gateway_request_done(gw);
+}

@@ -1,0 +1,522 @@
+/* sim.c - `keel sim`: an OpenAI-compatible fault simulator, keel's demo provider and its test
+ * fixture. The requested model name picks the behaviour, "NAME" or "NAME:PARAM" (see the table
+ * below and the README). Each request runs a short script of actions (wait, write, abort,
+ * stay silent...). GET /sim/stats counts hits and client disconnects per model name. */
+#include "sim.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "core/units.h"
+#include "io/server.h"
+#include "log.h"
+
+#define MAX_COUNTERS 512
+#define MAX_ACTIONS 24
+
+struct counter {
+    char name[128]; /* the model name as asked */
+    uint64_t hits;  /* requests received */
+    uint64_t gone;  /* requests whose client disconnected before the answer ended */
+    char auth[128]; /* the last Authorization header seen (test keys only) */
+};
+
+struct sim {
+    uv_loop_t *loop;
+    struct keel_server *srv;
+    struct counter counters[MAX_COUNTERS];
+    size_t ncounters;
+};
+
+enum action_kind {
+    ACT_HEAD,      /* start a streamed response: status, content type */
+    ACT_WRITE,     /* write text */
+    ACT_END,       /* the final (empty) write */
+    ACT_RESPOND,   /* the whole response at once: status, body */
+    ACT_ABORT,     /* drop the connection */
+    ACT_SILENCE,   /* do nothing, ever */
+    ACT_HEARTBEAT, /* write text every `delay` ms, forever */
+};
+
+struct action {
+    enum action_kind kind;
+    uint64_t delay_ms; /* wait before the action */
+    int status;
+    char *text; /* owned */
+    const char *content_type;
+    uint64_t retry_after; /* seconds, for ACT_RESPOND; 0 = no header */
+};
+
+struct sim_req {
+    struct sim *sim;
+    struct keel_http *h; /* NULL once answered or gone */
+    struct counter *counter;
+    uv_timer_t timer; /* freed with sr in its close callback (STACK trap 6) */
+    struct action acts[MAX_ACTIONS];
+    size_t nacts, next;
+    int waiting_write; /* a write awaits on_written */
+};
+
+/* ------------------------------------------------------------------ script building */
+
+static void add(struct sim_req *sr, enum action_kind kind, uint64_t delay, int status, char *text)
+{
+    if (sr->nacts == MAX_ACTIONS) {
+        free(text);
+        return;
+    }
+    sr->acts[sr->nacts++] = (struct action){.kind = kind, .delay_ms = delay, .status = status, .text = text,
+                                            .content_type = "application/json"};
+}
+
+static char *dump(json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
+static char *sse(char *json)
+{
+    size_t l = strlen(json) + 9;
+    char *s = malloc(l);
+    snprintf(s, l, "data: %s\n\n", json);
+    free(json);
+    return s;
+}
+
+static char *chunk(const char *model, const char *content, const char *role, const char *finish)
+{
+    json_t *delta = json_object();
+    if (role)
+        json_object_set_new(delta, "role", json_string(role));
+    if (content)
+        json_object_set_new(delta, "content", json_string(content));
+    json_t *choice = json_pack("{s:i, s:o, s:o}", "index", 0, "delta", delta, "finish_reason",
+                               finish ? json_string(finish) : json_null());
+    return sse(dump(json_pack("{s:s, s:s, s:i, s:s, s:[o]}", "id", "chatcmpl-sim", "object",
+                              "chat.completion.chunk", "created", 0, "model", model, "choices", choice)));
+}
+
+static char *usage_chunk(const char *model)
+{
+    return sse(dump(json_pack("{s:s, s:s, s:i, s:s, s:[], s:{s:i, s:i, s:i}}", "id", "chatcmpl-sim", "object",
+                              "chat.completion.chunk", "created", 0, "model", model, "choices", "usage",
+                              "prompt_tokens", 5, "completion_tokens", 4, "total_tokens", 9)));
+}
+
+static char *completion(const char *model, const char *text)
+{
+    return dump(json_pack("{s:s, s:s, s:i, s:s, s:[{s:i, s:{s:s, s:s}, s:s}], s:{s:i, s:i, s:i}}", "id",
+                          "chatcmpl-sim", "object", "chat.completion", "created", 0, "model", model, "choices",
+                          "index", 0, "message", "role", "assistant", "content", text, "finish_reason", "stop",
+                          "usage", "prompt_tokens", 5, "completion_tokens", 4, "total_tokens", 9));
+}
+
+static char *error_body(const char *message, const char *type, const char *code)
+{
+    return dump(json_pack("{s:{s:s, s:s, s:s*, s:n}}", "error", "message", message, "type", type, "code", code,
+                          "param"));
+}
+
+static const char *const words[] = {"Hello", " from", " the", " keel", " simulator."};
+#define NWORDS (sizeof(words) / sizeof(words[0]))
+
+/* the healthy stream from word `from` on, each word `gap` ms after the previous */
+static void healthy_tail(struct sim_req *sr, const char *model, size_t from, uint64_t first_gap, uint64_t gap,
+                         int usage, int done)
+{
+    for (size_t i = from; i < NWORDS; i++)
+        add(sr, ACT_WRITE, i == from ? first_gap : gap, 0, chunk(model, words[i], NULL, NULL));
+    add(sr, ACT_WRITE, 0, 0, chunk(model, NULL, NULL, "stop"));
+    if (usage)
+        add(sr, ACT_WRITE, 0, 0, usage_chunk(model));
+    if (done)
+        add(sr, ACT_WRITE, 0, 0, strdup("data: [DONE]\n\n"));
+    add(sr, ACT_END, 0, 0, NULL);
+}
+
+static void stream_head(struct sim_req *sr, const char *model)
+{
+    add(sr, ACT_HEAD, 0, 200, NULL);
+    sr->acts[sr->nacts - 1].content_type = "text/event-stream";
+    add(sr, ACT_WRITE, 0, 0, chunk(model, NULL, "assistant", NULL));
+}
+
+static void respond_error(struct sim_req *sr, int status, const char *message, const char *type, const char *code)
+{
+    add(sr, ACT_RESPOND, 0, status, error_body(message, type, code));
+}
+
+/* Builds the script for one request. Returns 0, or -1 for an unknown behaviour. */
+static int script(struct sim_req *sr, const char *model, int stream, int usage)
+{
+    char name[128];
+    snprintf(name, sizeof(name), "%s", model);
+    char *colon = strchr(name, ':');
+    uint64_t param = 0;
+    int has_param = 0;
+    if (colon != NULL) {
+        *colon = '\0';
+        /* a bare number is ms for delays, a count or seconds otherwise; "2s" style works too */
+        has_param = keel_parse_uint(colon + 1, &param) == 0 || keel_parse_duration_ms(colon + 1, &param) == 0;
+    }
+#define P(def) (has_param ? param : (uint64_t)(def))
+#define IS(s) (strcmp(name, s) == 0)
+    if (IS("fail-then-heal")) {
+        if (sr->counter->hits <= P(2)) {
+            respond_error(sr, 503, "The server is temporarily unavailable", "server_error", "service_unavailable");
+            return 0;
+        }
+        snprintf(name, sizeof(name), "healthy");
+    }
+    if (IS("healthy") || IS("slow-first-token") || IS("slow-tokens") || IS("no-done")) {
+        uint64_t first = IS("slow-first-token") ? P(2000) : 0;
+        uint64_t gap = IS("slow-tokens") ? P(500) : 0;
+        if (!stream) {
+            add(sr, ACT_RESPOND, first + gap * NWORDS, 200, completion(model, "Hello from the keel simulator."));
+            return 0;
+        }
+        stream_head(sr, model);
+        healthy_tail(sr, model, 0, first, gap, usage, !IS("no-done"));
+        return 0;
+    }
+    if (IS("hang")) {
+        add(sr, ACT_SILENCE, 0, 0, NULL);
+        return 0;
+    }
+    if (IS("headers-then-silence") || IS("heartbeat-only")) {
+        add(sr, ACT_HEAD, 0, 200, NULL);
+        sr->acts[sr->nacts - 1].content_type = stream ? "text/event-stream" : "application/json";
+        add(sr, ACT_WRITE, 0, 0, strdup(stream ? ": connected\n\n" : " "));
+        if (IS("heartbeat-only") && stream) {
+            add(sr, ACT_WRITE, 0, 0, chunk(model, NULL, "assistant", NULL));
+            add(sr, ACT_WRITE, 0, 0, chunk(model, "", NULL, NULL));
+            add(sr, ACT_HEARTBEAT, P(500), 0, strdup(": keep-alive\n\n"));
+        } else if (IS("heartbeat-only")) {
+            add(sr, ACT_HEARTBEAT, P(500), 0, strdup(" "));
+        } else {
+            add(sr, ACT_SILENCE, 0, 0, NULL);
+        }
+        return 0;
+    }
+    if (IS("stall-after")) {
+        if (!stream) {
+            add(sr, ACT_HEAD, 0, 200, NULL);
+            add(sr, ACT_WRITE, 0, 0, strdup("{\"id\":\"chatcmpl-sim\","));
+            add(sr, ACT_SILENCE, 0, 0, NULL);
+            return 0;
+        }
+        stream_head(sr, model);
+        for (uint64_t i = 0; i < P(3) && i < 16; i++)
+            add(sr, ACT_WRITE, 0, 0, chunk(model, words[i % NWORDS], NULL, NULL));
+        add(sr, ACT_SILENCE, 0, 0, NULL);
+        return 0;
+    }
+    if (IS("500")) {
+        respond_error(sr, 500, "Internal server error", "server_error", NULL);
+    } else if (IS("502")) {
+        add(sr, ACT_RESPOND, 0, 502, strdup("{\"error\":{\"message\":\"Bad gateway\",\"type\":\"api_error\",\"code\":502}}"));
+    } else if (IS("503")) {
+        respond_error(sr, 503, "The server is overloaded or not ready yet.", "server_error", "service_unavailable");
+    } else if (IS("529")) {
+        add(sr, ACT_RESPOND, 0, 529, strdup("{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}"));
+    } else if (IS("429")) {
+        respond_error(sr, 429, "Rate limit reached for requests", "requests", "rate_limit_exceeded");
+        sr->acts[sr->nacts - 1].retry_after = P(1) ? P(1) : 1; /* seconds */
+    } else if (IS("400")) {
+        respond_error(sr, 400, "Invalid value for 'messages': expected an array", "invalid_request_error",
+                      "invalid_value");
+    } else if (IS("context-length")) {
+        respond_error(sr, 400, "This model's maximum context length is 8192 tokens", "invalid_request_error",
+                      "context_length_exceeded");
+    } else if (IS("content-policy")) {
+        respond_error(sr, 400, "Your request was rejected by the safety system", "invalid_request_error",
+                      "content_policy_violation");
+    } else if (IS("401")) {
+        respond_error(sr, 401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key");
+    } else if (IS("404")) {
+        respond_error(sr, 404, "The model does not exist", "invalid_request_error", "model_not_found");
+    } else if (IS("empty-choices")) {
+        if (!stream) {
+            add(sr, ACT_RESPOND, 0, 200, strdup("{\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion\",\"choices\":[]}"));
+            return 0;
+        }
+        stream_head(sr, model);
+        add(sr, ACT_WRITE, 0, 0, chunk(model, NULL, NULL, "stop"));
+        add(sr, ACT_WRITE, 0, 0, strdup("data: [DONE]\n\n"));
+        add(sr, ACT_END, 0, 0, NULL);
+    } else if (IS("error-before-content") || IS("error-after-content")) {
+        char *err = error_body("INTERNAL_ERROR: upstream model crashed", "server_error", "internal_error");
+        if (!stream) {
+            add(sr, ACT_RESPOND, 0, 200, err);
+            return 0;
+        }
+        stream_head(sr, model);
+        if (IS("error-after-content")) {
+            add(sr, ACT_WRITE, 0, 0, chunk(model, words[0], NULL, NULL));
+            add(sr, ACT_WRITE, 0, 0, chunk(model, words[1], NULL, NULL));
+        }
+        add(sr, ACT_WRITE, 0, 0, sse(err));
+        add(sr, ACT_END, 0, 0, NULL);
+    } else if (IS("malformed-chunk")) {
+        if (!stream) {
+            add(sr, ACT_RESPOND, 0, 200, strdup("{\"id\":\"chatcmpl-sim\",\"choices\":[{\"message\":"));
+            return 0;
+        }
+        stream_head(sr, model);
+        add(sr, ACT_WRITE, 0, 0, chunk(model, words[0], NULL, NULL));
+        add(sr, ACT_WRITE, 0, 0, strdup("data: {\"choices\":[{\"delta\":{\"content\":\n\n"));
+        healthy_tail(sr, model, 1, 0, 0, usage, 1);
+    } else if (IS("reset-before-headers")) {
+        add(sr, ACT_ABORT, 0, 0, NULL);
+    } else if (IS("reset-mid-stream")) {
+        if (stream) {
+            stream_head(sr, model);
+            add(sr, ACT_WRITE, 0, 0, chunk(model, words[0], NULL, NULL));
+            add(sr, ACT_WRITE, 0, 0, chunk(model, words[1], NULL, NULL));
+        } else {
+            add(sr, ACT_HEAD, 0, 200, NULL);
+            add(sr, ACT_WRITE, 0, 0, strdup("{\"id\":\"chatcmpl-sim\",\"object\":"));
+        }
+        add(sr, ACT_ABORT, 50, 0, NULL);
+    } else {
+        return -1;
+    }
+    return 0;
+#undef IS
+#undef P
+}
+
+/* ------------------------------------------------------------------ running a script */
+
+static void on_timer_closed(uv_handle_t *t)
+{
+    struct sim_req *sr = t->data;
+    for (size_t i = 0; i < sr->nacts; i++)
+        free(sr->acts[i].text);
+    free(sr);
+}
+
+static void sr_free(struct sim_req *sr)
+{
+    uv_close((uv_handle_t *)&sr->timer, on_timer_closed);
+}
+
+static void run(struct sim_req *sr);
+
+static void on_timer(uv_timer_t *t)
+{
+    struct sim_req *sr = t->data;
+    struct action *a = &sr->acts[sr->next];
+    if (a->kind == ACT_HEARTBEAT) {
+        sr->waiting_write = 1;
+        keel_http_write(sr->h, a->text, strlen(a->text), 0);
+        return;
+    }
+    a->delay_ms = 0;
+    run(sr);
+}
+
+static void on_written(void *ctx)
+{
+    struct sim_req *sr = ctx;
+    sr->waiting_write = 0;
+    if (sr->next < sr->nacts && sr->acts[sr->next].kind == ACT_HEARTBEAT) {
+        uv_timer_start(&sr->timer, on_timer, sr->acts[sr->next].delay_ms, 0);
+        return;
+    }
+    run(sr);
+}
+
+static void on_gone(void *ctx)
+{
+    struct sim_req *sr = ctx;
+    sr->h = NULL;
+    sr->counter->gone++;
+    uv_timer_stop(&sr->timer);
+    sr_free(sr);
+}
+
+/* runs actions until one has to wait (a delay, a write) or the script ends */
+static void run(struct sim_req *sr)
+{
+    while (sr->next < sr->nacts) {
+        struct action *a = &sr->acts[sr->next];
+        if (a->delay_ms > 0 && a->kind != ACT_HEARTBEAT) {
+            uv_timer_start(&sr->timer, on_timer, a->delay_ms, 0);
+            return;
+        }
+        switch (a->kind) {
+        case ACT_HEAD: {
+            struct keel_header hdrs[] = {{"content-type", a->content_type}};
+            keel_http_start(sr->h, a->status, hdrs, 1, on_written);
+            sr->next++;
+            break;
+        }
+        case ACT_WRITE:
+            sr->next++;
+            sr->waiting_write = 1;
+            keel_http_write(sr->h, a->text, strlen(a->text), 0);
+            return;
+        case ACT_END:
+            sr->next++;
+            keel_http_write(sr->h, "", 0, 1);
+            sr->h = NULL;
+            sr_free(sr);
+            return;
+        case ACT_RESPOND: {
+            char ra[24];
+            struct keel_header hdrs[2] = {{"content-type", "application/json"}, {"retry-after", ra}};
+            snprintf(ra, sizeof(ra), "%llu", (unsigned long long)a->retry_after);
+            sr->next++;
+            keel_http_respond(sr->h, a->status, hdrs, a->retry_after ? 2 : 1, a->text, strlen(a->text));
+            sr->h = NULL;
+            sr_free(sr);
+            return;
+        }
+        case ACT_ABORT:
+            sr->next++;
+            keel_http_abort(sr->h);
+            sr->h = NULL;
+            sr_free(sr);
+            return;
+        case ACT_SILENCE:
+            return; /* until the client gives up (on_gone) */
+        case ACT_HEARTBEAT:
+            uv_timer_start(&sr->timer, on_timer, a->delay_ms, 0);
+            return;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ endpoints */
+
+static struct counter *counter(struct sim *sim, const char *name)
+{
+    for (size_t i = 0; i < sim->ncounters; i++)
+        if (strcmp(sim->counters[i].name, name) == 0)
+            return &sim->counters[i];
+    /* past the table's end every new name shares the last slot */
+    struct counter *c = &sim->counters[sim->ncounters < MAX_COUNTERS ? sim->ncounters++ : MAX_COUNTERS - 1];
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    return c;
+}
+
+static void reply_json(struct keel_http *h, int status, json_t *j)
+{
+    char *s = dump(j);
+    struct keel_header hdrs[] = {{"content-type", "application/json"}};
+    keel_http_respond(h, status, hdrs, 1, s, strlen(s));
+    free(s);
+}
+
+static void stats(struct sim *sim, struct keel_http *h)
+{
+    json_t *hits = json_object(), *gone = json_object(), *auth = json_object();
+    for (size_t i = 0; i < sim->ncounters; i++) {
+        struct counter *c = &sim->counters[i];
+        json_object_set_new(hits, c->name, json_integer((json_int_t)c->hits));
+        json_object_set_new(gone, c->name, json_integer((json_int_t)c->gone));
+        json_object_set_new(auth, c->name, json_string(c->auth));
+    }
+    reply_json(h, 200, json_pack("{s:o, s:o, s:o}", "hits", hits, "gone", gone, "auth", auth));
+}
+
+static void chat(struct sim *sim, struct keel_http *h)
+{
+    size_t len;
+    const char *text = keel_http_body(h, &len);
+    json_t *body = json_loadb(text, len, 0, NULL);
+    const char *model = json_string_value(json_object_get(body, "model"));
+    if (model == NULL) {
+        json_decref(body);
+        reply_json(h, 400, json_pack("{s:{s:s, s:s, s:s}}", "error", "message", "model is required", "type",
+                                     "invalid_request_error", "code", "missing_model"));
+        return;
+    }
+    struct sim_req *sr = calloc(1, sizeof(*sr));
+    sr->sim = sim;
+    sr->h = h;
+    sr->counter = counter(sim, model);
+    sr->counter->hits++;
+    const char *auth = keel_http_header(h, "authorization", &len);
+    snprintf(sr->counter->auth, sizeof(sr->counter->auth), "%.*s", auth ? (int)len : 0, auth ? auth : "");
+    uv_timer_init(sim->loop, &sr->timer);
+    sr->timer.data = sr;
+    int stream = json_is_true(json_object_get(body, "stream"));
+    int usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
+    if (script(sr, model, stream, usage) != 0) {
+        for (size_t i = 0; i < sr->nacts; i++)
+            free(sr->acts[i].text);
+        sr->nacts = 0;
+        respond_error(sr, 404, "The model does not exist: keel sim knows healthy, hang, 503, ... (see README)",
+                      "invalid_request_error", "model_not_found");
+    }
+    json_decref(body);
+    keel_http_watch(h, on_gone, sr);
+    run(sr);
+}
+
+static void on_request(void *app, struct keel_http *h)
+{
+    struct sim *sim = app;
+    size_t plen, mlen;
+    const char *path = keel_http_path(h, &plen);
+    const char *method = keel_http_method(h, &mlen);
+    int post = mlen == 4 && memcmp(method, "POST", 4) == 0;
+#define PATH_IS(s) (plen == sizeof(s) - 1 && memcmp(path, s, plen) == 0)
+    if (PATH_IS("/v1/chat/completions") && post) {
+        chat(sim, h);
+    } else if (PATH_IS("/sim/stats")) {
+        stats(sim, h);
+    } else if (PATH_IS("/sim/reset") && post) {
+        sim->ncounters = 0;
+        reply_json(h, 200, json_pack("{s:b}", "reset", 1));
+    } else if (PATH_IS("/v1/models")) {
+        reply_json(h, 200, json_pack("{s:s, s:[{s:s, s:s}]}", "object", "list", "data", "id", "healthy", "object",
+                                     "model"));
+    } else {
+        reply_json(h, 404, json_pack("{s:{s:s, s:s}}", "error", "message", "unknown path", "type",
+                                     "invalid_request_error"));
+    }
+#undef PATH_IS
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    uv_stop(s->loop);
+}
+
+int keel_sim_run(const char *listen)
+{
+    static struct sim sim; /* reachable until exit */
+    static uv_signal_t sigterm, sigint;
+    char *host;
+    int port;
+    if (keel_parse_hostport(listen, &host, &port) != 0) {
+        fprintf(stderr, "keel sim: --listen: expected HOST:PORT, got \"%s\"\n", listen);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    char err[256];
+    sim.loop = uv_default_loop();
+    sim.srv = keel_server_new(sim.loop, host, port, 16u << 20, on_request, &sim, err, sizeof(err));
+    if (sim.srv == NULL) {
+        keel_error("sim: %s", err);
+        free(host);
+        return 1;
+    }
+    uv_signal_init(sim.loop, &sigterm);
+    uv_signal_init(sim.loop, &sigint);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    keel_info("sim listening on %s:%d", host, keel_server_port(sim.srv));
+    free(host);
+    uv_run(sim.loop, UV_RUN_DEFAULT);
+    return 0;
+}
