@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/units.h"
+
 struct child {
     pid_t pid;
     char log[512];
@@ -49,7 +51,11 @@ static int wait_port(struct child *c, const char *marker)
                 continue;
             char *colon = strchr(m + strlen(marker), ':');
             fclose(f);
-            return colon ? atoi(colon + 1) : -1;
+            char digits[8] = "";
+            for (size_t k = 0; colon && k < sizeof(digits) - 1 && colon[1 + k] >= '0' && colon[1 + k] <= '9'; k++)
+                digits[k] = colon[1 + k];
+            uint64_t port;
+            return keel_parse_uint(digits, &port) == 0 && port < 65536 ? (int)port : -1;
         }
         if (f != NULL)
             fclose(f);

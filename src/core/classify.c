@@ -74,8 +74,7 @@ enum keel_class keel_classify(const struct keel_outcome *o)
             return o->timeout == KEEL_TIMEOUT_STALL ? KEEL_CLASS_STALL_TIMEOUT : KEEL_CLASS_FIRST_BYTE_TIMEOUT;
         if (o->transport == keel_err_connect || o->transport == keel_err_resolve || o->transport == keel_err_tls)
             return KEEL_CLASS_CONNECT_ERROR;
-        if (o->transport != NULL)
-            return KEEL_CLASS_RESET;
+        return KEEL_CLASS_RESET; /* no status and no transport error: the peer said nothing */
     }
     if (s >= 200 && s < 300) {
         if (o->stream_error)

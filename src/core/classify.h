@@ -38,7 +38,7 @@ extern const char keel_err_too_large[];    /* the answer passed keel's size cap 
 
 enum keel_timeout_kind { KEEL_TIMEOUT_NONE, KEEL_TIMEOUT_FIRST_BYTE, KEEL_TIMEOUT_STALL };
 
-/* What one attempt produced. Zeroed means "a clean 200 answer". */
+/* What one attempt produced. A clean answer is status 200 with nothing else set. */
 struct keel_outcome {
     const char *transport;  /* NULL, or one of keel_err_* */
     enum keel_timeout_kind timeout;

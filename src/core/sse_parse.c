@@ -32,12 +32,9 @@ static int dispatch(struct keel_sse_parser *p)
 {
     int rv = 0;
     if (p->has_data) {
-        size_t len = p->data.len;
-        if (len > 0)
-            len--; /* the last data line's '\n' */
-        /* a NUL after the data lets callers treat it as a C string */
-        if (keel_buf_append(&p->data, "", 1) != 0)
-            return KEEL_SSE_ETOOLONG;
+        /* every data line ended with '\n': the last one becomes the NUL callers may rely on */
+        size_t len = p->data.len - 1;
+        p->data.base[len] = '\0';
         rv = p->on_event(p->ctx, p->event[0] ? p->event : "message", p->data.base, len);
     }
     keel_buf_reset(&p->data);

@@ -1,0 +1,220 @@
+/* test_config.c - the config loader: one test per kind of error (each must name FILE:LINE: key),
+ * and the merging of defaults, overrides and ${VAR}s in a valid file. */
+#include "unit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+static const char *fake_env(const char *name)
+{
+    if (strcmp(name, "TEST_KEY") == 0)
+        return "sk-test-123";
+    if (strcmp(name, "TEST_HOST") == 0)
+        return "127.0.0.1:9";
+    return NULL;
+}
+
+static struct keel_config *parse(const char *yaml, char *err, size_t n)
+{
+    err[0] = '\0';
+    return keel_config_parse("t.yaml", yaml, strlen(yaml), fake_env, err, n);
+}
+
+/* the config must be refused with exactly this error */
+static void refused(const char *yaml, const char *want)
+{
+    char err[512];
+    struct keel_config *c = parse(yaml, err, sizeof(err));
+    if (c != NULL) {
+        keel_config_free(c);
+        fail_msg("accepted, expected: %s", want);
+    }
+    if (strstr(err, want) != err)
+        fail_msg("got \"%s\", expected it to start with \"%s\"", err, want);
+}
+
+#define UP "upstreams:\n  - { name: a, kind: openai, base_url: \"http://127.0.0.1:9/v1\" }\n"
+#define MODELS "models:\n  - { name: m, targets: [ { upstream: a, model: x } ] }\n"
+
+static void test_valid_merges_defaults_and_overrides(void **state)
+{
+    const char *yaml = "listen: 127.0.0.1:0\n"
+                       "admin_listen: \"[::1]:4001\"\n"
+                       "max_body: 1m\n"
+                       "defaults:\n"
+                       "  timeouts: { connect: 250ms, first_byte: 5s, stall: 2m, total: 1h }\n"
+                       "  retry: { same_target: 2, backoff: 100ms }\n"
+                       "  breaker: { failures: 4, cooldown: 10s, max_cooldown: 1m }\n"
+                       "upstreams:\n"
+                       "  - name: a\n"
+                       "    kind: openai\n"
+                       "    base_url: http://${TEST_HOST}/v1/\n"
+                       "    api_key: ${TEST_KEY}\n"
+                       "models:\n"
+                       "  - name: desk\n"
+                       "    targets:\n"
+                       "      - { upstream: a, model: big, timeouts: { first_byte: 90s }, context_window: 32k }\n"
+                       "      - { upstream: a, model: small, breaker: { failures: 1 } }\n";
+    char err[512];
+    struct keel_config *c = parse(yaml, err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->listen_port, 0);
+    assert_string_equal(c->admin_host, "::1");
+    assert_int_equal(c->max_body, 1 << 20);
+    assert_string_equal(c->upstreams[0].base_url, "http://127.0.0.1:9/v1");
+    assert_string_equal(c->upstreams[0].api_key, "sk-test-123");
+    const struct keel_model_conf *m = keel_config_model(c, "desk");
+    assert_non_null(m);
+    assert_int_equal(m->ntargets, 2);
+    assert_int_equal(m->targets[0].timeouts.first_byte_ms, 90000);
+    assert_int_equal(m->targets[0].timeouts.connect_ms, 250);
+    assert_int_equal(m->targets[0].timeouts.stall_ms, 120000);
+    assert_int_equal(m->targets[0].timeouts.total_ms, 3600000);
+    assert_int_equal(m->targets[0].context_window, 32000);
+    assert_int_equal(m->targets[0].retry.same_target, 2);
+    assert_int_equal(m->targets[1].timeouts.first_byte_ms, 5000);
+    assert_int_equal(m->targets[1].breaker.failures, 1);
+    assert_int_equal(m->targets[1].breaker.cooldown_ms, 10000);
+    assert_ptr_equal(m->targets[1].upstream, &c->upstreams[0]);
+    assert_null(keel_config_model(c, "nope"));
+    keel_config_free(c);
+}
+
+static void test_defaults_when_absent(void **state)
+{
+    char err[512];
+    struct keel_config *c = parse(UP MODELS, err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->listen_port, 4000);
+    assert_int_equal(c->admin_port, 4001);
+    assert_int_equal(c->models[0].targets[0].timeouts.first_byte_ms, 60000);
+    assert_int_equal(c->models[0].targets[0].breaker.failures, 3);
+    assert_null(c->upstreams[0].api_key);
+    keel_config_free(c);
+}
+
+static void test_unknown_key(void **state)
+{
+    refused(UP MODELS "colour: blue\n", "t.yaml:5: colour: unknown key");
+    refused("defaults:\n  timeouts:\n    frist_byte: 5s\n" UP MODELS,
+            "t.yaml:3: defaults.timeouts.frist_byte: unknown key");
+    refused("upstreams:\n  - { name: a, base_url: \"http://x\", apikey: k }\n" MODELS,
+            "t.yaml:2: upstreams[0].apikey: unknown key");
+}
+
+static void test_wrong_type(void **state)
+{
+    refused("upstreams: a\n" MODELS, "t.yaml:1: upstreams: expected a list, got a scalar");
+    refused(UP "models:\n  - { name: m, targets: { upstream: a } }\n", "t.yaml:4: models[0].targets: expected a list");
+    refused("defaults:\n  timeouts: [1, 2]\n" UP MODELS, "t.yaml:2: defaults.timeouts: expected a mapping, got a list");
+    refused("defaults: { breaker: { failures: many } }\n" UP MODELS,
+            "t.yaml:1: defaults.breaker.failures: expected a non-negative integer");
+}
+
+static void test_bad_duration(void **state)
+{
+    refused("defaults:\n  timeouts: { stall: 30 }\n" UP MODELS, "t.yaml:2: defaults.timeouts.stall: bad duration \"30\"");
+    refused(UP "models:\n  - name: m\n    targets:\n      - { upstream: a, model: x, timeouts: { total: 5 minutes } }\n",
+            "t.yaml:6: models[0].targets[0].timeouts.total: bad duration");
+    refused("defaults: { timeouts: { connect: 0s } }\n" UP MODELS, "t.yaml:1: defaults.timeouts.connect: must be greater than zero");
+}
+
+static void test_unknown_upstream(void **state)
+{
+    refused(UP "models:\n  - { name: m, targets: [ { upstream: b, model: x } ] }\n",
+            "t.yaml:4: models[0].targets[0].upstream: unknown upstream \"b\"");
+}
+
+static void test_duplicate_names(void **state)
+{
+    refused("upstreams:\n  - { name: a, base_url: \"http://x\" }\n  - { name: a, base_url: \"http://y\" }\n" MODELS,
+            "t.yaml:3: upstreams[1]: duplicate upstream name \"a\"");
+    refused(UP "models:\n  - { name: m, targets: [ { upstream: a, model: x } ] }\n"
+               "  - { name: m, targets: [ { upstream: a, model: y } ] }\n",
+            "t.yaml:5: models[1]: duplicate model name \"m\"");
+}
+
+static void test_unset_variable(void **state)
+{
+    refused("upstreams:\n  - { name: a, base_url: \"http://x\", api_key: \"${NOT_SET_ANYWHERE}\" }\n" MODELS,
+            "t.yaml:2: upstreams[0].api_key: environment variable NOT_SET_ANYWHERE is not set");
+    refused("upstreams:\n  - { name: a, base_url: \"http://x\", api_key: \"${OOPS\" }\n" MODELS,
+            "t.yaml:2: upstreams[0].api_key: malformed ${VAR} reference");
+}
+
+static void test_empty_or_missing_targets(void **state)
+{
+    refused(UP "models:\n  - { name: m, targets: [] }\n", "t.yaml:4: models[0].targets: empty");
+    refused(UP "models:\n  - { name: m }\n", "t.yaml:4: models[0].targets: missing");
+    refused(UP "models:\n  - { name: m, targets: [ { upstream: a } ] }\n", "t.yaml:4: models[0].targets[0]: missing model");
+}
+
+static void test_missing_sections(void **state)
+{
+    refused(MODELS, "t.yaml:1: upstreams: missing");
+    refused(UP, "t.yaml:1: models: missing");
+    refused("", "t.yaml:1: (top level): the file is empty");
+    refused("- a\n- b\n", "t.yaml:1: (top level): expected a mapping");
+    refused("upstreams:\n  - { kind: openai, base_url: \"http://x\" }\n" MODELS, "t.yaml:2: upstreams[0]: missing name");
+}
+
+static void test_bad_values(void **state)
+{
+    refused("listen: localhost\n" UP MODELS, "t.yaml:1: listen: expected HOST:PORT");
+    refused("listen: 127.0.0.1:99999\n" UP MODELS, "t.yaml:1: listen: expected HOST:PORT");
+    refused("upstreams:\n  - { name: a, kind: grpc, base_url: \"http://x\" }\n" MODELS, "t.yaml:2: upstreams[0].kind: unknown kind \"grpc\"");
+    refused("upstreams:\n  - { name: a, base_url: \"ftp://x\" }\n" MODELS, "t.yaml:2: upstreams[0].base_url: must start with http");
+    refused("upstreams:\n  - { name: a, base_url: \"http://x\", managed: { command: [x] } }\n" MODELS,
+            "t.yaml:2: upstreams[0].managed: managed backends are not supported yet");
+    refused(UP "models:\n  - { name: m, targets: [ { upstream: a, model: x, context_window: lots } ] }\n",
+            "t.yaml:4: models[0].targets[0].context_window: expected a token count");
+    refused("max_body: 0\n" UP MODELS, "t.yaml:1: max_body: must be greater than zero");
+    refused("listen: 127.0.0.1:5000\nadmin_listen: 127.0.0.1:5000\n" UP MODELS, "t.yaml:1: admin_listen: must differ");
+}
+
+static void test_yaml_syntax_error(void **state)
+{
+    refused("upstreams:\n  - { name: a\n", "t.yaml:3: (yaml):");
+}
+
+static void test_secret_never_in_errors(void **state)
+{
+    char err[512];
+    struct keel_config *c = parse("upstreams:\n  - { name: a, base_url: \"ftp://x\", api_key: sk-canary-999 }\n" MODELS,
+                                  err, sizeof(err));
+    assert_null(c);
+    assert_null(strstr(err, "sk-canary"));
+    c = parse("upstreams:\n  - { name: a, base_url: \"http://x\", api_key: [sk-canary-999] }\n" MODELS, err, sizeof(err));
+    assert_null(c);
+    assert_null(strstr(err, "sk-canary"));
+}
+
+static void test_load_missing_file(void **state)
+{
+    char err[512];
+    assert_null(keel_config_load("/nonexistent/keel.yaml", err, sizeof(err)));
+    assert_non_null(strstr(err, "/nonexistent/keel.yaml: cannot open"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_merges_defaults_and_overrides),
+        cmocka_unit_test(test_defaults_when_absent),
+        cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_wrong_type),
+        cmocka_unit_test(test_bad_duration),
+        cmocka_unit_test(test_unknown_upstream),
+        cmocka_unit_test(test_duplicate_names),
+        cmocka_unit_test(test_unset_variable),
+        cmocka_unit_test(test_empty_or_missing_targets),
+        cmocka_unit_test(test_missing_sections),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_yaml_syntax_error),
+        cmocka_unit_test(test_secret_never_in_errors),
+        cmocka_unit_test(test_load_missing_file),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
