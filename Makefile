@@ -46,9 +46,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(OBJ)
 unit: $(UNIT_BIN) lint
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# Each e2e file starts its own keel and keel sim on kernel-chosen loopback ports, so files may
+# run in parallel. npm packages come from the committed lockfile only.
 e2e: $(BUILD)/keel
-	@cd tests/e2e && [ -d node_modules ] || (cd tests/e2e && npm ci --no-audit --no-fund --silent)
-	KEEL_BIN=$(CURDIR)/$(BUILD)/keel node --test --test-concurrency=1 tests/e2e/
+	@[ -d tests/e2e/node_modules/openai ] || (cd tests/e2e && npm ci --no-audit --no-fund)
+	KEEL_BIN=$(CURDIR)/$(BUILD)/keel node --test tests/e2e/*.test.mjs
 
 test: unit e2e
 

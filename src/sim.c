@@ -403,6 +403,7 @@ static struct counter *counter(struct sim *sim, const char *name)
             return &sim->counters[i];
     /* past the table's end every new name shares the last slot */
     struct counter *c = &sim->counters[sim->ncounters < MAX_COUNTERS ? sim->ncounters++ : MAX_COUNTERS - 1];
+    memset(c, 0, sizeof(*c));
     snprintf(c->name, sizeof(c->name), "%s", name);
     return c;
 }

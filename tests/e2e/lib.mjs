@@ -1,0 +1,174 @@
+// lib.mjs - helpers for keel's end-to-end tests: start real `keel sim` and `keel serve`
+// processes on 127.0.0.1 with kernel-chosen ports (two runs never collide), talk to them, and
+// make sure no child outlives the test run.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+
+export const KEEL = process.env.KEEL_BIN || new URL('../../build/keel', import.meta.url).pathname;
+
+const children = new Set();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+export function tmpdir() {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'keel-e2e-'));
+}
+
+// Starts a child and resolves once its log shows `re` (bounded by `ms`); returns {proc, match, log()}.
+function startChild(args, re, { ms = 10000, env } = {}) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(KEEL, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env || process.env });
+    children.add(proc);
+    let log = '';
+    let done = false;
+    const timer = setTimeout(() => {
+      if (!done) {
+        done = true;
+        proc.kill('SIGKILL');
+        reject(new Error(`keel ${args[0]} did not start within ${ms} ms:\n${log}`));
+      }
+    }, ms);
+    const onData = (d) => {
+      log += d.toString();
+      const m = log.match(re);
+      if (m && !done) {
+        done = true;
+        clearTimeout(timer);
+        resolve({ proc, match: m, log: () => log });
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.on('exit', (code, sig) => {
+      children.delete(proc);
+      proc.exitCode_ = code;
+      if (!done) {
+        done = true;
+        clearTimeout(timer);
+        reject(new Error(`keel ${args[0]} exited (${code ?? sig}) before starting:\n${log}`));
+      }
+    });
+  });
+}
+
+export async function startSim() {
+  const c = await startChild(['sim', '--listen', '127.0.0.1:0'], /sim listening on 127\.0\.0\.1:(\d+)/);
+  const port = Number(c.match[1]);
+  return { ...c, port, url: `http://127.0.0.1:${port}` };
+}
+
+// `yaml` may use {SIM} for the simulator's base url.
+export async function startKeel(yaml, sim, { env } = {}) {
+  const dir = tmpdir();
+  const file = path.join(dir, 'keel.yaml');
+  fs.writeFileSync(file, yaml.replaceAll('{SIM}', sim ? `${sim.url}/v1` : ''));
+  const c = await startChild(['serve', '-c', file], /listening api=127\.0\.0\.1:(\d+) admin=127\.0\.0\.1:(\d+)/, { env });
+  const port = Number(c.match[1]);
+  const admin = Number(c.match[2]);
+  return { ...c, port, admin, file, url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${admin}` };
+}
+
+// Sends SIGTERM and waits (bounded) for the exit; resolves to the exit code. Rejects if the
+// child's log holds a sanitizer report (the suite also runs on an ASan+UBSan build).
+export function stop(c, ms = 10000) {
+  return new Promise((resolve, reject) => {
+    const done = (code) => {
+      if (/Sanitizer|runtime error:/.test(c.log())) reject(new Error(`sanitizer report:\n${c.log()}`));
+      else resolve(code);
+    };
+    if (c.proc.exitCode !== null || c.proc.signalCode !== null) return done(c.proc.exitCode);
+    const t = setTimeout(() => c.proc.kill('SIGKILL'), ms);
+    c.proc.once('exit', (code) => {
+      clearTimeout(t);
+      // give the last stderr bytes a moment to arrive
+      setTimeout(() => done(code), 50);
+    });
+    c.proc.kill('SIGTERM');
+  });
+}
+
+export function check(file) {
+  return spawnSync(KEEL, ['check', '-c', file], { encoding: 'utf8' });
+}
+
+export async function simStats(sim) {
+  const r = await fetch(`${sim.url}/sim/stats`);
+  return r.json();
+}
+
+export function hits(stats, model) {
+  return stats.hits[model] ?? 0;
+}
+
+// POST /v1/chat/completions with a raw body; resolves to {status, headers, text}.
+export async function post(keel, body, { headers = {}, path: p = '/v1/chat/completions' } = {}) {
+  const r = await fetch(`${keel.url}${p}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(20000),
+  });
+  return { status: r.status, headers: r.headers, text: await r.text() };
+}
+
+export function chat(model, extra = {}) {
+  return { model, messages: [{ role: 'user', content: 'Say hello' }], ...extra };
+}
+
+// Parses an SSE body into the list of data payloads.
+export function sseData(text) {
+  return text
+    .split('\n\n')
+    .map((ev) => ev.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n'))
+    .filter((d) => d.length > 0);
+}
+
+export function streamedText(text) {
+  let s = '';
+  for (const d of sseData(text)) {
+    if (d === '[DONE]') continue;
+    const j = JSON.parse(d);
+    for (const c of j.choices || []) s += c.delta?.content || '';
+  }
+  return s;
+}
+
+// Starts a request with node:http and destroys the socket after `ms`; resolves when destroyed.
+export function abandon(keel, body, ms) {
+  return new Promise((resolve) => {
+    const req = http.request(`${keel.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+    });
+    req.on('error', () => {});
+    req.on('response', (res) => res.on('data', () => {}));
+    req.end(JSON.stringify(body));
+    setTimeout(() => {
+      req.destroy();
+      resolve();
+    }, ms);
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Polls `fn` until it returns truthy (bounded); returns the last value.
+export async function eventually(fn, { ms = 5000, every = 50 } = {}) {
+  const end = Date.now() + ms;
+  let v;
+  while (Date.now() < end) {
+    v = await fn();
+    if (v) return v;
+    await sleep(every);
+  }
+  return v;
+}
+
+export function rssKiB(pid) {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(s.match(/VmRSS:\s+(\d+)/)[1]);
+}
