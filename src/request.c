@@ -379,15 +379,20 @@ static void commit(struct keel_request *r)
 static int emit(struct keel_request *r, const char *data, size_t len)
 {
     const char *p = data, *end = data + len;
+    size_t mark = r->out.len; /* all or nothing: a half event would corrupt the next one */
     do {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
         if (keel_buf_append(&r->out, "data: ", 6) != 0 || keel_buf_append(&r->out, p, (size_t)(le - p)) != 0 ||
             keel_buf_append(&r->out, "\n", 1) != 0)
-            return -1;
+            goto out_undo;
         p = nl ? nl + 1 : end;
     } while (p < end);
-    return keel_buf_append(&r->out, "\n", 1);
+    if (keel_buf_append(&r->out, "\n", 1) == 0)
+        return 0;
+out_undo:
+    r->out.len = mark;
+    return -1;
 }
 
 /* after the commit a failure can't be hidden: say so in an error event and send no [DONE] */

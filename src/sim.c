@@ -49,6 +49,7 @@ struct action {
     char *text; /* owned */
     const char *content_type;
     uint64_t retry_after; /* seconds, for ACT_RESPOND; 0 = no header */
+    uint64_t repeat;      /* ACT_WRITE: times left to write text (0 and 1 both mean once) */
 };
 
 struct sim_req {
@@ -183,6 +184,21 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage)
         }
         stream_head(sr, model);
         healthy_tail(sr, model, 0, first, gap, usage, !IS("no-done"));
+        return 0;
+    }
+    if (IS("big-stream")) {
+        /* n (1000) chunks of 1000 characters, written as fast as the client reads */
+        char word[1001];
+        memset(word, 'x', 1000);
+        word[1000] = '\0';
+        if (!stream) {
+            add(sr, ACT_RESPOND, 0, 200, completion(model, word));
+            return 0;
+        }
+        stream_head(sr, model);
+        add(sr, ACT_WRITE, 0, 0, chunk(model, word, NULL, NULL));
+        sr->acts[sr->nacts - 1].repeat = P(1000);
+        healthy_tail(sr, model, NWORDS, 0, 0, usage, 1);
         return 0;
     }
     if (IS("hang")) {
@@ -359,7 +375,10 @@ static void run(struct sim_req *sr)
             break;
         }
         case ACT_WRITE:
-            sr->next++;
+            if (a->repeat > 1)
+                a->repeat--;
+            else
+                sr->next++;
             sr->waiting_write = 1;
             keel_http_write(sr->h, a->text, strlen(a->text), 0);
             return;
