@@ -444,7 +444,8 @@ static void stats(struct sim *sim, struct keel_http *h)
         json_object_set_new(gone, c->name, json_integer((json_int_t)c->gone));
         json_object_set_new(auth, c->name, json_string(c->auth));
     }
-    reply_json(h, 200, json_pack("{s:o, s:o, s:o}", "hits", hits, "gone", gone, "auth", auth));
+    reply_json(h, 200, json_pack("{s:o, s:o, s:o, s:I}", "hits", hits, "gone", gone, "auth", auth, "connections",
+                                 (json_int_t)keel_server_accepted(sim->srv)));
 }
 
 static void chat(struct sim *sim, struct keel_http *h)

@@ -25,6 +25,7 @@ struct keel_server {
     struct keel_http *watched; /* head of the list of requests whose client is probed */
     int port;
     int accepting;
+    uint64_t accepted; /* connections accepted so far */
 };
 
 struct handler {
@@ -333,6 +334,7 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     }
     uv_tcp_nodelay(conn, 1);
+    s->accepted++;
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, free_handle);
     h2o_accept(&s->accept_ctx, sock);
 }
@@ -398,6 +400,11 @@ struct keel_server *keel_server_new(uv_loop_t *loop, const char *host, int port,
 int keel_server_port(const struct keel_server *s)
 {
     return s->port;
+}
+
+uint64_t keel_server_accepted(const struct keel_server *s)
+{
+    return s->accepted;
 }
 
 void keel_server_stop_accepting(struct keel_server *s)

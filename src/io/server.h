@@ -6,6 +6,7 @@
 #define KEEL_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 struct keel_server;
@@ -28,6 +29,7 @@ typedef void (*keel_http_gone_cb)(void *ctx);
 struct keel_server *keel_server_new(uv_loop_t *loop, const char *host, int port, size_t max_body,
                                     keel_server_request_cb on_request, void *app, char *err, size_t errlen);
 int keel_server_port(const struct keel_server *s);
+uint64_t keel_server_accepted(const struct keel_server *s); /* connections accepted so far */
 /* stops accepting; requests under way go on */
 void keel_server_stop_accepting(struct keel_server *s);
 
