@@ -22,6 +22,7 @@ struct counter {
     char name[128]; /* the model name as asked */
     uint64_t hits;  /* requests received */
     uint64_t gone;  /* requests whose client disconnected before the answer ended */
+    uint64_t writes; /* streamed writes the client's socket has taken (backpressure shows here) */
     char auth[128]; /* the last Authorization header seen (test keys only) */
 };
 
@@ -342,6 +343,7 @@ static void on_written(void *ctx)
 {
     struct sim_req *sr = ctx;
     sr->waiting_write = 0;
+    sr->counter->writes++;
     if (sr->next < sr->nacts && sr->acts[sr->next].kind == ACT_HEARTBEAT) {
         uv_timer_start(&sr->timer, on_timer, sr->acts[sr->next].delay_ms, 0);
         return;
@@ -437,15 +439,16 @@ static void reply_json(struct keel_http *h, int status, json_t *j)
 
 static void stats(struct sim *sim, struct keel_http *h)
 {
-    json_t *hits = json_object(), *gone = json_object(), *auth = json_object();
+    json_t *hits = json_object(), *gone = json_object(), *auth = json_object(), *writes = json_object();
     for (size_t i = 0; i < sim->ncounters; i++) {
         struct counter *c = &sim->counters[i];
         json_object_set_new(hits, c->name, json_integer((json_int_t)c->hits));
         json_object_set_new(gone, c->name, json_integer((json_int_t)c->gone));
         json_object_set_new(auth, c->name, json_string(c->auth));
+        json_object_set_new(writes, c->name, json_integer((json_int_t)c->writes));
     }
-    reply_json(h, 200, json_pack("{s:o, s:o, s:o, s:I}", "hits", hits, "gone", gone, "auth", auth, "connections",
-                                 (json_int_t)keel_server_accepted(sim->srv)));
+    reply_json(h, 200, json_pack("{s:o, s:o, s:o, s:o, s:I}", "hits", hits, "gone", gone, "auth", auth, "writes",
+                                 writes, "connections", (json_int_t)keel_server_accepted(sim->srv)));
 }
 
 static void chat(struct sim *sim, struct keel_http *h)
