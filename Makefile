@@ -32,16 +32,19 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 all: $(BUILD)/keel
 
 $(BUILD)/keel: $(OBJ) $(BUILD)/main.o
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 
 $(BUILD)/%.o: src/%.c $(wildcard src/*.h src/core/*.h src/io/*.h) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # Unit tests link the whole program minus main.c, so they test modules through their headers.
 $(BUILD)/tests/%: tests/unit/%.c $(OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(OBJ) $(LIBS) -lcmocka
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(OBJ) $(LIBS) -lcmocka
 
 unit: $(UNIT_BIN) lint
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

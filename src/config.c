@@ -258,8 +258,10 @@ static int retry(struct ctx *x, const yaml_node_t *map, const char *prefix, stru
             rv = get_uint(x, v, path, &r->same_target);
         else if (strcmp(scalar(k), "backoff") == 0)
             rv = get_duration(x, v, path, &r->backoff_ms);
+        else if (strcmp(scalar(k), "max_wait") == 0)
+            rv = get_duration(x, v, path, &r->max_wait_ms);
         else
-            rv = fail(x, k, path, "unknown key (expected same_target, backoff)");
+            rv = fail(x, k, path, "unknown key (expected same_target, backoff, max_wait)");
         if (rv != 0)
             return -1;
     }
@@ -573,7 +575,7 @@ struct keel_config *keel_config_parse(const char *file, const char *text, size_t
     c->drain_ms = 30000;
     c->timeouts = (struct keel_timeouts){.connect_ms = 5000, .first_byte_ms = 60000, .stall_ms = 30000,
                                          .total_ms = 300000};
-    c->retry = (struct keel_retry){.same_target = 0, .backoff_ms = 200};
+    c->retry = (struct keel_retry){.same_target = 0, .backoff_ms = 200, .max_wait_ms = 5000};
     c->breaker = (struct keel_breaker_conf){.failures = 3, .cooldown_ms = 30000, .max_cooldown_ms = 300000};
 
     yaml_parser_t parser;

@@ -17,6 +17,7 @@ struct keel_timeouts {
 struct keel_retry {
     uint64_t same_target; /* extra tries on one target before failing over */
     uint64_t backoff_ms;  /* base of full-jitter exponential backoff */
+    uint64_t max_wait_ms; /* longest 429 Retry-After worth waiting for on the same target */
 };
 
 struct keel_breaker_conf {

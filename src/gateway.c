@@ -84,6 +84,7 @@ int keel_gateway_run(struct keel_config *config)
     gw->config = config;
     if (getrandom(&gw->id_seed, sizeof(gw->id_seed), 0) != sizeof(gw->id_seed))
         gw->id_seed = (uint64_t)uv_hrtime();
+    gw->rng = gw->id_seed ^ 0x5deece66dULL;
     gw->upstream = keel_upstream_new(gw->loop, 1024);
     if (gw->upstream == NULL) {
         keel_error("cannot start: libcurl failed to initialise");

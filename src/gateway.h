@@ -17,6 +17,7 @@ struct keel_gateway {
     struct keel_upstream *upstream; /* shared connection cache */
     uint64_t id_seed;               /* random at start: request ids don't repeat across runs */
     uint64_t id_next;
+    uint64_t rng;                   /* splitmix64 state for backoff jitter */
     size_t inflight; /* client requests not yet answered */
     int draining;    /* SIGTERM seen: no new connections; exit when inflight reaches 0 */
 };

@@ -1,8 +1,8 @@
 /* request.c - one client request's whole life, top to bottom: accept and parse, route along the
  * model's fallback chain, attempt a target, read its head and body, classify, then fail over,
  * return the client's own error as is, or relay; answer; finish. Policy lives in src/core
- * (classify, chunk, sse_parse); this file only turns I/O events into those calls and their
- * verdicts back into I/O. Deadlines and same-target retries come with issue 4. */
+ * (classify, chunk, sse_parse, deadline, router); this file only turns I/O events into those
+ * calls and their verdicts back into I/O. One timer per request serves every deadline and wait. */
 #include "request.h"
 
 #include <jansson.h>
@@ -13,21 +13,26 @@
 #include "core/buf.h"
 #include "core/chunk.h"
 #include "core/classify.h"
+#include "core/deadline.h"
+#include "core/router.h"
 #include "core/sse_parse.h"
+#include "core/units.h"
 #include "gateway.h"
 #include "io/server.h"
 #include "io/upstream.h"
 #include "log.h"
 
-#define MAX_ATTEMPTS 16
+#define MAX_ATTEMPTS 32
 #define MAX_ANSWER (64u << 20)     /* a non-stream answer or error body, bytes */
 #define MAX_SSE_LINE (4u << 20)    /* one SSE line or event */
 #define OUT_HIGH_WATER (64u << 10) /* client bytes pending before the upstream is paused */
 #define MAX_OUT (MAX_SSE_LINE + OUT_HIGH_WATER + 4096)
 
 /* The states of a request (STYLE L1). Each attempt walks ATTEMPT -> BUFFER or PRECOMMIT ->
- * (RELAY); a failed attempt before the commit point returns to ATTEMPT on the next target. */
+ * (RELAY); a failed attempt before the commit point goes to ATTEMPT again (the router's next
+ * target) or to WAIT first (a backoff or a Retry-After on the same target). */
 enum keel_req_state {
+    REQ_WAIT,      /* no transfer: waiting until wake_at to try the router's target again */
     REQ_ATTEMPT,   /* a transfer to the current target is under way; its head not yet in */
     REQ_BUFFER,    /* a non-stream answer or an error: its body is collected, capped */
     REQ_PRECOMMIT, /* a 200 event stream; client headers held until the first content progress */
@@ -35,7 +40,7 @@ enum keel_req_state {
     REQ_END,       /* answered or the client is gone; freed on entry */
 };
 
-static const char *const state_names[] = {"attempt", "buffer", "precommit", "relay", "end"};
+static const char *const state_names[] = {"wait", "attempt", "buffer", "precommit", "relay", "end"};
 
 struct attempt {
     const struct keel_target_conf *target;
@@ -51,16 +56,21 @@ struct keel_request {
     char id[24];
     json_t *body;                        /* the client's body; "model" is rewritten per attempt */
     const struct keel_model_conf *model; /* borrowed from gw->config */
-    size_t next_target;                  /* index of the target to try next */
     uint64_t start_ms;
+    uint64_t client_budget_ms;           /* from x-keel-timeout; 0 = none */
     struct attempt attempts[MAX_ATTEMPTS];
     size_t nattempts;
+    struct keel_router router;  /* which target next, and when */
+    uv_timer_t *timer;          /* every deadline and wait; malloc'd, freed in its close cb */
+    struct keel_deadline dl;    /* of the attempt under way (total_at also while waiting) */
+    uint64_t wake_at;           /* WAIT: when to try again */
 
     /* the attempt under way; reset by start_attempt */
     const struct keel_target_conf *target;
     struct keel_upstream_xfer *xfer; /* NULL when no transfer is under way */
     uint64_t attempt_start_ms;
     int status;                 /* the upstream's status, 0 before the head */
+    uint64_t retry_after_ms;    /* the upstream's Retry-After, 0 = none */
     char content_type[64];
     struct keel_outcome outcome; /* evidence for classify */
     char code[64];               /* the provider's error code, outcome.code points here */
@@ -73,15 +83,28 @@ struct keel_request {
     int writing;         /* a write awaits on_written */
     int paused;          /* the transfer is paused until the client catches up */
     int finishing;       /* the stream's last bytes are in `out`: the next write is final */
+
+    struct keel_route_target route[]; /* the model's targets as the router sees them */
 };
 
 static void start_attempt(struct keel_request *r);
 static void end_attempt(struct keel_request *r);
+struct keel_step;
+static void give_up(struct keel_request *r, const struct keel_step *step);
 static void finish(struct keel_request *r);
+static void arm(struct keel_request *r);
 
 static uint64_t now_ms(struct keel_request *r)
 {
     return uv_now(r->gw->loop);
+}
+
+static uint64_t next_random(struct keel_gateway *gw)
+{
+    uint64_t z = (gw->rng += 0x9e3779b97f4a7c15ULL); /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
 }
 
 static void set_state(struct keel_request *r, enum keel_req_state to)
@@ -135,11 +158,14 @@ static size_t keel_headers(const struct keel_request *r, struct keel_header *hdr
     return n;
 }
 
-static void respond(struct keel_request *r, int status, const char *content_type, const char *body, size_t len)
+static void respond(struct keel_request *r, int status, const char *content_type, const char *body, size_t len,
+                    const struct keel_header *extra)
 {
-    struct keel_header hdrs[6];
+    struct keel_header hdrs[7];
     char attempts[2048];
     size_t n = keel_headers(r, hdrs, content_type, attempts, sizeof(attempts));
+    if (extra != NULL)
+        hdrs[n++] = *extra;
     struct keel_http *h = r->http;
     r->http = NULL;
     keel_http_respond(h, status, hdrs, n, body, len);
@@ -165,12 +191,12 @@ void keel_respond_error(struct keel_http *h, int status, const char *type, const
 }
 
 static void respond_error(struct keel_request *r, int status, const char *type, const char *code,
-                          const char *message)
+                          const char *message, const struct keel_header *extra)
 {
     json_t *arr = json_array();
     attempts_json(arr, r);
     char *body = envelope(type, code, message, arr);
-    respond(r, status, "application/json", body ? body : "", body ? strlen(body) : 0);
+    respond(r, status, "application/json", body ? body : "", body ? strlen(body) : 0, extra);
     free(body);
 }
 
@@ -240,8 +266,28 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
         reject(gw, h, 400, "model_not_found", msg);
         return;
     }
-    struct keel_request *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
+    /* the client may shorten its own budget, never lengthen it past the config */
+    uint64_t budget = 0;
+    const char *tv = keel_http_header(h, "x-keel-timeout", &len);
+    if (tv != NULL) {
+        char v[32];
+        snprintf(v, sizeof(v), "%.*s", (int)(len < sizeof(v) ? len : sizeof(v) - 1), tv);
+        int bad = keel_parse_duration_ms(v, &budget) != 0;
+        if (bad && keel_parse_uint(v, &budget) == 0 && budget < UINT64_MAX / 1000) {
+            budget *= 1000; /* a bare number is seconds */
+            bad = 0;
+        }
+        if (bad || budget == 0) {
+            json_decref(body);
+            reject(gw, h, 400, "invalid_timeout", "x-keel-timeout: expected a duration such as 90s or 500ms");
+            return;
+        }
+    }
+    struct keel_request *r = calloc(1, sizeof(*r) + model->ntargets * sizeof(r->route[0]));
+    uv_timer_t *timer = malloc(sizeof(*timer));
+    if (r == NULL || timer == NULL) {
+        free(r);
+        free(timer);
         json_decref(body);
         keel_respond_error(h, 503, "server_error", "gateway_busy", "out of memory");
         return;
@@ -251,9 +297,21 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
     r->body = body;
     r->model = model;
     r->start_ms = uv_now(gw->loop);
+    r->client_budget_ms = budget;
     new_id(gw, r->id, sizeof(r->id));
     keel_buf_init(&r->answer, MAX_ANSWER);
     keel_buf_init(&r->out, MAX_OUT);
+    for (size_t i = 0; i < model->ntargets; i++) {
+        const struct keel_target_conf *t = &model->targets[i];
+        r->route[i] = (struct keel_route_target){.context_window = t->context_window,
+                                                 .same_target = t->retry.same_target,
+                                                 .backoff_ms = t->retry.backoff_ms,
+                                                 .max_wait_ms = t->retry.max_wait_ms};
+    }
+    keel_router_init(&r->router, r->route, model->ntargets);
+    uv_timer_init(gw->loop, timer);
+    timer->data = r;
+    r->timer = timer;
     gw->inflight++;
     keel_http_watch(h, on_gone, r);
     start_attempt(r);
@@ -294,24 +352,35 @@ static int on_comment(void *ctx, const char *text, size_t len);
 
 static const struct keel_upstream_cbs upstream_cbs = {on_head, on_data, on_done};
 
+static void deadline_exceeded(struct keel_request *r);
+
+/* Starts an attempt on the router's current target. */
 static void start_attempt(struct keel_request *r)
 {
-    for (;;) {
-        if (r->next_target >= r->model->ntargets || r->nattempts >= MAX_ATTEMPTS) {
-            respond_error(r, 502, "upstream_error", "all_targets_failed", "every target of the model failed");
-            set_state(r, REQ_END);
-            return;
-        }
-        const struct keel_target_conf *t = &r->model->targets[r->next_target++];
+    {
+        const struct keel_target_conf *t = &r->model->targets[r->router.cur];
+        uint64_t now = now_ms(r);
         r->target = t;
         r->status = 0;
+        r->retry_after_ms = 0;
         r->content_type[0] = '\0';
         r->code[0] = '\0';
         memset(&r->outcome, 0, sizeof(r->outcome));
         keel_buf_reset(&r->answer);
         r->saw_done = 0;
-        r->attempt_start_ms = now_ms(r);
+        r->attempt_start_ms = now;
+        r->dl = (struct keel_deadline){
+            .total_at = keel_deadline_total(r->start_ms, t->timeouts.total_ms, r->client_budget_ms),
+            .attempt_at = now,
+            .first_byte_ms = t->timeouts.first_byte_ms,
+            .stall_ms = t->timeouts.stall_ms,
+        };
+        if (now >= r->dl.total_at) {
+            deadline_exceeded(r);
+            return;
+        }
         r->state = REQ_ATTEMPT;
+        arm(r);
 
         json_object_set_new(r->body, "model", json_string(t->model));
         char *body = json_dumps(r->body, JSON_COMPACT);
@@ -331,7 +400,6 @@ static void start_attempt(struct keel_request *r)
         keel_error("req %s: cannot start a transfer to %s: out of memory", r->id, t->upstream->name);
         r->outcome.transport = keel_err_connect;
         end_attempt(r);
-        return;
     }
 }
 
@@ -339,6 +407,7 @@ static void on_head(void *ctx, int status, const char *content_type, uint64_t re
 {
     struct keel_request *r = ctx;
     r->status = status;
+    r->retry_after_ms = retry_after_ms;
     r->outcome.status = status;
     snprintf(r->content_type, sizeof(r->content_type), "%s", content_type);
     /* decided by what the upstream sent, not by the request's stream flag (STACK trap 8) */
@@ -395,13 +464,18 @@ out_undo:
     return -1;
 }
 
-/* after the commit a failure can't be hidden: say so in an error event and send no [DONE] */
-static void cut_stream(struct keel_request *r, enum keel_class cls)
+/* After the commit a failure can't be hidden: say so in an error event and send no [DONE].
+ * `code` is the event's error code (NULL = the class name). */
+static void cut_stream(struct keel_request *r, enum keel_class cls, const char *code)
 {
     char msg[160];
-    snprintf(msg, sizeof(msg), "upstream %s failed mid-stream: %s", r->target->upstream->name,
-             keel_class_name(cls));
-    char *ev = envelope("upstream_error", keel_class_name(cls), msg, NULL);
+    if (code == NULL)
+        snprintf(msg, sizeof(msg), "upstream %s failed mid-stream: %s", r->target->upstream->name,
+                 keel_class_name(cls));
+    else
+        snprintf(msg, sizeof(msg), "the request's deadline ran out mid-stream (upstream %s)",
+                 r->target->upstream->name);
+    char *ev = envelope("upstream_error", code ? code : keel_class_name(cls), msg, NULL);
     r->out.max += 4096; /* room for the last event even when the buffer is full */
     emit(r, ev ? ev : "{}", ev ? strlen(ev) : 2);
     free(ev);
@@ -427,6 +501,7 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
         r->outcome.code = r->code;
         return r->state == REQ_RELAY ? EV_CUT : EV_FAIL;
     case KEEL_CHUNK_PROGRESS:
+        r->dl.progress_at = now_ms(r); /* the only thing that moves first_byte/stall */
         if (r->state == REQ_PRECOMMIT)
             commit(r);
         break;
@@ -456,6 +531,13 @@ static int on_data(void *ctx, const char *data, size_t len)
 {
     struct keel_request *r = ctx;
     if (r->state == REQ_BUFFER) {
+        /* a non-stream body progresses with its bytes; whitespace keep-alives don't count */
+        for (size_t i = 0; i < len; i++) {
+            if (data[i] != ' ' && data[i] != '\n' && data[i] != '\r' && data[i] != '\t') {
+                r->dl.progress_at = now_ms(r);
+                break;
+            }
+        }
         if (keel_buf_append(&r->answer, data, len) != 0) {
             r->outcome.transport = keel_err_too_large;
             end_attempt(r);
@@ -481,7 +563,7 @@ static int on_data(void *ctx, const char *data, size_t len)
         struct keel_upstream_xfer *x = r->xfer;
         r->xfer = NULL;
         keel_upstream_xfer_cancel(x);
-        cut_stream(r, keel_classify(&r->outcome));
+        cut_stream(r, keel_classify(&r->outcome), NULL);
     }
     if (r->state == REQ_RELAY)
         flush(r);
@@ -554,7 +636,7 @@ static void on_done(void *ctx, const char *err, const char *detail)
         return;
     case REQ_RELAY:
         if (err != NULL) {
-            cut_stream(r, keel_classify(&r->outcome));
+            cut_stream(r, keel_classify(&r->outcome), NULL);
         } else {
             /* a stream that ended cleanly without [DONE] is finalised at once */
             r->out.max += 32;
@@ -563,12 +645,13 @@ static void on_done(void *ctx, const char *err, const char *detail)
         }
         flush(r);
         return;
+    case REQ_WAIT:
     case REQ_END:
         return;
     }
 }
 
-/* The attempt failed or its answer is complete: classify it and act on the verdict. */
+/* The attempt failed or its answer is complete: classify it and ask the router what next. */
 static void end_attempt(struct keel_request *r)
 {
     if (r->xfer != NULL) {
@@ -585,23 +668,136 @@ static void end_attempt(struct keel_request *r)
     if (cls != KEEL_CLASS_OK)
         keel_info("req %s: %s/%s failed: %s (status %d)", r->id, r->target->upstream->name, r->target->model,
                   keel_class_name(cls), r->status);
-    switch (keel_verdict_of(cls)) {
-    case KEEL_VERDICT_DONE:
-        respond(r, 200, r->content_type[0] ? r->content_type : "application/json", r->answer.base ? r->answer.base : "",
-                r->answer.len);
+    uint64_t now = now_ms(r);
+    struct keel_step step = {.kind = KEEL_STEP_GIVE_UP, .status = 502};
+    if (r->nattempts < MAX_ATTEMPTS)
+        step = keel_router_after(&r->router, cls, r->retry_after_ms, now, r->dl.total_at, next_random(r->gw));
+    const char *ct = r->content_type[0] ? r->content_type : "application/json";
+    switch (step.kind) {
+    case KEEL_STEP_DONE:
+        respond(r, 200, ct, r->answer.base ? r->answer.base : "", r->answer.len, NULL);
         set_state(r, REQ_END);
         return;
-    case KEEL_VERDICT_RETURN:
+    case KEEL_STEP_RETURN:
         /* the client's own fault: the upstream's answer, as is */
-        respond(r, r->status, r->content_type[0] ? r->content_type : "application/json",
-                r->answer.base ? r->answer.base : "", r->answer.len);
+        respond(r, r->status, ct, r->answer.base ? r->answer.base : "", r->answer.len, NULL);
         set_state(r, REQ_END);
         return;
-    case KEEL_VERDICT_NEXT:
-    case KEEL_VERDICT_STOP:
-        start_attempt(r);
+    case KEEL_STEP_GIVE_UP:
+        give_up(r, &step);
+        return;
+    case KEEL_STEP_TRY:
+        if (step.wait_ms == 0) {
+            start_attempt(r);
+            return;
+        }
+        r->wake_at = now + step.wait_ms;
+        set_state(r, REQ_WAIT);
+        arm(r);
         return;
     }
+}
+
+static void give_up(struct keel_request *r, const struct keel_step *step)
+{
+    if (step->status == 429) {
+        char secs[24];
+        snprintf(secs, sizeof(secs), "%llu", (unsigned long long)((step->retry_after_ms + 999) / 1000));
+        struct keel_header ra = {"retry-after", secs};
+        respond_error(r, 429, "rate_limit_error", "rate_limited", "every target of the model is rate-limited",
+                      step->retry_after_ms ? &ra : NULL);
+    } else {
+        respond_error(r, 502, "upstream_error", "all_targets_failed", "every target of the model failed", NULL);
+    }
+    set_state(r, REQ_END);
+}
+
+/* ------------------------------------------------------------------ deadlines and waits */
+
+static void on_timer(uv_timer_t *t);
+
+/* (re)arms the request's one timer for whatever falls first */
+static void arm(struct keel_request *r)
+{
+    uint64_t at;
+    if (r->state == REQ_WAIT) {
+        at = r->wake_at < r->dl.total_at ? r->wake_at : r->dl.total_at;
+    } else {
+        enum keel_deadline_kind kind;
+        at = keel_deadline_next(&r->dl, &kind);
+    }
+    uint64_t now = now_ms(r);
+    uv_timer_start(r->timer, on_timer, at > now ? at - now : 0, 0);
+}
+
+/* The request's budget is spent: 504 before the commit point, an error event after it. */
+static void deadline_exceeded(struct keel_request *r)
+{
+    if (r->xfer != NULL) {
+        struct keel_upstream_xfer *x = r->xfer;
+        r->xfer = NULL;
+        keel_upstream_xfer_cancel(x);
+        if (r->state != REQ_RELAY)
+            record_attempt(r, r->dl.progress_at ? KEEL_CLASS_STALL_TIMEOUT : KEEL_CLASS_FIRST_BYTE_TIMEOUT);
+    }
+    keel_info("req %s: deadline of %llu ms exceeded in state %s", r->id,
+              (unsigned long long)(r->dl.total_at - r->start_ms), state_names[r->state]);
+    if (r->state == REQ_RELAY) {
+        cut_stream(r, KEEL_CLASS_STALL_TIMEOUT, "deadline_exceeded");
+        flush(r);
+        return;
+    }
+    char msg[160];
+    snprintf(msg, sizeof(msg), "the request's deadline of %llu ms ran out after %zu attempts",
+             (unsigned long long)(r->dl.total_at - r->start_ms), r->nattempts);
+    respond_error(r, 504, "timeout_error", "deadline_exceeded", msg, NULL);
+    set_state(r, REQ_END);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct keel_request *r = t->data;
+    uint64_t now = now_ms(r);
+    if (r->state == REQ_WAIT) {
+        if (now >= r->dl.total_at)
+            deadline_exceeded(r);
+        else if (now >= r->wake_at)
+            start_attempt(r);
+        else
+            arm(r);
+        return;
+    }
+    if (r->xfer == NULL)
+        return; /* the answer is complete and on its way to the client: nothing left to time */
+    int kind = keel_deadline_expired(&r->dl, now);
+    if (kind < 0) {
+        arm(r); /* progress moved the deadline since the timer was set */
+        return;
+    }
+    if (kind == KEEL_DL_TOTAL) {
+        deadline_exceeded(r);
+        return;
+    }
+    if (kind == KEEL_DL_STALL && r->paused) {
+        /* the client is slow, not the upstream: keel paused the transfer itself */
+        r->dl.progress_at = now;
+        arm(r);
+        return;
+    }
+    r->outcome.transport = keel_err_timeout;
+    r->outcome.timeout = kind == KEEL_DL_FIRST_BYTE ? KEEL_TIMEOUT_FIRST_BYTE : KEEL_TIMEOUT_STALL;
+    if (r->state == REQ_RELAY) {
+        struct keel_upstream_xfer *x = r->xfer;
+        r->xfer = NULL;
+        keel_upstream_xfer_cancel(x);
+        cut_stream(r, KEEL_CLASS_STALL_TIMEOUT, NULL);
+        flush(r);
+        return;
+    }
+    keel_info("req %s: %s/%s: %s after %llu ms", r->id, r->target->upstream->name, r->target->model,
+              kind == KEEL_DL_FIRST_BYTE ? "first_byte timeout" : "stall timeout",
+              (unsigned long long)(now - r->attempt_start_ms));
+    end_attempt(r);
 }
 
 /* ------------------------------------------------------------------ finish */
@@ -616,6 +812,11 @@ static void on_gone(void *ctx)
         r->attempts[r->nattempts - 1].cls = KEEL_CLASS_CLIENT_GONE;
     keel_info("req %s: client gone in state %s: upstream transfer cancelled", r->id, state_names[r->state]);
     set_state(r, REQ_END);
+}
+
+static void free_timer(uv_handle_t *t)
+{
+    free(t);
 }
 
 static void finish(struct keel_request *r)
@@ -635,6 +836,8 @@ static void finish(struct keel_request *r)
     keel_buf_release(&r->answer);
     keel_buf_release(&r->out);
     json_decref(r->body);
+    uv_timer_stop(r->timer);
+    uv_close((uv_handle_t *)r->timer, free_timer); /* STACK trap 6: freed in the close callback */
     struct keel_gateway *gw = r->gw;
     free(r);
     keel_gateway_request_done(gw);

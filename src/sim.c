@@ -169,9 +169,14 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage)
     }
 #define P(def) (has_param ? param : (uint64_t)(def))
 #define IS(s) (strcmp(name, s) == 0)
-    if (IS("fail-then-heal")) {
-        if (sr->counter->hits <= P(2)) {
+    if (IS("fail-then-heal") || IS("rate-limit-then-heal")) {
+        if (sr->counter->hits <= P(2) && IS("fail-then-heal")) {
             respond_error(sr, 503, "The server is temporarily unavailable", "server_error", "service_unavailable");
+            return 0;
+        }
+        if (sr->counter->hits <= P(2)) {
+            respond_error(sr, 429, "Rate limit reached for requests", "requests", "rate_limit_exceeded");
+            sr->acts[sr->nacts - 1].retry_after = 1;
             return 0;
         }
         snprintf(name, sizeof(name), "healthy");

@@ -1,4 +1,4 @@
-/* classify.c - outcome -> class -> verdict; see classify.h and DESIGN.md's failure table.
+/* classify.c - outcome -> class; see classify.h and DESIGN.md's failure table.
  * An explicit upstream status wins over anything nested in it (seed 003), so the status is read
  * before the body's code, and a body code only refines a status of the same family. */
 #include "core/classify.h"
@@ -118,21 +118,4 @@ enum keel_class keel_classify(const struct keel_outcome *o)
     }
     /* 1xx/3xx are not answers an OpenAI client can use */
     return KEEL_CLASS_SERVER_ERROR;
-}
-
-enum keel_verdict keel_verdict_of(enum keel_class c)
-{
-    switch (c) {
-    case KEEL_CLASS_OK:
-        return KEEL_VERDICT_DONE;
-    case KEEL_CLASS_BAD_REQUEST:
-    case KEEL_CLASS_CONTEXT_LENGTH: /* larger-window targets: issue 4 */
-        return KEEL_VERDICT_RETURN;
-    case KEEL_CLASS_CLIENT_GONE:
-    case KEEL_CLASS_INVALID_REQUEST:
-    case KEEL_CLASS_GATEWAY_BUSY:
-        return KEEL_VERDICT_STOP;
-    default:
-        return KEEL_VERDICT_NEXT;
-    }
 }

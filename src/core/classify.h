@@ -1,6 +1,6 @@
-/* classify.h - the failure classes of DESIGN.md and what each one means for the fallback chain.
- * Pure: an attempt's outcome goes in, a class and a verdict come out. The I/O layer gathers the
- * outcome; request.c acts on the verdict. Deadlines and same-target retries arrive in issue 4. */
+/* classify.h - the failure classes of DESIGN.md, and the classification of an attempt's outcome.
+ * Pure: an attempt's outcome goes in, a class comes out. The I/O layer gathers the
+ * outcome; router.h decides what each class means for the fallback chain. */
 #ifndef KEEL_CLASSIFY_H
 #define KEEL_CLASSIFY_H
 
@@ -52,13 +52,5 @@ struct keel_outcome {
 enum keel_class keel_classify(const struct keel_outcome *o);
 const char *keel_class_name(enum keel_class c);
 
-enum keel_verdict {
-    KEEL_VERDICT_DONE,      /* success: relay it */
-    KEEL_VERDICT_NEXT,      /* failure of this target: try the next one */
-    KEEL_VERDICT_RETURN,    /* the client's own fault: return the upstream's answer as is */
-    KEEL_VERDICT_STOP,      /* a local outcome: never walks the chain, never counts upstream */
-};
-
-enum keel_verdict keel_verdict_of(enum keel_class c);
 
 #endif

@@ -32,7 +32,7 @@ models:
   - { name: auth, targets: [ { upstream: a, model: "401" }, { upstream: b, model: healthy } ] }
   - { name: missing, targets: [ { upstream: a, model: "404" }, { upstream: b, model: healthy } ] }
   - { name: overloaded, targets: [ { upstream: a, model: "529" }, { upstream: b, model: healthy } ] }
-  - { name: limited, targets: [ { upstream: a, model: "429" }, { upstream: b, model: healthy } ] }
+  - { name: limited, targets: [ { upstream: a, model: "429", retry: { max_wait: 0s } }, { upstream: b, model: healthy } ] }
   - { name: badgw, targets: [ { upstream: a, model: "502" }, { upstream: b, model: healthy } ] }
   - { name: garbled, targets: [ { upstream: a, model: malformed-chunk }, { upstream: b, model: healthy } ] }
   - { name: cut, targets: [ { upstream: a, model: reset-mid-stream }, { upstream: b, model: healthy } ] }

@@ -1,0 +1,83 @@
+/* router.c - the per-request plan over a model's targets; see router.h and DESIGN.md's failure
+ * table ("same target again?", "next target?"). */
+#include "core/router.h"
+
+void keel_router_init(struct keel_router *r, const struct keel_route_target *targets, size_t n)
+{
+    *r = (struct keel_router){.targets = targets, .n = n};
+}
+
+uint64_t keel_backoff_ms(uint64_t base_ms, uint64_t retry, uint64_t rnd)
+{
+    uint64_t shift = retry > 0 ? retry - 1 : 0;
+    uint64_t ceiling = KEEL_BACKOFF_CAP_MS;
+    if (shift < 32 && base_ms < (KEEL_BACKOFF_CAP_MS >> shift))
+        ceiling = base_ms << shift;
+    return rnd % (ceiling + 1);
+}
+
+static struct keel_step try_now(size_t target, uint64_t wait)
+{
+    return (struct keel_step){.kind = KEEL_STEP_TRY, .target = target, .wait_ms = wait};
+}
+
+/* moves to target `to`, or gives up when there is none */
+static struct keel_step move_to(struct keel_router *r, size_t to)
+{
+    if (to < r->n) {
+        r->cur = to;
+        r->retries = 0;
+        r->waited = 0;
+        return try_now(to, 0);
+    }
+    if (r->attempts > 0 && r->rate_limited == r->attempts)
+        return (struct keel_step){.kind = KEEL_STEP_GIVE_UP, .status = 429, .retry_after_ms = r->min_retry_after};
+    return (struct keel_step){.kind = KEEL_STEP_GIVE_UP, .status = 502};
+}
+
+struct keel_step keel_router_after(struct keel_router *r, enum keel_class cls, uint64_t retry_after_ms,
+                                   uint64_t now, uint64_t deadline, uint64_t rnd)
+{
+    const struct keel_route_target *t = &r->targets[r->cur];
+    r->attempts++;
+    switch (cls) {
+    case KEEL_CLASS_OK:
+        return (struct keel_step){.kind = KEEL_STEP_DONE, .target = r->cur};
+    case KEEL_CLASS_BAD_REQUEST:
+        return (struct keel_step){.kind = KEEL_STEP_RETURN, .target = r->cur};
+    case KEEL_CLASS_CONTEXT_LENGTH:
+        /* only a later target that declares a larger window can take it */
+        for (size_t j = r->cur + 1; j < r->n; j++)
+            if (r->targets[j].context_window > t->context_window)
+                return move_to(r, j);
+        return (struct keel_step){.kind = KEEL_STEP_RETURN, .target = r->cur};
+    case KEEL_CLASS_CLIENT_GONE:
+    case KEEL_CLASS_INVALID_REQUEST:
+    case KEEL_CLASS_GATEWAY_BUSY:
+        /* local outcomes never walk the chain (seed 003) */
+        return (struct keel_step){.kind = KEEL_STEP_RETURN, .target = r->cur};
+    case KEEL_CLASS_RATE_LIMITED:
+        r->rate_limited++;
+        if (retry_after_ms > 0 && (r->min_retry_after == 0 || retry_after_ms < r->min_retry_after))
+            r->min_retry_after = retry_after_ms;
+        if (retry_after_ms > 0 && !r->waited && retry_after_ms <= t->max_wait_ms && now + retry_after_ms < deadline) {
+            r->waited = 1;
+            return try_now(r->cur, retry_after_ms);
+        }
+        return move_to(r, r->cur + 1);
+    case KEEL_CLASS_SERVER_ERROR:
+    case KEEL_CLASS_OVERLOADED:
+        if (r->retries < t->same_target) {
+            uint64_t wait = keel_backoff_ms(t->backoff_ms, r->retries + 1, rnd);
+            if (now + wait < deadline) {
+                r->retries++;
+                return try_now(r->cur, wait);
+            }
+        }
+        return move_to(r, r->cur + 1);
+    default:
+        /* connect_error, reset, timeouts, quota, auth, not_found, stream_error, empty_response:
+         * this target is done for this request */
+        return move_to(r, r->cur + 1);
+    }
+}

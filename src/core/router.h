@@ -1,0 +1,58 @@
+/* router.h - the plan over one model's targets for one request: after each failed attempt,
+ * whether to retry the same target (after a backoff or a Retry-After), move to the next one,
+ * return the upstream's answer as the client's own fault, or give up with a status. Pure: time
+ * and randomness come in as arguments. (Breakers join it in issue 5.) */
+#ifndef KEEL_ROUTER_H
+#define KEEL_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/classify.h"
+
+#define KEEL_BACKOFF_CAP_MS UINT64_C(30000)
+
+struct keel_route_target {
+    uint64_t context_window; /* tokens; 0 = not declared */
+    uint64_t same_target;    /* extra tries on server_error/overloaded */
+    uint64_t backoff_ms;     /* base of the full-jitter exponential backoff */
+    uint64_t max_wait_ms;    /* the longest Retry-After worth waiting for */
+};
+
+struct keel_router {
+    const struct keel_route_target *targets; /* borrowed */
+    size_t n;
+    size_t cur;               /* the target being tried */
+    uint64_t retries;         /* same-target retries spent on cur */
+    int waited;               /* cur already had its Retry-After wait */
+    size_t attempts;          /* attempts that ended (all targets) */
+    size_t rate_limited;      /* of those, how many were rate_limited */
+    uint64_t min_retry_after; /* smallest Retry-After seen, ms; 0 = none */
+};
+
+enum keel_step_kind {
+    KEEL_STEP_TRY,     /* try `target` after `wait_ms` (0 = now) */
+    KEEL_STEP_DONE,    /* the attempt succeeded: relay it */
+    KEEL_STEP_RETURN,  /* the client's own fault: return the upstream's answer as is */
+    KEEL_STEP_GIVE_UP, /* no target left: answer `status` (429 carries retry_after_ms) */
+};
+
+struct keel_step {
+    enum keel_step_kind kind;
+    size_t target;
+    uint64_t wait_ms;
+    int status;
+    uint64_t retry_after_ms;
+};
+
+void keel_router_init(struct keel_router *r, const struct keel_route_target *targets, size_t n);
+
+/* After an attempt on r->cur ended with `cls`. retry_after_ms is the upstream's Retry-After
+ * (0 = none); a wait is only planned if now + wait stays before deadline. rnd is uniform. */
+struct keel_step keel_router_after(struct keel_router *r, enum keel_class cls, uint64_t retry_after_ms,
+                                   uint64_t now, uint64_t deadline, uint64_t rnd);
+
+/* full-jitter exponential backoff before retry number `retry` (1-based) */
+uint64_t keel_backoff_ms(uint64_t base_ms, uint64_t retry, uint64_t rnd);
+
+#endif

@@ -1,0 +1,216 @@
+// failure.test.mjs - the failure policy (issue 4) against real keel and keel sim processes, each
+// case stream and non-stream: deadlines (first_byte, stall, total, the client's x-keel-timeout),
+// same-target retries, Retry-After, context_length routing. Every case asserts the status, who
+// answered, how often each target was hit, and that the answer came within the configured
+// deadline plus a generous margin (exact timing accuracy is measured in bench/, not here).
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { chat, hits, post, simStats, sseData, startKeel, startSim, stop, streamedText } from './lib.mjs';
+
+const MARGIN = 1500; // ms on top of a deadline: generous for a loaded CI machine and sanitizers
+
+const CONFIG = `
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+defaults:
+  timeouts: { connect: 1s, first_byte: 1s, stall: 1s, total: 20s }
+  retry: { same_target: 0, backoff: 10ms, max_wait: 2s }
+upstreams:
+  - { name: a, base_url: "{SIM}" }
+  - { name: b, base_url: "{SIM}" }
+  - { name: c, base_url: "{SIM}" }
+models:
+  # seed 000: an upstream that accepts and never answers
+  - { name: hang, targets: [ { upstream: a, model: hang }, { upstream: b, model: healthy } ] }
+  - { name: silence, targets: [ { upstream: a, model: headers-then-silence }, { upstream: b, model: healthy } ] }
+  # seed 001: kept alive by heartbeats, no tokens
+  - { name: heartbeat, targets: [ { upstream: a, model: "heartbeat-only:200" }, { upstream: b, model: healthy } ] }
+  - { name: slowfirst, targets: [ { upstream: a, model: "slow-first-token:4000" }, { upstream: b, model: healthy } ] }
+  - { name: stall, targets: [ { upstream: a, model: "stall-after:2" }, { upstream: b, model: healthy } ] }
+  # seed 000: retry-same-then-die becomes retry-then-fail-over
+  - { name: storm, targets: [ { upstream: a, model: "503", retry: { same_target: 2 } }, { upstream: b, model: healthy } ] }
+  - { name: heal, targets: [ { upstream: a, model: "fail-then-heal:1", retry: { same_target: 1 } }, { upstream: b, model: healthy } ] }
+  - { name: ratewait, targets: [ { upstream: a, model: "rate-limit-then-heal:1" }, { upstream: b, model: healthy } ] }
+  - { name: ratelong, targets: [ { upstream: a, model: "429:10" }, { upstream: b, model: healthy } ] }
+  - name: rateall
+    targets:
+      - { upstream: a, model: "429:3", retry: { max_wait: 1s } }
+      - { upstream: b, model: "429:2", retry: { max_wait: 1s } }
+  - { name: total, targets: [ { upstream: a, model: hang, timeouts: { first_byte: 10s, total: 1500ms } }, { upstream: b, model: healthy } ] }
+  - { name: long, targets: [ { upstream: a, model: hang, timeouts: { first_byte: 15s } }, { upstream: b, model: healthy } ] }
+  - { name: slowtotal, targets: [ { upstream: a, model: "slow-tokens:400", timeouts: { total: 1200ms } } ] }
+  - name: bigctx
+    targets:
+      - { upstream: a, model: context-length, context_window: 8k }
+      - { upstream: b, model: healthy }
+      - { upstream: c, model: "slow-first-token:10", context_window: 128k }
+  - { name: smallctx, targets: [ { upstream: a, model: context-length, context_window: 8k }, { upstream: b, model: healthy } ] }
+  - { name: garbage, targets: [ { upstream: a, model: malformed-chunk }, { upstream: b, model: healthy } ] }
+`;
+
+let sim;
+let keel;
+const reset = () => fetch(`${sim.url}/sim/reset`, { method: 'POST' });
+
+before(async () => {
+  sim = await startSim();
+  keel = await startKeel(CONFIG, sim);
+});
+
+after(async () => {
+  await stop(keel);
+  await stop(sim);
+});
+
+async function timed(model, opts = {}, headers = {}) {
+  const t0 = performance.now();
+  const r = await post(keel, chat(model, opts), { headers });
+  r.ms = performance.now() - t0;
+  r.attempts = (r.headers.get('x-keel-attempts') || '').split(', ').filter(Boolean).map((a) => {
+    const [who, ...kv] = a.split(';');
+    return { who, ...Object.fromEntries(kv.map((x) => x.split('='))) };
+  });
+  return r;
+}
+
+function answeredBy(r, stream, upstream) {
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.headers.get('x-keel-upstream'), upstream);
+  const text = stream ? streamedText(r.text) : JSON.parse(r.text).choices[0].message.content;
+  assert.equal(text, 'Hello from the keel simulator.');
+}
+
+for (const stream of [false, true]) {
+  describe(stream ? 'stream' : 'non-stream', () => {
+    beforeEach(reset);
+
+    for (const [alias, simModel] of [
+      ['hang', 'hang'], ['silence', 'headers-then-silence'], ['heartbeat', 'heartbeat-only:200'],
+      ['slowfirst', 'slow-first-token:4000'],
+    ]) {
+      test(`${simModel}: first_byte fails over at once, the target is not retried`, async () => {
+        const r = await timed(alias, { stream });
+        answeredBy(r, stream, 'b');
+        assert.deepEqual(r.attempts.map((a) => a.class), ['first_byte_timeout', 'ok']);
+        assert.ok(r.ms >= 900 && r.ms < 1000 + MARGIN, `${r.ms} ms`);
+        const s = await simStats(sim);
+        assert.equal(hits(s, simModel), 1);
+        assert.equal(hits(s, 'healthy'), 1);
+      });
+    }
+
+    test('503 is retried on the same target up to same_target, then failed over', async () => {
+      const r = await timed('storm', { stream });
+      answeredBy(r, stream, 'b');
+      assert.deepEqual(r.attempts.map((a) => a.class), ['server_error', 'server_error', 'server_error', 'ok']);
+      assert.equal(hits(await simStats(sim), '503'), 3);
+      assert.ok(r.ms < MARGIN);
+    });
+
+    test('a target that heals within its retries answers itself', async () => {
+      const r = await timed('heal', { stream });
+      answeredBy(r, stream, 'a');
+      const s = await simStats(sim);
+      assert.equal(hits(s, 'fail-then-heal:1'), 2);
+      assert.equal(hits(s, 'healthy'), 0);
+    });
+
+    test('429 with a Retry-After that fits is waited for on the same target', async () => {
+      const r = await timed('ratewait', { stream });
+      answeredBy(r, stream, 'a');
+      assert.deepEqual(r.attempts.map((a) => a.class), ['rate_limited', 'ok']);
+      assert.ok(r.ms >= 900 && r.ms < 1000 + MARGIN, `${r.ms} ms`);
+      assert.equal(hits(await simStats(sim), 'healthy'), 0);
+    });
+
+    test('429 with a Retry-After past max_wait moves on at once', async () => {
+      const r = await timed('ratelong', { stream });
+      answeredBy(r, stream, 'b');
+      assert.deepEqual(r.attempts.map((a) => a.class), ['rate_limited', 'ok']);
+      assert.ok(r.ms < 800, `${r.ms} ms`);
+      assert.equal(hits(await simStats(sim), '429:10'), 1);
+    });
+
+    test('every target rate-limited: 429 with the smallest Retry-After', async () => {
+      const r = await timed('rateall', { stream });
+      assert.equal(r.status, 429);
+      assert.equal(r.headers.get('retry-after'), '2');
+      const j = JSON.parse(r.text);
+      assert.equal(j.error.code, 'rate_limited');
+      assert.ok(j.error.attempts.every((a) => a.class === 'rate_limited'));
+      assert.ok(r.ms < 1000 + MARGIN, `${r.ms} ms`);
+    });
+
+    test('total runs out: 504 in the envelope, never much later than total', async () => {
+      const r = await timed('total', { stream });
+      assert.equal(r.status, 504);
+      const j = JSON.parse(r.text);
+      assert.equal(j.error.code, 'deadline_exceeded');
+      assert.deepEqual(j.error.attempts.map((a) => [a.upstream, a.class]), [['a', 'first_byte_timeout']]);
+      assert.ok(r.ms >= 1400 && r.ms < 1500 + MARGIN, `${r.ms} ms`);
+      assert.equal(hits(await simStats(sim), 'healthy'), 0);
+    });
+
+    test('x-keel-timeout shortens the budget, never lengthens it', async () => {
+      let r = await timed('long', { stream }, { 'x-keel-timeout': '800ms' });
+      assert.equal(r.status, 504);
+      assert.ok(r.ms >= 700 && r.ms < 800 + MARGIN, `${r.ms} ms`);
+      r = await timed('total', { stream }, { 'x-keel-timeout': '60' }); // 60 s asked, 1.5 s configured
+      assert.equal(r.status, 504);
+      assert.ok(r.ms < 1500 + MARGIN, `${r.ms} ms`);
+      r = await timed('long', { stream }, { 'x-keel-timeout': 'soon' });
+      assert.equal(r.status, 400);
+      assert.equal(JSON.parse(r.text).error.code, 'invalid_timeout');
+    });
+
+    test('context_length fails over only to a target with a larger declared window', async () => {
+      const r = await timed('bigctx', { stream });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('x-keel-upstream'), 'c');
+      assert.deepEqual(r.attempts.map((a) => a.class), ['context_length', 'ok']);
+      const s = await simStats(sim);
+      assert.equal(hits(s, 'healthy'), 0, 'the target without a larger window is skipped');
+      const small = await timed('smallctx', { stream });
+      assert.equal(small.status, 400);
+      assert.equal(JSON.parse(small.text).error.code, 'context_length_exceeded');
+      assert.equal(hits(await simStats(sim), 'healthy'), 0);
+    });
+  });
+}
+
+describe('stall', () => {
+  beforeEach(reset);
+
+  test('stream: a stall after the commit point ends with an error event, no [DONE], no failover', async () => {
+    const r = await timed('stall', { stream: true });
+    assert.equal(r.status, 200);
+    const data = sseData(r.text);
+    assert.ok(!data.includes('[DONE]'));
+    assert.equal(JSON.parse(data.at(-1)).error.code, 'stall_timeout');
+    assert.equal(streamedText(data.slice(0, -1).map((d) => `data: ${d}`).join('\n\n')), 'Hello from');
+    assert.ok(r.ms < 1000 + MARGIN, `${r.ms} ms`);
+    assert.equal(hits(await simStats(sim), 'healthy'), 0);
+  });
+
+  test('non-stream: a body that stops mid-way is a stall_timeout, failed over invisibly', async () => {
+    const r = await timed('stall', { stream: false });
+    answeredBy(r, false, 'b');
+    assert.deepEqual(r.attempts.map((a) => a.class), ['stall_timeout', 'ok']);
+    assert.ok(r.ms < 1000 + MARGIN, `${r.ms} ms`);
+  });
+
+  test('stream: total runs out after the commit point: an error event, not a truncated answer', async () => {
+    const r = await timed('slowtotal', { stream: true });
+    assert.equal(r.status, 200);
+    const data = sseData(r.text);
+    assert.ok(!data.includes('[DONE]'));
+    assert.equal(JSON.parse(data.at(-1)).error.code, 'deadline_exceeded');
+    assert.ok(r.ms >= 1100 && r.ms < 1200 + MARGIN, `${r.ms} ms`);
+  });
+
+  test('non-stream: a malformed body is a failure of that attempt', async () => {
+    const r = await timed('garbage', { stream: false });
+    answeredBy(r, false, 'b');
+    assert.deepEqual(r.attempts.map((a) => a.class), ['empty_response', 'ok']);
+  });
+});

@@ -1,0 +1,168 @@
+/* test_router.c - the plan over a model's targets after each failed attempt: failover, the
+ * client's own errors, same-target retries with backoff inside the deadline, Retry-After,
+ * everything rate-limited, larger-context failover. */
+#include "unit.h"
+
+#include "core/router.h"
+
+#define T(window, same, backoff, maxwait) {.context_window = (window), .same_target = (same), .backoff_ms = (backoff), .max_wait_ms = (maxwait)}
+
+static void test_failover_walks_the_chain_then_502(void **state)
+{
+    static const struct keel_route_target t[] = {T(0, 0, 200, 5000), T(0, 0, 200, 5000)};
+    struct keel_router r;
+    keel_router_init(&r, t, 2);
+    struct keel_step s = keel_router_after(&r, KEEL_CLASS_SERVER_ERROR, 0, 0, 1000000, 7);
+    assert_int_equal(s.kind, KEEL_STEP_TRY);
+    assert_int_equal(s.target, 1);
+    assert_int_equal(s.wait_ms, 0);
+    s = keel_router_after(&r, KEEL_CLASS_FIRST_BYTE_TIMEOUT, 0, 0, 1000000, 7);
+    assert_int_equal(s.kind, KEEL_STEP_GIVE_UP);
+    assert_int_equal(s.status, 502);
+}
+
+static void test_every_failover_class_moves_on_at_once(void **state)
+{
+    static const struct keel_route_target t[] = {T(0, 3, 200, 5000), T(0, 0, 200, 5000)};
+    static const enum keel_class moving[] = {
+        KEEL_CLASS_CONNECT_ERROR, KEEL_CLASS_RESET, KEEL_CLASS_FIRST_BYTE_TIMEOUT, KEEL_CLASS_STALL_TIMEOUT,
+        KEEL_CLASS_QUOTA, KEEL_CLASS_AUTH, KEEL_CLASS_NOT_FOUND, KEEL_CLASS_STREAM_ERROR, KEEL_CLASS_EMPTY_RESPONSE};
+    for (size_t i = 0; i < sizeof(moving) / sizeof(moving[0]); i++) {
+        struct keel_router r;
+        keel_router_init(&r, t, 2);
+        struct keel_step s = keel_router_after(&r, moving[i], 0, 0, 1000000, 0);
+        assert_int_equal(s.kind, KEEL_STEP_TRY);
+        assert_int_equal(s.target, 1); /* even with same_target retries left: not retried */
+        assert_int_equal(s.wait_ms, 0);
+    }
+}
+
+static void test_client_fault_is_returned(void **state)
+{
+    static const struct keel_route_target t[] = {T(0, 0, 200, 5000), T(0, 0, 200, 5000)};
+    struct keel_router r;
+    keel_router_init(&r, t, 2);
+    assert_int_equal(keel_router_after(&r, KEEL_CLASS_BAD_REQUEST, 0, 0, 1000, 0).kind, KEEL_STEP_RETURN);
+    keel_router_init(&r, t, 2);
+    assert_int_equal(keel_router_after(&r, KEEL_CLASS_CLIENT_GONE, 0, 0, 1000, 0).kind, KEEL_STEP_RETURN);
+    keel_router_init(&r, t, 2);
+    assert_int_equal(keel_router_after(&r, KEEL_CLASS_OK, 0, 0, 1000, 0).kind, KEEL_STEP_DONE);
+}
+
+static void test_same_target_retries_with_backoff(void **state)
+{
+    static const struct keel_route_target t[] = {T(0, 2, 100, 5000), T(0, 0, 100, 5000)};
+    struct keel_router r;
+    keel_router_init(&r, t, 2);
+    struct keel_step s = keel_router_after(&r, KEEL_CLASS_SERVER_ERROR, 0, 0, 100000, 1000003);
+    assert_int_equal(s.kind, KEEL_STEP_TRY);
+    assert_int_equal(s.target, 0);
+    assert_true(s.wait_ms <= 100);
+    s = keel_router_after(&r, KEEL_CLASS_OVERLOADED, 0, 0, 100000, 1000003);
+    assert_int_equal(s.target, 0);
+    assert_true(s.wait_ms <= 200);
+    s = keel_router_after(&r, KEEL_CLASS_SERVER_ERROR, 0, 0, 100000, 1000003);
+    assert_int_equal(s.target, 1); /* retries spent: move on, no wait */
+    assert_int_equal(s.wait_ms, 0);
+}
+
+static void test_backoff_never_overruns_the_deadline(void **state)
+{
+    static const struct keel_route_target t[] = {T(0, 5, 1000, 5000), T(0, 0, 100, 5000)};
+    struct keel_router r;
+    keel_router_init(&r, t, 2);
+    /* rnd picks the top of the jitter range: 1000 ms, but only 500 ms are left */
+    struct keel_step s = keel_router_after(&r, KEEL_CLASS_SERVER_ERROR, 0, 10000, 10500, 1000);
+    assert_int_equal(s.target, 1);
+    assert_int_equal(s.wait_ms, 0);
+}
+
+static void test_backoff_is_full_jitter_and_capped(void **state)
+{
+    assert_int_equal(keel_backoff_ms(200, 1, 200), 200);
+    assert_int_equal(keel_backoff_ms(200, 1, 201), 0);
+    assert_int_equal(keel_backoff_ms(200, 3, 800), 800);
+    for (uint64_t rnd = 0; rnd < 5000; rnd += 37)
+        assert_true(keel_backoff_ms(200, 3, rnd) <= 800);
+    assert_true(keel_backoff_ms(200, 60, UINT64_MAX) <= KEEL_BACKOFF_CAP_MS);
+    assert_true(keel_backoff_ms(UINT64_MAX / 2, 2, UINT64_MAX) <= KEEL_BACKOFF_CAP_MS);
+}
+
+static void test_retry_after_that_fits_is_waited_once(void **state)
+{
+    static const struct keel_route_target t[] = {T(0, 0, 200, 5000), T(0, 0, 200, 5000)};
+    struct keel_router r;
+    keel_router_init(&r, t, 2);
+    struct keel_step s = keel_router_after(&r, KEEL_CLASS_RATE_LIMITED, 2000, 0, 60000, 0);
+    assert_int_equal(s.kind, KEEL_STEP_TRY);
+    assert_int_equal(s.target, 0);
+    assert_int_equal(s.wait_ms, 2000);
+    s = keel_router_after(&r, KEEL_CLASS_RATE_LIMITED, 2000, 2000, 60000, 0);
+    assert_int_equal(s.target, 1); /* one wait per target */
+    assert_int_equal(s.wait_ms, 0);
+}
+
+static void test_retry_after_too_long_moves_on_at_once(void **state)
+{
+    static const struct keel_route_target t[] = {T(0, 0, 200, 5000), T(0, 0, 200, 5000)};
+    struct keel_router r;
+    keel_router_init(&r, t, 2);
+    struct keel_step s = keel_router_after(&r, KEEL_CLASS_RATE_LIMITED, 6000, 0, 60000, 0); /* > max_wait */
+    assert_int_equal(s.target, 1);
+    assert_int_equal(s.wait_ms, 0);
+    keel_router_init(&r, t, 2);
+    s = keel_router_after(&r, KEEL_CLASS_RATE_LIMITED, 3000, 0, 2000, 0); /* past the deadline */
+    assert_int_equal(s.target, 1);
+    keel_router_init(&r, t, 2);
+    s = keel_router_after(&r, KEEL_CLASS_RATE_LIMITED, 0, 0, 60000, 0); /* no Retry-After */
+    assert_int_equal(s.target, 1);
+}
+
+static void test_all_rate_limited_is_429_with_smallest_retry_after(void **state)
+{
+    static const struct keel_route_target t[] = {T(0, 0, 200, 0), T(0, 0, 200, 0), T(0, 0, 200, 0)};
+    struct keel_router r;
+    keel_router_init(&r, t, 3);
+    keel_router_after(&r, KEEL_CLASS_RATE_LIMITED, 30000, 0, 60000, 0);
+    keel_router_after(&r, KEEL_CLASS_RATE_LIMITED, 7000, 0, 60000, 0);
+    struct keel_step s = keel_router_after(&r, KEEL_CLASS_RATE_LIMITED, 0, 0, 60000, 0);
+    assert_int_equal(s.kind, KEEL_STEP_GIVE_UP);
+    assert_int_equal(s.status, 429);
+    assert_int_equal(s.retry_after_ms, 7000);
+    /* one target failing otherwise makes it a 502 */
+    keel_router_init(&r, t, 3);
+    keel_router_after(&r, KEEL_CLASS_RATE_LIMITED, 30000, 0, 60000, 0);
+    keel_router_after(&r, KEEL_CLASS_SERVER_ERROR, 0, 0, 60000, 0);
+    s = keel_router_after(&r, KEEL_CLASS_RATE_LIMITED, 1000, 0, 60000, 0);
+    assert_int_equal(s.status, 502);
+}
+
+static void test_context_length_goes_only_to_a_larger_window(void **state)
+{
+    static const struct keel_route_target t[] = {T(8000, 0, 0, 0), T(0, 0, 0, 0), T(4000, 0, 0, 0), T(128000, 0, 0, 0)};
+    struct keel_router r;
+    keel_router_init(&r, t, 4);
+    struct keel_step s = keel_router_after(&r, KEEL_CLASS_CONTEXT_LENGTH, 0, 0, 60000, 0);
+    assert_int_equal(s.kind, KEEL_STEP_TRY);
+    assert_int_equal(s.target, 3); /* skips the undeclared and the smaller window */
+    s = keel_router_after(&r, KEEL_CLASS_CONTEXT_LENGTH, 0, 0, 60000, 0);
+    assert_int_equal(s.kind, KEEL_STEP_RETURN); /* nothing larger left: the 400 as is */
+    assert_int_equal(s.target, 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_failover_walks_the_chain_then_502),
+        cmocka_unit_test(test_every_failover_class_moves_on_at_once),
+        cmocka_unit_test(test_client_fault_is_returned),
+        cmocka_unit_test(test_same_target_retries_with_backoff),
+        cmocka_unit_test(test_backoff_never_overruns_the_deadline),
+        cmocka_unit_test(test_backoff_is_full_jitter_and_capped),
+        cmocka_unit_test(test_retry_after_that_fits_is_waited_once),
+        cmocka_unit_test(test_retry_after_too_long_moves_on_at_once),
+        cmocka_unit_test(test_all_rate_limited_is_429_with_smallest_retry_after),
+        cmocka_unit_test(test_context_length_goes_only_to_a_larger_window),
+    };
+    return cmocka_run_group_tests_name("router", tests, NULL, NULL);
+}
