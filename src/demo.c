@@ -1,6 +1,7 @@
 /* demo.c - `keel demo`: starts `keel sim` and `keel serve` as child processes on free loopback
- * ports, sends an agent's requests through models whose first target fails in a different way
- * each time, and prints what keel did. Blocking libcurl is fine here: this is a client. */
+ * ports, sends an agent's requests through models whose primary fails the way one of the seeds
+ * saw in the wild, and prints what keel did beside what a client without keel got.
+ * Blocking libcurl is fine here: this is a client. */
 #include "demo.h"
 
 #include <curl/curl.h>
@@ -155,7 +156,7 @@ static void ask(int port, const char *model, int stream, struct answer *a)
     curl_easy_cleanup(e);
 }
 
-/* "up/model;class=C;status=S;ms=M, ..." -> "C, C, ok" */
+/* "up/model;class=C;status=S;ms=M, ..." -> "C -> C -> ok" */
 static void classes(const char *attempts, char *dst, size_t n)
 {
     size_t off = 0;
@@ -163,46 +164,76 @@ static void classes(const char *attempts, char *dst, size_t n)
     for (const char *p = strstr(attempts, "class="); p != NULL && off < n; p = strstr(p + 1, "class=")) {
         const char *v = p + 6, *e = strchr(v, ';');
         size_t l = e ? (size_t)(e - v) : strlen(v);
-        int w = snprintf(dst + off, n - off, "%s%.*s", off ? " -> " : "", (int)l, v);
+        int w = snprintf(dst + off, n - off, "%s%.*s", off ? " > " : "", (int)l, v);
         off += w > 0 ? (size_t)w : 0;
     }
 }
 
+enum expect { ANSWERED, CUT_CLEANLY, RETURNED_400 };
+
 struct scenario {
-    const char *model;     /* the alias the agent asks for */
+    const char *failure;  /* what the provider does, and the seed it comes from */
+    const char *model;    /* the alias the agent asks for */
     int stream;
-    const char *failure;   /* what its first target does */
-    const char *expect;    /* what keel should do */
+    enum expect expect;
+    const char *upstream; /* who should answer */
+    const char *without;  /* what a client without keel got, per the seeds */
 };
 
 static const struct scenario scenarios[] = {
-    {"chat", 0, "healthy provider", "pass through"},
-    {"chat", 1, "healthy provider, streaming", "pass through"},
-    {"storm", 0, "503 Service Unavailable", "fail over"},
-    {"storm", 1, "503 Service Unavailable, streaming", "fail over"},
-    {"empty", 0, "200 with no choices", "fail over"},
-    {"crash", 1, "error event before content", "fail over"},
-    {"reset", 0, "connection dropped before headers", "fail over"},
-    {"gone", 0, "404 model_not_found", "fail over"},
-    {"bad", 0, "400 invalid request (client's fault)", "return as is"},
+    {"hangs, never answers (000)", "hang", 1, ANSWERED, "backup", "600 s, then a 502"},
+    {"heartbeats, no tokens (001)", "heartbeat", 1, ANSWERED, "backup", "15+ min; fallback never tried"},
+    {"503 storm (000)", "storm", 0, ANSWERED, "backup", "3 retries on the same model, then dies"},
+    {"200 with no choices (000)", "empty", 0, ANSWERED, "backup", "an empty 'success'"},
+    {"INTERNAL_ERROR before content (000)", "crash", 1, ANSWERED, "backup", "the error, mid-turn"},
+    {"connection dropped (002)", "drop", 0, ANSWERED, "backup", "a 502"},
+    {"429 with Retry-After: 1", "limited", 0, ANSWERED, "primary", "a 429 to the agent"},
+    {"cut mid-stream (000)", "cut", 1, CUT_CLEANLY, "primary", "a truncated answer that looks complete"},
+    {"the client's own 400 (003)", "bad", 0, RETURNED_400, "primary", "walks the whole chain, failing each"},
 };
 
 static const char config_fmt[] =
     "listen: 127.0.0.1:0\n"
     "admin_listen: 127.0.0.1:0\n"
     "defaults:\n"
-    "  timeouts: { connect: 2s }\n"
+    "  timeouts: { connect: 2s, first_byte: 3s, stall: 3s, total: 30s }\n"
+    "  retry: { same_target: 0, backoff: 100ms, max_wait: 5s }\n"
     "upstreams:\n"
-    "  - { name: flaky, kind: openai, base_url: \"http://127.0.0.1:%d/v1\", api_key: demo-key-a }\n"
+    "  - { name: primary, kind: openai, base_url: \"http://127.0.0.1:%d/v1\", api_key: demo-key-a }\n"
     "  - { name: backup, kind: openai, base_url: \"http://127.0.0.1:%d/v1\", api_key: demo-key-b }\n"
     "models:\n"
-    "  - { name: chat,  targets: [ { upstream: flaky, model: healthy } ] }\n"
-    "  - { name: storm, targets: [ { upstream: flaky, model: \"503\" }, { upstream: backup, model: healthy } ] }\n"
-    "  - { name: empty, targets: [ { upstream: flaky, model: empty-choices }, { upstream: backup, model: healthy } ] }\n"
-    "  - { name: crash, targets: [ { upstream: flaky, model: error-before-content }, { upstream: backup, model: healthy } ] }\n"
-    "  - { name: reset, targets: [ { upstream: flaky, model: reset-before-headers }, { upstream: backup, model: healthy } ] }\n"
-    "  - { name: gone,  targets: [ { upstream: flaky, model: \"404\" }, { upstream: backup, model: healthy } ] }\n"
-    "  - { name: bad,   targets: [ { upstream: flaky, model: \"400\" }, { upstream: backup, model: healthy } ] }\n";
+    "  - { name: hang,      targets: [ { upstream: primary, model: hang }, { upstream: backup, model: healthy } ] }\n"
+    "  - { name: heartbeat, targets: [ { upstream: primary, model: \"heartbeat-only:500\" }, { upstream: backup, model: healthy } ] }\n"
+    "  - { name: storm,     targets: [ { upstream: primary, model: \"503\" }, { upstream: backup, model: healthy } ] }\n"
+    "  - { name: empty,     targets: [ { upstream: primary, model: empty-choices }, { upstream: backup, model: healthy } ] }\n"
+    "  - { name: crash,     targets: [ { upstream: primary, model: error-before-content }, { upstream: backup, model: healthy } ] }\n"
+    "  - { name: drop,      targets: [ { upstream: primary, model: reset-before-headers }, { upstream: backup, model: healthy } ] }\n"
+    "  - { name: limited,   targets: [ { upstream: primary, model: \"rate-limit-then-heal:1\" }, { upstream: backup, model: healthy } ] }\n"
+    "  - { name: cut,       targets: [ { upstream: primary, model: reset-mid-stream }, { upstream: backup, model: healthy } ] }\n"
+    "  - { name: bad,       targets: [ { upstream: primary, model: \"400\" }, { upstream: backup, model: healthy } ] }\n";
+
+/* what keel did, in a few words, from the answer */
+static void describe(const struct scenario *s, const struct answer *a, char *dst, size_t n, int *ok)
+{
+    char cls[256];
+    classes(a->attempts, cls, sizeof(cls));
+    int done = strstr(a->body, "data: [DONE]") != NULL;
+    int error_event = strstr(a->body, "\"error\"") != NULL;
+    switch (s->expect) {
+    case ANSWERED:
+        *ok = a->status == 200 && strcmp(a->upstream, s->upstream) == 0 && (!s->stream || done);
+        snprintf(dst, n, "%s", cls);
+        break;
+    case CUT_CLEANLY:
+        *ok = a->status == 200 && error_event && !done;
+        snprintf(dst, n, "error event, no [DONE]");
+        break;
+    case RETURNED_400:
+        *ok = a->status == 400 && strcmp(a->upstream, s->upstream) == 0 && strstr(a->attempts, ", ") == NULL;
+        snprintf(dst, n, "returned as is, backup untouched");
+        break;
+    }
+}
 
 int keel_demo_run(const char *self)
 {
@@ -244,32 +275,35 @@ int keel_demo_run(const char *self)
         goto out;
     }
 
-    printf("\nkeel demo: an agent talks to keel on 127.0.0.1:%d; keel's providers are `keel sim`\n"
-           "(127.0.0.1:%d), told by the model name how to misbehave. Each model's first target\n"
-           "fails in its own way; a second target stands behind it.\n\n",
+    printf("\nkeel demo: an agent talks to keel (127.0.0.1:%d). keel's providers are `keel sim`\n"
+           "(127.0.0.1:%d), told by the model name how to misbehave. Every model has a primary\n"
+           "that fails the way a seed (shared/seeds/) saw in the wild, and a backup behind it.\n"
+           "Deadlines here: first_byte 3s, stall 3s, total 30s.\n\n",
            port, sim_port);
-    printf("  %-38s %-6s %-6s %-22s %-32s %s\n", "first target does", "mode", "status", "answered by",
-           "attempts", "time");
-    printf("  %-38s %-6s %-6s %-22s %-32s %s\n", "-----------------", "----", "------", "-----------",
-           "--------", "----");
+    printf("  %-37s %-6s %-34s %7s  %-16s %s\n", "provider failure (seed)", "mode", "what keel did", "time",
+           "answered by", "without keel");
+    printf("  %-37s %-6s %-34s %7s  %-16s %s\n", "-----------------------", "----", "-------------", "----",
+           "-----------", "------------");
     int ok = 1;
+    double total = 0;
     for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
         const struct scenario *s = &scenarios[i];
         struct answer a;
         ask(port, s->model, s->stream, &a);
-        char who[160], cls[256];
-        snprintf(who, sizeof(who), "%s/%s", a.upstream, a.model);
-        classes(a.attempts, cls, sizeof(cls));
-        printf("  %-38s %-6s %-6ld %-22s %-32s %.3fs\n", s->failure, s->stream ? "stream" : "json", a.status, who,
-               cls, a.secs);
-        int want_ok = strcmp(s->expect, "return as is") != 0;
-        if ((want_ok && a.status != 200) || (!want_ok && a.status != 400))
-            ok = 0;
+        char did[256], who[160];
+        int this_ok = 0;
+        describe(s, &a, did, sizeof(did), &this_ok);
+        snprintf(who, sizeof(who), "%ld %s", a.status, a.upstream);
+        printf("  %-37s %-6s %-34s %6.2fs  %-16s %s%s\n", s->failure, s->stream ? "stream" : "json", did, a.secs,
+               who, s->without, this_ok ? "" : "   <-- UNEXPECTED");
+        fflush(stdout);
+        ok &= this_ok;
+        total += a.secs;
     }
-    printf("\n  Every failure above was absorbed by the fallback chain except the client's own 400,\n"
-           "  which keel returned as is without trying the backup (it would fail there too).\n"
+    printf("\n  %zu agent turns, %.1f s in all. Without keel the first two alone cost the agent\n"
+           "  10 to 15 minutes each; with it, each cost one first_byte deadline and the backup answered.\n"
            "  Logs: %s\n\n",
-           dir);
+           sizeof(scenarios) / sizeof(scenarios[0]), total, dir);
     rc = ok ? 0 : 1;
     if (!ok)
         fprintf(stderr, "keel demo: an answer was not what keel promises (see the table and %s)\n", gw.log);

@@ -250,6 +250,9 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage)
     } else if (IS("429")) {
         respond_error(sr, 429, "Rate limit reached for requests", "requests", "rate_limit_exceeded");
         sr->acts[sr->nacts - 1].retry_after = P(1) ? P(1) : 1; /* seconds */
+    } else if (IS("quota")) {
+        respond_error(sr, 429, "You exceeded your current quota, please check your plan and billing details",
+                      "insufficient_quota", "insufficient_quota");
     } else if (IS("400")) {
         respond_error(sr, 400, "Invalid value for 'messages': expected an array", "invalid_request_error",
                       "invalid_value");

@@ -34,6 +34,7 @@ models:
   - { name: overloaded, targets: [ { upstream: a, model: "529" }, { upstream: b, model: healthy } ] }
   - { name: limited, targets: [ { upstream: a, model: "429", retry: { max_wait: 0s } }, { upstream: b, model: healthy } ] }
   - { name: badgw, targets: [ { upstream: a, model: "502" }, { upstream: b, model: healthy } ] }
+  - { name: broke, targets: [ { upstream: a, model: quota }, { upstream: b, model: healthy } ] }
   - { name: garbled, targets: [ { upstream: a, model: malformed-chunk }, { upstream: b, model: healthy } ] }
   - { name: cut, targets: [ { upstream: a, model: reset-mid-stream }, { upstream: b, model: healthy } ] }
   - { name: late-error, targets: [ { upstream: a, model: error-after-content }, { upstream: b, model: healthy } ] }
@@ -165,6 +166,7 @@ for (const stream of [false, true]) {
       ['overloaded', '529', 'overloaded'],
       ['limited', '429', 'rate_limited'],
       ['badgw', '502', 'server_error'],
+      ['broke', 'quota', 'quota'],
       ['heal', 'fail-then-heal:1', 'server_error'],
     ]) {
       test(`${sim_model} on the first target fails over as ${cls}`, async () => {
@@ -257,7 +259,7 @@ describe('surface', () => {
     const j = await (await fetch(`${keel.url}/v1/models`)).json();
     assert.equal(j.object, 'list');
     assert.ok(j.data.some((m) => m.id === 'storm' && m.object === 'model'));
-    assert.equal(j.data.length, 20);
+    assert.equal(j.data.length, 21);
   });
 
   test('GET /healthz on the admin listener', async () => {
@@ -280,7 +282,7 @@ describe('config', () => {
     fs.writeFileSync(good, CONFIG.replaceAll('{SIM}', 'http://127.0.0.1:9/v1'));
     const ok = check(good);
     assert.equal(ok.status, 0, ok.stderr);
-    assert.match(ok.stdout, /ok \(3 upstreams, 20 models\)/);
+    assert.match(ok.stdout, /ok \(3 upstreams, 21 models\)/);
     const bad = path.join(dir, 'bad.yaml');
     fs.writeFileSync(bad, 'upstreams:\n  - { name: a, base_url: "http://x" }\nmodels:\n  - name: m\n    targets:\n      - { upstream: nope, model: x }\n');
     const r = check(bad);
