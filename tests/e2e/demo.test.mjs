@@ -1,0 +1,17 @@
+// demo.test.mjs - `keel demo` is the README's first command: it must run to the end, show each
+// seed's failure handled, and exit 0.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { KEEL } from './lib.mjs';
+
+test('keel demo runs every scenario as promised and exits 0', () => {
+  const r = spawnSync(KEEL, ['demo'], { encoding: 'utf8', timeout: 60000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.ok(!r.stdout.includes('UNEXPECTED'), r.stdout);
+  for (const row of ['hangs, never answers (000)', 'heartbeats, no tokens (001)', '503 storm (000)',
+    "the client's own 400 (003)", 'error event, no [DONE]']) {
+    assert.ok(r.stdout.includes(row), `missing row: ${row}`);
+  }
+  assert.match(r.stdout, /first_byte_timeout > ok\s+3\.\d\ds\s+200 backup/);
+});
