@@ -5,7 +5,7 @@
 // deadline plus a generous margin (exact timing accuracy is measured in bench/, not here).
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { chat, hits, post, simStats, sseData, startKeel, startSim, stop, streamedText } from './lib.mjs';
+import { attemptsOf, chat, hits, post, simStats, sseData, startKeel, startSim, stop, streamedText } from './lib.mjs';
 
 const MARGIN = 1500; // ms on top of a deadline: generous for a loaded CI machine and sanitizers
 
@@ -66,10 +66,7 @@ async function timed(model, opts = {}, headers = {}) {
   const t0 = performance.now();
   const r = await post(keel, chat(model, opts), { headers });
   r.ms = performance.now() - t0;
-  r.attempts = (r.headers.get('x-keel-attempts') || '').split(', ').filter(Boolean).map((a) => {
-    const [who, ...kv] = a.split(';');
-    return { who, ...Object.fromEntries(kv.map((x) => x.split('='))) };
-  });
+  r.attempts = attemptsOf(r);
   return r;
 }
 

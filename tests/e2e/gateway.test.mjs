@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import {
-  abandon, chat, check, eventually, hits, post, simStats, sleep, sseData, startKeel, startSim, stop,
+  abandon, attemptsOf, chat, check, eventually, hits, post, simStats, sleep, sseData, startKeel, startSim, stop,
   streamedText, tmpdir,
 } from './lib.mjs';
 
@@ -58,12 +58,7 @@ after(async () => {
 // every test starts from zero hits (node:test runs root-level hooks only for root-level tests)
 const reset = () => fetch(`${sim.url}/sim/reset`, { method: 'POST' });
 
-function attempts(res) {
-  return res.headers.get('x-keel-attempts').split(', ').map((a) => {
-    const [who, ...kv] = a.split(';');
-    return { who, ...Object.fromEntries(kv.map((x) => x.split('='))) };
-  });
-}
+const attempts = attemptsOf;
 
 for (const stream of [false, true]) {
   const mode = stream ? 'stream' : 'non-stream';

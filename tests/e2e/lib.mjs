@@ -172,3 +172,11 @@ export function rssKiB(pid) {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(s.match(/VmRSS:\s+(\d+)/)[1]);
 }
+
+// x-keel-attempts "up/model;class=C;status=S;ms=M, ..." -> [{who, class, status, ms}]
+export function attemptsOf(res) {
+  return (res.headers.get('x-keel-attempts') || '').split(', ').filter(Boolean).map((a) => {
+    const [who, ...kv] = a.split(';');
+    return { who, ...Object.fromEntries(kv.map((x) => x.split('='))) };
+  });
+}
