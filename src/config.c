@@ -319,6 +319,25 @@ static int defaults(struct ctx *x, const yaml_node_t *map, struct keel_config *c
     return 0;
 }
 
+static int events(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_config *c)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
+        return -1;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char path[256];
+        if (key_name(x, k, prefix, path, sizeof(path)) != 0)
+            return -1;
+        if (strcmp(scalar(k), "webhook") != 0)
+            return fail(x, k, path, "unknown key (expected webhook)");
+        if (get_string(x, v, path, &c->webhook) != 0)
+            return -1;
+        if (strncmp(c->webhook, "http://", 7) != 0 && strncmp(c->webhook, "https://", 8) != 0)
+            return fail(x, v, path, "must start with http:// or https://");
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ upstreams */
 
 static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_upstream_conf *u)
@@ -504,6 +523,8 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
                 rv = fail(x, v, path, "must be greater than zero");
         } else if (strcmp(name, "drain_timeout") == 0) {
             rv = get_duration(x, v, path, &c->drain_ms);
+        } else if (strcmp(name, "events") == 0) {
+            rv = events(x, v, path, c);
         } else if (strcmp(name, "defaults") == 0) {
             /* done above */
         } else if (strcmp(name, "upstreams") == 0) {
@@ -513,7 +534,7 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
         } else {
             rv = fail(x, k, path,
                       "unknown key (expected listen, admin_listen, audit_log, max_body, drain_timeout, "
-                      "defaults, upstreams, models)");
+                      "events, defaults, upstreams, models)");
         }
         if (rv != 0)
             return -1;
@@ -669,8 +690,21 @@ void keel_config_free(struct keel_config *c)
     free(c->listen_host);
     free(c->admin_host);
     free(c->audit_log);
+    free(c->webhook);
     free(c->file);
     free(c);
+}
+
+struct keel_config *keel_config_hold(struct keel_config *c)
+{
+    c->refs++;
+    return c;
+}
+
+void keel_config_drop(struct keel_config *c)
+{
+    if (c != NULL && --c->refs <= 0)
+        keel_config_free(c);
 }
 
 const struct keel_model_conf *keel_config_model(const struct keel_config *c, const char *name)

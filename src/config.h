@@ -48,12 +48,14 @@ struct keel_model_conf {
 };
 
 struct keel_config {
+    int refs;                /* keel_config_hold/drop: the gateway and each request hold one */
     char *file;
     char *listen_host;
     int listen_port; /* 0 = any free port (tests) */
     char *admin_host;
     int admin_port;
     char *audit_log;         /* NULL if none; written from issue 7 on */
+    char *webhook;           /* events.webhook: URL events are POSTed to; NULL = log only */
     uint64_t max_body;       /* largest client request body, bytes */
     uint64_t drain_ms;       /* how long SIGTERM waits for in-flight requests */
     struct keel_timeouts timeouts; /* defaults */
@@ -71,6 +73,9 @@ struct keel_config *keel_config_load(const char *file, char *err, size_t errlen)
 struct keel_config *keel_config_parse(const char *file, const char *text, size_t len,
                                       const char *(*getenv_fn)(const char *), char *err, size_t errlen);
 void keel_config_free(struct keel_config *c);
+/* reference counting for SIGHUP: a config lives while a request started under it runs */
+struct keel_config *keel_config_hold(struct keel_config *c);
+void keel_config_drop(struct keel_config *c);
 const struct keel_model_conf *keel_config_model(const struct keel_config *c, const char *name);
 
 /* "host:port" or "[v6]:port" -> host (malloc'd) and port; 0 or -EINVAL */

@@ -13,23 +13,47 @@
 #include "io/upstream.h"
 #include "log.h"
 #include "request.h"
+#include "state.h"
 
 /* Reachable from here until exit, so leak checkers see live state, not leaks. */
 static struct keel_gateway *the_gateway;
 
-static void admin_request(void *app, struct keel_http *h)
+/* Breaker parameters follow the config that last named the target; their state stays. */
+static void apply_config(struct keel_gateway *gw, const struct keel_config *c)
 {
-    struct keel_gateway *gw = app;
-    size_t plen, mlen;
-    const char *path = keel_http_path(h, &plen);
-    const char *method = keel_http_method(h, &mlen);
-    struct keel_header hdrs[] = {{"content-type", "application/json"}};
-    if (plen == 8 && memcmp(path, "/healthz", 8) == 0 && mlen == 3 && memcmp(method, "GET", 3) == 0) {
-        const char *body = gw->draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ok\"}";
-        keel_http_respond(h, gw->draining ? 503 : 200, hdrs, 1, body, strlen(body));
+    for (size_t i = 0; i < c->nmodels; i++) {
+        const struct keel_model_conf *m = &c->models[i];
+        keel_state_model(&gw->state, m->name);
+        for (size_t j = 0; j < m->ntargets; j++) {
+            const struct keel_target_conf *t = &m->targets[j];
+            struct keel_target_state *ts = keel_state_target(&gw->state, t->upstream->name, t->model);
+            if (ts != NULL)
+                ts->params = (struct keel_breaker_params){t->breaker.failures, t->breaker.cooldown_ms,
+                                                          t->breaker.max_cooldown_ms};
+        }
+    }
+    keel_events_set_url(&gw->events, c->webhook);
+}
+
+/* SIGHUP: load the file again; a bad config is refused and the old one kept */
+static void reload(struct keel_gateway *gw)
+{
+    char err[512];
+    struct keel_config *c = keel_config_load(gw->config->file, err, sizeof(err));
+    if (c == NULL) {
+        gw->reload_failures++;
+        keel_error("SIGHUP: reload refused, the running config stays: %s", err);
         return;
     }
-    keel_respond_error(h, 404, "invalid_request_error", "unknown_url", "unknown path");
+    if (c->listen_port != gw->config->listen_port || strcmp(c->listen_host, gw->config->listen_host) != 0 ||
+        c->admin_port != gw->config->admin_port || strcmp(c->admin_host, gw->config->admin_host) != 0)
+        keel_warn("SIGHUP: listen and admin_listen changes take effect at the next start");
+    apply_config(gw, c);
+    struct keel_config *old = gw->config;
+    gw->config = keel_config_hold(c);
+    keel_config_drop(old); /* freed when the last request begun under it ends */
+    gw->reloads++;
+    keel_info("SIGHUP: reloaded %s (%zu upstreams, %zu models)", c->file, c->nupstreams, c->nmodels);
 }
 
 static void stop_when_idle(struct keel_gateway *gw)
@@ -56,6 +80,11 @@ static void on_drain_timeout(uv_timer_t *t)
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct keel_gateway *gw = s->data;
+    if (signum == SIGHUP) {
+        if (!gw->draining)
+            reload(gw);
+        return;
+    }
     if (gw->draining)
         return;
     keel_info("%s: draining %zu requests in flight (at most %llums)", signum == SIGTERM ? "SIGTERM" : "SIGINT",
@@ -73,7 +102,7 @@ static void on_signal(uv_signal_t *s, int signum)
 
 int keel_gateway_run(struct keel_config *config)
 {
-    static uv_signal_t sigterm, sigint;
+    static uv_signal_t sigterm, sigint, sighup;
     char err[256];
     signal(SIGPIPE, SIG_IGN);
     struct keel_gateway *gw = calloc(1, sizeof(*gw));
@@ -81,7 +110,8 @@ int keel_gateway_run(struct keel_config *config)
         return 1;
     the_gateway = gw;
     gw->loop = uv_default_loop();
-    gw->config = config;
+    gw->config = keel_config_hold(config);
+    gw->started_ms = uv_now(gw->loop);
     if (getrandom(&gw->id_seed, sizeof(gw->id_seed), 0) != sizeof(gw->id_seed))
         gw->id_seed = (uint64_t)uv_hrtime();
     gw->rng = gw->id_seed ^ 0x5deece66dULL;
@@ -90,23 +120,27 @@ int keel_gateway_run(struct keel_config *config)
         keel_error("cannot start: libcurl failed to initialise");
         return 1;
     }
+    keel_events_init(&gw->events, gw->upstream, NULL);
+    apply_config(gw, config);
     gw->api = keel_server_new(gw->loop, config->listen_host, config->listen_port, config->max_body,
                               keel_request_handle, gw, err, sizeof(err));
     if (gw->api == NULL) {
         keel_error("listen: %s", err);
         return 1;
     }
-    gw->admin = keel_server_new(gw->loop, config->admin_host, config->admin_port, 4096, admin_request, gw, err,
-                                sizeof(err));
+    gw->admin = keel_server_new(gw->loop, config->admin_host, config->admin_port, 4096, keel_admin_handle, gw,
+                                err, sizeof(err));
     if (gw->admin == NULL) {
         keel_error("admin_listen: %s", err);
         return 1;
     }
     uv_signal_init(gw->loop, &sigterm);
     uv_signal_init(gw->loop, &sigint);
-    sigterm.data = sigint.data = gw;
+    uv_signal_init(gw->loop, &sighup);
+    sigterm.data = sigint.data = sighup.data = gw;
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_start(&sighup, on_signal, SIGHUP);
     keel_info("listening api=%s:%d admin=%s:%d models=%zu upstreams=%zu", config->listen_host,
               keel_server_port(gw->api), config->admin_host, keel_server_port(gw->admin), config->nmodels,
               config->nupstreams);

@@ -8,10 +8,18 @@
 #include <uv.h>
 
 #include "config.h"
+#include "events.h"
+#include "state.h"
+
+struct keel_http;
 
 struct keel_gateway {
     uv_loop_t *loop;
-    struct keel_config *config;     /* owned */
+    struct keel_config *config;     /* held; SIGHUP swaps it, requests hold the one they began with */
+    struct keel_state state;        /* breakers, counters, windows: kept across reloads */
+    struct keel_events events;      /* event log lines and webhook */
+    uint64_t started_ms;            /* loop time at start */
+    uint64_t reloads, reload_failures;
     struct keel_server *api;        /* client listener */
     struct keel_server *admin;      /* admin listener */
     struct keel_upstream *upstream; /* shared connection cache */
@@ -28,5 +36,8 @@ int keel_gateway_run(struct keel_config *config);
 
 /* called by request.c when a request ends */
 void keel_gateway_request_done(struct keel_gateway *gw);
+
+/* the admin listener's request callback (admin.c): /healthz, /metrics, /admin/status */
+void keel_admin_handle(void *gw, struct keel_http *h);
 
 #endif

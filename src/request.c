@@ -21,6 +21,7 @@
 #include "io/server.h"
 #include "io/upstream.h"
 #include "log.h"
+#include "state.h"
 
 #define MAX_ATTEMPTS 32
 #define MAX_ANSWER (64u << 20)     /* a non-stream answer or error body, bytes */
@@ -55,7 +56,10 @@ struct keel_request {
     enum keel_req_state state;
     char id[24];
     json_t *body;                        /* the client's body; "model" is rewritten per attempt */
-    const struct keel_model_conf *model; /* borrowed from gw->config */
+    struct keel_config *config;          /* held until the request ends (SIGHUP may replace it) */
+    const struct keel_model_conf *model; /* in config */
+    struct keel_model_state *mstate;     /* the model's counters and windows (gw->state) */
+    struct keel_target_state **tstate;   /* [model->ntargets]: each target's breaker and counters */
     uint64_t start_ms;
     uint64_t client_budget_ms;           /* from x-keel-timeout; 0 = none */
     struct attempt attempts[MAX_ATTEMPTS];
@@ -64,6 +68,13 @@ struct keel_request {
     uv_timer_t *timer;          /* every deadline and wait; malloc'd, freed in its close cb */
     struct keel_deadline dl;    /* of the attempt under way (total_at also while waiting) */
     uint64_t wake_at;           /* WAIT: when to try again */
+    int probe;                  /* the attempt under way is its breaker's half-open probe */
+    int attempt_open;           /* an attempt started and is not yet reported to its breaker */
+    int failed;                 /* the last attempt failed: a move to another target is a failover */
+    enum keel_class failed_cls; /* its class */
+    uint64_t ttft_ms;           /* request start -> the answer's first content; 0 = none */
+    int answered;               /* the client got a successful answer */
+    int gone;                   /* the client went away */
 
     /* the attempt under way; reset by start_attempt */
     const struct keel_target_conf *target;
@@ -89,7 +100,8 @@ struct keel_request {
 
 static void start_attempt(struct keel_request *r);
 static void end_attempt(struct keel_request *r);
-struct keel_step;
+static void next_step(struct keel_request *r, struct keel_step step);
+static void attempt_over(struct keel_request *r, enum keel_class cls);
 static void give_up(struct keel_request *r, const struct keel_step *step);
 static void finish(struct keel_request *r);
 static void arm(struct keel_request *r);
@@ -171,11 +183,15 @@ static void respond(struct keel_request *r, int status, const char *content_type
     keel_http_respond(h, status, hdrs, n, body, len);
 }
 
-static char *envelope(const char *type, const char *code, const char *message, json_t *attempts)
+/* retry_after: seconds to add as "retry_after" (0 = none) */
+static char *envelope(const char *type, const char *code, const char *message, json_t *attempts,
+                      uint64_t retry_after)
 {
     json_t *err = json_pack("{s:s, s:s, s:s, s:n}", "message", message, "type", type, "code", code, "param");
     if (attempts != NULL)
         json_object_set_new(err, "attempts", attempts);
+    if (retry_after > 0)
+        json_object_set_new(err, "retry_after", json_integer((json_int_t)retry_after));
     json_t *root = json_pack("{s:o}", "error", err);
     char *s = json_dumps(root, JSON_COMPACT);
     json_decref(root);
@@ -184,18 +200,22 @@ static char *envelope(const char *type, const char *code, const char *message, j
 
 void keel_respond_error(struct keel_http *h, int status, const char *type, const char *code, const char *message)
 {
-    char *body = envelope(type, code, message, NULL);
+    char *body = envelope(type, code, message, NULL, 0);
     struct keel_header hdrs[] = {{"content-type", "application/json"}};
     keel_http_respond(h, status, hdrs, 1, body ? body : "", body ? strlen(body) : 0);
     free(body);
 }
 
 static void respond_error(struct keel_request *r, int status, const char *type, const char *code,
-                          const char *message, const struct keel_header *extra)
+                          const char *message, uint64_t retry_after)
 {
     json_t *arr = json_array();
     attempts_json(arr, r);
-    char *body = envelope(type, code, message, arr);
+    char *body = envelope(type, code, message, arr, retry_after);
+    char secs[24];
+    snprintf(secs, sizeof(secs), "%llu", (unsigned long long)retry_after);
+    struct keel_header ra = {"retry-after", secs};
+    const struct keel_header *extra = retry_after > 0 ? &ra : NULL;
     respond(r, status, "application/json", body ? body : "", body ? strlen(body) : 0, extra);
     free(body);
 }
@@ -233,12 +253,67 @@ static void reject(struct keel_gateway *gw, struct keel_http *h, int status, con
 {
     char id[24];
     new_id(gw, id, sizeof(id));
-    char *body = envelope("invalid_request_error", code, message, NULL);
+    char *body = envelope("invalid_request_error", code, message, NULL, 0);
+    struct keel_model_state *ms = keel_state_model(&gw->state, ""); /* the alias may be anything */
+    struct keel_route_stats *rs = ms ? keel_state_route(ms, "") : NULL;
+    if (rs != NULL)
+        rs->requests[KEEL_CLASS_INVALID_REQUEST]++;
     struct keel_header hdrs[] = {{"content-type", "application/json"}, {"x-keel-request-id", id},
                                  {"x-keel-upstream", "none"}, {"x-keel-model", "none"}, {"x-keel-attempts", ""}};
     keel_http_respond(h, status, hdrs, 5, body ? body : "", body ? strlen(body) : 0);
     keel_info("req %s: rejected: %d %s", id, status, code);
     free(body);
+}
+
+/* ------------------------------------------------------------------ breakers */
+
+static void breaker_event(struct keel_request *r, struct keel_target_state *ts, enum keel_breaker_change change,
+                          enum keel_class cause)
+{
+    static const char *const from[] = {"", "closed", "open", "half_open", "half_open"};
+    if (change == KEEL_BREAKER_SAME)
+        return;
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "breaker", "upstream", ts->upstream, "model",
+                           ts->model, "from", from[change], "to", keel_breaker_state_name(ts->breaker.state));
+    if (change == KEEL_BREAKER_OPENED || change == KEEL_BREAKER_REOPENED) {
+        json_object_set_new(ev, "cause", json_string(keel_class_name(cause)));
+        json_object_set_new(ev, "cooldown_ms", json_integer((json_int_t)ts->breaker.cooldown_ms));
+    }
+    keel_events_emit(&r->gw->events, ev);
+}
+
+/* the router's admission: the target's breaker says allow, probe or skip */
+static enum keel_admit admit_target(void *ctx, size_t i, uint64_t now)
+{
+    struct keel_request *r = ctx;
+    enum keel_breaker_change change;
+    enum keel_admit a = keel_breaker_admit(&r->tstate[i]->breaker, now, &change);
+    breaker_event(r, r->tstate[i], change, KEEL_CLASS_OK);
+    return a;
+}
+
+static void skip_target(void *ctx, size_t i)
+{
+    struct keel_request *r = ctx;
+    r->tstate[i]->skipped++;
+    if (r->nattempts < MAX_ATTEMPTS)
+        r->attempts[r->nattempts++] = (struct attempt){&r->model->targets[i], KEEL_CLASS_SKIPPED, 0, 0};
+}
+
+/* An attempt ended with cls: its breaker, in-flight count and counters learn it, once. */
+static void attempt_over(struct keel_request *r, enum keel_class cls)
+{
+    if (!r->attempt_open)
+        return;
+    r->attempt_open = 0;
+    struct keel_target_state *ts = r->tstate[r->router.cur];
+    ts->inflight--;
+    ts->attempts[cls]++;
+    if (keel_breaker_counts(cls) || cls == KEEL_CLASS_RATE_LIMITED)
+        keel_state_recent(ts, cls);
+    enum keel_breaker_change change =
+        keel_breaker_report(&ts->breaker, &ts->params, cls, r->probe, r->retry_after_ms, now_ms(r));
+    breaker_event(r, ts, change, cls);
 }
 
 static void chat(struct keel_gateway *gw, struct keel_http *h)
@@ -257,7 +332,8 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
         reject(gw, h, 400, "missing_model", "request body has no \"model\"");
         return;
     }
-    const struct keel_model_conf *model = keel_config_model(gw->config, json_string_value(m));
+    struct keel_config *config = gw->config;
+    const struct keel_model_conf *model = keel_config_model(config, json_string_value(m));
     if (model == NULL) {
         char msg[256];
         snprintf(msg, sizeof(msg), "unknown model \"%.100s\": GET /v1/models lists the configured ones",
@@ -285,9 +361,17 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
     }
     struct keel_request *r = calloc(1, sizeof(*r) + model->ntargets * sizeof(r->route[0]));
     uv_timer_t *timer = malloc(sizeof(*timer));
-    if (r == NULL || timer == NULL) {
+    struct keel_target_state **tstate = calloc(model->ntargets, sizeof(*tstate));
+    struct keel_model_state *mstate = keel_state_model(&gw->state, model->name);
+    for (size_t i = 0; tstate != NULL && i < model->ntargets; i++) {
+        tstate[i] = keel_state_target(&gw->state, model->targets[i].upstream->name, model->targets[i].model);
+        if (tstate[i] == NULL)
+            mstate = NULL;
+    }
+    if (r == NULL || timer == NULL || tstate == NULL || mstate == NULL) {
         free(r);
         free(timer);
+        free(tstate);
         json_decref(body);
         keel_respond_error(h, 503, "server_error", "gateway_busy", "out of memory");
         return;
@@ -295,7 +379,10 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
     r->gw = gw;
     r->http = h;
     r->body = body;
+    r->config = keel_config_hold(config);
     r->model = model;
+    r->mstate = mstate;
+    r->tstate = tstate;
     r->start_ms = uv_now(gw->loop);
     r->client_budget_ms = budget;
     new_id(gw, r->id, sizeof(r->id));
@@ -308,13 +395,13 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
                                                  .backoff_ms = t->retry.backoff_ms,
                                                  .max_wait_ms = t->retry.max_wait_ms};
     }
-    keel_router_init(&r->router, r->route, model->ntargets);
+    keel_router_init(&r->router, r->route, model->ntargets, admit_target, skip_target, r);
     uv_timer_init(gw->loop, timer);
     timer->data = r;
     r->timer = timer;
     gw->inflight++;
     keel_http_watch(h, on_gone, r);
-    start_attempt(r);
+    next_step(r, keel_router_start(&r->router, now_ms(r)));
 }
 
 void keel_request_handle(void *app, struct keel_http *h)
@@ -380,6 +467,8 @@ static void start_attempt(struct keel_request *r)
             return;
         }
         r->state = REQ_ATTEMPT;
+        r->attempt_open = 1;
+        r->tstate[r->router.cur]->inflight++;
         arm(r);
 
         json_object_set_new(r->body, "model", json_string(t->model));
@@ -428,6 +517,8 @@ static void on_written(void *ctx);
 
 static void record_attempt(struct keel_request *r, enum keel_class cls)
 {
+    if (r->nattempts == MAX_ATTEMPTS)
+        r->nattempts--; /* full (never in practice: the router stops first): the last slot is reused */
     r->attempts[r->nattempts++] = (struct attempt){r->target, cls, r->status, now_ms(r) - r->attempt_start_ms};
 }
 
@@ -436,6 +527,7 @@ static void record_attempt(struct keel_request *r, enum keel_class cls)
 static void commit(struct keel_request *r)
 {
     record_attempt(r, KEEL_CLASS_OK);
+    r->ttft_ms = now_ms(r) - r->start_ms;
     struct keel_header hdrs[7];
     char attempts[2048];
     size_t n = keel_headers(r, hdrs, "text/event-stream", attempts, sizeof(attempts));
@@ -475,12 +567,13 @@ static void cut_stream(struct keel_request *r, enum keel_class cls, const char *
     else
         snprintf(msg, sizeof(msg), "the request's deadline ran out mid-stream (upstream %s)",
                  r->target->upstream->name);
-    char *ev = envelope("upstream_error", code ? code : keel_class_name(cls), msg, NULL);
+    char *ev = envelope("upstream_error", code ? code : keel_class_name(cls), msg, NULL, 0);
     r->out.max += 4096; /* room for the last event even when the buffer is full */
     emit(r, ev ? ev : "{}", ev ? strlen(ev) : 2);
     free(ev);
     r->finishing = 1;
     r->attempts[r->nattempts - 1].cls = cls; /* the committed attempt, recorded at the commit */
+    attempt_over(r, cls);
 }
 
 static int on_event(void *ctx, const char *event, const char *data, size_t len)
@@ -642,6 +735,8 @@ static void on_done(void *ctx, const char *err, const char *detail)
             r->out.max += 32;
             keel_buf_append(&r->out, "data: [DONE]\n\n", 14);
             r->finishing = 1;
+            r->answered = 1;
+            attempt_over(r, KEEL_CLASS_OK);
         }
         flush(r);
         return;
@@ -665,16 +760,29 @@ static void end_attempt(struct keel_request *r)
 
     enum keel_class cls = keel_classify(&r->outcome);
     record_attempt(r, cls);
+    attempt_over(r, cls);
     if (cls != KEEL_CLASS_OK)
         keel_info("req %s: %s/%s failed: %s (status %d)", r->id, r->target->upstream->name, r->target->model,
                   keel_class_name(cls), r->status);
-    uint64_t now = now_ms(r);
+    r->failed = cls != KEEL_CLASS_OK;
+    r->failed_cls = cls;
     struct keel_step step = {.kind = KEEL_STEP_GIVE_UP, .status = 502};
     if (r->nattempts < MAX_ATTEMPTS)
-        step = keel_router_after(&r->router, cls, r->retry_after_ms, now, r->dl.total_at, next_random(r->gw));
+        step = keel_router_after(&r->router, cls, r->retry_after_ms, now_ms(r), r->dl.total_at,
+                                 next_random(r->gw));
+    next_step(r, step);
+}
+
+/* Acts on the router's step. */
+static void next_step(struct keel_request *r, struct keel_step step)
+{
     const char *ct = r->content_type[0] ? r->content_type : "application/json";
+    size_t from = r->router.cur;
     switch (step.kind) {
     case KEEL_STEP_DONE:
+        r->answered = 1;
+        if (r->ttft_ms == 0)
+            r->ttft_ms = now_ms(r) - r->start_ms; /* non-stream: the answer is its first content */
         respond(r, 200, ct, r->answer.base ? r->answer.base : "", r->answer.len, NULL);
         set_state(r, REQ_END);
         return;
@@ -686,14 +794,18 @@ static void end_attempt(struct keel_request *r)
     case KEEL_STEP_GIVE_UP:
         give_up(r, &step);
         return;
-    case KEEL_STEP_TRY:
-        if (step.wait_ms == 0) {
-            start_attempt(r);
-            return;
-        }
-        r->wake_at = now + step.wait_ms;
+    case KEEL_STEP_WAIT:
+        r->wake_at = now_ms(r) + step.wait_ms;
         set_state(r, REQ_WAIT);
         arm(r);
+        return;
+    case KEEL_STEP_TRY:
+        if (r->failed && step.target != from)
+            keel_state_failover(r->mstate, r->model->targets[from].upstream->name,
+                                r->model->targets[step.target].upstream->name, r->failed_cls);
+        r->failed = 0;
+        r->probe = step.probe;
+        start_attempt(r);
         return;
     }
 }
@@ -701,13 +813,22 @@ static void end_attempt(struct keel_request *r)
 static void give_up(struct keel_request *r, const struct keel_step *step)
 {
     if (step->status == 429) {
-        char secs[24];
-        snprintf(secs, sizeof(secs), "%llu", (unsigned long long)((step->retry_after_ms + 999) / 1000));
-        struct keel_header ra = {"retry-after", secs};
         respond_error(r, 429, "rate_limit_error", "rate_limited", "every target of the model is rate-limited",
-                      step->retry_after_ms ? &ra : NULL);
+                      (step->retry_after_ms + 999) / 1000);
+    } else if (step->status == 503) {
+        /* every breaker is open: answer at once, and say when the first one may take a probe */
+        uint64_t now = now_ms(r), ready = UINT64_MAX;
+        for (size_t i = 0; i < r->model->ntargets; i++) {
+            uint64_t at = keel_breaker_ready_at(&r->tstate[i]->breaker, now);
+            if (at < ready)
+                ready = at;
+        }
+        uint64_t secs = (ready - now + 999) / 1000;
+        respond_error(r, 503, "upstream_error", "all_targets_open",
+                      "every target of the model is cooling down after failures (circuit breakers open)",
+                      secs > 0 ? secs : 1);
     } else {
-        respond_error(r, 502, "upstream_error", "all_targets_failed", "every target of the model failed", NULL);
+        respond_error(r, 502, "upstream_error", "all_targets_failed", "every target of the model failed", 0);
     }
     set_state(r, REQ_END);
 }
@@ -737,8 +858,11 @@ static void deadline_exceeded(struct keel_request *r)
         struct keel_upstream_xfer *x = r->xfer;
         r->xfer = NULL;
         keel_upstream_xfer_cancel(x);
-        if (r->state != REQ_RELAY)
-            record_attempt(r, r->dl.progress_at ? KEEL_CLASS_STALL_TIMEOUT : KEEL_CLASS_FIRST_BYTE_TIMEOUT);
+        if (r->state != REQ_RELAY) {
+            enum keel_class cls = r->dl.progress_at ? KEEL_CLASS_STALL_TIMEOUT : KEEL_CLASS_FIRST_BYTE_TIMEOUT;
+            record_attempt(r, cls);
+            attempt_over(r, cls);
+        }
     }
     keel_info("req %s: deadline of %llu ms exceeded in state %s", r->id,
               (unsigned long long)(r->dl.total_at - r->start_ms), state_names[r->state]);
@@ -750,7 +874,7 @@ static void deadline_exceeded(struct keel_request *r)
     char msg[160];
     snprintf(msg, sizeof(msg), "the request's deadline of %llu ms ran out after %zu attempts",
              (unsigned long long)(r->dl.total_at - r->start_ms), r->nattempts);
-    respond_error(r, 504, "timeout_error", "deadline_exceeded", msg, NULL);
+    respond_error(r, 504, "timeout_error", "deadline_exceeded", msg, 0);
     set_state(r, REQ_END);
 }
 
@@ -762,7 +886,7 @@ static void on_timer(uv_timer_t *t)
         if (now >= r->dl.total_at)
             deadline_exceeded(r);
         else if (now >= r->wake_at)
-            start_attempt(r);
+            next_step(r, keel_router_resume(&r->router, now));
         else
             arm(r);
         return;
@@ -806,12 +930,42 @@ static void on_gone(void *ctx)
 {
     struct keel_request *r = ctx;
     r->http = NULL;
+    r->gone = 1;
     if (r->xfer != NULL && r->state != REQ_RELAY)
         record_attempt(r, KEEL_CLASS_CLIENT_GONE);
     else if (r->state == REQ_RELAY)
         r->attempts[r->nattempts - 1].cls = KEEL_CLASS_CLIENT_GONE;
+    attempt_over(r, KEEL_CLASS_CLIENT_GONE); /* never counts against the upstream */
     keel_info("req %s: client gone in state %s: upstream transfer cancelled", r->id, state_names[r->state]);
     set_state(r, REQ_END);
+}
+
+/* the request's line in keel_requests_total and the latency histograms and windows */
+static void account(struct keel_request *r)
+{
+    const struct attempt *last = NULL;
+    for (size_t i = r->nattempts; i > 0 && last == NULL; i--)
+        if (r->attempts[i - 1].cls != KEEL_CLASS_SKIPPED)
+            last = &r->attempts[i - 1];
+    enum keel_class cls = r->gone       ? KEEL_CLASS_CLIENT_GONE
+                          : r->answered ? KEEL_CLASS_OK
+                          : last        ? last->cls
+                                        : KEEL_CLASS_SKIPPED;
+    struct keel_route_stats *rs = keel_state_route(r->mstate, last ? last->target->upstream->name : "");
+    uint64_t ms = now_ms(r) - r->start_ms;
+    if (rs != NULL) {
+        rs->requests[cls]++;
+        keel_hist_observe(&rs->duration, (double)ms / 1000.0);
+        if (r->ttft_ms > 0 || r->answered)
+            keel_hist_observe(&rs->ttft, (double)r->ttft_ms / 1000.0);
+    }
+    if (r->answered && last != NULL) {
+        struct keel_window_stats *w = keel_state_window(r->mstate, last->target->upstream->name, last->target->model);
+        if (w != NULL) {
+            keel_window_add(&w->duration, now_ms(r), (uint32_t)ms);
+            keel_window_add(&w->ttft, now_ms(r), (uint32_t)r->ttft_ms);
+        }
+    }
 }
 
 static void free_timer(uv_handle_t *t)
@@ -831,11 +985,15 @@ static void finish(struct keel_request *r)
               last ? keel_class_name(last->cls) : "-", (unsigned long long)(now_ms(r) - r->start_ms));
     if (r->http != NULL) /* never reached: every path to REQ_END answers or loses the client */
         keel_respond_error(r->http, 500, "server_error", "internal", "request ended without an answer");
+    attempt_over(r, KEEL_CLASS_CLIENT_GONE); /* no-op unless an attempt is somehow still open */
+    account(r);
     if (r->sse.on_event != NULL)
         keel_sse_parser_release(&r->sse);
     keel_buf_release(&r->answer);
     keel_buf_release(&r->out);
     json_decref(r->body);
+    keel_config_drop(r->config);
+    free(r->tstate);
     uv_timer_stop(r->timer);
     uv_close((uv_handle_t *)r->timer, free_timer); /* STACK trap 6: freed in the close callback */
     struct keel_gateway *gw = r->gw;

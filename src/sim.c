@@ -159,6 +159,9 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage)
 {
     char name[128];
     snprintf(name, sizeof(name), "%s", model);
+    char *tag = strchr(name, '#'); /* "503#b": same behaviour, a name of its own (counters, breakers) */
+    if (tag != NULL)
+        *tag = '\0';
     char *colon = strchr(name, ':');
     uint64_t param = 0;
     int has_param = 0;

@@ -25,6 +25,7 @@ enum keel_class {
     KEEL_CLASS_CLIENT_GONE,
     KEEL_CLASS_INVALID_REQUEST,
     KEEL_CLASS_GATEWAY_BUSY,
+    KEEL_CLASS_SKIPPED, /* not an outcome: the target was skipped (breaker open, or cooling) */
     KEEL_CLASS_COUNT
 };
 

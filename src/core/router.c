@@ -2,9 +2,10 @@
  * table ("same target again?", "next target?"). */
 #include "core/router.h"
 
-void keel_router_init(struct keel_router *r, const struct keel_route_target *targets, size_t n)
+void keel_router_init(struct keel_router *r, const struct keel_route_target *targets, size_t n,
+                      keel_router_admit_cb admit, keel_router_skip_cb on_skip, void *ctx)
 {
-    *r = (struct keel_router){.targets = targets, .n = n};
+    *r = (struct keel_router){.targets = targets, .n = n, .admit = admit, .on_skip = on_skip, .ctx = ctx};
 }
 
 uint64_t keel_backoff_ms(uint64_t base_ms, uint64_t retry, uint64_t rnd)
@@ -16,23 +17,53 @@ uint64_t keel_backoff_ms(uint64_t base_ms, uint64_t retry, uint64_t rnd)
     return rnd % (ceiling + 1);
 }
 
-static struct keel_step try_now(size_t target, uint64_t wait)
+static struct keel_step wait_for(uint64_t wait)
 {
-    return (struct keel_step){.kind = KEEL_STEP_TRY, .target = target, .wait_ms = wait};
+    return (struct keel_step){.kind = KEEL_STEP_WAIT, .wait_ms = wait};
 }
 
-/* moves to target `to`, or gives up when there is none */
-static struct keel_step move_to(struct keel_router *r, size_t to)
+static enum keel_admit admit(struct keel_router *r, size_t target, uint64_t now)
 {
-    if (to < r->n) {
-        r->cur = to;
+    return r->admit ? r->admit(r->ctx, target, now) : KEEL_ADMIT_ALLOW;
+}
+
+/* moves to the first admitted target from `to` on, or gives up when there is none */
+static struct keel_step move_to(struct keel_router *r, size_t to, uint64_t now)
+{
+    for (size_t j = to; j < r->n; j++) {
+        enum keel_admit a = admit(r, j, now);
+        if (a == KEEL_ADMIT_SKIP) {
+            r->skipped++;
+            if (r->on_skip)
+                r->on_skip(r->ctx, j);
+            continue;
+        }
+        r->cur = j;
         r->retries = 0;
         r->waited = 0;
-        return try_now(to, 0);
+        return (struct keel_step){.kind = KEEL_STEP_TRY, .target = j, .probe = a == KEEL_ADMIT_PROBE};
     }
-    if (r->attempts > 0 && r->rate_limited == r->attempts)
+    if (r->attempts == 0)
+        return (struct keel_step){.kind = KEEL_STEP_GIVE_UP, .status = 503};
+    if (r->rate_limited == r->attempts)
         return (struct keel_step){.kind = KEEL_STEP_GIVE_UP, .status = 429, .retry_after_ms = r->min_retry_after};
     return (struct keel_step){.kind = KEEL_STEP_GIVE_UP, .status = 502};
+}
+
+struct keel_step keel_router_start(struct keel_router *r, uint64_t now)
+{
+    return move_to(r, 0, now);
+}
+
+struct keel_step keel_router_resume(struct keel_router *r, uint64_t now)
+{
+    enum keel_admit a = admit(r, r->cur, now);
+    if (a != KEEL_ADMIT_SKIP)
+        return (struct keel_step){.kind = KEEL_STEP_TRY, .target = r->cur, .probe = a == KEEL_ADMIT_PROBE};
+    r->skipped++;
+    if (r->on_skip)
+        r->on_skip(r->ctx, r->cur);
+    return move_to(r, r->cur + 1, now);
 }
 
 struct keel_step keel_router_after(struct keel_router *r, enum keel_class cls, uint64_t retry_after_ms,
@@ -49,7 +80,7 @@ struct keel_step keel_router_after(struct keel_router *r, enum keel_class cls, u
         /* only a later target that declares a larger window can take it */
         for (size_t j = r->cur + 1; j < r->n; j++)
             if (r->targets[j].context_window > t->context_window)
-                return move_to(r, j);
+                return move_to(r, j, now);
         return (struct keel_step){.kind = KEEL_STEP_RETURN, .target = r->cur};
     case KEEL_CLASS_CLIENT_GONE:
     case KEEL_CLASS_INVALID_REQUEST:
@@ -62,22 +93,22 @@ struct keel_step keel_router_after(struct keel_router *r, enum keel_class cls, u
             r->min_retry_after = retry_after_ms;
         if (retry_after_ms > 0 && !r->waited && retry_after_ms <= t->max_wait_ms && now + retry_after_ms < deadline) {
             r->waited = 1;
-            return try_now(r->cur, retry_after_ms);
+            return wait_for(retry_after_ms);
         }
-        return move_to(r, r->cur + 1);
+        return move_to(r, r->cur + 1, now);
     case KEEL_CLASS_SERVER_ERROR:
     case KEEL_CLASS_OVERLOADED:
         if (r->retries < t->same_target) {
             uint64_t wait = keel_backoff_ms(t->backoff_ms, r->retries + 1, rnd);
             if (now + wait < deadline) {
                 r->retries++;
-                return try_now(r->cur, wait);
+                return wait_for(wait);
             }
         }
-        return move_to(r, r->cur + 1);
+        return move_to(r, r->cur + 1, now);
     default:
         /* connect_error, reset, timeouts, quota, auth, not_found, stream_error, empty_response:
          * this target is done for this request */
-        return move_to(r, r->cur + 1);
+        return move_to(r, r->cur + 1, now);
     }
 }

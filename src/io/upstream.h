@@ -30,6 +30,7 @@ struct keel_upstream_spec {
     const char *body;   /* JSON; copied */
     size_t body_len;
     uint64_t connect_timeout_ms;
+    uint64_t timeout_ms; /* the whole transfer (0 = none: request.c runs its own deadlines) */
 };
 
 struct keel_upstream *keel_upstream_new(uv_loop_t *loop, long max_connections);

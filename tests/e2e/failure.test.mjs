@@ -15,6 +15,7 @@ admin_listen: 127.0.0.1:0
 defaults:
   timeouts: { connect: 1s, first_byte: 1s, stall: 1s, total: 20s }
   retry: { same_target: 0, backoff: 10ms, max_wait: 2s }
+  breaker: { failures: 1000 } # the same targets fail in every case; breakers are tested apart
 upstreams:
   - { name: a, base_url: "{SIM}" }
   - { name: b, base_url: "{SIM}" }
@@ -31,11 +32,17 @@ models:
   - { name: storm, targets: [ { upstream: a, model: "503", retry: { same_target: 2 } }, { upstream: b, model: healthy } ] }
   - { name: heal, targets: [ { upstream: a, model: "fail-then-heal:1", retry: { same_target: 1 } }, { upstream: b, model: healthy } ] }
   - { name: ratewait, targets: [ { upstream: a, model: "rate-limit-then-heal:1" }, { upstream: b, model: healthy } ] }
+  # a 429 cools its target for Retry-After, so each mode gets targets of its own (#s)
   - { name: ratelong, targets: [ { upstream: a, model: "429:10" }, { upstream: b, model: healthy } ] }
+  - { name: ratelong-s, targets: [ { upstream: a, model: "429:10#s" }, { upstream: b, model: healthy } ] }
   - name: rateall
     targets:
       - { upstream: a, model: "429:3", retry: { max_wait: 1s } }
       - { upstream: b, model: "429:2", retry: { max_wait: 1s } }
+  - name: rateall-s
+    targets:
+      - { upstream: a, model: "429:3#s", retry: { max_wait: 1s } }
+      - { upstream: b, model: "429:2#s", retry: { max_wait: 1s } }
   - { name: total, targets: [ { upstream: a, model: hang, timeouts: { first_byte: 10s, total: 1500ms } }, { upstream: b, model: healthy } ] }
   - { name: long, targets: [ { upstream: a, model: hang, timeouts: { first_byte: 15s } }, { upstream: b, model: healthy } ] }
   - { name: slowtotal, targets: [ { upstream: a, model: "slow-tokens:400", timeouts: { total: 1200ms } } ] }
@@ -121,15 +128,15 @@ for (const stream of [false, true]) {
     });
 
     test('429 with a Retry-After past max_wait moves on at once', async () => {
-      const r = await timed('ratelong', { stream });
+      const r = await timed(stream ? 'ratelong-s' : 'ratelong', { stream });
       answeredBy(r, stream, 'b');
       assert.deepEqual(r.attempts.map((a) => a.class), ['rate_limited', 'ok']);
       assert.ok(r.ms < 800, `${r.ms} ms`);
-      assert.equal(hits(await simStats(sim), '429:10'), 1);
+      assert.equal(hits(await simStats(sim), stream ? '429:10#s' : '429:10'), 1);
     });
 
     test('every target rate-limited: 429 with the smallest Retry-After', async () => {
-      const r = await timed('rateall', { stream });
+      const r = await timed(stream ? 'rateall-s' : 'rateall', { stream });
       assert.equal(r.status, 429);
       assert.equal(r.headers.get('retry-after'), '2');
       const j = JSON.parse(r.text);

@@ -14,6 +14,8 @@ const CONFIG = `
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 max_body: 64k
+defaults:
+  breaker: { failures: 1000 } # these tests fail the same targets again and again; breakers have their own
 upstreams:
   - { name: a, kind: openai, base_url: "{SIM}", api_key: sk-upstream-canary-a }
   - { name: b, kind: openai, base_url: "{SIM}", api_key: sk-upstream-canary-b }
@@ -33,6 +35,7 @@ models:
   - { name: missing, targets: [ { upstream: a, model: "404" }, { upstream: b, model: healthy } ] }
   - { name: overloaded, targets: [ { upstream: a, model: "529" }, { upstream: b, model: healthy } ] }
   - { name: limited, targets: [ { upstream: a, model: "429", retry: { max_wait: 0s } }, { upstream: b, model: healthy } ] }
+  - { name: limited-s, targets: [ { upstream: a, model: "429#s", retry: { max_wait: 0s } }, { upstream: b, model: healthy } ] }
   - { name: badgw, targets: [ { upstream: a, model: "502" }, { upstream: b, model: healthy } ] }
   - { name: broke, targets: [ { upstream: a, model: quota }, { upstream: b, model: healthy } ] }
   - { name: garbled, targets: [ { upstream: a, model: malformed-chunk }, { upstream: b, model: healthy } ] }
@@ -159,7 +162,8 @@ for (const stream of [false, true]) {
       ['auth', '401', 'auth'],
       ['missing', '404', 'not_found'],
       ['overloaded', '529', 'overloaded'],
-      ['limited', '429', 'rate_limited'],
+      // a 429 cools its target for Retry-After: each mode gets a target of its own
+      [stream ? 'limited-s' : 'limited', stream ? '429#s' : '429', 'rate_limited'],
       ['badgw', '502', 'server_error'],
       ['broke', 'quota', 'quota'],
       ['heal', 'fail-then-heal:1', 'server_error'],
@@ -254,7 +258,7 @@ describe('surface', () => {
     const j = await (await fetch(`${keel.url}/v1/models`)).json();
     assert.equal(j.object, 'list');
     assert.ok(j.data.some((m) => m.id === 'storm' && m.object === 'model'));
-    assert.equal(j.data.length, 21);
+    assert.equal(j.data.length, 22);
   });
 
   test('GET /healthz on the admin listener', async () => {
@@ -277,7 +281,7 @@ describe('config', () => {
     fs.writeFileSync(good, CONFIG.replaceAll('{SIM}', 'http://127.0.0.1:9/v1'));
     const ok = check(good);
     assert.equal(ok.status, 0, ok.stderr);
-    assert.match(ok.stdout, /ok \(3 upstreams, 21 models\)/);
+    assert.match(ok.stdout, /ok \(3 upstreams, 22 models\)/);
     const bad = path.join(dir, 'bad.yaml');
     fs.writeFileSync(bad, 'upstreams:\n  - { name: a, base_url: "http://x" }\nmodels:\n  - name: m\n    targets:\n      - { upstream: nope, model: x }\n');
     const r = check(bad);

@@ -1,0 +1,249 @@
+/* admin.c - the admin listener: GET /healthz, GET /metrics (Prometheus text format 0.0.4, with
+ * DESIGN.md's metric names; label values are configured names only, so cardinality is bounded),
+ * GET /admin/status (JSON: per model and target the breaker, cooldown left, recent failure
+ * classes, in-flight, and live latency percentiles over a sliding window). Read-only views of
+ * gw->state; nothing here changes it. */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "gateway.h"
+#include "io/server.h"
+#include "request.h"
+#include "state.h"
+
+#define STATUS_WINDOW_MS (5 * 60 * 1000)
+#define MAX_METRICS (16u << 20)
+
+/* ------------------------------------------------------------------ /metrics */
+
+static void appendf(struct keel_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void appendf(struct keel_buf *b, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        keel_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* a label value with \, " and newline escaped, into dst */
+static const char *esc(const char *v, char *dst, size_t n)
+{
+    size_t o = 0;
+    for (; *v != '\0' && o + 3 < n; v++) {
+        if (*v == '\\' || *v == '"') {
+            dst[o++] = '\\';
+            dst[o++] = *v;
+        } else if (*v == '\n') {
+            dst[o++] = '\\';
+            dst[o++] = 'n';
+        } else {
+            dst[o++] = *v;
+        }
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
+static void family(struct keel_buf *b, const char *name, const char *type, const char *help)
+{
+    appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void histogram(struct keel_buf *b, const char *name, const char *labels, const struct keel_hist *h)
+{
+    uint64_t cum = 0;
+    for (size_t i = 0; i < KEEL_HIST_BUCKETS; i++) {
+        cum += h->buckets[i];
+        appendf(b, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels, keel_hist_bounds[i], (unsigned long long)cum);
+    }
+    appendf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels, (unsigned long long)h->count);
+    appendf(b, "%s_sum{%s} %.6f\n", name, labels, h->sum);
+    appendf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
+}
+
+/* the target states the running config names, each once */
+static size_t current_targets(struct keel_gateway *gw, struct keel_target_state **out, size_t cap)
+{
+    size_t n = 0;
+    const struct keel_config *c = gw->config;
+    for (size_t i = 0; i < c->nmodels; i++) {
+        for (size_t j = 0; j < c->models[i].ntargets; j++) {
+            const struct keel_target_conf *t = &c->models[i].targets[j];
+            struct keel_target_state *ts = keel_state_target(&gw->state, t->upstream->name, t->model);
+            int seen = ts == NULL;
+            for (size_t k = 0; k < n && !seen; k++)
+                seen = out[k] == ts;
+            if (!seen && n < cap)
+                out[n++] = ts;
+        }
+    }
+    return n;
+}
+
+static void metrics(struct keel_gateway *gw, struct keel_http *h)
+{
+    struct keel_buf b;
+    keel_buf_init(&b, MAX_METRICS);
+    struct keel_state *st = &gw->state;
+    char m[256], u[256], x[256], labels[1024];
+
+    family(&b, "keel_requests_total", "counter",
+           "Client requests by alias, the upstream that answered or was tried last, and final class.");
+    for (size_t i = 0; i < st->nmodels; i++)
+        for (size_t r = 0; r < st->models[i]->nroutes; r++)
+            for (int c = 0; c < KEEL_CLASS_COUNT; c++)
+                if (st->models[i]->routes[r]->requests[c] > 0)
+                    appendf(&b, "keel_requests_total{model=\"%s\",upstream=\"%s\",class=\"%s\"} %llu\n",
+                            esc(st->models[i]->name, m, sizeof(m)), esc(st->models[i]->routes[r]->upstream, u, sizeof(u)),
+                            keel_class_name((enum keel_class)c),
+                            (unsigned long long)st->models[i]->routes[r]->requests[c]);
+
+    static const char *const hist_names[] = {"keel_request_duration_seconds", "keel_ttft_seconds"};
+    static const char *const hist_help[] = {"Client request duration, from arrival to the last byte.",
+                                            "Time from a request's arrival to the first content of its answer."};
+    for (int k = 0; k < 2; k++) {
+        family(&b, hist_names[k], "histogram", hist_help[k]);
+        for (size_t i = 0; i < st->nmodels; i++) {
+            for (size_t r = 0; r < st->models[i]->nroutes; r++) {
+                const struct keel_route_stats *rs = st->models[i]->routes[r];
+                if (rs->upstream[0] == '\0')
+                    continue; /* requests that reached no upstream have no latency worth a series */
+                snprintf(labels, sizeof(labels), "model=\"%s\",upstream=\"%s\"", esc(st->models[i]->name, m, sizeof(m)),
+                         esc(rs->upstream, u, sizeof(u)));
+                histogram(&b, hist_names[k], labels, k == 0 ? &rs->duration : &rs->ttft);
+            }
+        }
+    }
+
+    family(&b, "keel_attempts_total", "counter", "Attempts on each target by class (skipped: breaker open or cooling).");
+    for (size_t i = 0; i < st->ntargets; i++) {
+        const struct keel_target_state *t = st->targets[i];
+        for (int c = 0; c < KEEL_CLASS_COUNT; c++) {
+            uint64_t v = c == KEEL_CLASS_SKIPPED ? t->skipped : t->attempts[c];
+            if (v > 0)
+                appendf(&b, "keel_attempts_total{upstream=\"%s\",model=\"%s\",class=\"%s\"} %llu\n",
+                        esc(t->upstream, u, sizeof(u)), esc(t->model, m, sizeof(m)), keel_class_name((enum keel_class)c),
+                        (unsigned long long)v);
+        }
+    }
+
+    family(&b, "keel_failovers_total", "counter", "Moves from one upstream to another after a failure.");
+    for (size_t i = 0; i < st->nmodels; i++)
+        for (size_t f = 0; f < st->models[i]->nfailovers; f++) {
+            const struct keel_failover_stats *fo = st->models[i]->failovers[f];
+            appendf(&b, "keel_failovers_total{model=\"%s\",from=\"%s\",to=\"%s\",class=\"%s\"} %llu\n",
+                    esc(st->models[i]->name, m, sizeof(m)), esc(fo->from, u, sizeof(u)), esc(fo->to, x, sizeof(x)),
+                    keel_class_name(fo->cls), (unsigned long long)fo->n);
+        }
+
+    struct keel_target_state *cur[1024];
+    size_t ncur = current_targets(gw, cur, 1024);
+    family(&b, "keel_breaker_state", "gauge", "Circuit breaker of each target: 0 closed, 1 half-open, 2 open.");
+    for (size_t i = 0; i < ncur; i++)
+        appendf(&b, "keel_breaker_state{upstream=\"%s\",model=\"%s\"} %d\n", esc(cur[i]->upstream, u, sizeof(u)),
+                esc(cur[i]->model, m, sizeof(m)), (int)cur[i]->breaker.state);
+
+    family(&b, "keel_inflight", "gauge", "Attempts under way on each upstream.");
+    const struct keel_config *c = gw->config;
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        uint64_t n = 0;
+        for (size_t j = 0; j < st->ntargets; j++)
+            if (strcmp(st->targets[j]->upstream, c->upstreams[i].name) == 0)
+                n += st->targets[j]->inflight;
+        appendf(&b, "keel_inflight{upstream=\"%s\"} %llu\n", esc(c->upstreams[i].name, u, sizeof(u)),
+                (unsigned long long)n);
+    }
+
+    struct keel_header hdrs[] = {{"content-type", "text/plain; version=0.0.4; charset=utf-8"}};
+    keel_http_respond(h, 200, hdrs, 1, b.base ? b.base : "", b.len);
+    keel_buf_release(&b);
+}
+
+/* ------------------------------------------------------------------ /admin/status */
+
+static json_t *pcts_json(const struct keel_window *w, uint64_t now)
+{
+    struct keel_pcts p;
+    keel_window_pcts(w, now, STATUS_WINDOW_MS, &p);
+    return json_pack("{s:I, s:I, s:I, s:I}", "p50", (json_int_t)p.p50, "p90", (json_int_t)p.p90, "p99",
+                     (json_int_t)p.p99, "max", (json_int_t)p.max);
+}
+
+static void status(struct keel_gateway *gw, struct keel_http *h)
+{
+    uint64_t now = uv_now(gw->loop);
+    const struct keel_config *c = gw->config;
+    json_t *models = json_array();
+    for (size_t i = 0; i < c->nmodels; i++) {
+        const struct keel_model_conf *mc = &c->models[i];
+        struct keel_model_state *ms = keel_state_model(&gw->state, mc->name);
+        json_t *targets = json_array();
+        for (size_t j = 0; ms != NULL && j < mc->ntargets; j++) {
+            const struct keel_target_conf *t = &mc->targets[j];
+            struct keel_target_state *ts = keel_state_target(&gw->state, t->upstream->name, t->model);
+            struct keel_window_stats *w = keel_state_window(ms, t->upstream->name, t->model);
+            if (ts == NULL || w == NULL)
+                continue;
+            json_t *recent = json_array();
+            size_t have = ts->nrecent < KEEL_RECENT ? ts->nrecent : KEEL_RECENT;
+            for (size_t k = ts->nrecent - have; k < ts->nrecent; k++)
+                json_array_append_new(recent, json_string(keel_class_name(ts->recent[k % KEEL_RECENT])));
+            uint64_t ready = keel_breaker_ready_at(&ts->breaker, now);
+            struct keel_pcts count;
+            keel_window_pcts(&w->duration, now, STATUS_WINDOW_MS, &count);
+            json_array_append_new(
+                targets,
+                json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:o, s:o}}", "upstream",
+                          t->upstream->name, "model", t->model, "breaker",
+                          keel_breaker_state_name(ts->breaker.state), "cooldown_left_ms", (json_int_t)(ready - now),
+                          "consecutive_failures", (json_int_t)ts->breaker.failures, "inflight",
+                          (json_int_t)ts->inflight, "skipped", (json_int_t)ts->skipped, "recent_failures", recent,
+                          "latency", "window_s", (json_int_t)(STATUS_WINDOW_MS / 1000), "count",
+                          (json_int_t)count.count, "duration_ms", pcts_json(&w->duration, now), "ttft_ms",
+                          pcts_json(&w->ttft, now)));
+        }
+        json_array_append_new(models, json_pack("{s:s, s:o}", "name", mc->name, "targets", targets));
+    }
+    json_t *root = json_pack("{s:I, s:I, s:s, s:I, s:I, s:o, s:{s:b, s:I, s:I, s:I}}", "uptime_s",
+                             (json_int_t)((now - gw->started_ms) / 1000), "inflight", (json_int_t)gw->inflight,
+                             "config", c->file, "reloads", (json_int_t)gw->reloads, "reload_failures",
+                             (json_int_t)gw->reload_failures, "models", models, "events", "webhook",
+                             gw->events.url != NULL, "sent", (json_int_t)gw->events.sent, "failed",
+                             (json_int_t)gw->events.failed, "dropped", (json_int_t)gw->events.dropped);
+    char *body = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    struct keel_header hdrs[] = {{"content-type", "application/json"}};
+    keel_http_respond(h, 200, hdrs, 1, body ? body : "{}", body ? strlen(body) : 2);
+    free(body);
+}
+
+/* ------------------------------------------------------------------ routing */
+
+void keel_admin_handle(void *app, struct keel_http *h)
+{
+    struct keel_gateway *gw = app;
+    size_t plen, mlen;
+    const char *path = keel_http_path(h, &plen);
+    const char *method = keel_http_method(h, &mlen);
+    int get = mlen == 3 && memcmp(method, "GET", 3) == 0;
+#define PATH_IS(s) (plen == sizeof(s) - 1 && memcmp(path, s, plen) == 0)
+    if (get && PATH_IS("/healthz")) {
+        struct keel_header hdrs[] = {{"content-type", "application/json"}};
+        const char *body = gw->draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ok\"}";
+        keel_http_respond(h, gw->draining ? 503 : 200, hdrs, 1, body, strlen(body));
+    } else if (get && PATH_IS("/metrics")) {
+        metrics(gw, h);
+    } else if (get && PATH_IS("/admin/status")) {
+        status(gw, h);
+    } else {
+        keel_respond_error(h, 404, "invalid_request_error", "unknown_url", "unknown path");
+    }
+#undef PATH_IS
+}

@@ -1,0 +1,119 @@
+/* breaker.c - circuit breaker; see breaker.h. */
+#include "core/breaker.h"
+
+static const char *const state_names[] = {"closed", "half_open", "open"};
+
+const char *keel_breaker_state_name(enum keel_breaker_state s)
+{
+    return state_names[s];
+}
+
+void keel_breaker_init(struct keel_breaker *b)
+{
+    *b = (struct keel_breaker){.state = KEEL_BREAKER_CLOSED};
+}
+
+int keel_breaker_counts(enum keel_class cls)
+{
+    switch (cls) {
+    case KEEL_CLASS_CONNECT_ERROR:
+    case KEEL_CLASS_RESET:
+    case KEEL_CLASS_FIRST_BYTE_TIMEOUT:
+    case KEEL_CLASS_STALL_TIMEOUT:
+    case KEEL_CLASS_SERVER_ERROR:
+    case KEEL_CLASS_OVERLOADED:
+    case KEEL_CLASS_QUOTA:
+    case KEEL_CLASS_AUTH:
+    case KEEL_CLASS_NOT_FOUND:
+    case KEEL_CLASS_STREAM_ERROR:
+    case KEEL_CLASS_EMPTY_RESPONSE:
+        return 1;
+    default:
+        /* ok, rate_limited (cools instead), the client's own 4xx, local outcomes (seed 003) */
+        return 0;
+    }
+}
+
+enum keel_admit keel_breaker_admit(struct keel_breaker *b, uint64_t now, enum keel_breaker_change *change)
+{
+    *change = KEEL_BREAKER_SAME;
+    if (now < b->cool_until)
+        return KEEL_ADMIT_SKIP;
+    switch (b->state) {
+    case KEEL_BREAKER_CLOSED:
+        return KEEL_ADMIT_ALLOW;
+    case KEEL_BREAKER_OPEN:
+        if (now < b->open_until)
+            return KEEL_ADMIT_SKIP;
+        b->state = KEEL_BREAKER_HALF_OPEN;
+        *change = KEEL_BREAKER_PROBING;
+        b->probing = 1;
+        return KEEL_ADMIT_PROBE;
+    case KEEL_BREAKER_HALF_OPEN:
+        if (b->probing)
+            return KEEL_ADMIT_SKIP;
+        b->probing = 1; /* the last probe ended without a verdict (client gone, 4xx) */
+        return KEEL_ADMIT_PROBE;
+    }
+    return KEEL_ADMIT_SKIP;
+}
+
+static enum keel_breaker_change open_for(struct keel_breaker *b, uint64_t cooldown, uint64_t now,
+                                         enum keel_breaker_change change)
+{
+    b->state = KEEL_BREAKER_OPEN;
+    b->cooldown_ms = cooldown;
+    b->open_until = now + cooldown;
+    b->probing = 0;
+    b->failures = 0;
+    return change;
+}
+
+enum keel_breaker_change keel_breaker_report(struct keel_breaker *b, const struct keel_breaker_params *p,
+                                             enum keel_class cls, int was_probe, uint64_t retry_after_ms,
+                                             uint64_t now)
+{
+    if (cls == KEEL_CLASS_RATE_LIMITED)
+        b->cool_until = now + (retry_after_ms ? retry_after_ms : 1000);
+    int probe = was_probe && b->state == KEEL_BREAKER_HALF_OPEN;
+    if (keel_breaker_counts(cls)) {
+        if (probe) {
+            uint64_t next = b->cooldown_ms ? b->cooldown_ms * 2 : p->cooldown_ms * 2;
+            if (next > p->max_cooldown_ms)
+                next = p->max_cooldown_ms;
+            if (next < p->cooldown_ms)
+                next = p->cooldown_ms;
+            return open_for(b, next, now, KEEL_BREAKER_REOPENED);
+        }
+        if (b->state == KEEL_BREAKER_CLOSED && ++b->failures >= p->failures)
+            return open_for(b, p->cooldown_ms, now, KEEL_BREAKER_OPENED);
+        return KEEL_BREAKER_SAME; /* late reports while open or probing change nothing */
+    }
+    if (cls == KEEL_CLASS_OK || cls == KEEL_CLASS_RATE_LIMITED) {
+        /* an answer, even "slow down", shows the target alive */
+        if (probe) {
+            b->state = KEEL_BREAKER_CLOSED;
+            b->probing = 0;
+            b->failures = 0;
+            b->cooldown_ms = 0;
+            return KEEL_BREAKER_CLOSED_AGAIN;
+        }
+        if (b->state == KEEL_BREAKER_CLOSED && cls == KEEL_CLASS_OK)
+            b->failures = 0;
+        return KEEL_BREAKER_SAME;
+    }
+    /* neutral (the client's own 4xx, client gone, local errors): a probe gives its turn back */
+    if (probe)
+        b->probing = 0;
+    return KEEL_BREAKER_SAME;
+}
+
+uint64_t keel_breaker_ready_at(const struct keel_breaker *b, uint64_t now)
+{
+    uint64_t at = now;
+    if (b->state == KEEL_BREAKER_OPEN && b->open_until > at)
+        at = b->open_until;
+    if (b->cool_until > at)
+        at = b->cool_until;
+    return at;
+}

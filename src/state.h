@@ -1,0 +1,73 @@
+/* state.h - keel's runtime state beside the immutable config, kept by name so it survives a
+ * SIGHUP reload: per target (upstream + model) its breaker, in-flight count, attempt counters and
+ * recent failure classes; per model its request counters, latency histograms, failovers and
+ * sliding latency windows. Entries are created on first use and never move or die before the
+ * process: a request from an older config generation can still point at them. */
+#ifndef KEEL_STATE_H
+#define KEEL_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/breaker.h"
+#include "core/classify.h"
+#include "core/stats.h"
+
+#define KEEL_RECENT 8
+
+struct keel_target_state {
+    char *upstream, *model;              /* the key */
+    struct keel_breaker_params params;   /* from the config that last named this target */
+    struct keel_breaker breaker;
+    uint64_t inflight;                   /* attempts under way */
+    uint64_t attempts[KEEL_CLASS_COUNT]; /* keel_attempts_total by class (skipped ones apart) */
+    uint64_t skipped;                    /* requests that skipped it (breaker open or cooling) */
+    enum keel_class recent[KEEL_RECENT]; /* the last failure classes, oldest first once full */
+    size_t nrecent;                      /* how many failures ever (ring position) */
+};
+
+/* what happened to requests of one model answered (or last tried) by one upstream */
+struct keel_route_stats {
+    char *upstream;                      /* "" for requests that reached no upstream */
+    uint64_t requests[KEEL_CLASS_COUNT]; /* keel_requests_total by final class */
+    struct keel_hist duration, ttft;
+};
+
+struct keel_failover_stats {
+    char *from, *to; /* upstream names */
+    enum keel_class cls;
+    uint64_t n;
+};
+
+/* live latency of one model's target (by upstream + target model) */
+struct keel_window_stats {
+    char *upstream, *model;
+    struct keel_window duration, ttft;
+};
+
+struct keel_model_state {
+    char *name;
+    struct keel_route_stats **routes;
+    size_t nroutes;
+    struct keel_failover_stats **failovers;
+    size_t nfailovers;
+    struct keel_window_stats **windows;
+    size_t nwindows;
+};
+
+struct keel_state {
+    struct keel_target_state **targets;
+    size_t ntargets;
+    struct keel_model_state **models;
+    size_t nmodels;
+};
+
+/* get-or-create; NULL only when out of memory */
+struct keel_target_state *keel_state_target(struct keel_state *s, const char *upstream, const char *model);
+struct keel_model_state *keel_state_model(struct keel_state *s, const char *name);
+struct keel_route_stats *keel_state_route(struct keel_model_state *m, const char *upstream);
+struct keel_window_stats *keel_state_window(struct keel_model_state *m, const char *upstream, const char *model);
+void keel_state_failover(struct keel_model_state *m, const char *from, const char *to, enum keel_class cls);
+void keel_state_recent(struct keel_target_state *t, enum keel_class cls);
+
+#endif

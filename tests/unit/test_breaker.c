@@ -1,0 +1,146 @@
+/* test_breaker.c - the circuit breaker on a fake clock: opening, skipping, exactly one half-open
+ * probe among many concurrent requests, closing, reopening with a doubled and capped cooldown,
+ * 429 cooling, and the classes that never count (seed 003). */
+#include "unit.h"
+
+#include "core/breaker.h"
+
+static const struct keel_breaker_params P = {.failures = 3, .cooldown_ms = 1000, .max_cooldown_ms = 3000};
+
+static enum keel_admit admit(struct keel_breaker *b, uint64_t now)
+{
+    enum keel_breaker_change c;
+    return keel_breaker_admit(b, now, &c);
+}
+
+static void open_it(struct keel_breaker *b, uint64_t now)
+{
+    for (int i = 0; i < 3; i++)
+        keel_breaker_report(b, &P, KEEL_CLASS_SERVER_ERROR, 0, 0, now);
+    assert_int_equal(b->state, KEEL_BREAKER_OPEN);
+}
+
+static void test_opens_after_consecutive_failures(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    assert_int_equal(keel_breaker_report(&b, &P, KEEL_CLASS_SERVER_ERROR, 0, 0, 0), KEEL_BREAKER_SAME);
+    assert_int_equal(keel_breaker_report(&b, &P, KEEL_CLASS_RESET, 0, 0, 0), KEEL_BREAKER_SAME);
+    keel_breaker_report(&b, &P, KEEL_CLASS_OK, 0, 0, 0); /* a success in between resets the count */
+    keel_breaker_report(&b, &P, KEEL_CLASS_SERVER_ERROR, 0, 0, 0);
+    keel_breaker_report(&b, &P, KEEL_CLASS_FIRST_BYTE_TIMEOUT, 0, 0, 0);
+    assert_int_equal(b.state, KEEL_BREAKER_CLOSED);
+    assert_int_equal(keel_breaker_report(&b, &P, KEEL_CLASS_EMPTY_RESPONSE, 0, 0, 100), KEEL_BREAKER_OPENED);
+    assert_int_equal(b.state, KEEL_BREAKER_OPEN);
+    assert_int_equal(b.open_until, 1100);
+    assert_int_equal(admit(&b, 500), KEEL_ADMIT_SKIP);
+    assert_int_equal(keel_breaker_ready_at(&b, 500), 1100);
+}
+
+static void test_classes_that_never_count(void **state)
+{
+    static const enum keel_class neutral[] = {KEEL_CLASS_BAD_REQUEST, KEEL_CLASS_CONTEXT_LENGTH, KEEL_CLASS_CLIENT_GONE,
+                                              KEEL_CLASS_INVALID_REQUEST, KEEL_CLASS_GATEWAY_BUSY,
+                                              KEEL_CLASS_RATE_LIMITED};
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    for (int round = 0; round < 10; round++)
+        for (size_t i = 0; i < sizeof(neutral) / sizeof(neutral[0]); i++)
+            keel_breaker_report(&b, &P, neutral[i], 0, 0, 0);
+    assert_int_equal(b.state, KEEL_BREAKER_CLOSED);
+    assert_int_equal(b.failures, 0);
+    assert_false(keel_breaker_counts(KEEL_CLASS_CLIENT_GONE));
+    assert_true(keel_breaker_counts(KEEL_CLASS_AUTH));
+}
+
+static void test_exactly_one_probe_among_many(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    open_it(&b, 0);
+    /* the cooldown ends; 100 requests arrive at the same instant */
+    int probes = 0, skips = 0;
+    for (int i = 0; i < 100; i++) {
+        enum keel_breaker_change c;
+        enum keel_admit a = keel_breaker_admit(&b, 1000, &c);
+        probes += a == KEEL_ADMIT_PROBE;
+        skips += a == KEEL_ADMIT_SKIP;
+        if (a == KEEL_ADMIT_PROBE)
+            assert_int_equal(c, KEEL_BREAKER_PROBING);
+    }
+    assert_int_equal(probes, 1);
+    assert_int_equal(skips, 99);
+    assert_int_equal(b.state, KEEL_BREAKER_HALF_OPEN);
+    /* late reports from requests that started before the breaker opened change nothing */
+    assert_int_equal(keel_breaker_report(&b, &P, KEEL_CLASS_SERVER_ERROR, 0, 0, 1001), KEEL_BREAKER_SAME);
+    assert_int_equal(admit(&b, 1002), KEEL_ADMIT_SKIP);
+    /* the probe succeeds: closed, everyone goes through */
+    assert_int_equal(keel_breaker_report(&b, &P, KEEL_CLASS_OK, 1, 0, 1200), KEEL_BREAKER_CLOSED_AGAIN);
+    assert_int_equal(admit(&b, 1200), KEEL_ADMIT_ALLOW);
+    assert_int_equal(admit(&b, 1200), KEEL_ADMIT_ALLOW);
+}
+
+static void test_failed_probe_doubles_the_cooldown_up_to_the_cap(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    open_it(&b, 0); /* cooldown 1000 */
+    uint64_t now = 1000;
+    static const uint64_t want[] = {2000, 3000, 3000};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(admit(&b, now), KEEL_ADMIT_PROBE);
+        assert_int_equal(keel_breaker_report(&b, &P, KEEL_CLASS_CONNECT_ERROR, 1, 0, now), KEEL_BREAKER_REOPENED);
+        assert_int_equal(b.cooldown_ms, want[i]);
+        assert_int_equal(admit(&b, now + want[i] - 1), KEEL_ADMIT_SKIP);
+        now += want[i];
+    }
+    /* recovery resets the cooldown to the first one */
+    assert_int_equal(admit(&b, now), KEEL_ADMIT_PROBE);
+    keel_breaker_report(&b, &P, KEEL_CLASS_OK, 1, 0, now);
+    open_it(&b, now);
+    assert_int_equal(b.open_until, now + 1000);
+}
+
+static void test_probe_without_verdict_gives_its_turn_back(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    open_it(&b, 0);
+    assert_int_equal(admit(&b, 1000), KEEL_ADMIT_PROBE);
+    assert_int_equal(admit(&b, 1000), KEEL_ADMIT_SKIP);
+    keel_breaker_report(&b, &P, KEEL_CLASS_CLIENT_GONE, 1, 0, 1100);
+    assert_int_equal(b.state, KEEL_BREAKER_HALF_OPEN);
+    assert_int_equal(admit(&b, 1100), KEEL_ADMIT_PROBE);
+}
+
+static void test_429_cools_without_counting(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    keel_breaker_report(&b, &P, KEEL_CLASS_SERVER_ERROR, 0, 0, 0);
+    keel_breaker_report(&b, &P, KEEL_CLASS_RATE_LIMITED, 0, 5000, 0);
+    assert_int_equal(b.failures, 1);
+    assert_int_equal(b.state, KEEL_BREAKER_CLOSED);
+    assert_int_equal(admit(&b, 4999), KEEL_ADMIT_SKIP);
+    assert_int_equal(keel_breaker_ready_at(&b, 100), 5000);
+    assert_int_equal(admit(&b, 5000), KEEL_ADMIT_ALLOW);
+    /* a probe answered with 429 shows the target alive: closed, but cooling */
+    open_it(&b, 6000);
+    assert_int_equal(admit(&b, 7000), KEEL_ADMIT_PROBE);
+    assert_int_equal(keel_breaker_report(&b, &P, KEEL_CLASS_RATE_LIMITED, 1, 2000, 7000), KEEL_BREAKER_CLOSED_AGAIN);
+    assert_int_equal(admit(&b, 8000), KEEL_ADMIT_SKIP);
+    assert_int_equal(admit(&b, 9000), KEEL_ADMIT_ALLOW);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_opens_after_consecutive_failures),
+        cmocka_unit_test(test_classes_that_never_count),
+        cmocka_unit_test(test_exactly_one_probe_among_many),
+        cmocka_unit_test(test_failed_probe_doubles_the_cooldown_up_to_the_cap),
+        cmocka_unit_test(test_probe_without_verdict_gives_its_turn_back),
+        cmocka_unit_test(test_429_cools_without_counting),
+    };
+    return cmocka_run_group_tests_name("breaker", tests, NULL, NULL);
+}
