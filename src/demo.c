@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "core/units.h"
 
 struct child {
@@ -85,7 +87,7 @@ static void stop(struct child *c)
 struct answer {
     long status;
     char upstream[64], model[64], attempts[1024];
-    char body[4096];
+    char body[65536];
     size_t body_len;
     double secs;
 };
@@ -169,6 +171,78 @@ static void classes(const char *attempts, char *dst, size_t n)
     }
 }
 
+static size_t on_status(char *buf, size_t size, size_t n, void *userp)
+{
+    struct answer *a = userp;
+    return on_body(buf, size, n, a);
+}
+
+/* the primary's breaker in the storm model, from GET /admin/status */
+static void breaker_of(int admin, char *dst, size_t n)
+{
+    struct answer a;
+    memset(&a, 0, sizeof(a));
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/admin/status", admin);
+    CURL *e = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_status);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &a);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 5L);
+    curl_easy_perform(e);
+    curl_easy_cleanup(e);
+    snprintf(dst, n, "?");
+    json_t *root = json_loads(a.body, 0, NULL);
+    size_t i, j;
+    json_t *m, *t;
+    json_array_foreach(json_object_get(root, "models"), i, m)
+    {
+        if (strcmp(json_string_value(json_object_get(m, "name")) ?: "", "storm2") != 0)
+            continue;
+        json_array_foreach(json_object_get(m, "targets"), j, t)
+        {
+            if (strcmp(json_string_value(json_object_get(t, "upstream")) ?: "", "primary") != 0)
+                continue;
+            const char *state = json_string_value(json_object_get(t, "breaker"));
+            json_int_t left = json_integer_value(json_object_get(t, "cooldown_left_ms"));
+            if (left > 0)
+                snprintf(dst, n, "%s, %.1fs left", state ? state : "?", (double)left / 1000.0);
+            else
+                snprintf(dst, n, "%s", state ? state : "?");
+        }
+    }
+    json_decref(root);
+}
+
+/* seed 004: a broken target costs nothing once found broken, and comes back by itself */
+static int storm(int port, int admin)
+{
+    printf("  503 storm and the circuit breaker (seed 004): the primary fails its first 4 requests, then\n"
+           "  heals. Its breaker: 3 failures open it, 1s cooldown, then one probe.\n\n");
+    printf("  %6s  %-44s %-9s %s\n", "t", "attempts", "answered", "primary's breaker after");
+    int ok = 1, back = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 32 && back < 2; i++) {
+        struct answer a;
+        ask(port, "storm2", 0, &a);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        char cls[256], br[64];
+        classes(a.attempts, cls, sizeof(cls));
+        breaker_of(admin, br, sizeof(br));
+        double t = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        printf("  %5.2fs  %-44s %-9s %s\n", t, cls, a.upstream, br);
+        fflush(stdout);
+        ok &= a.status == 200;
+        back = strcmp(a.upstream, "primary") == 0 ? back + 1 : 0;
+        usleep(250000);
+    }
+    printf("\n  %s\n\n", back >= 2 ? "Found broken after 3 failures, skipped at no cost while open, probed once "
+                                   "per cooldown,\n  and back in service after its first good probe."
+                                 : "The primary did not come back   <-- UNEXPECTED");
+    return ok && back >= 2;
+}
+
 enum expect { ANSWERED, CUT_CLEANLY, RETURNED_400 };
 
 struct scenario {
@@ -210,7 +284,11 @@ static const char config_fmt[] =
     "  - { name: drop,      targets: [ { upstream: primary, model: reset-before-headers }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: limited,   targets: [ { upstream: primary, model: \"rate-limit-then-heal:1\" }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: cut,       targets: [ { upstream: primary, model: reset-mid-stream }, { upstream: backup, model: healthy } ] }\n"
-    "  - { name: bad,       targets: [ { upstream: primary, model: \"400\" }, { upstream: backup, model: healthy } ] }\n";
+    "  - { name: bad,       targets: [ { upstream: primary, model: \"400\" }, { upstream: backup, model: healthy } ] }\n"
+    "  - name: storm2\n"
+    "    targets:\n"
+    "      - { upstream: primary, model: \"fail-then-heal:4#storm\", breaker: { failures: 3, cooldown: 1s } }\n"
+    "      - { upstream: backup, model: healthy }\n";
 
 /* what keel did, in a few words, from the answer */
 static void describe(const struct scenario *s, const struct answer *a, char *dst, size_t n, int *ok)
@@ -270,6 +348,7 @@ int keel_demo_run(const char *self)
     if (spawn(&gw, self, "keel", gw_argv) != 0)
         goto out;
     int port = wait_port(&gw, "listening api=");
+    int admin = wait_port(&gw, " admin=");
     if (port <= 0) {
         fprintf(stderr, "keel demo: keel did not start (see %s)\n", gw.log);
         goto out;
@@ -301,9 +380,10 @@ int keel_demo_run(const char *self)
         total += a.secs;
     }
     printf("\n  %zu agent turns, %.1f s in all. Without keel the first two alone cost the agent\n"
-           "  10 to 15 minutes each; with it, each cost one first_byte deadline and the backup answered.\n"
-           "  Logs: %s\n\n",
-           sizeof(scenarios) / sizeof(scenarios[0]), total, dir);
+           "  10 to 15 minutes each; with it, each cost one first_byte deadline and the backup answered.\n\n",
+           sizeof(scenarios) / sizeof(scenarios[0]), total);
+    ok &= storm(port, admin);
+    printf("  Logs: %s\n\n", dir);
     rc = ok ? 0 : 1;
     if (!ok)
         fprintf(stderr, "keel demo: an answer was not what keel promises (see the table and %s)\n", gw.log);

@@ -72,6 +72,7 @@ struct keel_request {
     int attempt_open;           /* an attempt started and is not yet reported to its breaker */
     int failed;                 /* the last attempt failed: a move to another target is a failover */
     enum keel_class failed_cls; /* its class */
+    size_t failed_from;         /* and its target */
     uint64_t ttft_ms;           /* request start -> the answer's first content; 0 = none */
     int answered;               /* the client got a successful answer */
     int gone;                   /* the client went away */
@@ -766,6 +767,7 @@ static void end_attempt(struct keel_request *r)
                   keel_class_name(cls), r->status);
     r->failed = cls != KEEL_CLASS_OK;
     r->failed_cls = cls;
+    r->failed_from = r->router.cur;
     struct keel_step step = {.kind = KEEL_STEP_GIVE_UP, .status = 502};
     if (r->nattempts < MAX_ATTEMPTS)
         step = keel_router_after(&r->router, cls, r->retry_after_ms, now_ms(r), r->dl.total_at,
@@ -777,7 +779,6 @@ static void end_attempt(struct keel_request *r)
 static void next_step(struct keel_request *r, struct keel_step step)
 {
     const char *ct = r->content_type[0] ? r->content_type : "application/json";
-    size_t from = r->router.cur;
     switch (step.kind) {
     case KEEL_STEP_DONE:
         r->answered = 1;
@@ -800,8 +801,8 @@ static void next_step(struct keel_request *r, struct keel_step step)
         arm(r);
         return;
     case KEEL_STEP_TRY:
-        if (r->failed && step.target != from)
-            keel_state_failover(r->mstate, r->model->targets[from].upstream->name,
+        if (r->failed && step.target != r->failed_from)
+            keel_state_failover(r->mstate, r->model->targets[r->failed_from].upstream->name,
                                 r->model->targets[step.target].upstream->name, r->failed_cls);
         r->failed = 0;
         r->probe = step.probe;

@@ -14,4 +14,7 @@ test('keel demo runs every scenario as promised and exits 0', () => {
     assert.ok(r.stdout.includes(row), `missing row: ${row}`);
   }
   assert.match(r.stdout, /first_byte_timeout > ok\s+3\.\d\ds\s+200 backup/);
+  // the breaker part: opened, skipped, probed, back
+  assert.match(r.stdout, /skipped > ok\s+backup\s+open/);
+  assert.match(r.stdout, /back in service after its first good probe/);
 });

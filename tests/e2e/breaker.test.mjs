@@ -1,0 +1,260 @@
+// breaker.test.mjs - circuit breakers (seed 004), /metrics, /admin/status, events and SIGHUP,
+// against real keel and keel sim processes. Each test uses targets of its own (sim "#tag"
+// names), because breaker state outlives a test by design.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { attemptsOf, chat, eventually, hits, post, simStats, sleep, startKeel, startSim, stop, streamedText } from './lib.mjs';
+
+let sim;
+let keel;
+let hook;
+const events = [];
+
+const CONFIG = (hookPort) => `
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+events: { webhook: "http://127.0.0.1:${hookPort}/hook" }
+defaults:
+  timeouts: { first_byte: 2s, stall: 2s, total: 20s }
+  breaker: { failures: 3, cooldown: 1s, max_cooldown: 4s }
+upstreams:
+  - { name: a, base_url: "{SIM}", api_key: sk-breaker-canary }
+  - { name: b, base_url: "{SIM}" }
+models:
+  - { name: dead, targets: [ { upstream: a, model: "503#dead" }, { upstream: b, model: healthy } ] }
+  - { name: crowd, targets: [ { upstream: a, model: "503#crowd" }, { upstream: b, model: healthy } ] }
+  - name: flap
+    targets:
+      - { upstream: a, model: "fail-then-heal:5#flap", breaker: { failures: 2, cooldown: 300ms, max_cooldown: 600ms } }
+      - { upstream: b, model: healthy }
+  - name: allopen
+    targets:
+      - { upstream: a, model: "503#x", breaker: { failures: 1, cooldown: 5s } }
+      - { upstream: b, model: "503#y", breaker: { failures: 1, cooldown: 3s } }
+  - { name: fine, targets: [ { upstream: a, model: "healthy#fine" } ] }
+  - { name: picky, targets: [ { upstream: a, model: "400#picky" }, { upstream: b, model: healthy } ] }
+  - { name: lazy, targets: [ { upstream: b, model: "slow-first-token:800" } ] }
+`;
+
+before(async () => {
+  hook = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      events.push(JSON.parse(body));
+      res.writeHead(204);
+      res.end();
+    });
+  });
+  await new Promise((r) => hook.listen(0, '127.0.0.1', r));
+  sim = await startSim();
+  keel = await startKeel(CONFIG(hook.address().port), sim);
+});
+
+after(async () => {
+  await stop(keel);
+  await stop(sim);
+  hook.close();
+});
+
+const status = async () => (await fetch(`${keel.adminUrl}/admin/status`)).json();
+const targetStatus = (st, alias, model) =>
+  st.models.find((m) => m.name === alias).targets.find((t) => t.model === model);
+
+describe('breakers', () => {
+  test('a 503 target is hit exactly `failures` times, then not until the cooldown, then once', async () => {
+    for (let i = 0; i < 3; i++) assert.equal((await post(keel, chat('dead'))).status, 200);
+    assert.equal(hits(await simStats(sim), '503#dead'), 3);
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      const r = await post(keel, chat('dead', { stream: i % 2 === 1 }));
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('x-keel-upstream'), 'b');
+      assert.deepEqual(attemptsOf(r).map((a) => [a.who, a.class]), [['a/503#dead', 'skipped'], ['b/healthy', 'ok']]);
+      assert.ok(performance.now() - t0 < 500, 'an open target costs nothing');
+    }
+    assert.equal(hits(await simStats(sim), '503#dead'), 3, 'not hit while open');
+    const st = targetStatus(await status(), 'dead', '503#dead');
+    assert.equal(st.breaker, 'open');
+    assert.ok(st.cooldown_left_ms > 0 && st.cooldown_left_ms <= 1000);
+    assert.deepEqual(st.recent_failures, ['server_error', 'server_error', 'server_error']);
+    await sleep(1100);
+    const r = await post(keel, chat('dead'));
+    assert.equal(r.status, 200);
+    assert.equal(hits(await simStats(sim), '503#dead'), 4, 'exactly one probe after the cooldown');
+    const again = targetStatus(await status(), 'dead', '503#dead');
+    assert.equal(again.breaker, 'open', 'the failed probe reopened it');
+    assert.ok(again.cooldown_left_ms > 1000, 'with the cooldown doubled');
+  });
+
+  test('many concurrent requests at half-open send exactly one probe', async () => {
+    for (let i = 0; i < 3; i++) await post(keel, chat('crowd'));
+    await sleep(1100);
+    const rs = await Promise.all(Array.from({ length: 20 }, () => post(keel, chat('crowd'))));
+    assert.ok(rs.every((r) => r.status === 200));
+    assert.equal(hits(await simStats(sim), '503#crowd'), 4);
+    assert.equal(rs.filter((r) => attemptsOf(r)[0].class === 'server_error').length, 1);
+  });
+
+  test('a flapping target is served by the fallback while down and gets traffic back once healed', async () => {
+    const seen = [];
+    const end = Date.now() + 6000;
+    while (Date.now() < end) {
+      const r = await post(keel, chat('flap'));
+      assert.equal(r.status, 200, 'every request is answered, down or not');
+      seen.push(r.headers.get('x-keel-upstream'));
+      if (seen.slice(-3).join() === 'a,a,a') break;
+      await sleep(50);
+    }
+    assert.ok(seen.includes('b'), 'served by the fallback while down');
+    assert.deepEqual(seen.slice(-3), ['a', 'a', 'a'], `traffic back on the healed target: ${seen.join(' ')}`);
+    // down for 5 requests: 2 to open it, then probes at 300 ms and 600 ms cooldowns
+    assert.ok(hits(await simStats(sim), 'fail-then-heal:5#flap') <= 9);
+  });
+
+  test('every target open: an immediate 503 with Retry-After, no upstream touched', async () => {
+    const first = await post(keel, chat('allopen'));
+    assert.equal(first.status, 502);
+    const before = await simStats(sim);
+    const t0 = performance.now();
+    const r = await post(keel, chat('allopen', { stream: true }));
+    const ms = performance.now() - t0;
+    assert.equal(r.status, 503);
+    const j = JSON.parse(r.text);
+    assert.equal(j.error.code, 'all_targets_open');
+    assert.deepEqual(j.error.attempts.map((a) => a.class), ['skipped', 'skipped']);
+    assert.ok(j.error.retry_after >= 2 && j.error.retry_after <= 3, `retry_after ${j.error.retry_after}`);
+    assert.equal(r.headers.get('retry-after'), String(j.error.retry_after));
+    assert.ok(ms < 300, `${ms} ms`);
+    const after = await simStats(sim);
+    assert.equal(hits(after, '503#x'), hits(before, '503#x'));
+    assert.equal(hits(after, '503#y'), hits(before, '503#y'));
+  });
+
+  test("the client's own 400 never opens a breaker (seed 003)", async () => {
+    for (let i = 0; i < 6; i++) assert.equal((await post(keel, chat('picky'))).status, 400);
+    assert.equal(hits(await simStats(sim), '400#picky'), 6);
+    assert.equal(targetStatus(await status(), 'picky', '400#picky').breaker, 'closed');
+  });
+
+  test('every transition is an event: a log line and a webhook POST', async () => {
+    const got = await eventually(() => events.some((e) => e.model === '503#dead' && e.to === 'open'));
+    assert.ok(got, JSON.stringify(events));
+    const opened = events.find((e) => e.model === '503#dead' && e.from === 'closed' && e.to === 'open');
+    assert.equal(opened.type, 'breaker');
+    assert.equal(opened.upstream, 'a');
+    assert.equal(opened.cause, 'server_error');
+    assert.equal(opened.cooldown_ms, 1000);
+    assert.ok(events.some((e) => e.model === '503#dead' && e.from === 'open' && e.to === 'half_open'));
+    assert.ok(events.some((e) => e.model === 'fail-then-heal:5#flap' && e.from === 'half_open' && e.to === 'closed'));
+    assert.match(keel.log(), /event \{.*"type":"breaker"/);
+    assert.ok(!JSON.stringify(events).includes('canary'));
+  });
+});
+
+describe('/metrics and /admin/status', () => {
+  test('/metrics passes a strict format check and shows the states', async () => {
+    await post(keel, chat('fine'));
+    await post(keel, chat('no-such-alias'));
+    const r = await fetch(`${keel.adminUrl}/metrics`);
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+    const text = await r.text();
+    assert.ok(text.endsWith('\n'));
+    const declared = new Map();
+    const samples = [];
+    for (const line of text.trimEnd().split('\n')) {
+      let m = line.match(/^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$/);
+      if (m) {
+        if (m[1] === 'TYPE') {
+          assert.ok(['counter', 'gauge', 'histogram'].includes(m[3]), line);
+          assert.ok(!declared.has(m[2]), `TYPE twice: ${line}`);
+          declared.set(m[2], m[3]);
+        }
+        continue;
+      }
+      m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*)\} (-?[0-9.e+-]+|\+Inf|NaN)$/);
+      assert.ok(m, `bad sample line: ${line}`);
+      const family = m[1].replace(/_(bucket|sum|count)$/, (s) => (declared.get(m[1]) ? s : ''));
+      assert.ok(declared.has(family) || declared.has(m[1]), `sample before its TYPE: ${line}`);
+      samples.push({ name: m[1], labels: Object.fromEntries([...m[2].matchAll(/([a-zA-Z_]+)="([^"]*)"/g)].map((x) => [x[1], x[2]])), value: Number(m[3]) });
+    }
+    for (const name of ['keel_requests_total', 'keel_request_duration_seconds', 'keel_ttft_seconds', 'keel_attempts_total',
+      'keel_failovers_total', 'keel_breaker_state', 'keel_inflight']) {
+      assert.ok(declared.has(name), `${name} declared`);
+    }
+    const find = (name, labels) => samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+    assert.equal(find('keel_breaker_state', { upstream: 'a', model: '503#dead' }).value, 2);
+    assert.equal(find('keel_breaker_state', { upstream: 'a', model: 'healthy#fine' }).value, 0);
+    assert.ok(find('keel_requests_total', { model: 'fine', upstream: 'a', class: 'ok' }).value >= 1);
+    assert.ok(find('keel_requests_total', { model: '', upstream: '', class: 'invalid_request' }).value >= 1);
+    assert.equal(find('keel_attempts_total', { upstream: 'a', model: '503#dead', class: 'server_error' }).value, 4);
+    assert.ok(find('keel_attempts_total', { upstream: 'a', model: '503#dead', class: 'skipped' }).value >= 5);
+    assert.ok(find('keel_failovers_total', { model: 'dead', from: 'a', to: 'b', class: 'server_error' }).value >= 3);
+    assert.equal(find('keel_inflight', { upstream: 'a' }).value, 0);
+    // histograms: cumulative buckets, +Inf equals _count
+    const buckets = samples.filter((s) => s.name === 'keel_request_duration_seconds_bucket' && s.labels.model === 'fine');
+    for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i].value >= buckets[i - 1].value);
+    assert.equal(buckets.at(-1).labels.le, '+Inf');
+    assert.equal(buckets.at(-1).value, find('keel_request_duration_seconds_count', { model: 'fine' }).value);
+    // no label value that the config did not name
+    const names = new Set(['', 'a', 'b', 'dead', 'crowd', 'flap', 'allopen', 'fine', 'picky', 'lazy']);
+    for (const s of samples) for (const k of ['model', 'upstream', 'from', 'to']) {
+      if (k in s.labels && !(s.name.startsWith('keel_attempts') || s.name.startsWith('keel_breaker')) ) assert.ok(names.has(s.labels[k]), `${s.name} ${k}=${s.labels[k]}`);
+    }
+  });
+
+  test('/admin/status shows live percentiles, in-flight and breaker states', async () => {
+    for (let i = 0; i < 5; i++) await post(keel, chat('fine'));
+    const st = await status();
+    const t = targetStatus(st, 'fine', 'healthy#fine');
+    assert.equal(t.breaker, 'closed');
+    assert.equal(t.inflight, 0);
+    assert.ok(t.latency.count >= 5);
+    for (const k of ['p50', 'p90', 'p99', 'max']) {
+      assert.equal(typeof t.latency.duration_ms[k], 'number');
+      assert.ok(t.latency.duration_ms[k] <= t.latency.duration_ms.max);
+    }
+    assert.ok(t.latency.ttft_ms.max <= t.latency.duration_ms.max);
+    assert.equal(targetStatus(st, 'allopen', '503#x').breaker, 'open');
+  });
+});
+
+describe('SIGHUP', () => {
+  test('a good config is taken without dropping in-flight requests; breaker state survives', async () => {
+    assert.equal(targetStatus(await status(), 'allopen', '503#x').breaker, 'open');
+    const yaml = fs.readFileSync(keel.file, 'utf8');
+    assert.equal((await post(keel, chat('slow'))).status, 400, 'unknown before the reload');
+    const inflight = post(keel, chat('lazy', { stream: true })); // 800 ms to its first token
+    await sleep(200);
+    fs.writeFileSync(keel.file, `${yaml}  - { name: slow, targets: [ { upstream: b, model: "slow-first-token:800#new" } ] }\n`);
+    keel.proc.kill('SIGHUP');
+    const ok = await eventually(async () => {
+      const j = await (await fetch(`${keel.url}/v1/models`)).json();
+      return j.data.some((m) => m.id === 'slow');
+    });
+    assert.ok(ok, 'the new alias is served');
+    const done = await inflight;
+    assert.equal(done.status, 200, 'the request in flight during the reload finished');
+    assert.equal(streamedText(done.text), 'Hello from the keel simulator.');
+    const r = await post(keel, chat('slow'));
+    assert.equal(r.status, 200);
+    assert.equal(targetStatus(await status(), 'allopen', '503#x').breaker, 'open', 'breaker state kept');
+    assert.equal((await status()).reloads, 1);
+  });
+
+  test('a bad config is refused, logged, and the old one kept', async () => {
+    const good = fs.readFileSync(keel.file, 'utf8');
+    fs.writeFileSync(keel.file, good.replace('cooldown: 1s', 'cooldown: soon'));
+    keel.proc.kill('SIGHUP');
+    const logged = await eventually(() => /SIGHUP: reload refused.*defaults\.breaker\.cooldown: bad duration "soon"/.test(keel.log()));
+    assert.ok(logged, keel.log());
+    assert.equal((await post(keel, chat('slow'))).status, 200, 'still serving the old config');
+    const st = await status();
+    assert.equal(st.reload_failures, 1);
+    assert.equal(st.reloads, 1);
+    fs.writeFileSync(keel.file, good);
+  });
+});
