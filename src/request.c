@@ -464,6 +464,8 @@ static void start_attempt(struct keel_request *r)
             .stall_ms = t->timeouts.stall_ms,
         };
         if (now >= r->dl.total_at) {
+            if (r->probe)
+                keel_breaker_release(&r->tstate[r->router.cur]->breaker);
             deadline_exceeded(r);
             return;
         }

@@ -108,6 +108,12 @@ enum keel_breaker_change keel_breaker_report(struct keel_breaker *b, const struc
     return KEEL_BREAKER_SAME;
 }
 
+void keel_breaker_release(struct keel_breaker *b)
+{
+    if (b->state == KEEL_BREAKER_HALF_OPEN)
+        b->probing = 0;
+}
+
 uint64_t keel_breaker_ready_at(const struct keel_breaker *b, uint64_t now)
 {
     uint64_t at = now;

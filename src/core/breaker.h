@@ -53,6 +53,8 @@ enum keel_admit keel_breaker_admit(struct keel_breaker *b, uint64_t now, enum ke
 enum keel_breaker_change keel_breaker_report(struct keel_breaker *b, const struct keel_breaker_params *p,
                                              enum keel_class cls, int was_probe, uint64_t retry_after_ms,
                                              uint64_t now);
+/* a probe admitted but never sent (the request ran out of time first): the next request probes */
+void keel_breaker_release(struct keel_breaker *b);
 /* does the class count as a failure of the target? (DESIGN.md "counts for breaker?") */
 int keel_breaker_counts(enum keel_class cls);
 /* when a skipped target can next be tried (now if it can) */

@@ -111,6 +111,9 @@ static void test_probe_without_verdict_gives_its_turn_back(void **state)
     keel_breaker_report(&b, &P, KEEL_CLASS_CLIENT_GONE, 1, 0, 1100);
     assert_int_equal(b.state, KEEL_BREAKER_HALF_OPEN);
     assert_int_equal(admit(&b, 1100), KEEL_ADMIT_PROBE);
+    /* a probe admitted but never sent is handed back too */
+    keel_breaker_release(&b);
+    assert_int_equal(admit(&b, 1200), KEEL_ADMIT_PROBE);
 }
 
 static void test_429_cools_without_counting(void **state)
