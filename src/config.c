@@ -523,6 +523,10 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
                 rv = fail(x, v, path, "must be greater than zero");
         } else if (strcmp(name, "drain_timeout") == 0) {
             rv = get_duration(x, v, path, &c->drain_ms);
+        } else if (strcmp(name, "max_inflight") == 0) {
+            rv = get_uint(x, v, path, &c->max_inflight);
+            if (rv == 0 && c->max_inflight == 0)
+                rv = fail(x, v, path, "must be at least 1");
         } else if (strcmp(name, "events") == 0) {
             rv = events(x, v, path, c);
         } else if (strcmp(name, "defaults") == 0) {
@@ -534,7 +538,7 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
         } else {
             rv = fail(x, k, path,
                       "unknown key (expected listen, admin_listen, audit_log, max_body, drain_timeout, "
-                      "events, defaults, upstreams, models)");
+                      "max_inflight, events, defaults, upstreams, models)");
         }
         if (rv != 0)
             return -1;
@@ -594,6 +598,7 @@ struct keel_config *keel_config_parse(const char *file, const char *text, size_t
     c->admin_port = 4001;
     c->max_body = 8u << 20;
     c->drain_ms = 30000;
+    c->max_inflight = 10000;
     c->timeouts = (struct keel_timeouts){.connect_ms = 5000, .first_byte_ms = 60000, .stall_ms = 30000,
                                          .total_ms = 300000};
     c->retry = (struct keel_retry){.same_target = 0, .backoff_ms = 200, .max_wait_ms = 5000};

@@ -58,6 +58,7 @@ struct keel_config {
     char *webhook;           /* events.webhook: URL events are POSTed to; NULL = log only */
     uint64_t max_body;       /* largest client request body, bytes */
     uint64_t drain_ms;       /* how long SIGTERM waits for in-flight requests */
+    uint64_t max_inflight;   /* client requests in flight before new ones get 503 gateway_busy */
     struct keel_timeouts timeouts; /* defaults */
     struct keel_retry retry;
     struct keel_breaker_conf breaker;

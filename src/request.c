@@ -249,19 +249,21 @@ static void models_list(struct keel_gateway *gw, struct keel_http *h)
     free(body);
 }
 
-/* invalid_request: answered here, before any upstream is chosen or touched */
+/* invalid_request (and gateway_busy): answered here, before any upstream is chosen or touched */
 static void reject(struct keel_gateway *gw, struct keel_http *h, int status, const char *code, const char *message)
 {
     char id[24];
     new_id(gw, id, sizeof(id));
-    char *body = envelope("invalid_request_error", code, message, NULL, 0);
+    int busy = status == 503;
+    char *body = envelope(busy ? "server_error" : "invalid_request_error", code, message, NULL, busy ? 1 : 0);
     struct keel_model_state *ms = keel_state_model(&gw->state, ""); /* the alias may be anything */
     struct keel_route_stats *rs = ms ? keel_state_route(ms, "") : NULL;
     if (rs != NULL)
-        rs->requests[KEEL_CLASS_INVALID_REQUEST]++;
+        rs->requests[busy ? KEEL_CLASS_GATEWAY_BUSY : KEEL_CLASS_INVALID_REQUEST]++;
     struct keel_header hdrs[] = {{"content-type", "application/json"}, {"x-keel-request-id", id},
-                                 {"x-keel-upstream", "none"}, {"x-keel-model", "none"}, {"x-keel-attempts", ""}};
-    keel_http_respond(h, status, hdrs, 5, body ? body : "", body ? strlen(body) : 0);
+                                 {"x-keel-upstream", "none"}, {"x-keel-model", "none"}, {"x-keel-attempts", ""},
+                                 {"retry-after", "1"}};
+    keel_http_respond(h, status, hdrs, busy ? 6 : 5, body ? body : "", body ? strlen(body) : 0);
     keel_info("req %s: rejected: %d %s", id, status, code);
     free(body);
 }
@@ -319,6 +321,11 @@ static void attempt_over(struct keel_request *r, enum keel_class cls)
 
 static void chat(struct keel_gateway *gw, struct keel_http *h)
 {
+    if (gw->inflight >= gw->config->max_inflight) {
+        /* shed load before parsing anything: keel's own limit, never an upstream's fault */
+        reject(gw, h, 503, "gateway_busy", "keel is at max_inflight: retry shortly");
+        return;
+    }
     size_t len;
     const char *text = keel_http_body(h, &len);
     json_t *body = json_loadb(text, len, 0, NULL);

@@ -5,7 +5,7 @@
 // deadline plus a generous margin (exact timing accuracy is measured in bench/, not here).
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { attemptsOf, chat, hits, post, simStats, sseData, startKeel, startSim, stop, streamedText } from './lib.mjs';
+import { attemptsOf, chat, eventually, hits, post, simStats, sseData, startKeel, startSim, stop, streamedText } from './lib.mjs';
 
 const MARGIN = 1500; // ms on top of a deadline: generous for a loaded CI machine and sanitizers
 
@@ -216,5 +216,32 @@ describe('stall', () => {
     const r = await timed('garbage', { stream: false });
     answeredBy(r, false, 'b');
     assert.deepEqual(r.attempts.map((a) => a.class), ['empty_response', 'ok']);
+  });
+});
+
+describe('gateway_busy', () => {
+  test('past max_inflight a request gets an immediate 503 and reaches no upstream', async () => {
+    const k = await startKeel(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+max_inflight: 2
+defaults: { timeouts: { first_byte: 3s } }
+upstreams: [ { name: a, base_url: "{SIM}" } ]
+models: [ { name: m, targets: [ { upstream: a, model: "hang#busy" } ] } ]
+`, sim);
+    try {
+      const held = [post(k, chat('m')), post(k, chat('m'))];
+      await eventually(async () => hits(await simStats(sim), 'hang#busy') === 2);
+      const t0 = performance.now();
+      const r = await post(k, chat('m'));
+      assert.equal(r.status, 503);
+      assert.equal(JSON.parse(r.text).error.code, 'gateway_busy');
+      assert.equal(r.headers.get('retry-after'), '1');
+      assert.ok(performance.now() - t0 < 500);
+      assert.equal(hits(await simStats(sim), 'hang#busy'), 2, 'the third never reached the upstream');
+      for (const h of await Promise.all(held)) assert.equal(h.status, 502); // first_byte on the only target
+    } finally {
+      await stop(k);
+    }
   });
 });
