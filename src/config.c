@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "core/units.h"
@@ -340,6 +341,135 @@ static int events(struct ctx *x, const yaml_node_t *map, const char *prefix, str
 
 /* ------------------------------------------------------------------ upstreams */
 
+/* argv[0] without a '/' is looked up in keel's PATH now, so the child needs no PATH of its own */
+static char *resolve(const char *cmd)
+{
+    if (strchr(cmd, '/') != NULL)
+        return access(cmd, X_OK) == 0 ? strdup(cmd) : NULL;
+    const char *path = getenv("PATH");
+    if (path == NULL)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path != '\0') {
+        const char *end = strchr(path, ':');
+        size_t len = end ? (size_t)(end - path) : strlen(path);
+        char buf[4096];
+        if (len > 0 && len + strlen(cmd) + 2 < sizeof(buf)) {
+            snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, path, cmd);
+            if (access(buf, X_OK) == 0)
+                return strdup(buf);
+        }
+        path += len + (end != NULL);
+    }
+    return NULL;
+}
+
+static void managed_free(struct keel_managed_conf *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < m->argc; i++)
+        free(m->argv[i]);
+    for (size_t i = 0; i < m->nenv; i++)
+        free(m->env[i]);
+    free(m->argv);
+    free(m->env);
+    free(m->health);
+    free(m->probe_model);
+    free(m);
+}
+
+static int managed(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_upstream_conf *u)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
+        return -1;
+    struct keel_managed_conf *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return fail(x, map, prefix, "out of memory");
+    u->managed = m;
+    m->start_timeout_ms = 60000;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char path[256];
+        if (key_name(x, k, prefix, path, sizeof(path)) != 0)
+            return -1;
+        const char *name = scalar(k);
+        int rv = 0;
+        if (strcmp(name, "command") == 0) {
+            if (expect(x, v, YAML_SEQUENCE_NODE, path) != 0)
+                return -1;
+            size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+            if (n == 0)
+                return fail(x, v, path, "empty: the command to run is needed");
+            m->argv = calloc(n + 1, sizeof(*m->argv));
+            if (m->argv == NULL)
+                return fail(x, v, path, "out of memory");
+            for (size_t i = 0; i < n; i++) {
+                if (expand(x, node(x, v->data.sequence.items.start[i]), path, &m->argv[i]) != 0)
+                    return -1;
+                m->argc = i + 1;
+            }
+            char *exe = resolve(m->argv[0]);
+            if (exe == NULL)
+                return fail(x, v, path, "\"%s\" is not an executable file (nor found in PATH)", m->argv[0]);
+            free(m->argv[0]);
+            m->argv[0] = exe;
+        } else if (strcmp(name, "env") == 0) {
+            if (expect(x, v, YAML_MAPPING_NODE, path) != 0)
+                return -1;
+            size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+            m->env = calloc(n + 1, sizeof(*m->env));
+            if (m->env == NULL)
+                return fail(x, v, path, "out of memory");
+            FOREACH_PAIR(x, v, ek, ev)
+            {
+                char epath[300];
+                if (key_name(x, ek, path, epath, sizeof(epath)) != 0)
+                    return -1;
+                char *val = NULL;
+                if (expand(x, ev, epath, &val) != 0)
+                    return -1;
+                size_t l = strlen(scalar(ek)) + strlen(val) + 2;
+                m->env[m->nenv] = malloc(l);
+                if (m->env[m->nenv] != NULL)
+                    snprintf(m->env[m->nenv++], l, "%s=%s", scalar(ek), val);
+                free(val);
+            }
+        } else if (strcmp(name, "health") == 0) {
+            rv = get_string(x, v, path, &m->health);
+            if (rv == 0 && m->health[0] != '/')
+                rv = fail(x, v, path, "must be a path starting with /");
+        } else if (strcmp(name, "start_timeout") == 0) {
+            rv = get_duration(x, v, path, &m->start_timeout_ms);
+        } else if (strcmp(name, "idle_unload") == 0) {
+            rv = get_duration(x, v, path, &m->idle_unload_ms);
+        } else if (strcmp(name, "port") == 0) {
+            uint64_t p;
+            rv = get_uint(x, v, path, &p);
+            if (rv == 0 && (p == 0 || p > 65535))
+                rv = fail(x, v, path, "expected a port from 1 to 65535");
+            m->port = (int)p;
+        } else if (strcmp(name, "ready_probe") == 0) {
+            rv = expect(x, v, YAML_SCALAR_NODE, path);
+            if (rv == 0 && strcmp(scalar(v), "true") != 0 && strcmp(scalar(v), "false") != 0)
+                rv = fail(x, v, path, "expected true or false");
+            m->ready_probe = rv == 0 && strcmp(scalar(v), "true") == 0;
+        } else if (strcmp(name, "probe_model") == 0) {
+            rv = get_string(x, v, path, &m->probe_model);
+        } else {
+            rv = fail(x, k, path,
+                      "unknown key (expected command, env, health, start_timeout, port, ready_probe, probe_model, "
+                      "idle_unload)");
+        }
+        if (rv != 0)
+            return -1;
+    }
+    if (m->argv == NULL)
+        return fail(x, map, prefix, "missing command");
+    if (m->health == NULL)
+        m->health = strdup("/health");
+    return 0;
+}
+
 static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_upstream_conf *u)
 {
     if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
@@ -361,8 +491,6 @@ static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, s
             rv = get_string(x, v, path, &u->base_url);
             if (rv == 0 && strncmp(u->base_url, "http://", 7) != 0 && strncmp(u->base_url, "https://", 8) != 0)
                 rv = fail(x, v, path, "must start with http:// or https://");
-            if (rv == 0 && strstr(u->base_url, "{port}") != NULL)
-                rv = fail(x, v, path, "{port} needs a managed: block, which keel does not run yet");
             size_t l = rv == 0 ? strlen(u->base_url) : 0;
             while (l > 0 && u->base_url[l - 1] == '/')
                 u->base_url[--l] = '\0';
@@ -370,9 +498,9 @@ static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, s
             /* never echo the value in an error: it may be a secret */
             rv = get_string(x, v, path, &u->api_key);
         } else if (strcmp(name, "managed") == 0) {
-            rv = fail(x, k, path, "managed backends are not supported yet");
+            rv = managed(x, v, path, u);
         } else {
-            rv = fail(x, k, path, "unknown key (expected name, kind, base_url, api_key)");
+            rv = fail(x, k, path, "unknown key (expected name, kind, base_url, api_key, managed)");
         }
         if (rv != 0)
             return -1;
@@ -381,6 +509,10 @@ static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, s
         return fail(x, map, prefix, "missing name");
     if (u->base_url == NULL)
         return fail(x, map, prefix, "missing base_url");
+    if (u->managed == NULL && strstr(u->base_url, "{port}") != NULL)
+        return fail(x, map, prefix, "base_url has {port} but no managed: block to give it one");
+    if (u->managed != NULL && u->managed->port == 0 && strstr(u->base_url, "{port}") == NULL)
+        return fail(x, map, prefix, "managed: base_url needs {port}, or managed.port set");
     return 0;
 }
 
@@ -683,6 +815,7 @@ void keel_config_free(struct keel_config *c)
         }
         free(u->name);
         free(u->base_url);
+        managed_free(u->managed);
     }
     for (size_t i = 0; i < c->nmodels; i++) {
         for (size_t j = 0; j < c->models[i].ntargets; j++)

@@ -26,10 +26,25 @@ struct keel_breaker_conf {
     uint64_t max_cooldown_ms;
 };
 
+/* a local inference server keel runs and heals (seed 002) */
+struct keel_managed_conf {
+    char **argv;               /* command; argv[0] resolved to a path at load; "{port}" kept */
+    size_t argc;
+    char **env;                /* "NAME=value": the child's whole environment */
+    size_t nenv;
+    char *health;              /* path polled until 200, e.g. "/health" */
+    uint64_t start_timeout_ms; /* spawn -> ready, or it is a failed start */
+    int port;                  /* fixed port; 0 = keel picks a free one once */
+    int ready_probe;           /* after health: one tiny real completion must answer */
+    char *probe_model;         /* the model that probe asks for; NULL = the first target's */
+    uint64_t idle_unload_ms;   /* stop it after this long without requests; 0 = never */
+};
+
 struct keel_upstream_conf {
     char *name;
-    char *base_url; /* without trailing '/' */
+    char *base_url; /* without trailing '/'; "{port}" replaced once the managed port is known */
     char *api_key;  /* secret (STYLE S1): never logged; wiped on free; NULL if none */
+    struct keel_managed_conf *managed; /* NULL: a remote upstream */
 };
 
 struct keel_target_conf {

@@ -166,12 +166,53 @@ static void test_bad_values(void **state)
     refused("listen: 127.0.0.1:99999\n" UP MODELS, "t.yaml:1: listen: expected HOST:PORT");
     refused("upstreams:\n  - { name: a, kind: grpc, base_url: \"http://x\" }\n" MODELS, "t.yaml:2: upstreams[0].kind: unknown kind \"grpc\"");
     refused("upstreams:\n  - { name: a, base_url: \"ftp://x\" }\n" MODELS, "t.yaml:2: upstreams[0].base_url: must start with http");
-    refused("upstreams:\n  - { name: a, base_url: \"http://x\", managed: { command: [x] } }\n" MODELS,
-            "t.yaml:2: upstreams[0].managed: managed backends are not supported yet");
+    refused("upstreams:\n  - { name: a, base_url: \"http://x:{port}\", managed: { command: [no-such-binary-xyz] } }\n" MODELS,
+            "t.yaml:2: upstreams[0].managed.command: \"no-such-binary-xyz\" is not an executable file");
+    refused("upstreams:\n  - { name: a, base_url: \"http://x:{port}\", managed: { health: /h } }\n" MODELS,
+            "t.yaml:2: upstreams[0].managed: missing command");
+    refused("upstreams:\n  - { name: a, base_url: \"http://x:{port}\" }\n" MODELS,
+            "t.yaml:2: upstreams[0]: base_url has {port} but no managed: block");
+    refused("upstreams:\n  - { name: a, base_url: \"http://x:9\", managed: { command: [sh] } }\n" MODELS,
+            "t.yaml:2: upstreams[0]: managed: base_url needs {port}");
+    refused("upstreams:\n  - { name: a, base_url: \"http://x:{port}\", managed: { command: [sh], port: 70000 } }\n" MODELS,
+            "t.yaml:2: upstreams[0].managed.port: expected a port");
+    refused("upstreams:\n  - { name: a, base_url: \"http://x:{port}\", managed: { command: [sh], ready_probe: maybe } }\n" MODELS,
+            "t.yaml:2: upstreams[0].managed.ready_probe: expected true or false");
     refused(UP "models:\n  - { name: m, targets: [ { upstream: a, model: x, context_window: lots } ] }\n",
             "t.yaml:4: models[0].targets[0].context_window: expected a token count");
     refused("max_body: 0\n" UP MODELS, "t.yaml:1: max_body: must be greater than zero");
     refused("listen: 127.0.0.1:5000\nadmin_listen: 127.0.0.1:5000\n" UP MODELS, "t.yaml:1: admin_listen: must differ");
+}
+
+static void test_managed_block(void **state)
+{
+    char err[512];
+    struct keel_config *c = parse("upstreams:\n"
+                                  "  - name: a\n"
+                                  "    base_url: \"http://127.0.0.1:{port}/v1\"\n"
+                                  "    managed:\n"
+                                  "      command: [sh, -c, \"exec server --port {port}\"]\n"
+                                  "      env: { KEY: \"${TEST_KEY}\", MODE: fast }\n"
+                                  "      start_timeout: 5s\n"
+                                  "      idle_unload: 10m\n"
+                                  "      ready_probe: true\n" MODELS,
+                                  err, sizeof(err));
+    assert_non_null(c);
+    const struct keel_managed_conf *m = c->upstreams[0].managed;
+    assert_non_null(m);
+    assert_int_equal(m->argc, 3);
+    assert_true(m->argv[0][0] == '/'); /* resolved in PATH at load */
+    assert_string_equal(m->argv[2], "exec server --port {port}");
+    assert_null(m->argv[3]);
+    assert_int_equal(m->nenv, 2);
+    assert_string_equal(m->env[0], "KEY=sk-test-123");
+    assert_string_equal(m->env[1], "MODE=fast");
+    assert_string_equal(m->health, "/health");
+    assert_int_equal(m->start_timeout_ms, 5000);
+    assert_int_equal(m->idle_unload_ms, 600000);
+    assert_true(m->ready_probe);
+    assert_int_equal(m->port, 0);
+    keel_config_free(c);
 }
 
 static void test_yaml_syntax_error(void **state)
@@ -212,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_empty_or_missing_targets),
         cmocka_unit_test(test_missing_sections),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_managed_block),
         cmocka_unit_test(test_yaml_syntax_error),
         cmocka_unit_test(test_secret_never_in_errors),
         cmocka_unit_test(test_load_missing_file),
