@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "gateway.h"
 #include "io/server.h"
+#include "managed.h"
 #include "request.h"
 #include "state.h"
 
@@ -49,6 +50,11 @@ static const char *esc(const char *v, char *dst, size_t n)
     }
     dst[o] = '\0';
     return dst;
+}
+
+static void append_line(void *ctx, const char *line)
+{
+    keel_buf_appends(ctx, line);
 }
 
 static void family(struct keel_buf *b, const char *name, const char *type, const char *help)
@@ -161,6 +167,7 @@ static void metrics(struct keel_gateway *gw, struct keel_http *h)
                 (unsigned long long)n);
     }
 
+    keel_managed_metrics(gw->managed, append_line, &b);
     struct keel_header hdrs[] = {{"content-type", "text/plain; version=0.0.4; charset=utf-8"}};
     keel_http_respond(h, 200, hdrs, 1, b.base ? b.base : "", b.len);
     keel_buf_release(&b);
@@ -211,10 +218,11 @@ static void status(struct keel_gateway *gw, struct keel_http *h)
         }
         json_array_append_new(models, json_pack("{s:s, s:o}", "name", mc->name, "targets", targets));
     }
-    json_t *root = json_pack("{s:I, s:I, s:s, s:I, s:I, s:o, s:{s:b, s:I, s:I, s:I}}", "uptime_s",
+    json_t *root = json_pack("{s:I, s:I, s:s, s:I, s:I, s:o, s:o, s:{s:b, s:I, s:I, s:I}}", "uptime_s",
                              (json_int_t)((now - gw->started_ms) / 1000), "inflight", (json_int_t)gw->inflight,
                              "config", c->file, "reloads", (json_int_t)gw->reloads, "reload_failures",
-                             (json_int_t)gw->reload_failures, "models", models, "events", "webhook",
+                             (json_int_t)gw->reload_failures, "models", models, "backends",
+                             keel_managed_status(gw->managed), "events", "webhook",
                              gw->events.url != NULL, "sent", (json_int_t)gw->events.sent, "failed",
                              (json_int_t)gw->events.failed, "dropped", (json_int_t)gw->events.dropped);
     char *body = json_dumps(root, JSON_COMPACT);

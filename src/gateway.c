@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "io/server.h"
 #include "io/upstream.h"
 #include "log.h"
+#include "managed.h"
 #include "request.h"
 #include "state.h"
 
@@ -40,6 +42,10 @@ static void reload(struct keel_gateway *gw)
 {
     char err[512];
     struct keel_config *c = keel_config_load(gw->config->file, err, sizeof(err));
+    if (c != NULL && keel_managed_bind(gw->managed, c, err, sizeof(err)) != 0) {
+        keel_config_free(c);
+        c = NULL;
+    }
     if (c == NULL) {
         gw->reload_failures++;
         keel_error("SIGHUP: reload refused, the running config stays: %s", err);
@@ -56,11 +62,18 @@ static void reload(struct keel_gateway *gw)
     keel_info("SIGHUP: reloaded %s (%zu upstreams, %zu models)", c->file, c->nupstreams, c->nmodels);
 }
 
+static void on_backends_stopped(void *ctx)
+{
+    struct keel_gateway *gw = ctx;
+    keel_info("drained: exiting");
+    uv_stop(gw->loop);
+}
+
 static void stop_when_idle(struct keel_gateway *gw)
 {
-    if (gw->draining && gw->inflight == 0) {
-        keel_info("drained: exiting");
-        uv_stop(gw->loop);
+    if (gw->draining && gw->inflight == 0 && !gw->stopping) {
+        gw->stopping = 1;
+        keel_managed_stop_all(gw->managed, on_backends_stopped, gw); /* no backend outlives keel */
     }
 }
 
@@ -74,7 +87,12 @@ static void on_drain_timeout(uv_timer_t *t)
 {
     struct keel_gateway *gw = t->data;
     keel_warn("drain timeout: %zu requests still in flight are abandoned", gw->inflight);
-    uv_stop(gw->loop);
+    if (!gw->stopping) {
+        gw->stopping = 1;
+        keel_managed_stop_all(gw->managed, on_backends_stopped, gw);
+    } else {
+        uv_stop(gw->loop);
+    }
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -121,6 +139,14 @@ int keel_gateway_run(struct keel_config *config)
         return 1;
     }
     keel_events_init(&gw->events, gw->upstream, NULL);
+    char self[4096];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    self[sl > 0 ? sl : 0] = '\0';
+    gw->managed = keel_managed_new(gw->loop, gw->upstream, &gw->events, self);
+    if (gw->managed == NULL || keel_managed_bind(gw->managed, config, err, sizeof(err)) != 0) {
+        keel_error("cannot start: %s", gw->managed ? err : "out of memory");
+        return 1;
+    }
     apply_config(gw, config);
     gw->api = keel_server_new(gw->loop, config->listen_host, config->listen_port, config->max_body,
                               keel_request_handle, gw, err, sizeof(err));

@@ -23,11 +23,13 @@ struct keel_gateway {
     struct keel_server *api;        /* client listener */
     struct keel_server *admin;      /* admin listener */
     struct keel_upstream *upstream; /* shared connection cache */
+    struct keel_managed *managed;   /* the local backends keel runs */
     uint64_t id_seed;               /* random at start: request ids don't repeat across runs */
     uint64_t id_next;
     uint64_t rng;                   /* splitmix64 state for backoff jitter */
     size_t inflight; /* client requests not yet answered */
     int draining;    /* SIGTERM seen: no new connections; exit when inflight reaches 0 */
+    int stopping;    /* drained: stopping the managed backends, then exit */
 };
 
 /* Listens and serves until SIGTERM/SIGINT drains it; returns the process exit code.

@@ -1,7 +1,10 @@
 /* main.c - argv, config, wiring; nothing else. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "demo.h"
@@ -62,6 +65,15 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "sim") == 0) {
         const char *listen = opt(argc, argv, "--listen", "-l");
         return keel_sim_run(listen ? listen : "127.0.0.1:4100");
+    }
+    if (strcmp(cmd, "_exec") == 0 && argc >= 3) {
+        /* how keel starts a managed backend: it dies with keel even if keel crashes */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1)
+            return 1; /* keel is already gone */
+        execv(argv[2], &argv[2]);
+        fprintf(stderr, "keel _exec: cannot run %s\n", argv[2]);
+        return 127;
     }
     if (strcmp(cmd, "demo") == 0)
         return keel_demo_run(argv[0]);

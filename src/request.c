@@ -20,7 +20,9 @@
 #include "gateway.h"
 #include "io/server.h"
 #include "io/upstream.h"
+#include "core/backend.h"
 #include "log.h"
+#include "managed.h"
 #include "state.h"
 
 #define MAX_ATTEMPTS 32
@@ -76,6 +78,12 @@ struct keel_request {
     uint64_t ttft_ms;           /* request start -> the answer's first content; 0 = none */
     int answered;               /* the client got a successful answer */
     int gone;                   /* the client went away */
+
+    /* a managed target (seed 002) */
+    struct keel_backend_waiter waiter; /* queued while its backend starts */
+    struct keel_backend *backend;      /* acquired for the attempt under way, or NULL */
+    uint64_t backend_gen;              /* the backend run the attempt went to */
+    int healed;                        /* the one retry after a restart is spent */
 
     /* the attempt under way; reset by start_attempt */
     const struct keel_target_conf *target;
@@ -309,6 +317,10 @@ static void attempt_over(struct keel_request *r, enum keel_class cls)
     if (!r->attempt_open)
         return;
     r->attempt_open = 0;
+    if (r->backend != NULL) {
+        keel_backend_release(r->backend);
+        r->backend = NULL;
+    }
     struct keel_target_state *ts = r->tstate[r->router.cur];
     ts->inflight--;
     ts->attempts[cls]++;
@@ -449,6 +461,22 @@ static const struct keel_upstream_cbs upstream_cbs = {on_head, on_data, on_done}
 
 static void deadline_exceeded(struct keel_request *r);
 
+/* the managed backend a request waited for is ready (ok) or backing off */
+static void on_backend(void *ctx, int ok)
+{
+    struct keel_request *r = ctx;
+    if (ok) {
+        r->backend = keel_managed_get(r->gw->managed, r->model->targets[r->router.cur].upstream->name);
+        start_attempt(r);
+        return;
+    }
+    r->state = REQ_ATTEMPT;
+    r->attempt_open = 1;
+    r->tstate[r->router.cur]->inflight++;
+    r->outcome = (struct keel_outcome){.transport = keel_err_connect};
+    end_attempt(r);
+}
+
 /* Starts an attempt on the router's current target. */
 static void start_attempt(struct keel_request *r)
 {
@@ -476,6 +504,29 @@ static void start_attempt(struct keel_request *r)
             deadline_exceeded(r);
             return;
         }
+        if (t->upstream->managed != NULL && r->backend == NULL) {
+            struct keel_backend *b = keel_managed_get(r->gw->managed, t->upstream->name);
+            int rc = b ? keel_backend_acquire(b, &r->waiter, on_backend, r) : -1;
+            if (rc == 0) {
+                /* starting or restarting: wait for it within the request's own deadline */
+                r->wake_at = UINT64_MAX;
+                set_state(r, REQ_WAIT);
+                arm(r);
+                return;
+            }
+            if (rc < 0) {
+                /* backing off after crashes: fail over at once */
+                r->state = REQ_ATTEMPT;
+                r->attempt_open = 1;
+                r->tstate[r->router.cur]->inflight++;
+                r->outcome.transport = keel_err_connect;
+                end_attempt(r);
+                return;
+            }
+            r->backend = b;
+        }
+        if (r->backend != NULL)
+            r->backend_gen = keel_backend_generation(r->backend);
         r->state = REQ_ATTEMPT;
         r->attempt_open = 1;
         r->tstate[r->router.cur]->inflight++;
@@ -774,6 +825,20 @@ static void end_attempt(struct keel_request *r)
     if (cls != KEEL_CLASS_OK)
         keel_info("req %s: %s/%s failed: %s (status %d)", r->id, r->target->upstream->name, r->target->model,
                   keel_class_name(cls), r->status);
+    const struct keel_target_conf *t = r->target;
+    if (t->upstream->managed != NULL && keel_backend_heals(cls)) {
+        /* seed 002: a dead or evicted local server: restart it (once, however many requests
+         * saw it) and retry this request on it once, if the deadline still allows */
+        struct keel_backend *b = keel_managed_get(r->gw->managed, t->upstream->name);
+        if (b != NULL) {
+            keel_backend_dead(b, r->backend_gen, keel_class_name(cls));
+            if (!r->healed && now_ms(r) < r->dl.total_at) {
+                r->healed = 1;
+                start_attempt(r);
+                return;
+            }
+        }
+    }
     r->failed = cls != KEEL_CLASS_OK;
     r->failed_cls = cls;
     r->failed_from = r->router.cur;
@@ -864,6 +929,7 @@ static void arm(struct keel_request *r)
 /* The request's budget is spent: 504 before the commit point, an error event after it. */
 static void deadline_exceeded(struct keel_request *r)
 {
+    keel_backend_cancel_wait(&r->waiter);
     if (r->xfer != NULL) {
         struct keel_upstream_xfer *x = r->xfer;
         r->xfer = NULL;
@@ -946,6 +1012,7 @@ static void on_gone(void *ctx)
     else if (r->state == REQ_RELAY)
         r->attempts[r->nattempts - 1].cls = KEEL_CLASS_CLIENT_GONE;
     attempt_over(r, KEEL_CLASS_CLIENT_GONE); /* never counts against the upstream */
+    keel_backend_cancel_wait(&r->waiter);
     keel_info("req %s: client gone in state %s: upstream transfer cancelled", r->id, state_names[r->state]);
     set_state(r, REQ_END);
 }
@@ -996,6 +1063,7 @@ static void finish(struct keel_request *r)
     if (r->http != NULL) /* never reached: every path to REQ_END answers or loses the client */
         keel_respond_error(r->http, 500, "server_error", "internal", "request ended without an answer");
     attempt_over(r, KEEL_CLASS_CLIENT_GONE); /* no-op unless an attempt is somehow still open */
+    keel_backend_cancel_wait(&r->waiter);
     account(r);
     if (r->sse.on_event != NULL)
         keel_sse_parser_release(&r->sse);

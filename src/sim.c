@@ -507,6 +507,8 @@ static void on_request(void *app, struct keel_http *h)
 #define PATH_IS(s) (plen == sizeof(s) - 1 && memcmp(path, s, plen) == 0)
     if (PATH_IS("/v1/chat/completions") && post) {
         chat(sim, h);
+    } else if (PATH_IS("/health")) {
+        reply_json(h, 200, json_pack("{s:s}", "status", "ok"));
     } else if (PATH_IS("/sim/stats")) {
         stats(sim, h);
     } else if (PATH_IS("/sim/reset") && post) {

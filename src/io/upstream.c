@@ -290,8 +290,9 @@ struct keel_upstream_xfer *keel_upstream_xfer_start(struct keel_upstream *u, con
         xfer_free(x);
         return NULL;
     }
-    memcpy(x->body, spec->body, spec->body_len);
-    x->body[spec->body_len] = '\0';
+    if (spec->body != NULL)
+        memcpy(x->body, spec->body, spec->body_len);
+    x->body[spec->body ? spec->body_len : 0] = '\0';
 
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "Content-Type: application/json");
@@ -313,9 +314,11 @@ struct keel_upstream_xfer *keel_upstream_xfer_start(struct keel_upstream *u, con
     }
     CURL *e = x->easy;
     curl_easy_setopt(e, CURLOPT_URL, spec->url);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)spec->body_len);
+    if (spec->body != NULL) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)spec->body_len);
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);

@@ -27,7 +27,7 @@ struct keel_upstream_cbs {
 struct keel_upstream_spec {
     const char *url;
     const char *bearer; /* secret: goes into the Authorization header only; may be NULL */
-    const char *body;   /* JSON; copied */
+    const char *body;   /* JSON; copied. NULL: a GET */
     size_t body_len;
     uint64_t connect_timeout_ms;
     uint64_t timeout_ms; /* the whole transfer (0 = none: request.c runs its own deadlines) */
