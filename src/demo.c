@@ -214,6 +214,56 @@ static void breaker_of(int admin, char *dst, size_t n)
     json_decref(root);
 }
 
+/* the managed backend's pid and port, from GET /admin/status */
+static void backend_of(int admin, int *pid, int *port, long *restarts)
+{
+    struct answer a;
+    memset(&a, 0, sizeof(a));
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/admin/status", admin);
+    CURL *e = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_status);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &a);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 5L);
+    curl_easy_perform(e);
+    curl_easy_cleanup(e);
+    json_t *root = json_loads(a.body, 0, NULL);
+    json_t *b = json_array_get(json_object_get(root, "backends"), 0);
+    *pid = (int)json_integer_value(json_object_get(b, "pid"));
+    *port = (int)json_integer_value(json_object_get(b, "port"));
+    *restarts = (long)json_integer_value(json_object_get(b, "restarts"));
+    json_decref(root);
+}
+
+/* seed 002: the local server is evicted behind keel's back; the next chat must not see it */
+static int eviction(int port, int admin)
+{
+    printf("  Silent eviction (seed 002): keel runs a local server (a `keel sim`) on a port it picked.\n"
+           "  The server is killed (as an OOM or idle eviction would) between two chats.\n\n");
+    int pid0 = 0, port0 = 0, pid1 = 0, port1 = 0;
+    long r0 = 0, r1 = 0;
+    for (int i = 0; i < 100 && pid0 == 0; i++) {
+        backend_of(admin, &pid0, &port0, &r0);
+        if (pid0 == 0)
+            usleep(50000);
+    }
+    struct answer a;
+    ask(port, "local", 0, &a);
+    printf("  chat 1: %ld from %-8s  (local server pid %d, port %d)\n", a.status, a.upstream, pid0, port0);
+    kill(pid0, SIGKILL);
+    printf("  kill -9 %d\n", pid0);
+    usleep(20000);
+    ask(port, "local", 1, &a);
+    backend_of(admin, &pid1, &port1, &r1);
+    printf("  chat 2: %ld from %-8s  (local server pid %d, port %d, restarts %ld) in %.2fs\n\n", a.status,
+           a.upstream, pid1, port1, r1, a.secs);
+    int ok = a.status == 200 && strcmp(a.upstream, "local") == 0 && port1 == port0 && pid1 != pid0 && r1 == 1;
+    printf("  %s\n\n", ok ? "keel restarted it on the same port and the chat never saw the eviction."
+                           : "The eviction was not healed as promised   <-- UNEXPECTED");
+    return ok;
+}
+
 /* seed 004: a broken target costs nothing once found broken, and comes back by itself */
 static int storm(int port, int admin)
 {
@@ -275,6 +325,9 @@ static const char config_fmt[] =
     "upstreams:\n"
     "  - { name: primary, kind: openai, base_url: \"http://127.0.0.1:%d/v1\", api_key: demo-key-a }\n"
     "  - { name: backup, kind: openai, base_url: \"http://127.0.0.1:%d/v1\", api_key: demo-key-b }\n"
+    "  - name: local\n"
+    "    base_url: \"http://127.0.0.1:{port}/v1\"\n"
+    "    managed: { command: [\"%s\", sim, --listen, \"127.0.0.1:{port}\"], ready_probe: true }\n"
     "models:\n"
     "  - { name: hang,      targets: [ { upstream: primary, model: hang }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: heartbeat, targets: [ { upstream: primary, model: \"heartbeat-only:500\" }, { upstream: backup, model: healthy } ] }\n"
@@ -285,6 +338,7 @@ static const char config_fmt[] =
     "  - { name: limited,   targets: [ { upstream: primary, model: \"rate-limit-then-heal:1\" }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: cut,       targets: [ { upstream: primary, model: reset-mid-stream }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: bad,       targets: [ { upstream: primary, model: \"400\" }, { upstream: backup, model: healthy } ] }\n"
+    "  - { name: local, targets: [ { upstream: local, model: healthy }, { upstream: backup, model: healthy } ] }\n"
     "  - name: storm2\n"
     "    targets:\n"
     "      - { upstream: primary, model: \"fail-then-heal:4#storm\", breaker: { failures: 3, cooldown: 1s } }\n"
@@ -342,7 +396,7 @@ int keel_demo_run(const char *self)
     FILE *f = fopen(cfg, "w");
     if (f == NULL)
         goto out;
-    fprintf(f, config_fmt, sim_port, sim_port);
+    fprintf(f, config_fmt, sim_port, sim_port, self);
     fclose(f);
     char *gw_argv[] = {(char *)self, "serve", "-c", cfg, NULL};
     if (spawn(&gw, self, "keel", gw_argv) != 0)
@@ -383,6 +437,7 @@ int keel_demo_run(const char *self)
            "  10 to 15 minutes each; with it, each cost one first_byte deadline and the backup answered.\n\n",
            sizeof(scenarios) / sizeof(scenarios[0]), total);
     ok &= storm(port, admin);
+    ok &= eviction(port, admin);
     printf("  Logs: %s\n\n", dir);
     rc = ok ? 0 : 1;
     if (!ok)

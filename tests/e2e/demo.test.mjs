@@ -17,4 +17,7 @@ test('keel demo runs every scenario as promised and exits 0', () => {
   // the breaker part: opened, skipped, probed, back
   assert.match(r.stdout, /skipped > ok\s+backup\s+open/);
   assert.match(r.stdout, /back in service after its first good probe/);
+  // the eviction part: healed on the same port
+  assert.match(r.stdout, /chat 2: 200 from local .*restarts 1/);
+  assert.match(r.stdout, /never saw the eviction/);
 });
