@@ -171,14 +171,8 @@ static void classes(const char *attempts, char *dst, size_t n)
     }
 }
 
-static size_t on_status(char *buf, size_t size, size_t n, void *userp)
-{
-    struct answer *a = userp;
-    return on_body(buf, size, n, a);
-}
-
-/* the primary's breaker in the storm model, from GET /admin/status */
-static void breaker_of(int admin, char *dst, size_t n)
+/* GET /admin/status, parsed; NULL on failure. The caller decrefs. */
+static json_t *admin_status(int admin)
 {
     struct answer a;
     memset(&a, 0, sizeof(a));
@@ -186,13 +180,30 @@ static void breaker_of(int admin, char *dst, size_t n)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/admin/status", admin);
     CURL *e = curl_easy_init();
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_status);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &a);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, 5L);
     curl_easy_perform(e);
     curl_easy_cleanup(e);
+    return json_loads(a.body, 0, NULL);
+}
+
+/* the managed backend's pid, port and restarts */
+static void backend_of(int admin, int *pid, int *port, long *restarts)
+{
+    json_t *root = admin_status(admin);
+    json_t *b = json_array_get(json_object_get(root, "backends"), 0);
+    *pid = (int)json_integer_value(json_object_get(b, "pid"));
+    *port = (int)json_integer_value(json_object_get(b, "port"));
+    *restarts = (long)json_integer_value(json_object_get(b, "restarts"));
+    json_decref(root);
+}
+
+/* the primary's breaker in the storm model */
+static void breaker_of(int admin, char *dst, size_t n)
+{
     snprintf(dst, n, "?");
-    json_t *root = json_loads(a.body, 0, NULL);
+    json_t *root = admin_status(admin);
     size_t i, j;
     json_t *m, *t;
     json_array_foreach(json_object_get(root, "models"), i, m)
@@ -211,28 +222,6 @@ static void breaker_of(int admin, char *dst, size_t n)
                 snprintf(dst, n, "%s", state ? state : "?");
         }
     }
-    json_decref(root);
-}
-
-/* the managed backend's pid and port, from GET /admin/status */
-static void backend_of(int admin, int *pid, int *port, long *restarts)
-{
-    struct answer a;
-    memset(&a, 0, sizeof(a));
-    char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/admin/status", admin);
-    CURL *e = curl_easy_init();
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_status);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &a);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT, 5L);
-    curl_easy_perform(e);
-    curl_easy_cleanup(e);
-    json_t *root = json_loads(a.body, 0, NULL);
-    json_t *b = json_array_get(json_object_get(root, "backends"), 0);
-    *pid = (int)json_integer_value(json_object_get(b, "pid"));
-    *port = (int)json_integer_value(json_object_get(b, "port"));
-    *restarts = (long)json_integer_value(json_object_get(b, "restarts"));
     json_decref(root);
 }
 
