@@ -649,6 +649,12 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
             rv = get_hostport(x, v, path, &c->admin_host, &c->admin_port);
         } else if (strcmp(name, "audit_log") == 0) {
             rv = get_string(x, v, path, &c->audit_log);
+        } else if (strcmp(name, "audit_max_size") == 0) {
+            rv = get_size(x, v, path, &c->audit_max_size);
+        } else if (strcmp(name, "audit_keep") == 0) {
+            rv = get_uint(x, v, path, &c->audit_keep);
+            if (rv == 0 && (c->audit_keep == 0 || c->audit_keep > 1000))
+                rv = fail(x, v, path, "expected 1 to 1000 files");
         } else if (strcmp(name, "max_body") == 0) {
             rv = get_size(x, v, path, &c->max_body);
             if (rv == 0 && c->max_body == 0)
@@ -669,8 +675,8 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
             models = v;
         } else {
             rv = fail(x, k, path,
-                      "unknown key (expected listen, admin_listen, audit_log, max_body, drain_timeout, "
-                      "max_inflight, events, defaults, upstreams, models)");
+                      "unknown key (expected listen, admin_listen, audit_log, audit_max_size, audit_keep, "
+                      "max_body, drain_timeout, max_inflight, events, defaults, upstreams, models)");
         }
         if (rv != 0)
             return -1;
@@ -731,6 +737,8 @@ struct keel_config *keel_config_parse(const char *file, const char *text, size_t
     c->max_body = 8u << 20;
     c->drain_ms = 30000;
     c->max_inflight = 10000;
+    c->audit_max_size = 100u << 20;
+    c->audit_keep = 5;
     c->timeouts = (struct keel_timeouts){.connect_ms = 5000, .first_byte_ms = 60000, .stall_ms = 30000,
                                          .total_ms = 300000};
     c->retry = (struct keel_retry){.same_target = 0, .backoff_ms = 200, .max_wait_ms = 5000};

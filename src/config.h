@@ -69,7 +69,9 @@ struct keel_config {
     int listen_port; /* 0 = any free port (tests) */
     char *admin_host;
     int admin_port;
-    char *audit_log;         /* NULL if none; written from issue 7 on */
+    char *audit_log;         /* NULL if none */
+    uint64_t audit_max_size; /* rotate past this many bytes */
+    uint64_t audit_keep;     /* rotated files kept: FILE.1 .. FILE.N */
     char *webhook;           /* events.webhook: URL events are POSTed to; NULL = log only */
     uint64_t max_body;       /* largest client request body, bytes */
     uint64_t drain_ms;       /* how long SIGTERM waits for in-flight requests */

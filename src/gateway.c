@@ -12,6 +12,7 @@
 
 #include "io/server.h"
 #include "io/upstream.h"
+#include "audit.h"
 #include "log.h"
 #include "managed.h"
 #include "request.h"
@@ -148,6 +149,14 @@ int keel_gateway_run(struct keel_config *config)
         return 1;
     }
     apply_config(gw, config);
+    if (config->audit_log != NULL) {
+        gw->audit = keel_audit_open(gw->loop, config->audit_log, config->audit_max_size, (unsigned)config->audit_keep,
+                                    err, sizeof(err));
+        if (gw->audit == NULL) {
+            keel_error("cannot start: %s", err);
+            return 1;
+        }
+    }
     gw->api = keel_server_new(gw->loop, config->listen_host, config->listen_port, config->max_body,
                               keel_request_handle, gw, err, sizeof(err));
     if (gw->api == NULL) {
@@ -171,5 +180,7 @@ int keel_gateway_run(struct keel_config *config)
               keel_server_port(gw->api), config->admin_host, keel_server_port(gw->admin), config->nmodels,
               config->nupstreams);
     uv_run(gw->loop, UV_RUN_DEFAULT);
+    if (gw->audit != NULL)
+        keel_audit_flush_now(gw->audit); /* every request that ended is in the file */
     return 0;
 }

@@ -24,6 +24,7 @@ struct keel_gateway {
     struct keel_server *admin;      /* admin listener */
     struct keel_upstream *upstream; /* shared connection cache */
     struct keel_managed *managed;   /* the local backends keel runs */
+    struct keel_audit *audit;       /* NULL when no audit_log is configured */
     uint64_t id_seed;               /* random at start: request ids don't repeat across runs */
     uint64_t id_next;
     uint64_t rng;                   /* splitmix64 state for backoff jitter */

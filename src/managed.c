@@ -356,7 +356,7 @@ static void check_done(void *ctx, const char *err, const char *detail)
         return;
     }
     char code[64];
-    if (b->check_probe && keel_answer_inspect(b->check_body, b->check_len, code, sizeof(code)) != KEEL_ANSWER_OK) {
+    if (b->check_probe && keel_answer_inspect(b->check_body, b->check_len, code, sizeof(code), NULL) != KEEL_ANSWER_OK) {
         poll_soon(b);
         return;
     }

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/chunk.h"
@@ -20,6 +22,7 @@
 #include "gateway.h"
 #include "io/server.h"
 #include "io/upstream.h"
+#include "audit.h"
 #include "core/backend.h"
 #include "log.h"
 #include "managed.h"
@@ -50,6 +53,7 @@ struct attempt {
     enum keel_class cls;
     int status;
     uint64_t ms;
+    uint64_t ttft_ms; /* attempt start -> its first content progress; 0 = none */
 };
 
 struct keel_request {
@@ -77,6 +81,11 @@ struct keel_request {
     size_t failed_from;         /* and its target */
     uint64_t ttft_ms;           /* request start -> the answer's first content; 0 = none */
     int answered;               /* the client got a successful answer */
+    int status_sent;            /* the HTTP status the client got (0: none, it left first) */
+    uint64_t first_progress_at; /* the attempt under way's first content progress; 0 = none */
+    struct keel_usage usage;    /* what the answering attempt reported */
+    int64_t start_wall_ms;      /* wall clock at arrival, for the audit's ts */
+    size_t prompt_bytes;        /* the client's body size */
     int gone;                   /* the client went away */
 
     /* a managed target (seed 002) */
@@ -189,6 +198,7 @@ static void respond(struct keel_request *r, int status, const char *content_type
         hdrs[n++] = *extra;
     struct keel_http *h = r->http;
     r->http = NULL;
+    r->status_sent = status;
     keel_http_respond(h, status, hdrs, n, body, len);
 }
 
@@ -308,7 +318,7 @@ static void skip_target(void *ctx, size_t i)
     struct keel_request *r = ctx;
     r->tstate[i]->skipped++;
     if (r->nattempts < MAX_ATTEMPTS)
-        r->attempts[r->nattempts++] = (struct attempt){&r->model->targets[i], KEEL_CLASS_SKIPPED, 0, 0};
+        r->attempts[r->nattempts++] = (struct attempt){&r->model->targets[i], KEEL_CLASS_SKIPPED, 0, 0, 0};
 }
 
 /* An attempt ended with cls: its breaker, in-flight count and counters learn it, once. */
@@ -340,6 +350,7 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
     }
     size_t len;
     const char *text = keel_http_body(h, &len);
+    size_t body_len = len;
     json_t *body = json_loadb(text, len, 0, NULL);
     if (!json_is_object(body)) {
         json_decref(body);
@@ -405,6 +416,10 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
     r->tstate = tstate;
     r->start_ms = uv_now(gw->loop);
     r->client_budget_ms = budget;
+    r->prompt_bytes = body_len;
+    struct timeval wall;
+    gettimeofday(&wall, NULL);
+    r->start_wall_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_usec / 1000;
     new_id(gw, r->id, sizeof(r->id));
     keel_buf_init(&r->answer, MAX_ANSWER);
     keel_buf_init(&r->out, MAX_OUT);
@@ -492,6 +507,8 @@ static void start_attempt(struct keel_request *r)
         keel_buf_reset(&r->answer);
         r->saw_done = 0;
         r->attempt_start_ms = now;
+        r->first_progress_at = 0;
+        r->usage = (struct keel_usage){0};
         r->dl = (struct keel_deadline){
             .total_at = keel_deadline_total(r->start_ms, t->timeouts.total_ms, r->client_budget_ms),
             .attempt_at = now,
@@ -580,7 +597,8 @@ static void record_attempt(struct keel_request *r, enum keel_class cls)
 {
     if (r->nattempts == MAX_ATTEMPTS)
         r->nattempts--; /* full (never in practice: the router stops first): the last slot is reused */
-    r->attempts[r->nattempts++] = (struct attempt){r->target, cls, r->status, now_ms(r) - r->attempt_start_ms};
+    uint64_t ttft = cls == KEEL_CLASS_OK && r->first_progress_at ? r->first_progress_at - r->attempt_start_ms : 0;
+    r->attempts[r->nattempts++] = (struct attempt){r->target, cls, r->status, now_ms(r) - r->attempt_start_ms, ttft};
 }
 
 /* the committed attempt is listed (as ok, ms = time to first content) in the headers it sends;
@@ -593,6 +611,7 @@ static void commit(struct keel_request *r)
     char attempts[2048];
     size_t n = keel_headers(r, hdrs, "text/event-stream", attempts, sizeof(attempts));
     hdrs[n++] = (struct keel_header){"cache-control", "no-cache"};
+    r->status_sent = 200;
     keel_http_start(r->http, 200, hdrs, n, on_written);
     set_state(r, REQ_RELAY);
 }
@@ -642,6 +661,8 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
     struct keel_request *r = ctx;
     struct keel_chunk_info info;
     keel_chunk_inspect(event, data, len, &info);
+    if (info.usage.present)
+        r->usage = info.usage;
     switch (info.kind) {
     case KEEL_CHUNK_DONE:
         r->saw_done = 1;
@@ -656,6 +677,8 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
         return r->state == REQ_RELAY ? EV_CUT : EV_FAIL;
     case KEEL_CHUNK_PROGRESS:
         r->dl.progress_at = now_ms(r); /* the only thing that moves first_byte/stall */
+        if (r->first_progress_at == 0)
+            r->first_progress_at = r->dl.progress_at;
         if (r->state == REQ_PRECOMMIT)
             commit(r);
         break;
@@ -689,6 +712,8 @@ static int on_data(void *ctx, const char *data, size_t len)
         for (size_t i = 0; i < len; i++) {
             if (data[i] != ' ' && data[i] != '\n' && data[i] != '\r' && data[i] != '\t') {
                 r->dl.progress_at = now_ms(r);
+                if (r->first_progress_at == 0)
+                    r->first_progress_at = r->dl.progress_at;
                 break;
             }
         }
@@ -773,7 +798,8 @@ static void on_done(void *ctx, const char *err, const char *detail)
         return;
     case REQ_BUFFER:
         if (err == NULL && r->status == 200) {
-            enum keel_answer_kind k = keel_answer_inspect(r->answer.base, r->answer.len, r->code, sizeof(r->code));
+            enum keel_answer_kind k =
+                keel_answer_inspect(r->answer.base, r->answer.len, r->code, sizeof(r->code), &r->usage);
             r->outcome.empty = k == KEEL_ANSWER_EMPTY;
             r->outcome.malformed = k == KEEL_ANSWER_MALFORMED;
             r->outcome.stream_error = k == KEEL_ANSWER_ERROR;
@@ -1017,6 +1043,45 @@ static void on_gone(void *ctx)
     set_state(r, REQ_END);
 }
 
+/* DESIGN.md's audit record, one line: ids, names, statuses, sizes and times, never a secret,
+ * a header or a prompt */
+static void audit(struct keel_request *r, enum keel_class cls, const struct attempt *last, uint64_t ms)
+{
+    char ts[40];
+    time_t secs = (time_t)(r->start_wall_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(r->start_wall_ms % 1000));
+    json_t *attempts = json_array();
+    for (size_t i = 0; i < r->nattempts; i++) {
+        const struct attempt *a = &r->attempts[i];
+        json_array_append_new(attempts, json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "upstream",
+                                                  a->target->upstream->name, "model", a->target->model, "class",
+                                                  keel_class_name(a->cls), "status", a->status, "ms",
+                                                  (json_int_t)a->ms, "ttft_ms", (json_int_t)a->ttft_ms));
+    }
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:b, s:i, s:I, s:o, s:o, s:o, s:o, s:I, s:o, s:b, s:s}", "ts", ts,
+                            "id", r->id, "model", r->model->name, "stream",
+                            json_is_true(json_object_get(r->body, "stream")), "status", r->status_sent, "ms",
+                            (json_int_t)ms, "ttft_ms",
+                            r->ttft_ms || r->answered ? json_integer((json_int_t)r->ttft_ms) : json_null(),
+                            "upstream", last ? json_string(last->target->upstream->name) : json_null(),
+                            "target_model", last ? json_string(last->target->model) : json_null(), "attempts",
+                            attempts, "prompt_bytes", (json_int_t)r->prompt_bytes, "usage",
+                            r->usage.present ? json_pack("{s:I, s:I, s:I}", "prompt_tokens",
+                                                         (json_int_t)r->usage.prompt_tokens, "completion_tokens",
+                                                         (json_int_t)r->usage.completion_tokens, "total_tokens",
+                                                         (json_int_t)r->usage.total_tokens)
+                                             : json_null(),
+                            "client_gone", r->gone, "class", keel_class_name(cls));
+    char *line = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    json_decref(rec);
+    if (line != NULL)
+        keel_audit_line(r->gw->audit, line, strlen(line));
+    free(line);
+}
+
 /* the request's line in keel_requests_total and the latency histograms and windows */
 static void account(struct keel_request *r)
 {
@@ -1036,6 +1101,8 @@ static void account(struct keel_request *r)
         if (r->ttft_ms > 0 || r->answered)
             keel_hist_observe(&rs->ttft, (double)r->ttft_ms / 1000.0);
     }
+    if (r->gw->audit != NULL)
+        audit(r, cls, last, ms);
     if (r->answered && last != NULL) {
         struct keel_window_stats *w = keel_state_window(r->mstate, last->target->upstream->name, last->target->model);
         if (w != NULL) {

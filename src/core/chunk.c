@@ -29,6 +29,17 @@ static void error_code_of(json_t *root, char *code, size_t codelen)
         copy_code(err, code, codelen);
 }
 
+static void usage_of(json_t *root, struct keel_usage *u)
+{
+    json_t *us = json_object_get(root, "usage");
+    if (!json_is_object(us))
+        return;
+    u->present = 1;
+    u->prompt_tokens = json_integer_value(json_object_get(us, "prompt_tokens"));
+    u->completion_tokens = json_integer_value(json_object_get(us, "completion_tokens"));
+    u->total_tokens = json_integer_value(json_object_get(us, "total_tokens"));
+}
+
 static int nonempty_string(json_t *v)
 {
     return json_is_string(v) && json_string_length(v) > 0;
@@ -70,6 +81,7 @@ void keel_chunk_inspect(const char *event, const char *data, size_t len, struct 
         return;
     }
     out->has_usage = json_is_object(json_object_get(root, "usage"));
+    usage_of(root, &out->usage);
     if (strcmp(event, "error") == 0 || json_object_get(root, "error") != NULL) {
         out->kind = KEEL_CHUNK_ERROR;
         error_code_of(root, out->error_code, sizeof(out->error_code));
@@ -89,7 +101,8 @@ void keel_chunk_inspect(const char *event, const char *data, size_t len, struct 
     json_decref(root);
 }
 
-enum keel_answer_kind keel_answer_inspect(const char *body, size_t len, char *code, size_t codelen)
+enum keel_answer_kind keel_answer_inspect(const char *body, size_t len, char *code, size_t codelen,
+                                          struct keel_usage *usage)
 {
     if (codelen > 0)
         code[0] = '\0';
@@ -98,6 +111,8 @@ enum keel_answer_kind keel_answer_inspect(const char *body, size_t len, char *co
         json_decref(root);
         return KEEL_ANSWER_MALFORMED;
     }
+    if (usage != NULL)
+        usage_of(root, usage);
     json_t *choices = json_object_get(root, "choices");
     enum keel_answer_kind kind = KEEL_ANSWER_EMPTY;
     if (json_is_array(choices) && json_array_size(choices) > 0) {

@@ -14,9 +14,16 @@ enum keel_chunk_kind {
     KEEL_CHUNK_MALFORMED,  /* not a JSON object */
 };
 
+/* token counts an answer reported (OpenAI "usage") */
+struct keel_usage {
+    int present;
+    long long prompt_tokens, completion_tokens, total_tokens;
+};
+
 struct keel_chunk_info {
     enum keel_chunk_kind kind;
     int has_usage;       /* a usage object rode on the chunk */
+    struct keel_usage usage;
     char error_code[64]; /* for KEEL_CHUNK_ERROR: the provider's code or type, "" if none */
 };
 
@@ -30,7 +37,9 @@ enum keel_answer_kind {
     KEEL_ANSWER_MALFORMED, /* not a JSON object */
 };
 
-enum keel_answer_kind keel_answer_inspect(const char *body, size_t len, char *code, size_t codelen);
+/* usage may be NULL */
+enum keel_answer_kind keel_answer_inspect(const char *body, size_t len, char *code, size_t codelen,
+                                          struct keel_usage *usage);
 
 /* Copies the provider's error code (error.code, else error.type, else a top-level code/type)
  * from an error body into `code`; "" when the body says none. */

@@ -67,16 +67,22 @@ static void test_answers(void **state)
 {
     char code[64];
     const char *ok = "{\"choices\":[{\"message\":{\"content\":\"hi\"}}]}";
-    assert_int_equal(keel_answer_inspect(ok, strlen(ok), code, sizeof(code)), KEEL_ANSWER_OK);
+    assert_int_equal(keel_answer_inspect(ok, strlen(ok), code, sizeof(code), NULL), KEEL_ANSWER_OK);
     const char *empty = "{\"id\":\"x\",\"choices\":[]}";
-    assert_int_equal(keel_answer_inspect(empty, strlen(empty), code, sizeof(code)), KEEL_ANSWER_EMPTY);
+    assert_int_equal(keel_answer_inspect(empty, strlen(empty), code, sizeof(code), NULL), KEEL_ANSWER_EMPTY);
     const char *none = "{\"id\":\"x\"}";
-    assert_int_equal(keel_answer_inspect(none, strlen(none), code, sizeof(code)), KEEL_ANSWER_EMPTY);
+    assert_int_equal(keel_answer_inspect(none, strlen(none), code, sizeof(code), NULL), KEEL_ANSWER_EMPTY);
     const char *err = "{\"error\":{\"message\":\"x\",\"type\":\"server_error\"}}";
-    assert_int_equal(keel_answer_inspect(err, strlen(err), code, sizeof(code)), KEEL_ANSWER_ERROR);
+    assert_int_equal(keel_answer_inspect(err, strlen(err), code, sizeof(code), NULL), KEEL_ANSWER_ERROR);
     assert_string_equal(code, "server_error");
-    assert_int_equal(keel_answer_inspect("{\"choices\":[", 12, code, sizeof(code)), KEEL_ANSWER_MALFORMED);
-    assert_int_equal(keel_answer_inspect("", 0, code, sizeof(code)), KEEL_ANSWER_MALFORMED);
+    assert_int_equal(keel_answer_inspect("{\"choices\":[", 12, code, sizeof(code), NULL), KEEL_ANSWER_MALFORMED);
+    assert_int_equal(keel_answer_inspect("", 0, code, sizeof(code), NULL), KEEL_ANSWER_MALFORMED);
+    struct keel_usage u = {0};
+    const char *withu = "{\"choices\":[{}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":4,\"total_tokens\":9}}";
+    assert_int_equal(keel_answer_inspect(withu, strlen(withu), code, sizeof(code), &u), KEEL_ANSWER_OK);
+    assert_true(u.present);
+    assert_int_equal(u.prompt_tokens, 5);
+    assert_int_equal(u.total_tokens, 9);
 }
 
 static void test_error_codes(void **state)

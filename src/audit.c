@@ -1,0 +1,173 @@
+/* audit.c - the audit log writer; see audit.h. Two buffers: the loop appends lines to `pending`;
+ * a flush swaps it with the empty `writing` buffer and hands that to one libuv worker, which
+ * appends it to the file (rotating first when it would pass max_size). Only the worker touches
+ * fd and size while `busy`; only the loop touches `pending`. */
+#include "audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "log.h"
+
+#define FLUSH_BYTES (64u << 10)
+#define MAX_PENDING (16u << 20)
+#define FLUSH_MS 1000
+
+struct keel_audit {
+    uv_loop_t *loop;
+    char *path;
+    uint64_t max_size;
+    unsigned keep;
+    int fd;
+    uint64_t size;           /* bytes in the current file */
+    struct keel_buf pending; /* whole lines the loop queued */
+    struct keel_buf writing; /* whole lines the worker is writing */
+    int busy;                /* a worker owns `writing`, fd and size */
+    int werr;                /* errno of the worker's last failure, 0 if none */
+    uv_work_t work;
+    uv_timer_t timer;
+    uint64_t dropped;
+};
+
+static int open_file(struct keel_audit *a)
+{
+    a->fd = open(a->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (a->fd < 0)
+        return -errno;
+    struct stat st;
+    a->size = fstat(a->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    return 0;
+}
+
+/* FILE.(keep-1) -> FILE.keep, ..., FILE -> FILE.1, then a fresh FILE */
+static void rotate(struct keel_audit *a)
+{
+    size_t n = strlen(a->path) + 16;
+    char from[n], to[n];
+    close(a->fd);
+    for (unsigned i = a->keep; i > 1; i--) {
+        snprintf(from, n, "%s.%u", a->path, i - 1);
+        snprintf(to, n, "%s.%u", a->path, i);
+        rename(from, to);
+    }
+    snprintf(to, n, "%s.1", a->path);
+    rename(a->path, to);
+    if (open_file(a) != 0)
+        a->werr = errno;
+}
+
+/* worker thread */
+static void do_write(uv_work_t *w)
+{
+    struct keel_audit *a = w->data;
+    if (a->max_size > 0 && a->size > 0 && a->size + a->writing.len > a->max_size)
+        rotate(a);
+    size_t off = 0;
+    while (a->fd >= 0 && off < a->writing.len) {
+        ssize_t r = write(a->fd, a->writing.base + off, a->writing.len - off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            a->werr = errno;
+            break;
+        }
+        off += (size_t)r;
+    }
+    a->size += off;
+}
+
+static void flush(struct keel_audit *a);
+
+static void after_write(uv_work_t *w, int status)
+{
+    struct keel_audit *a = w->data;
+    a->busy = 0;
+    keel_buf_reset(&a->writing);
+    if (a->werr != 0) {
+        keel_warn("audit log %s: write failed: %s", a->path, strerror(a->werr));
+        a->werr = 0;
+    }
+    if (a->pending.len >= FLUSH_BYTES)
+        flush(a);
+}
+
+static void flush(struct keel_audit *a)
+{
+    if (a->busy || a->pending.len == 0)
+        return;
+    struct keel_buf t = a->writing;
+    a->writing = a->pending;
+    a->pending = t;
+    a->busy = 1;
+    a->work.data = a;
+    uv_queue_work(a->loop, &a->work, do_write, after_write);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    flush(t->data);
+}
+
+struct keel_audit *keel_audit_open(uv_loop_t *loop, const char *path, uint64_t max_size, unsigned keep, char *err,
+                                   size_t errlen)
+{
+    struct keel_audit *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    a->loop = loop;
+    a->path = strdup(path);
+    a->max_size = max_size;
+    a->keep = keep > 0 ? keep : 1;
+    int rv = open_file(a);
+    if (rv != 0) {
+        snprintf(err, errlen, "audit_log %s: cannot open for appending: %s", path, strerror(-rv));
+        free(a->path);
+        free(a);
+        return NULL;
+    }
+    keel_buf_init(&a->pending, MAX_PENDING);
+    keel_buf_init(&a->writing, MAX_PENDING);
+    uv_timer_init(loop, &a->timer);
+    a->timer.data = a;
+    uv_timer_start(&a->timer, on_timer, FLUSH_MS, FLUSH_MS);
+    uv_unref((uv_handle_t *)&a->timer);
+    return a;
+}
+
+void keel_audit_line(struct keel_audit *a, const char *line, size_t len)
+{
+    if (a->pending.len + len + 1 > MAX_PENDING) {
+        a->dropped++; /* the disk can't keep up: lose the line, never the loop */
+        return;
+    }
+    keel_buf_append(&a->pending, line, len);
+    keel_buf_append(&a->pending, "\n", 1);
+    if (a->pending.len >= FLUSH_BYTES)
+        flush(a);
+}
+
+void keel_audit_flush_now(struct keel_audit *a)
+{
+    while (a->busy)
+        uv_run(a->loop, UV_RUN_ONCE); /* let the worker in flight finish */
+    if (a->pending.len == 0)
+        return;
+    struct keel_buf t = a->writing;
+    a->writing = a->pending;
+    a->pending = t;
+    do_write(&(uv_work_t){.data = a});
+    keel_buf_reset(&a->writing);
+}
+
+uint64_t keel_audit_dropped(const struct keel_audit *a)
+{
+    return a->dropped;
+}

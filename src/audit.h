@@ -1,0 +1,23 @@
+/* audit.h - the audit log: one JSON line per client request (DESIGN.md "Audit record"), written
+ * off the loop: lines gather in a buffer that a libuv worker thread appends to the file at least
+ * every second (and at once past 64 KiB), in whole lines only, so a crash never tears one; the
+ * file rotates by size (FILE -> FILE.1 -> ... FILE.N). The caller never hands it a secret. */
+#ifndef KEEL_AUDIT_H
+#define KEEL_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct keel_audit;
+
+/* NULL with a message in err if the file cannot be opened for appending */
+struct keel_audit *keel_audit_open(uv_loop_t *loop, const char *path, uint64_t max_size, unsigned keep, char *err,
+                                   size_t errlen);
+/* queues one line (without its '\n'); lines past the buffer's cap are dropped and counted */
+void keel_audit_line(struct keel_audit *a, const char *line, size_t len);
+/* writes what is queued, synchronously (at exit) */
+void keel_audit_flush_now(struct keel_audit *a);
+uint64_t keel_audit_dropped(const struct keel_audit *a);
+
+#endif
