@@ -10,13 +10,16 @@
 #include "demo.h"
 #include "gateway.h"
 #include "log.h"
+#include "report.h"
 #include "sim.h"
 
 static const char usage[] =
     "usage: keel serve -c FILE [-v]     run the gateway\n"
     "       keel check -c FILE          validate a config and exit\n"
     "       keel sim [--listen ADDR]    run the fault simulator (default 127.0.0.1:4100)\n"
-    "       keel demo                   simulated providers + keel + an agent meeting failures\n";
+    "       keel demo                   simulated providers + keel + an agent meeting failures\n"
+    "       keel audit [FILE...] [--since DUR] [--model M] [--json] [--hang DUR] [--cliff DUR] [--margin DUR]\n"
+    "                                   per-model latency percentiles from the audit log\n";
 
 static const char *opt(int argc, char **argv, const char *a, const char *b)
 {
@@ -77,6 +80,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "demo") == 0)
         return keel_demo_run(argv[0]);
+    if (strcmp(cmd, "audit") == 0)
+        return keel_report_run(argc, argv);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         fputs(usage, stdout);
         return 0;

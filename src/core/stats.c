@@ -51,13 +51,18 @@ void keel_window_pcts(const struct keel_window *w, uint64_t now, uint64_t span, 
             break; /* older samples follow */
         v[n++] = w->ms[slot];
     }
-    out->count = n;
-    if (n > 0) {
-        qsort(v, n, sizeof(v[0]), cmp_u32);
-        out->p50 = rank(v, n, 50);
-        out->p90 = rank(v, n, 90);
-        out->p99 = rank(v, n, 99);
-        out->max = v[n - 1];
-    }
+    keel_pcts_of(v, n, out);
     free(v);
+}
+
+void keel_pcts_of(uint32_t *v, size_t n, struct keel_pcts *out)
+{
+    *out = (struct keel_pcts){.count = n};
+    if (n == 0)
+        return;
+    qsort(v, n, sizeof(v[0]), cmp_u32);
+    out->p50 = rank(v, n, 50);
+    out->p90 = rank(v, n, 90);
+    out->p99 = rank(v, n, 99);
+    out->max = v[n - 1];
 }

@@ -31,6 +31,9 @@ struct keel_pcts {
     uint32_t p50, p90, p99, max;
 };
 
+/* percentiles (nearest rank) of n samples; sorts v in place */
+void keel_pcts_of(uint32_t *v, size_t n, struct keel_pcts *out);
+
 void keel_window_add(struct keel_window *w, uint64_t now, uint32_t ms);
 /* percentiles (nearest rank) of the samples taken in (now - span, now]; zeros when none */
 void keel_window_pcts(const struct keel_window *w, uint64_t now, uint64_t span, struct keel_pcts *out);

@@ -1,0 +1,357 @@
+/* report.c - `keel audit [FILE...] [--since DUR] [--model M] [--json] [--hang DUR] [--cliff DUR]
+ * [--margin DUR]`: per-model latency percentiles (p50/p90/p99/max of total time and of TTFT),
+ * errors by class, hangs, failovers and who served, from the audit log and its rotated files
+ * (FILE.1, FILE.2, ...). Models whose p99 or max comes within --margin of --cliff are marked
+ * (seed 000: latency, not error rate, is the early warning). */
+#include "report.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/classify.h"
+#include "core/stats.h"
+#include "core/units.h"
+
+struct samples {
+    uint32_t *v;
+    size_t n, cap;
+};
+
+struct named_count {
+    char *name;
+    uint64_t n;
+};
+
+struct model_report {
+    char *name;
+    uint64_t requests, errors, hangs, failovers;
+    uint64_t by_class[KEEL_CLASS_COUNT + 1]; /* +1: a class this build does not know */
+    struct samples ms, ttft;
+    struct named_count *served; /* ok answers by upstream */
+    size_t nserved;
+};
+
+struct report {
+    struct model_report *models;
+    size_t n;
+    uint64_t lines, skipped_lines;
+};
+
+static void push(struct samples *s, uint32_t v)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        uint32_t *nv = realloc(s->v, cap * sizeof(*nv));
+        if (nv == NULL)
+            return;
+        s->v = nv;
+        s->cap = cap;
+    }
+    s->v[s->n++] = v;
+}
+
+static struct model_report *model(struct report *r, const char *name)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->models[i].name, name) == 0)
+            return &r->models[i];
+    struct model_report *nm = realloc(r->models, (r->n + 1) * sizeof(*nm));
+    if (nm == NULL)
+        return NULL;
+    r->models = nm;
+    memset(&nm[r->n], 0, sizeof(nm[r->n]));
+    nm[r->n].name = strdup(name);
+    return &nm[r->n++];
+}
+
+static void served(struct model_report *m, const char *upstream)
+{
+    for (size_t i = 0; i < m->nserved; i++) {
+        if (strcmp(m->served[i].name, upstream) == 0) {
+            m->served[i].n++;
+            return;
+        }
+    }
+    struct named_count *ns = realloc(m->served, (m->nserved + 1) * sizeof(*ns));
+    if (ns == NULL)
+        return;
+    m->served = ns;
+    ns[m->nserved++] = (struct named_count){strdup(upstream), 1};
+}
+
+static int class_index(const char *name)
+{
+    for (int c = 0; c < KEEL_CLASS_COUNT; c++)
+        if (strcmp(keel_class_name((enum keel_class)c), name) == 0)
+            return c;
+    return KEEL_CLASS_COUNT;
+}
+
+/* "2026-11-23T12:25:26.704Z" -> ms since the epoch; -1 if malformed */
+static int64_t parse_ts(const char *s)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                            &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+struct filter {
+    int64_t since_ms; /* 0 = everything */
+    const char *model;
+    uint64_t hang_ms;
+};
+
+static void add_line(struct report *r, const struct filter *f, const char *line, size_t len)
+{
+    json_t *rec = json_loadb(line, len, 0, NULL);
+    const char *name = json_string_value(json_object_get(rec, "model"));
+    if (name == NULL) {
+        r->skipped_lines++;
+        json_decref(rec);
+        return;
+    }
+    r->lines++;
+    if ((f->model && strcmp(f->model, name) != 0) ||
+        (f->since_ms && parse_ts(json_string_value(json_object_get(rec, "ts"))) < f->since_ms)) {
+        json_decref(rec);
+        return;
+    }
+    struct model_report *m = model(r, name);
+    if (m == NULL) {
+        json_decref(rec);
+        return;
+    }
+    m->requests++;
+    const char *cls = json_string_value(json_object_get(rec, "class"));
+    int ci = class_index(cls ? cls : "");
+    m->by_class[ci]++;
+    if (ci != KEEL_CLASS_OK)
+        m->errors++;
+    json_int_t ms = json_integer_value(json_object_get(rec, "ms"));
+    push(&m->ms, (uint32_t)(ms > 0 ? ms : 0));
+    if ((uint64_t)ms >= f->hang_ms)
+        m->hangs++;
+    json_t *ttft = json_object_get(rec, "ttft_ms");
+    if (json_is_integer(ttft))
+        push(&m->ttft, (uint32_t)json_integer_value(ttft));
+    const char *up = json_string_value(json_object_get(rec, "upstream"));
+    if (ci == KEEL_CLASS_OK && up != NULL)
+        served(m, up);
+    size_t i, tried = 0;
+    json_t *a;
+    json_array_foreach(json_object_get(rec, "attempts"), i, a)
+    {
+        const char *ac = json_string_value(json_object_get(a, "class"));
+        tried += ac == NULL || strcmp(ac, "skipped") != 0;
+    }
+    if (tried > 1)
+        m->failovers++;
+    json_decref(rec);
+}
+
+static int read_file(struct report *r, const struct filter *f, const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL)
+        return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, fp)) > 0)
+        add_line(r, f, line, (size_t)n);
+    free(line);
+    fclose(fp);
+    return 0;
+}
+
+/* FILE, then its rotated FILE.1, FILE.2, ... while they exist */
+static int read_all(struct report *r, const struct filter *f, const char *path)
+{
+    if (read_file(r, f, path) != 0) {
+        fprintf(stderr, "keel audit: cannot read %s\n", path);
+        return -1;
+    }
+    size_t n = strlen(path) + 16;
+    char rotated[n];
+    for (unsigned i = 1; i < 10000; i++) {
+        snprintf(rotated, n, "%s.%u", path, i);
+        if (access(rotated, R_OK) != 0)
+            break;
+        read_file(r, f, rotated);
+    }
+    return 0;
+}
+
+static void fmt_ms(uint32_t ms, char *dst, size_t n)
+{
+    if (ms < 1000)
+        snprintf(dst, n, "%ums", ms);
+    else if (ms < 600000)
+        snprintf(dst, n, "%.1fs", ms / 1000.0);
+    else
+        snprintf(dst, n, "%.1fm", ms / 60000.0);
+}
+
+static int near_cliff(const struct keel_pcts *p, uint64_t cliff, uint64_t margin)
+{
+    uint64_t worst = p->p99 > p->max ? p->p99 : p->max;
+    return p->count > 0 && worst + margin >= cliff;
+}
+
+static void print_table(struct report *r, uint64_t hang_ms, uint64_t cliff, uint64_t margin)
+{
+    char h[16];
+    fmt_ms((uint32_t)hang_ms, h, sizeof(h));
+    printf("%-20s %8s %7s  %8s %8s %8s %8s  %8s %8s %8s %8s  %6s %9s  %s\n", "model", "requests", "errors", "p50",
+           "p90", "p99", "max", "ttft p50", "ttft p90", "ttft p99", "ttft max", "hangs", "failovers", "served by");
+    for (size_t i = 0; i < r->n; i++) {
+        struct model_report *m = &r->models[i];
+        struct keel_pcts d, t;
+        keel_pcts_of(m->ms.v, m->ms.n, &d);
+        keel_pcts_of(m->ttft.v, m->ttft.n, &t);
+        char c[8][16];
+        fmt_ms(d.p50, c[0], 16);
+        fmt_ms(d.p90, c[1], 16);
+        fmt_ms(d.p99, c[2], 16);
+        fmt_ms(d.max, c[3], 16);
+        fmt_ms(t.p50, c[4], 16);
+        fmt_ms(t.p90, c[5], 16);
+        fmt_ms(t.p99, c[6], 16);
+        fmt_ms(t.max, c[7], 16);
+        char by[512] = "";
+        size_t off = 0;
+        uint64_t ok = m->by_class[KEEL_CLASS_OK];
+        for (size_t j = 0; j < m->nserved && off < sizeof(by); j++)
+            off += (size_t)snprintf(by + off, sizeof(by) - off, "%s%s %.0f%%", j ? ", " : "", m->served[j].name,
+                                    100.0 * (double)m->served[j].n / (double)(ok ? ok : 1));
+        printf("%-20s %8llu %7llu  %8s %8s %8s %8s  %8s %8s %8s %8s  %6llu %9llu  %s%s\n", m->name,
+               (unsigned long long)m->requests, (unsigned long long)m->errors, c[0], c[1], c[2], c[3], c[4], c[5],
+               c[6], c[7], (unsigned long long)m->hangs, (unsigned long long)m->failovers, by,
+               near_cliff(&d, cliff, margin) ? "   << NEAR CLIFF" : "");
+        if (m->errors > 0) {
+            printf("%-20s errors:", "");
+            for (int k = 0; k <= KEEL_CLASS_COUNT; k++)
+                if (k != KEEL_CLASS_OK && m->by_class[k] > 0)
+                    printf(" %s %llu", k < KEEL_CLASS_COUNT ? keel_class_name((enum keel_class)k) : "other",
+                           (unsigned long long)m->by_class[k]);
+            printf("\n");
+        }
+    }
+    char cl[16];
+    fmt_ms((uint32_t)cliff, cl, sizeof(cl));
+    printf("\nhangs: requests over %s. NEAR CLIFF: p99 or max within %llus of the %s cliff.\n", h,
+           (unsigned long long)(margin / 1000), cl);
+}
+
+static json_t *pcts_json(const struct keel_pcts *p)
+{
+    return json_pack("{s:I, s:I, s:I, s:I}", "p50", (json_int_t)p->p50, "p90", (json_int_t)p->p90, "p99",
+                     (json_int_t)p->p99, "max", (json_int_t)p->max);
+}
+
+static void print_json(struct report *r, uint64_t cliff, uint64_t margin)
+{
+    json_t *models = json_array();
+    for (size_t i = 0; i < r->n; i++) {
+        struct model_report *m = &r->models[i];
+        struct keel_pcts d, t;
+        keel_pcts_of(m->ms.v, m->ms.n, &d);
+        keel_pcts_of(m->ttft.v, m->ttft.n, &t);
+        json_t *errors = json_object(), *by = json_object();
+        for (int k = 0; k <= KEEL_CLASS_COUNT; k++)
+            if (k != KEEL_CLASS_OK && m->by_class[k] > 0)
+                json_object_set_new(errors, k < KEEL_CLASS_COUNT ? keel_class_name((enum keel_class)k) : "other",
+                                    json_integer((json_int_t)m->by_class[k]));
+        for (size_t j = 0; j < m->nserved; j++)
+            json_object_set_new(by, m->served[j].name, json_integer((json_int_t)m->served[j].n));
+        json_array_append_new(models, json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:I, s:I, s:o, s:b}", "model",
+                                                m->name, "requests", (json_int_t)m->requests, "errors",
+                                                (json_int_t)m->errors, "errors_by_class", errors, "ms",
+                                                pcts_json(&d), "ttft_ms", pcts_json(&t), "hangs",
+                                                (json_int_t)m->hangs, "failovers", (json_int_t)m->failovers,
+                                                "served_by", by, "near_cliff", near_cliff(&d, cliff, margin)));
+    }
+    json_t *root = json_pack("{s:o, s:I, s:I}", "models", models, "lines", (json_int_t)r->lines, "unreadable_lines",
+                             (json_int_t)r->skipped_lines);
+    char *out = json_dumps(root, JSON_INDENT(2));
+    json_decref(root);
+    if (out != NULL)
+        puts(out);
+    free(out);
+}
+
+static int duration_opt(const char *flag, const char *v, uint64_t *out)
+{
+    if (v == NULL || keel_parse_duration_ms(v, out) != 0) {
+        fprintf(stderr, "keel audit: %s: expected a duration such as 1h, 30m, 120s\n", flag);
+        return -1;
+    }
+    return 0;
+}
+
+int keel_report_run(int argc, char **argv)
+{
+    struct filter f = {.hang_ms = 120000};
+    uint64_t since = 0, cliff = 660000, margin = 120000;
+    int json = 0;
+    const char *files[256];
+    size_t nfiles = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--json") == 0) {
+            json = 1;
+        } else if (strcmp(a, "--model") == 0 && v != NULL) {
+            f.model = v;
+            i++;
+        } else if (strcmp(a, "--since") == 0 || strcmp(a, "--hang") == 0 || strcmp(a, "--cliff") == 0 ||
+                   strcmp(a, "--margin") == 0) {
+            uint64_t *dst = a[2] == 's' ? &since : a[2] == 'h' ? &f.hang_ms : a[2] == 'c' ? &cliff : &margin;
+            if (duration_opt(a, v, dst) != 0)
+                return 2;
+            i++;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "keel audit: unknown option %s\n"
+                            "usage: keel audit [FILE...] [--since DUR] [--model NAME] [--json] [--hang DUR]\n"
+                            "                  [--cliff DUR] [--margin DUR]\n",
+                    a);
+            return 2;
+        } else if (nfiles < 256) {
+            files[nfiles++] = a;
+        }
+    }
+    if (nfiles == 0)
+        files[nfiles++] = "keel-audit.jsonl";
+    if (since > 0) {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        f.since_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000 - (int64_t)since;
+    }
+    struct report r = {0};
+    for (size_t i = 0; i < nfiles; i++)
+        if (read_all(&r, &f, files[i]) != 0)
+            return 1;
+    if (json)
+        print_json(&r, cliff, margin);
+    else
+        print_table(&r, f.hang_ms, cliff, margin);
+    for (size_t i = 0; i < r.n; i++) {
+        free(r.models[i].name);
+        free(r.models[i].ms.v);
+        free(r.models[i].ttft.v);
+        for (size_t j = 0; j < r.models[i].nserved; j++)
+            free(r.models[i].served[j].name);
+        free(r.models[i].served);
+    }
+    free(r.models);
+    return 0;
+}
