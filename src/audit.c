@@ -62,15 +62,11 @@ static void rotate(struct keel_audit *a)
         a->werr = errno;
 }
 
-/* worker thread */
-static void do_write(uv_work_t *w)
+static void write_all(struct keel_audit *a, const char *p, size_t len)
 {
-    struct keel_audit *a = w->data;
-    if (a->max_size > 0 && a->size > 0 && a->size + a->writing.len > a->max_size)
-        rotate(a);
     size_t off = 0;
-    while (a->fd >= 0 && off < a->writing.len) {
-        ssize_t r = write(a->fd, a->writing.base + off, a->writing.len - off);
+    while (a->fd >= 0 && off < len) {
+        ssize_t r = write(a->fd, p + off, len - off);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -80,6 +76,25 @@ static void do_write(uv_work_t *w)
         off += (size_t)r;
     }
     a->size += off;
+}
+
+/* worker thread: whole lines, rotating between two lines whenever the next would pass max_size */
+static void do_write(uv_work_t *w)
+{
+    struct keel_audit *a = w->data;
+    const char *p = a->writing.base, *end = p + a->writing.len, *chunk = p;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *next = nl ? nl + 1 : end;
+        uint64_t would = a->size + (uint64_t)(next - chunk);
+        if (a->max_size > 0 && would > a->max_size && a->size + (uint64_t)(p - chunk) > 0) {
+            write_all(a, chunk, (size_t)(p - chunk));
+            rotate(a);
+            chunk = p;
+        }
+        p = next;
+    }
+    write_all(a, chunk, (size_t)(end - chunk));
 }
 
 static void flush(struct keel_audit *a);

@@ -72,13 +72,8 @@ static void deliver_next(struct keel_events *e)
 
 void keel_events_emit(struct keel_events *e, json_t *ev)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
     char ts[40];
-    snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+    keel_time_rfc3339(keel_time_now_ms(), ts, sizeof(ts));
     json_object_set_new(ev, "ts", json_string(ts));
     char *body = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(ev);

@@ -283,6 +283,20 @@ static void reject(struct keel_gateway *gw, struct keel_http *h, int status, con
                                  {"retry-after", "1"}};
     keel_http_respond(h, status, hdrs, busy ? 6 : 5, body ? body : "", body ? strlen(body) : 0);
     keel_info("req %s: rejected: %d %s", id, status, code);
+    if (gw->audit != NULL) {
+        /* audited like any request, under model "" (what was asked may be anything) */
+        char ts[40];
+        keel_time_rfc3339(keel_time_now_ms(), ts, sizeof(ts));
+        json_t *rec = json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:n, s:n, s:n, s:[], s:i, s:n, s:b, s:s, s:s}",
+                                "ts", ts, "id", id, "model", "", "stream", 0, "status", status, "ms", 0, "ttft_ms",
+                                "upstream", "target_model", "attempts", "prompt_bytes", 0, "usage", "client_gone", 0,
+                                "class", busy ? "gateway_busy" : "invalid_request", "error", code);
+        char *line = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+        json_decref(rec);
+        if (line != NULL)
+            keel_audit_line(gw->audit, line, strlen(line));
+        free(line);
+    }
     free(body);
 }
 
@@ -417,9 +431,7 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
     r->start_ms = uv_now(gw->loop);
     r->client_budget_ms = budget;
     r->prompt_bytes = body_len;
-    struct timeval wall;
-    gettimeofday(&wall, NULL);
-    r->start_wall_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_usec / 1000;
+    r->start_wall_ms = keel_time_now_ms();
     new_id(gw, r->id, sizeof(r->id));
     keel_buf_init(&r->answer, MAX_ANSWER);
     keel_buf_init(&r->out, MAX_OUT);
@@ -1048,11 +1060,7 @@ static void on_gone(void *ctx)
 static void audit(struct keel_request *r, enum keel_class cls, const struct attempt *last, uint64_t ms)
 {
     char ts[40];
-    time_t secs = (time_t)(r->start_wall_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(r->start_wall_ms % 1000));
+    keel_time_rfc3339(r->start_wall_ms, ts, sizeof(ts));
     json_t *attempts = json_array();
     for (size_t i = 0; i < r->nattempts; i++) {
         const struct attempt *a = &r->attempts[i];
