@@ -167,6 +167,15 @@ static void metrics(struct keel_gateway *gw, struct keel_http *h)
                 (unsigned long long)n);
     }
 
+    family(&b, "keel_cliff_margin_seconds", "gauge",
+           "Distance from a model's worst latency (max over 5 minutes) to its cliff; small means danger.");
+    for (size_t i = 0; i < c->nmodels; i++) {
+        struct keel_model_state *ms = keel_state_model(st, c->models[i].name);
+        struct keel_pcts p;
+        keel_window_pcts(&ms->answers, uv_now(gw->loop), KEEL_CLIFF_WINDOW_MS, &p);
+        appendf(&b, "keel_cliff_margin_seconds{model=\"%s\"} %.3f\n", esc(c->models[i].name, m, sizeof(m)),
+                ((double)c->models[i].cliff_ms - (double)p.max) / 1000.0);
+    }
     keel_managed_metrics(gw->managed, append_line, &b);
     struct keel_header hdrs[] = {{"content-type", "text/plain; version=0.0.4; charset=utf-8"}};
     keel_http_respond(h, 200, hdrs, 1, b.base ? b.base : "", b.len);
@@ -216,7 +225,12 @@ static void status(struct keel_gateway *gw, struct keel_http *h)
                           (json_int_t)count.count, "duration_ms", pcts_json(&w->duration, now), "ttft_ms",
                           pcts_json(&w->ttft, now)));
         }
-        json_array_append_new(models, json_pack("{s:s, s:o}", "name", mc->name, "targets", targets));
+        struct keel_pcts all;
+        keel_window_pcts(&ms->answers, now, STATUS_WINDOW_MS, &all);
+        json_array_append_new(models, json_pack("{s:s, s:o, s:{s:I, s:I, s:b, s:I, s:o}}", "name", mc->name, "targets",
+                                                targets, "cliff", "cliff_ms", (json_int_t)mc->cliff_ms, "margin_ms",
+                                                (json_int_t)c->cliff_margin_ms, "near", ms->near_cliff, "count",
+                                                (json_int_t)all.count, "duration_ms", pcts_json(&ms->answers, now)));
     }
     json_t *root = json_pack("{s:I, s:I, s:s, s:I, s:I, s:o, s:o, s:{s:b, s:I, s:I, s:I}}", "uptime_s",
                              (json_int_t)((now - gw->started_ms) / 1000), "inflight", (json_int_t)gw->inflight,

@@ -583,14 +583,18 @@ static int model(struct ctx *x, const yaml_node_t *map, const char *prefix, stru
         } else if (strcmp(scalar(k), "targets") == 0) {
             rv = expect(x, v, YAML_SEQUENCE_NODE, path);
             targets = v;
+        } else if (strcmp(scalar(k), "cliff") == 0) {
+            rv = get_duration(x, v, path, &m->cliff_ms);
         } else {
-            rv = fail(x, k, path, "unknown key (expected name, targets)");
+            rv = fail(x, k, path, "unknown key (expected name, targets, cliff)");
         }
         if (rv != 0)
             return -1;
     }
     if (m->name == NULL)
         return fail(x, map, prefix, "missing name");
+    if (m->cliff_ms == 0)
+        m->cliff_ms = c->cliff_ms;
     char path[256];
     join(path, sizeof(path), prefix, "targets");
     if (targets == NULL)
@@ -661,6 +665,10 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
                 rv = fail(x, v, path, "must be greater than zero");
         } else if (strcmp(name, "drain_timeout") == 0) {
             rv = get_duration(x, v, path, &c->drain_ms);
+        } else if (strcmp(name, "cliff") == 0) {
+            rv = get_duration(x, v, path, &c->cliff_ms);
+        } else if (strcmp(name, "cliff_margin") == 0) {
+            rv = get_duration(x, v, path, &c->cliff_margin_ms);
         } else if (strcmp(name, "max_inflight") == 0) {
             rv = get_uint(x, v, path, &c->max_inflight);
             if (rv == 0 && c->max_inflight == 0)
@@ -676,7 +684,8 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
         } else {
             rv = fail(x, k, path,
                       "unknown key (expected listen, admin_listen, audit_log, audit_max_size, audit_keep, "
-                      "max_body, drain_timeout, max_inflight, events, defaults, upstreams, models)");
+                      "max_body, drain_timeout, max_inflight, cliff, cliff_margin, events, defaults, upstreams, "
+                      "models)");
         }
         if (rv != 0)
             return -1;
@@ -739,6 +748,8 @@ struct keel_config *keel_config_parse(const char *file, const char *text, size_t
     c->max_inflight = 10000;
     c->audit_max_size = 100u << 20;
     c->audit_keep = 5;
+    c->cliff_ms = 660000;
+    c->cliff_margin_ms = 120000;
     c->timeouts = (struct keel_timeouts){.connect_ms = 5000, .first_byte_ms = 60000, .stall_ms = 30000,
                                          .total_ms = 300000};
     c->retry = (struct keel_retry){.same_target = 0, .backoff_ms = 200, .max_wait_ms = 5000};

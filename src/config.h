@@ -57,7 +57,8 @@ struct keel_target_conf {
 };
 
 struct keel_model_conf {
-    char *name; /* the alias clients send as "model" */
+    char *name;        /* the alias clients send as "model" */
+    uint64_t cliff_ms; /* the client's cancel deadline for this model (seed 000) */
     struct keel_target_conf *targets;
     size_t ntargets; /* >= 1 */
 };
@@ -76,6 +77,8 @@ struct keel_config {
     uint64_t max_body;       /* largest client request body, bytes */
     uint64_t drain_ms;       /* how long SIGTERM waits for in-flight requests */
     uint64_t max_inflight;   /* client requests in flight before new ones get 503 gateway_busy */
+    uint64_t cliff_ms;       /* default cliff: the clients' cancel deadline */
+    uint64_t cliff_margin_ms; /* warn when a model's p99 or max comes this close to its cliff */
     struct keel_timeouts timeouts; /* defaults */
     struct keel_retry retry;
     struct keel_breaker_conf breaker;

@@ -225,6 +225,47 @@ static void breaker_of(int admin, char *dst, size_t n)
     json_decref(root);
 }
 
+/* the drift model's cliff watch: 1 when keel warned */
+static int near_cliff(int admin)
+{
+    json_t *root = admin_status(admin);
+    size_t i;
+    json_t *m;
+    int near = 0;
+    json_array_foreach(json_object_get(root, "models"), i, m)
+    {
+        if (strcmp(json_string_value(json_object_get(m, "name")) ?: "", "drift") == 0)
+            near = json_is_true(json_object_get(json_object_get(m, "cliff"), "near"));
+    }
+    json_decref(root);
+    return near;
+}
+
+/* seed 000: latency, not error rate, is the early warning */
+static int drift(int port, int admin)
+{
+    printf("  Tail latency drifting toward the cliff (seed 000): every answer below is a 200, each a bit\n"
+           "  slower. The clients cancel at 2.5s (cliff: 2500ms); keel warns 1s before (cliff_margin: 1s).\n\n");
+    int warned_at = 0, ok = 1;
+    double worst = 0;
+    for (int i = 1; i <= 10 && warned_at == 0; i++) {
+        struct answer a;
+        ask(port, "drift", 0, &a);
+        int near = near_cliff(admin);
+        printf("  request %2d: %ld in %.2fs   cliff watch: %s\n", i, a.status, a.secs,
+               near ? "NEAR THE CLIFF (warning logged, event sent)" : "ok");
+        fflush(stdout);
+        ok &= a.status == 200;
+        worst = a.secs > worst ? a.secs : worst;
+        if (near)
+            warned_at = i;
+    }
+    ok &= warned_at > 0 && worst < 2.5;
+    printf("\n  %s\n\n", ok ? "The warning fired before any request reached the cliff: nothing was lost."
+                           : "No warning before the cliff   <-- UNEXPECTED");
+    return ok;
+}
+
 /* seed 002: the local server is evicted behind keel's back; the next chat must not see it */
 static int eviction(int port, int admin)
 {
@@ -308,6 +349,7 @@ static const struct scenario scenarios[] = {
 static const char config_fmt[] =
     "listen: 127.0.0.1:0\n"
     "admin_listen: 127.0.0.1:0\n"
+    "cliff_margin: 1s\n"
     "defaults:\n"
     "  timeouts: { connect: 2s, first_byte: 3s, stall: 3s, total: 30s }\n"
     "  retry: { same_target: 0, backoff: 100ms, max_wait: 5s }\n"
@@ -328,6 +370,7 @@ static const char config_fmt[] =
     "  - { name: cut,       targets: [ { upstream: primary, model: reset-mid-stream }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: bad,       targets: [ { upstream: primary, model: \"400\" }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: local, targets: [ { upstream: local, model: healthy }, { upstream: backup, model: healthy } ] }\n"
+    "  - { name: drift, cliff: 2500ms, targets: [ { upstream: primary, model: \"drift:200\" } ] }\n"
     "  - name: storm2\n"
     "    targets:\n"
     "      - { upstream: primary, model: \"fail-then-heal:4#storm\", breaker: { failures: 3, cooldown: 1s } }\n"
@@ -427,6 +470,7 @@ int keel_demo_run(const char *self)
            sizeof(scenarios) / sizeof(scenarios[0]), total);
     ok &= storm(port, admin);
     ok &= eviction(port, admin);
+    ok &= drift(port, admin);
     printf("  Logs: %s\n\n", dir);
     rc = ok ? 0 : 1;
     if (!ok)

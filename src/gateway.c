@@ -21,6 +21,35 @@
 /* Reachable from here until exit, so leak checkers see live state, not leaks. */
 static struct keel_gateway *the_gateway;
 
+void keel_gateway_cliff_check(struct keel_gateway *gw, struct keel_model_state *m, const struct keel_model_conf *mc)
+{
+    struct keel_pcts p;
+    keel_window_pcts(&m->answers, uv_now(gw->loop), KEEL_CLIFF_WINDOW_MS, &p);
+    uint64_t worst = p.max, margin = gw->config->cliff_margin_ms;
+    int near = p.count > 0 && worst + margin >= mc->cliff_ms;
+    if (near == m->near_cliff)
+        return;
+    m->near_cliff = near;
+    if (near)
+        keel_warn("cliff: model %s: p99 %ums, max %ums over the last 5 minutes, within %llums of its %llums cliff",
+                  mc->name, p.p99, p.max, (unsigned long long)margin, (unsigned long long)mc->cliff_ms);
+    keel_events_emit(&gw->events,
+                     json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "type", "cliff", "model", mc->name, "state",
+                               near ? "near" : "clear", "p99_ms", (json_int_t)p.p99, "max_ms", (json_int_t)p.max,
+                               "cliff_ms", (json_int_t)mc->cliff_ms, "margin_ms", (json_int_t)margin));
+}
+
+static void on_cliff_timer(uv_timer_t *t)
+{
+    struct keel_gateway *gw = t->data;
+    for (size_t i = 0; i < gw->config->nmodels; i++) {
+        const struct keel_model_conf *mc = &gw->config->models[i];
+        struct keel_model_state *m = keel_state_model(&gw->state, mc->name);
+        if (m != NULL)
+            keel_gateway_cliff_check(gw, m, mc);
+    }
+}
+
 /* Breaker parameters follow the config that last named the target; their state stays. */
 static void apply_config(struct keel_gateway *gw, const struct keel_config *c)
 {
@@ -169,6 +198,11 @@ int keel_gateway_run(struct keel_config *config)
         keel_error("admin_listen: %s", err);
         return 1;
     }
+    static uv_timer_t cliff_timer; /* clears cliff warnings as old samples leave the window */
+    uv_timer_init(gw->loop, &cliff_timer);
+    cliff_timer.data = gw;
+    uv_timer_start(&cliff_timer, on_cliff_timer, 2000, 2000);
+    uv_unref((uv_handle_t *)&cliff_timer);
     uv_signal_init(gw->loop, &sigterm);
     uv_signal_init(gw->loop, &sigint);
     uv_signal_init(gw->loop, &sighup);

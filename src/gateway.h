@@ -40,6 +40,13 @@ int keel_gateway_run(struct keel_config *config);
 /* called by request.c when a request ends */
 void keel_gateway_request_done(struct keel_gateway *gw);
 
+#define KEEL_CLIFF_WINDOW_MS (5 * 60 * 1000)
+struct keel_model_state;
+struct keel_model_conf;
+/* the cliff watch (seed 000): warns (log, event) when the model's live p99 or max over the last
+ * 5 minutes comes within cliff_margin of its cliff, and says so again when it is clear */
+void keel_gateway_cliff_check(struct keel_gateway *gw, struct keel_model_state *m, const struct keel_model_conf *mc);
+
 /* the admin listener's request callback (admin.c): /healthz, /metrics, /admin/status */
 void keel_admin_handle(void *gw, struct keel_http *h);
 

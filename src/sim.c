@@ -184,8 +184,8 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage)
         }
         snprintf(name, sizeof(name), "healthy");
     }
-    if (IS("healthy") || IS("slow-first-token") || IS("slow-tokens") || IS("no-done")) {
-        uint64_t first = IS("slow-first-token") ? P(2000) : 0;
+    if (IS("healthy") || IS("slow-first-token") || IS("slow-tokens") || IS("no-done") || IS("drift")) {
+        uint64_t first = IS("slow-first-token") ? P(2000) : IS("drift") ? P(200) * sr->counter->hits : 0;
         uint64_t gap = IS("slow-tokens") ? P(500) : 0;
         if (!stream) {
             add(sr, ACT_RESPOND, first + gap * NWORDS, 200, completion(model, "Hello from the keel simulator."));

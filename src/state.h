@@ -47,6 +47,8 @@ struct keel_window_stats {
 
 struct keel_model_state {
     char *name;
+    struct keel_window answers; /* every answer's duration (any target): the cliff watch */
+    int near_cliff;             /* warned, and not yet back to a safe distance */
     struct keel_route_stats **routes;
     size_t nroutes;
     struct keel_failover_stats **failovers;

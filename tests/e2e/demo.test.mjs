@@ -20,4 +20,7 @@ test('keel demo runs every scenario as promised and exits 0', () => {
   // the eviction part: healed on the same port
   assert.match(r.stdout, /chat 2: 200 from local .*restarts 1/);
   assert.match(r.stdout, /never saw the eviction/);
+  // the cliff part: warned before any request reached it
+  assert.match(r.stdout, /NEAR THE CLIFF/);
+  assert.match(r.stdout, /The warning fired before any request reached the cliff/);
 });
