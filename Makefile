@@ -23,7 +23,7 @@ CORE_SRC := $(wildcard src/core/*.c)
 IO_SRC   := $(wildcard src/io/*.c)
 APP_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/%.o)
-OBJ      := $(CORE_OBJ) $(IO_SRC:src/%.c=$(BUILD)/%.o) $(APP_SRC:src/%.c=$(BUILD)/%.o)
+OBJ      := $(CORE_OBJ) $(IO_SRC:src/%.c=$(BUILD)/%.o) $(APP_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/ui_html.o
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -39,6 +39,18 @@ $(BUILD)/%.o: src/%.c $(wildcard src/*.h src/core/*.h src/io/*.h) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The status page is one HTML file compiled into the binary.
+$(BUILD)/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	@$(CC) -O1 -o $@ $<
+
+$(BUILD)/ui_html.c: src/ui.html $(BUILD)/embed
+	@$(BUILD)/embed keel_ui_html $< $@
+
+$(BUILD)/ui_html.o: $(BUILD)/ui_html.c
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 # Unit tests link the whole program minus main.c, so they test modules through their headers.
 $(BUILD)/tests/%: tests/unit/%.c $(OBJ)

@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 # what building needs; tests add node, npm and what npm needs to reach its registry
 build_pkgs=(make gcc libc6-dev pkg-config libh2o-dev libuv1-dev libssl-dev libcurl4-openssl-dev
             libyaml-dev libjansson-dev)
-test_pkgs=(libcmocka-dev ca-certificates)
+test_pkgs=(libcmocka-dev ca-certificates chromium)   # chromium: the status page's browser test
 
 usage() {
     echo "usage: ./keel.sh demo|test|build" >&2

@@ -12,8 +12,10 @@
 #include "gateway.h"
 #include "io/server.h"
 #include "managed.h"
+#include "log.h"
 #include "request.h"
 #include "state.h"
+#include "ui.h"
 
 #define STATUS_WINDOW_MS (5 * 60 * 1000)
 #define MAX_METRICS (16u << 20)
@@ -184,12 +186,17 @@ static void metrics(struct keel_gateway *gw, struct keel_http *h)
 
 /* ------------------------------------------------------------------ /admin/status */
 
+static json_t *pcts_of(const struct keel_pcts *p)
+{
+    return json_pack("{s:I, s:I, s:I, s:I}", "p50", (json_int_t)p->p50, "p90", (json_int_t)p->p90, "p99",
+                     (json_int_t)p->p99, "max", (json_int_t)p->max);
+}
+
 static json_t *pcts_json(const struct keel_window *w, uint64_t now)
 {
     struct keel_pcts p;
     keel_window_pcts(w, now, STATUS_WINDOW_MS, &p);
-    return json_pack("{s:I, s:I, s:I, s:I}", "p50", (json_int_t)p.p50, "p90", (json_int_t)p.p90, "p99",
-                     (json_int_t)p.p99, "max", (json_int_t)p.max);
+    return pcts_of(&p);
 }
 
 static void status(struct keel_gateway *gw, struct keel_http *h)
@@ -227,12 +234,25 @@ static void status(struct keel_gateway *gw, struct keel_http *h)
         }
         struct keel_pcts all;
         keel_window_pcts(&ms->answers, now, STATUS_WINDOW_MS, &all);
-        json_array_append_new(models, json_pack("{s:s, s:o, s:{s:I, s:I, s:b, s:I, s:o}}", "name", mc->name, "targets",
-                                                targets, "cliff", "cliff_ms", (json_int_t)mc->cliff_ms, "margin_ms",
+        json_t *history = json_array();
+        size_t have = ms->nhistory < KEEL_HISTORY ? ms->nhistory : KEEL_HISTORY;
+        for (size_t k = ms->nhistory - have; k < ms->nhistory; k++) {
+            const struct keel_snapshot *s = &ms->history[k % KEEL_HISTORY];
+            if (s->d.count > 0)
+                json_array_append_new(history, json_pack("{s:I, s:o, s:o}", "t", (json_int_t)s->t, "d",
+                                                         pcts_of(&s->d), "ttft", pcts_of(&s->ttft)));
+        }
+        uint64_t failovers = 0;
+        for (size_t k = 0; k < ms->nfailovers; k++)
+            failovers += ms->failovers[k]->n;
+        json_array_append_new(models, json_pack("{s:s, s:o, s:I, s:o, s:{s:I, s:I, s:b, s:I, s:o}}", "name", mc->name,
+                                                "targets", targets, "failovers", (json_int_t)failovers, "history",
+                                                history, "cliff", "cliff_ms", (json_int_t)mc->cliff_ms, "margin_ms",
                                                 (json_int_t)c->cliff_margin_ms, "near", ms->near_cliff, "count",
                                                 (json_int_t)all.count, "duration_ms", pcts_json(&ms->answers, now)));
     }
-    json_t *root = json_pack("{s:I, s:I, s:s, s:I, s:I, s:o, s:o, s:{s:b, s:I, s:I, s:I}}", "uptime_s",
+    json_t *root = json_pack("{s:I, s:I, s:I, s:s, s:I, s:I, s:o, s:o, s:{s:b, s:I, s:I, s:I}}", "now",
+                             (json_int_t)keel_time_now_ms(), "uptime_s",
                              (json_int_t)((now - gw->started_ms) / 1000), "inflight", (json_int_t)gw->inflight,
                              "config", c->file, "reloads", (json_int_t)gw->reloads, "reload_failures",
                              (json_int_t)gw->reload_failures, "models", models, "backends",
@@ -264,6 +284,8 @@ void keel_admin_handle(void *app, struct keel_http *h)
         metrics(gw, h);
     } else if (get && PATH_IS("/admin/status")) {
         status(gw, h);
+    } else if (get && (PATH_IS("/ui") || PATH_IS("/"))) {
+        keel_ui_serve(h);
     } else {
         keel_respond_error(h, 404, "invalid_request_error", "unknown_url", "unknown path");
     }

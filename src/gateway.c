@@ -39,14 +39,25 @@ void keel_gateway_cliff_check(struct keel_gateway *gw, struct keel_model_state *
                                "cliff_ms", (json_int_t)mc->cliff_ms, "margin_ms", (json_int_t)margin));
 }
 
+/* every 2 s: the cliff watch; every 10 s: a history point per model for the status page */
 static void on_cliff_timer(uv_timer_t *t)
 {
+    static unsigned ticks;
     struct keel_gateway *gw = t->data;
+    int snapshot = ticks++ % 5 == 0;
+    uint64_t now = uv_now(gw->loop);
     for (size_t i = 0; i < gw->config->nmodels; i++) {
         const struct keel_model_conf *mc = &gw->config->models[i];
         struct keel_model_state *m = keel_state_model(&gw->state, mc->name);
-        if (m != NULL)
-            keel_gateway_cliff_check(gw, m, mc);
+        if (m == NULL)
+            continue;
+        keel_gateway_cliff_check(gw, m, mc);
+        if (snapshot) {
+            struct keel_snapshot *s = &m->history[m->nhistory++ % KEEL_HISTORY];
+            s->t = keel_time_now_ms();
+            keel_window_pcts(&m->answers, now, KEEL_CLIFF_WINDOW_MS, &s->d);
+            keel_window_pcts(&m->ttfts, now, KEEL_CLIFF_WINDOW_MS, &s->ttft);
+        }
     }
 }
 

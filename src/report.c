@@ -16,9 +16,11 @@
 #include "core/classify.h"
 #include "core/stats.h"
 #include "core/units.h"
+#include "ui.h"
 
 struct samples {
     uint32_t *v;
+    int64_t *at; /* when each sample's request arrived (ms), for the report's charts */
     size_t n, cap;
 };
 
@@ -42,7 +44,7 @@ struct report {
     uint64_t lines, skipped_lines;
 };
 
-static void push(struct samples *s, uint32_t v)
+static void push(struct samples *s, uint32_t v, int64_t at)
 {
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 1024;
@@ -50,8 +52,13 @@ static void push(struct samples *s, uint32_t v)
         if (nv == NULL)
             return;
         s->v = nv;
+        int64_t *na = realloc(s->at, cap * sizeof(*na));
+        if (na == NULL)
+            return;
+        s->at = na;
         s->cap = cap;
     }
+    s->at[s->n] = at;
     s->v[s->n++] = v;
 }
 
@@ -131,6 +138,7 @@ static void add_line(struct report *r, const struct filter *f, const char *line,
         json_decref(rec);
         return;
     }
+    int64_t at = parse_ts(json_string_value(json_object_get(rec, "ts")));
     m->requests++;
     const char *cls = json_string_value(json_object_get(rec, "class"));
     int ci = class_index(cls ? cls : "");
@@ -138,12 +146,12 @@ static void add_line(struct report *r, const struct filter *f, const char *line,
     if (ci != KEEL_CLASS_OK)
         m->errors++;
     json_int_t ms = json_integer_value(json_object_get(rec, "ms"));
-    push(&m->ms, (uint32_t)(ms > 0 ? ms : 0));
+    push(&m->ms, (uint32_t)(ms > 0 ? ms : 0), at);
     if ((uint64_t)ms >= f->hang_ms)
         m->hangs++;
     json_t *ttft = json_object_get(rec, "ttft_ms");
     if (json_is_integer(ttft))
-        push(&m->ttft, (uint32_t)json_integer_value(ttft));
+        push(&m->ttft, (uint32_t)json_integer_value(ttft), at);
     const char *up = json_string_value(json_object_get(rec, "upstream"));
     if (ci == KEEL_CLASS_OK && up != NULL)
         served(m, up);
@@ -290,6 +298,65 @@ static void print_json(struct report *r, uint64_t cliff, uint64_t margin)
     free(out);
 }
 
+/* the percentiles of the samples taken in [from, to) */
+static void bucket(const struct samples *s, int64_t from, int64_t to, struct keel_pcts *out)
+{
+    uint32_t *v = malloc((s->n ? s->n : 1) * sizeof(*v));
+    size_t n = 0;
+    for (size_t i = 0; v != NULL && i < s->n; i++)
+        if (s->at[i] >= from && s->at[i] < to)
+            v[n++] = s->v[i];
+    keel_pcts_of(v, n, out);
+    free(v);
+}
+
+/* the status page's data (see src/ui.html), from the log: 60 points over the span it covers */
+static int write_html(struct report *r, const char *path, uint64_t cliff, uint64_t margin)
+{
+    json_t *models = json_array();
+    for (size_t i = 0; i < r->n; i++) {
+        struct model_report *m = &r->models[i];
+        int64_t lo = INT64_MAX, hi = INT64_MIN;
+        for (size_t k = 0; k < m->ms.n; k++) {
+            lo = m->ms.at[k] < lo ? m->ms.at[k] : lo;
+            hi = m->ms.at[k] > hi ? m->ms.at[k] : hi;
+        }
+        json_t *history = json_array();
+        int64_t step = hi > lo ? (hi - lo) / 60 + 1 : 1;
+        for (int64_t t = lo; m->ms.n > 0 && t <= hi; t += step) {
+            struct keel_pcts d, tt;
+            bucket(&m->ms, t, t + step, &d);
+            bucket(&m->ttft, t, t + step, &tt);
+            if (d.count > 0)
+                json_array_append_new(history, json_pack("{s:I, s:o, s:o}", "t", (json_int_t)(t + step / 2), "d",
+                                                         pcts_json(&d), "ttft", pcts_json(&tt)));
+        }
+        struct keel_pcts all;
+        keel_pcts_of(m->ms.v, m->ms.n, &all);
+        json_array_append_new(models, json_pack("{s:s, s:I, s:o, s:o, s:{s:I, s:I, s:b, s:I, s:o}}", "name", m->name,
+                                                "failovers", (json_int_t)m->failovers, "history", history, "targets",
+                                                json_array(), "cliff", "cliff_ms", (json_int_t)cliff, "margin_ms",
+                                                (json_int_t)margin, "near", near_cliff(&all, cliff, margin), "count",
+                                                (json_int_t)all.count, "duration_ms", pcts_json(&all)));
+    }
+    char title[128];
+    snprintf(title, sizeof(title), "%llu lines", (unsigned long long)r->lines);
+    json_t *data = json_pack("{s:s, s:o, s:[]}", "title", title, "models", models, "backends");
+    size_t len = 0;
+    char *html = keel_ui_report(data, &len);
+    json_decref(data);
+    FILE *f = html ? fopen(path, "w") : NULL;
+    int ok = f != NULL && fwrite(html, 1, len, f) == len;
+    if (f != NULL && fclose(f) != 0)
+        ok = 0;
+    free(html);
+    if (!ok) {
+        fprintf(stderr, "keel audit: cannot write %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
 static int duration_opt(const char *flag, const char *v, uint64_t *out)
 {
     if (v == NULL || keel_parse_duration_ms(v, out) != 0) {
@@ -304,12 +371,16 @@ int keel_report_run(int argc, char **argv)
     struct filter f = {.hang_ms = 120000};
     uint64_t since = 0, cliff = 660000, margin = 120000;
     int json = 0;
+    const char *html = NULL;
     const char *files[256];
     size_t nfiles = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0) {
             json = 1;
+        } else if (strcmp(a, "--html") == 0 && v != NULL) {
+            html = v;
+            i++;
         } else if (strcmp(a, "--model") == 0 && v != NULL) {
             f.model = v;
             i++;
@@ -321,8 +392,8 @@ int keel_report_run(int argc, char **argv)
             i++;
         } else if (a[0] == '-') {
             fprintf(stderr, "keel audit: unknown option %s\n"
-                            "usage: keel audit [FILE...] [--since DUR] [--model NAME] [--json] [--hang DUR]\n"
-                            "                  [--cliff DUR] [--margin DUR]\n",
+                            "usage: keel audit [FILE...] [--since DUR] [--model NAME] [--json | --html OUT]\n"
+                            "                  [--hang DUR] [--cliff DUR] [--margin DUR]\n",
                     a);
             return 2;
         } else if (nfiles < 256) {
@@ -340,18 +411,23 @@ int keel_report_run(int argc, char **argv)
     for (size_t i = 0; i < nfiles; i++)
         if (read_all(&r, &f, files[i]) != 0)
             return 1;
-    if (json)
+    int rc = 0;
+    if (html != NULL)
+        rc = write_html(&r, html, cliff, margin) == 0 ? 0 : 1;
+    else if (json)
         print_json(&r, cliff, margin);
     else
         print_table(&r, f.hang_ms, cliff, margin);
     for (size_t i = 0; i < r.n; i++) {
         free(r.models[i].name);
         free(r.models[i].ms.v);
+        free(r.models[i].ms.at);
         free(r.models[i].ttft.v);
+        free(r.models[i].ttft.at);
         for (size_t j = 0; j < r.models[i].nserved; j++)
             free(r.models[i].served[j].name);
         free(r.models[i].served);
     }
     free(r.models);
-    return 0;
+    return rc;
 }

@@ -1114,6 +1114,8 @@ static void account(struct keel_request *r)
     /* every request's time, answered or not, feeds the cliff watch; one that comes near the cliff
      * is checked at once (p99 <= max, so the max crossing is the first sign) */
     keel_window_add(&r->mstate->answers, now_ms(r), (uint32_t)ms);
+    if (r->answered)
+        keel_window_add(&r->mstate->ttfts, now_ms(r), (uint32_t)r->ttft_ms);
     if (!r->mstate->near_cliff && ms + r->config->cliff_margin_ms >= r->model->cliff_ms)
         keel_gateway_cliff_check(r->gw, r->mstate, r->model);
     if (r->answered && last != NULL) {

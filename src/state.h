@@ -45,10 +45,21 @@ struct keel_window_stats {
     struct keel_window duration, ttft;
 };
 
+/* one point of a model's latency history (the status page's charts) */
+struct keel_snapshot {
+    long long t; /* wall clock, ms */
+    struct keel_pcts d, ttft;
+};
+
+#define KEEL_HISTORY 360 /* points kept: an hour at one per 10 s */
+
 struct keel_model_state {
     char *name;
-    struct keel_window answers; /* every answer's duration (any target): the cliff watch */
+    struct keel_window answers; /* every request's duration (any target): the cliff watch */
+    struct keel_window ttfts;   /* every answer's time to first content */
     int near_cliff;             /* warned, and not yet back to a safe distance */
+    struct keel_snapshot history[KEEL_HISTORY];
+    size_t nhistory;            /* snapshots taken so far (ring position) */
     struct keel_route_stats **routes;
     size_t nroutes;
     struct keel_failover_stats **failovers;
