@@ -27,6 +27,7 @@ for (let i = 0; i < Number(process.argv[2]); i++) {
 fs.writeSync(out, buf);
 ' "$dir/audit.jsonl" "$lines"
 echo "$(wc -l < "$dir/audit.jsonl") lines, $(du -m "$dir/audit.jsonl" | cut -f1) MB"
+TIMEFORMAT=%R
 for i in $(seq "$runs"); do
-    /usr/bin/time -f "%e" build/keel audit "$dir/audit.jsonl" 2>&1 >/dev/null | tail -1
+    { time build/keel audit "$dir/audit.jsonl" >/dev/null; } 2>&1
 done | sort -n | awk '{a[NR]=$1} END {print "keel audit: median " a[int((NR+1)/2)] " s of " NR " runs"}'
