@@ -28,7 +28,7 @@ OBJ      := $(CORE_OBJ) $(IO_SRC:src/%.c=$(BUILD)/%.o) $(APP_SRC:src/%.c=$(BUILD
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit e2e demo lint clean
+.PHONY: all test unit e2e demo lint clean fuzz
 all: $(BUILD)/keel
 
 $(BUILD)/keel: $(OBJ) $(BUILD)/main.o
@@ -75,5 +75,20 @@ demo: $(BUILD)/keel
 lint:
 	@tools/lint.sh
 
+# libFuzzer drivers, one per parser (STYLE T4); needs clang. Not part of `make test`:
+# `make fuzz FUZZ_SECONDS=60` runs each for that long on its corpus.
+FUZZ_SECONDS ?= 20
+FUZZ_SRC     := $(CORE_SRC) src/config.c src/log.c
+fuzz:
+	@mkdir -p build-fuzz
+	@for f in sse config chunk; do \
+	  clang -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -o build-fuzz/fuzz_$$f \
+	    tests/fuzz/fuzz_$$f.c $(FUZZ_SRC) $(shell pkg-config --cflags --libs jansson yaml-0.1) || exit 1; \
+	  mkdir -p build-fuzz/corpus-$$f; \
+	  echo "== fuzz_$$f ($(FUZZ_SECONDS)s)"; \
+	  build-fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-$$f tests/fuzz/corpus/$$f \
+	    2>&1 | tail -2 || exit 1; \
+	done
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
