@@ -28,7 +28,7 @@ OBJ      := $(CORE_OBJ) $(IO_SRC:src/%.c=$(BUILD)/%.o) $(APP_SRC:src/%.c=$(BUILD
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit e2e demo lint clean fuzz
+.PHONY: all test unit e2e demo lint clean fuzz bench
 all: $(BUILD)/keel
 
 $(BUILD)/keel: $(OBJ) $(BUILD)/main.o
@@ -74,6 +74,10 @@ demo: $(BUILD)/keel
 
 lint:
 	@tools/lint.sh
+
+# speed is measured here, never asserted in a test (needs wrk and nginx: apt-get install wrk nginx)
+bench: $(BUILD)/keel
+	bench/bench.sh
 
 # libFuzzer drivers, one per parser (STYLE T4); needs clang. Not part of `make test`:
 # `make fuzz FUZZ_SECONDS=60` runs each for that long on its corpus.

@@ -1139,7 +1139,8 @@ static void finish(struct keel_request *r)
         r->xfer = NULL;
     }
     const struct attempt *last = r->nattempts ? &r->attempts[r->nattempts - 1] : NULL;
-    keel_info("req %s: model=%s attempts=%zu last=%s/%s class=%s ms=%llu", r->id, r->model->name, r->nattempts,
+    /* the audit log is the per-request record; this line is for debugging (-v) */
+    keel_debug("req %s: model=%s attempts=%zu last=%s/%s class=%s ms=%llu", r->id, r->model->name, r->nattempts,
               last ? last->target->upstream->name : "-", last ? last->target->model : "-",
               last ? keel_class_name(last->cls) : "-", (unsigned long long)(now_ms(r) - r->start_ms));
     if (r->http != NULL) /* never reached: every path to REQ_END answers or loses the client */
