@@ -353,6 +353,7 @@ static void attempt_over(struct keel_request *r, enum keel_class cls)
     enum keel_breaker_change change =
         keel_breaker_report(&ts->breaker, &ts->params, cls, r->probe, r->retry_after_ms, now_ms(r));
     breaker_event(r, ts, change, cls);
+    r->probe = 0; /* reported: a retry on this target is not the probe again */
 }
 
 static void chat(struct keel_gateway *gw, struct keel_http *h)
@@ -530,6 +531,7 @@ static void start_attempt(struct keel_request *r)
         if (now >= r->dl.total_at) {
             if (r->probe)
                 keel_breaker_release(&r->tstate[r->router.cur]->breaker);
+            r->probe = 0;
             deadline_exceeded(r);
             return;
         }
@@ -1147,6 +1149,12 @@ static void finish(struct keel_request *r)
         keel_respond_error(r->http, 500, "server_error", "internal", "request ended without an answer");
     attempt_over(r, KEEL_CLASS_CLIENT_GONE); /* no-op unless an attempt is somehow still open */
     keel_backend_cancel_wait(&r->waiter);
+    /* admitted as a probe or handed a backend, but ended (deadline, client gone) before the
+     * attempt started: give both back, or the breaker stays half-open and the backend busy */
+    if (r->probe)
+        keel_breaker_release(&r->tstate[r->router.cur]->breaker);
+    if (r->backend != NULL)
+        keel_backend_release(r->backend);
     account(r);
     if (r->sse.on_event != NULL)
         keel_sse_parser_release(&r->sse);
