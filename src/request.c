@@ -105,7 +105,6 @@ struct keel_request {
     char code[64];               /* the provider's error code, outcome.code points here */
     struct keel_buf answer;      /* BUFFER: the body so far */
     struct keel_sse_parser sse;  /* PRECOMMIT/RELAY */
-    int saw_done;                /* the upstream sent [DONE] */
 
     /* the client side of a stream */
     struct keel_buf out; /* SSE bytes not yet handed to the client (held before the commit) */
@@ -518,7 +517,6 @@ static void start_attempt(struct keel_request *r)
         r->code[0] = '\0';
         memset(&r->outcome, 0, sizeof(r->outcome));
         keel_buf_reset(&r->answer);
-        r->saw_done = 0;
         r->attempt_start_ms = now;
         r->first_progress_at = 0;
         r->usage = (struct keel_usage){0};
@@ -679,8 +677,7 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
         r->usage = info.usage;
     switch (info.kind) {
     case KEEL_CHUNK_DONE:
-        r->saw_done = 1;
-        return EV_GO_ON; /* [DONE] is sent when the transfer ends cleanly */
+        return EV_GO_ON; /* keel sends its own [DONE] when the transfer ends cleanly */
     case KEEL_CHUNK_MALFORMED:
         keel_warn("req %s: %s sent a malformed chunk (%zu bytes): skipped", r->id, r->target->upstream->name, len);
         return EV_GO_ON;

@@ -60,7 +60,6 @@ struct sim_req {
     uv_timer_t timer; /* freed with sr in its close callback (STACK trap 6) */
     struct action acts[MAX_ACTIONS];
     size_t nacts, next;
-    int waiting_write; /* a write awaits on_written */
 };
 
 /* ------------------------------------------------------------------ script building */
@@ -342,7 +341,6 @@ static void on_timer(uv_timer_t *t)
     struct sim_req *sr = t->data;
     struct action *a = &sr->acts[sr->next];
     if (a->kind == ACT_HEARTBEAT) {
-        sr->waiting_write = 1;
         keel_http_write(sr->h, a->text, strlen(a->text), 0);
         return;
     }
@@ -353,7 +351,6 @@ static void on_timer(uv_timer_t *t)
 static void on_written(void *ctx)
 {
     struct sim_req *sr = ctx;
-    sr->waiting_write = 0;
     sr->counter->writes++;
     if (sr->next < sr->nacts && sr->acts[sr->next].kind == ACT_HEARTBEAT) {
         uv_timer_start(&sr->timer, on_timer, sr->acts[sr->next].delay_ms, 0);
@@ -392,7 +389,6 @@ static void run(struct sim_req *sr)
                 a->repeat--;
             else
                 sr->next++;
-            sr->waiting_write = 1;
             keel_http_write(sr->h, a->text, strlen(a->text), 0);
             return;
         case ACT_END:
