@@ -85,7 +85,7 @@ FUZZ_SECONDS ?= 20
 FUZZ_SRC     := $(CORE_SRC) src/config.c src/log.c
 fuzz:
 	@mkdir -p build-fuzz
-	@for f in sse config chunk; do \
+	@for f in sse config chunk json; do \
 	  clang -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -o build-fuzz/fuzz_$$f \
 	    tests/fuzz/fuzz_$$f.c $(FUZZ_SRC) $(shell pkg-config --cflags --libs jansson yaml-0.1) || exit 1; \
 	  mkdir -p build-fuzz/corpus-$$f; \

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -37,6 +38,21 @@ static int flag(int argc, char **argv, const char *a)
     return 0;
 }
 
+/* Each stream holds two descriptors (client and upstream): take what the hard limit allows, as
+ * nginx's worker_rlimit_nofile does; the soft default of 1024 caps keel near 500 streams. */
+static unsigned long long raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -63,10 +79,13 @@ int main(int argc, char **argv)
         }
         if (flag(argc, argv, "-v"))
             keel_log_set_level(KEEL_LOG_DEBUG);
+        unsigned long long nofile = raise_fd_limit();
+        keel_info("open file limit %llu: room for about %llu concurrent streams", nofile, nofile / 2);
         return keel_gateway_run(c);
     }
     if (strcmp(cmd, "sim") == 0) {
         const char *listen = opt(argc, argv, "--listen", "-l");
+        raise_fd_limit();
         return keel_sim_run(listen ? listen : "127.0.0.1:4100");
     }
     if (strcmp(cmd, "_exec") == 0 && argc >= 3) {

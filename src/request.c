@@ -16,6 +16,7 @@
 #include "core/chunk.h"
 #include "core/classify.h"
 #include "core/deadline.h"
+#include "core/json.h"
 #include "core/router.h"
 #include "core/sse_parse.h"
 #include "core/units.h"
@@ -61,7 +62,10 @@ struct keel_request {
     struct keel_http *http; /* NULL once the client has its final bytes or is gone */
     enum keel_req_state state;
     char id[24];
-    json_t *body;                        /* the client's body; "model" is rewritten per attempt */
+    char *body;                          /* the client's body as sent: malloc'd, freed at the end */
+    size_t body_len;
+    size_t model_at, model_len;          /* its "model" value's bytes: each attempt sends the target's */
+    int stream;                          /* the client asked for a stream (the audit says so) */
     struct keel_config *config;          /* held until the request ends (SIGHUP may replace it) */
     const struct keel_model_conf *model; /* in config */
     struct keel_model_state *mstate;     /* the model's counters and windows (gw->state) */
@@ -365,25 +369,24 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
     size_t len;
     const char *text = keel_http_body(h, &len);
     size_t body_len = len;
-    json_t *body = json_loadb(text, len, 0, NULL);
-    if (!json_is_object(body)) {
-        json_decref(body);
+    /* the body goes upstream byte for byte but for "model": read what is needed, build no tree */
+    struct keel_json root, m;
+    if (keel_json_parse(text, len, &root) != 0 || keel_json_type(root) != KEEL_JSON_OBJECT) {
         reject(gw, h, 400, "invalid_json", "request body is not a JSON object");
         return;
     }
-    json_t *m = json_object_get(body, "model");
-    if (!json_is_string(m) || json_string_length(m) == 0) {
-        json_decref(body);
+    m = keel_json_get(root, "model");
+    char name[256];
+    long namelen = keel_json_string(m, name, sizeof(name));
+    if (namelen <= 0) {
         reject(gw, h, 400, "missing_model", "request body has no \"model\"");
         return;
     }
     struct keel_config *config = gw->config;
-    const struct keel_model_conf *model = keel_config_model(config, json_string_value(m));
+    const struct keel_model_conf *model = (size_t)namelen < sizeof(name) ? keel_config_model(config, name) : NULL;
     if (model == NULL) {
         char msg[256];
-        snprintf(msg, sizeof(msg), "unknown model \"%.100s\": GET /v1/models lists the configured ones",
-                 json_string_value(m));
-        json_decref(body);
+        snprintf(msg, sizeof(msg), "unknown model \"%.100s\": GET /v1/models lists the configured ones", name);
         reject(gw, h, 400, "model_not_found", msg);
         return;
     }
@@ -399,12 +402,12 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
             bad = 0;
         }
         if (bad || budget == 0) {
-            json_decref(body);
             reject(gw, h, 400, "invalid_timeout", "x-keel-timeout: expected a duration such as 90s or 500ms");
             return;
         }
     }
     struct keel_request *r = calloc(1, sizeof(*r) + model->ntargets * sizeof(r->route[0]));
+    char *body = malloc(body_len);
     uv_timer_t *timer = malloc(sizeof(*timer));
     struct keel_target_state **tstate = calloc(model->ntargets, sizeof(*tstate));
     struct keel_model_state *mstate = keel_state_model(&gw->state, model->name);
@@ -413,17 +416,21 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
         if (tstate[i] == NULL)
             mstate = NULL;
     }
-    if (r == NULL || timer == NULL || tstate == NULL || mstate == NULL) {
+    if (r == NULL || body == NULL || timer == NULL || tstate == NULL || mstate == NULL) {
         free(r);
+        free(body);
         free(timer);
         free(tstate);
-        json_decref(body);
         keel_respond_error(h, 503, "server_error", "gateway_busy", "out of memory");
         return;
     }
     r->gw = gw;
     r->http = h;
-    r->body = body;
+    r->body = memcpy(body, text, body_len);
+    r->body_len = body_len;
+    r->model_at = (size_t)(m.p - text);
+    r->model_len = m.len;
+    r->stream = keel_json_type(keel_json_get(root, "stream")) == KEEL_JSON_TRUE;
     r->config = keel_config_hold(config);
     r->model = model;
     r->mstate = mstate;
@@ -561,19 +568,26 @@ static void start_attempt(struct keel_request *r)
         r->tstate[r->router.cur]->inflight++;
         arm(r);
 
-        json_object_set_new(r->body, "model", json_string(t->model));
-        char *body = json_dumps(r->body, JSON_COMPACT);
+        /* the client's bytes with the target's model name in place of the alias */
+        size_t q = keel_json_quote(t->model, NULL, 0), tail = r->body_len - r->model_at - r->model_len;
+        char *body = malloc(r->model_at + q + tail + 1);
+        if (body != NULL) {
+            memcpy(body, r->body, r->model_at);
+            keel_json_quote(t->model, body + r->model_at, q + 1);
+            memcpy(body + r->model_at + q, r->body + r->model_at + r->model_len, tail);
+            body[r->model_at + q + tail] = '\0';
+        }
         char url[2048];
         snprintf(url, sizeof(url), "%s/chat/completions", t->upstream->base_url);
         struct keel_upstream_spec spec = {
             .url = url,
             .bearer = t->upstream->api_key,
-            .body = body ? body : "",
-            .body_len = body ? strlen(body) : 0,
+            .body = body,
+            .body_len = r->model_at + q + tail,
+            .give_body = 1,
             .connect_timeout_ms = t->timeouts.connect_ms,
         };
         r->xfer = body ? keel_upstream_xfer_start(r->gw->upstream, &spec, &upstream_cbs, r) : NULL;
-        free(body);
         if (r->xfer != NULL)
             return;
         keel_error("req %s: cannot start a transfer to %s: out of memory", r->id, t->upstream->name);
@@ -1070,7 +1084,7 @@ static void audit(struct keel_request *r, enum keel_class cls, const struct atte
     }
     json_t *rec = json_pack("{s:s, s:s, s:s, s:b, s:i, s:I, s:o, s:o, s:o, s:o, s:I, s:o, s:b, s:s}", "ts", ts,
                             "id", r->id, "model", r->model->name, "stream",
-                            json_is_true(json_object_get(r->body, "stream")), "status", r->status_sent, "ms",
+                            r->stream, "status", r->status_sent, "ms",
                             (json_int_t)ms, "ttft_ms",
                             r->ttft_ms || r->answered ? json_integer((json_int_t)r->ttft_ms) : json_null(),
                             "upstream", last ? json_string(last->target->upstream->name) : json_null(),
@@ -1157,7 +1171,7 @@ static void finish(struct keel_request *r)
         keel_sse_parser_release(&r->sse);
     keel_buf_release(&r->answer);
     keel_buf_release(&r->out);
-    json_decref(r->body);
+    free(r->body);
     keel_config_drop(r->config);
     free(r->tstate);
     uv_timer_stop(r->timer);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "core/units.h"
@@ -41,6 +42,7 @@ enum action_kind {
     ACT_ABORT,     /* drop the connection */
     ACT_SILENCE,   /* do nothing, ever */
     ACT_HEARTBEAT, /* write text every `delay` ms, forever */
+    ACT_TICK,      /* write a chunk carrying the wall clock (µs) every `delay` ms, forever */
 };
 
 struct action {
@@ -209,6 +211,11 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage)
         healthy_tail(sr, model, NWORDS, 0, 0, usage, 1);
         return 0;
     }
+    if (IS("ticks") && stream) {
+        stream_head(sr, model);
+        add(sr, ACT_TICK, P(500), 0, NULL);
+        return 0;
+    }
     if (IS("hang")) {
         add(sr, ACT_SILENCE, 0, 0, NULL);
         return 0;
@@ -344,6 +351,15 @@ static void on_timer(uv_timer_t *t)
         keel_http_write(sr->h, a->text, strlen(a->text), 0);
         return;
     }
+    if (a->kind == ACT_TICK) { /* bench/streams reads the send time back: one-way delay per chunk */
+        struct timespec ts;
+        char c[128];
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int n = snprintf(c, sizeof(c), "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"T%llu\"}}]}\n\n",
+                         (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+        keel_http_write(sr->h, c, (size_t)n, 0);
+        return;
+    }
     a->delay_ms = 0;
     run(sr);
 }
@@ -352,7 +368,7 @@ static void on_written(void *ctx)
 {
     struct sim_req *sr = ctx;
     sr->counter->writes++;
-    if (sr->next < sr->nacts && sr->acts[sr->next].kind == ACT_HEARTBEAT) {
+    if (sr->next < sr->nacts && (sr->acts[sr->next].kind == ACT_HEARTBEAT || sr->acts[sr->next].kind == ACT_TICK)) {
         uv_timer_start(&sr->timer, on_timer, sr->acts[sr->next].delay_ms, 0);
         return;
     }
@@ -373,7 +389,7 @@ static void run(struct sim_req *sr)
 {
     while (sr->next < sr->nacts) {
         struct action *a = &sr->acts[sr->next];
-        if (a->delay_ms > 0 && a->kind != ACT_HEARTBEAT) {
+        if (a->delay_ms > 0 && a->kind != ACT_HEARTBEAT && a->kind != ACT_TICK) {
             uv_timer_start(&sr->timer, on_timer, a->delay_ms, 0);
             return;
         }
@@ -416,6 +432,7 @@ static void run(struct sim_req *sr)
         case ACT_SILENCE:
             return; /* until the client gives up (on_gone) */
         case ACT_HEARTBEAT:
+        case ACT_TICK:
             uv_timer_start(&sr->timer, on_timer, a->delay_ms, 0);
             return;
         }
@@ -460,9 +477,9 @@ static void stats(struct sim *sim, struct keel_http *h)
 
 static void chat(struct sim *sim, struct keel_http *h)
 {
-    size_t len;
-    const char *text = keel_http_body(h, &len);
-    json_t *body = json_loadb(text, len, 0, NULL);
+    size_t len, text_len;
+    const char *text = keel_http_body(h, &text_len);
+    json_t *body = json_loadb(text, text_len, 0, NULL);
     const char *model = json_string_value(json_object_get(body, "model"));
     if (model == NULL) {
         json_decref(body);
@@ -481,7 +498,12 @@ static void chat(struct sim *sim, struct keel_http *h)
     sr->timer.data = sr;
     int stream = json_is_true(json_object_get(body, "stream"));
     int usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
-    if (script(sr, model, stream, usage) != 0) {
+    if (strcmp(model, "echo") == 0) {
+        /* the answer's content is the request body exactly as it arrived */
+        char *raw = strndup(text, text_len);
+        add(sr, ACT_RESPOND, 0, 200, completion(model, raw ? raw : ""));
+        free(raw);
+    } else if (script(sr, model, stream, usage) != 0) {
         for (size_t i = 0; i < sr->nacts; i++)
             free(sr->acts[i].text);
         sr->nacts = 0;

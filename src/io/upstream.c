@@ -14,6 +14,10 @@
 #include "core/classify.h"
 #include "core/units.h"
 
+/* An easy handle carries ~20 KB (its receive buffer among it): making and freeing one per
+ * request cost a tenth of keel's time in malloc (callgrind); a few are kept for reuse. */
+#define IDLE_EASY 64
+
 struct keel_upstream {
     uv_loop_t *loop;
     CURLM *multi;
@@ -21,6 +25,8 @@ struct keel_upstream {
     int in_curl;                        /* > 0 while curl may be calling back */
     struct keel_upstream_xfer *to_add;    /* started from inside a curl callback */
     struct keel_upstream_xfer *to_remove; /* cancelled from inside a curl callback */
+    CURL *idle[IDLE_EASY];                /* easy handles kept for reuse, [0, nidle) */
+    size_t nidle;
 };
 
 struct keel_upstream_xfer {
@@ -44,14 +50,51 @@ struct sock {
     struct keel_upstream *u;
 };
 
+static size_t on_header(char *buf, size_t size, size_t n, void *userp);
+static size_t on_write(char *data, size_t size, size_t n, void *userp);
+
 /* ------------------------------------------------------------------ lifecycle */
+
+/* a handle with the options every transfer shares; the others are set per transfer */
+static CURL *easy_get(struct keel_upstream *u)
+{
+    if (u->nidle > 0)
+        return u->idle[--u->nidle];
+    CURL *e = curl_easy_init();
+    if (e == NULL)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "keel");
+    return e;
+}
+
+/* e is out of the multi handle; nothing it points at outlives the transfer */
+static void easy_put(struct keel_upstream *u, CURL *e)
+{
+    if (e == NULL)
+        return;
+    if (u->nidle == IDLE_EASY) {
+        curl_easy_cleanup(e);
+        return;
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+    u->idle[u->nidle++] = e;
+}
 
 static void xfer_free(struct keel_upstream_xfer *x)
 {
     for (struct curl_slist *l = x->headers; l != NULL; l = l->next)
         explicit_bzero(l->data, strlen(l->data));
     curl_slist_free_all(x->headers);
-    curl_easy_cleanup(x->easy);
+    easy_put(x->u, x->easy);
     free(x->body);
     free(x);
 }
@@ -167,8 +210,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int action, void *userp,
     struct sock *s = socketp;
     if (action == CURL_POLL_REMOVE) {
         if (s != NULL) {
-            uv_poll_stop(&s->poll);
-            uv_close((uv_handle_t *)&s->poll, free_sock);
+            uv_close((uv_handle_t *)&s->poll, free_sock); /* stops it: one epoll_ctl, not two */
             curl_multi_assign(u->multi, fd, NULL);
         }
         return 0;
@@ -279,20 +321,26 @@ struct keel_upstream_xfer *keel_upstream_xfer_start(struct keel_upstream *u, con
                                                     const struct keel_upstream_cbs *cbs, void *ctx)
 {
     struct keel_upstream_xfer *x = calloc(1, sizeof(*x));
-    if (x == NULL)
+    if (x == NULL) {
+        if (spec->give_body)
+            free((char *)spec->body);
         return NULL;
+    }
     x->u = u;
     x->cbs = *cbs;
     x->ctx = ctx;
-    x->easy = curl_easy_init();
-    x->body = malloc(spec->body_len + 1);
+    x->easy = easy_get(u);
+    if (spec->give_body) {
+        x->body = (char *)spec->body;
+    } else if ((x->body = malloc(spec->body_len + 1)) != NULL) {
+        if (spec->body != NULL)
+            memcpy(x->body, spec->body, spec->body_len);
+        x->body[spec->body ? spec->body_len : 0] = '\0';
+    }
     if (x->easy == NULL || x->body == NULL) {
         xfer_free(x);
         return NULL;
     }
-    if (spec->body != NULL)
-        memcpy(x->body, spec->body, spec->body_len);
-    x->body[spec->body ? spec->body_len : 0] = '\0';
 
     struct curl_slist *h = NULL;
     h = curl_slist_append(h, "Content-Type: application/json");
@@ -312,28 +360,23 @@ struct keel_upstream_xfer *keel_upstream_xfer_start(struct keel_upstream *u, con
         xfer_free(x);
         return NULL;
     }
+    /* every option a previous transfer on this handle may have set is set again here */
     CURL *e = x->easy;
     curl_easy_setopt(e, CURLOPT_URL, spec->url);
     if (spec->body != NULL) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)spec->body_len);
+    } else {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)spec->connect_timeout_ms);
-    if (spec->timeout_ms > 0)
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)spec->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "keel");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)spec->timeout_ms);
 
     if (u->in_curl > 0) {
         x->next_pending = u->to_add;

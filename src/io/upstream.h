@@ -27,8 +27,10 @@ struct keel_upstream_cbs {
 struct keel_upstream_spec {
     const char *url;
     const char *bearer; /* secret: goes into the Authorization header only; may be NULL */
-    const char *body;   /* JSON; copied. NULL: a GET */
+    const char *body;   /* JSON; copied, unless give_body. NULL: a GET */
     size_t body_len;
+    int give_body;      /* body is malloc'd, NUL-terminated, and the transfer frees it (also when
+                           keel_upstream_xfer_start fails) */
     uint64_t connect_timeout_ms;
     uint64_t timeout_ms; /* the whole transfer (0 = none: request.c runs its own deadlines) */
 };

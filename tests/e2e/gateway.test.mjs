@@ -43,6 +43,7 @@ models:
   - { name: late-error, targets: [ { upstream: a, model: error-after-content }, { upstream: b, model: healthy } ] }
   - { name: nodone, targets: [ { upstream: a, model: no-done }, { upstream: b, model: healthy } ] }
   - { name: heal, targets: [ { upstream: a, model: "fail-then-heal:1" }, { upstream: b, model: healthy } ] }
+  - { name: mirror, targets: [ { upstream: a, model: "503#m" }, { upstream: b, model: echo } ] }
 `;
 
 let sim;
@@ -226,6 +227,31 @@ describe('after the commit point', () => {
   });
 });
 
+describe('the body upstream', () => {
+  beforeEach(reset);
+  test("is the client's bytes with only the model's value replaced, on every attempt", async () => {
+    // numbers, escapes, spacing, key order and a nested "model" a re-serialiser would change
+    const tail = ` "temperature" : 0.70, "top_p":1e-3,"seed":42,\n` +
+      `"messages":[{"role":"user","content":"caf\\u00e9 \\ud83d\\ude00 \\"q\\" \\/"}],` +
+      `"metadata":{"model":"keep-me"} }`;
+    const sent = `{ "model" :"mirror",${tail}`;
+    const r = await post(keel, sent);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(attempts(r).map((x) => x.class), ['server_error', 'ok']);
+    assert.equal(JSON.parse(r.text).choices[0].message.content, `{ "model" :"echo",${tail}`);
+  });
+
+  test('a malformed body is refused whole, whatever its prefix', async () => {
+    for (const body of ['{"model":"healthy","messages":[1,]}', '{"model":"healthy"} trailing', '{"model":"healthy","x":"\\ud800"}',
+      '{"model":"healthy","x":01}', `{"model":"healthy","x":"${String.fromCharCode(1)}"}`]) {
+      const r = await post(keel, body);
+      assert.equal(r.status, 400, body);
+      assert.equal(JSON.parse(r.text).error.code, 'invalid_json', body);
+    }
+    assert.deepEqual((await simStats(sim)).hits, {});
+  });
+});
+
 describe('invalid requests', () => {
   beforeEach(reset);
   test('a body that is not JSON, or lacks a model, is a 400 that reaches no upstream', async () => {
@@ -258,7 +284,7 @@ describe('surface', () => {
     const j = await (await fetch(`${keel.url}/v1/models`)).json();
     assert.equal(j.object, 'list');
     assert.ok(j.data.some((m) => m.id === 'storm' && m.object === 'model'));
-    assert.equal(j.data.length, 22);
+    assert.equal(j.data.length, 23);
   });
 
   test('GET /healthz on the admin listener', async () => {
@@ -281,7 +307,7 @@ describe('config', () => {
     fs.writeFileSync(good, CONFIG.replaceAll('{SIM}', 'http://127.0.0.1:9/v1'));
     const ok = check(good);
     assert.equal(ok.status, 0, ok.stderr);
-    assert.match(ok.stdout, /ok \(3 upstreams, 22 models\)/);
+    assert.match(ok.stdout, /ok \(3 upstreams, 23 models\)/);
     const bad = path.join(dir, 'bad.yaml');
     fs.writeFileSync(bad, 'upstreams:\n  - { name: a, base_url: "http://x" }\nmodels:\n  - name: m\n    targets:\n      - { upstream: nope, model: x }\n');
     const r = check(bad);
