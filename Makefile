@@ -76,8 +76,13 @@ lint:
 	@tools/lint.sh
 
 # speed is measured here, never asserted in a test (needs wrk and nginx: apt-get install wrk nginx)
-bench: $(BUILD)/keel
+bench: $(BUILD)/keel $(BUILD)/streams
 	bench/bench.sh
+
+# bench/streams: the stream-capacity load driver (bench only)
+$(BUILD)/streams: bench/streams.c
+	@mkdir -p $(dir $@)
+	@$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $< $(shell pkg-config --cflags --libs libuv)
 
 # libFuzzer drivers, one per parser (STYLE T4); needs clang. Not part of `make test`:
 # `make fuzz FUZZ_SECONDS=60` runs each for that long on its corpus.
