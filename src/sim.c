@@ -156,7 +156,7 @@ static void respond_error(struct sim_req *sr, int status, const char *message, c
 }
 
 /* Builds the script for one request. Returns 0, or -1 for an unknown behaviour. */
-static int script(struct sim_req *sr, const char *model, int stream, int usage)
+static int script(struct sim_req *sr, const char *model, int stream, int usage, const char *body, size_t body_len)
 {
     char name[128];
     snprintf(name, sizeof(name), "%s", model);
@@ -209,6 +209,13 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage)
         add(sr, ACT_WRITE, 0, 0, chunk(model, word, NULL, NULL));
         sr->acts[sr->nacts - 1].repeat = P(1000);
         healthy_tail(sr, model, NWORDS, 0, 0, usage, 1);
+        return 0;
+    }
+    if (IS("echo")) {
+        /* the answer's content is the request body exactly as it arrived */
+        char *raw = strndup(body, body_len);
+        add(sr, ACT_RESPOND, 0, 200, completion(model, raw ? raw : ""));
+        free(raw);
         return 0;
     }
     if (IS("ticks") && stream) {
@@ -343,6 +350,12 @@ static void sr_free(struct sim_req *sr)
 
 static void run(struct sim_req *sr);
 
+/* the actions that repeat every delay_ms until the client leaves */
+static int forever(const struct action *a)
+{
+    return a->kind == ACT_HEARTBEAT || a->kind == ACT_TICK;
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct sim_req *sr = t->data;
@@ -368,7 +381,7 @@ static void on_written(void *ctx)
 {
     struct sim_req *sr = ctx;
     sr->counter->writes++;
-    if (sr->next < sr->nacts && (sr->acts[sr->next].kind == ACT_HEARTBEAT || sr->acts[sr->next].kind == ACT_TICK)) {
+    if (sr->next < sr->nacts && forever(&sr->acts[sr->next])) {
         uv_timer_start(&sr->timer, on_timer, sr->acts[sr->next].delay_ms, 0);
         return;
     }
@@ -389,7 +402,7 @@ static void run(struct sim_req *sr)
 {
     while (sr->next < sr->nacts) {
         struct action *a = &sr->acts[sr->next];
-        if (a->delay_ms > 0 && a->kind != ACT_HEARTBEAT && a->kind != ACT_TICK) {
+        if (a->delay_ms > 0 && !forever(a)) {
             uv_timer_start(&sr->timer, on_timer, a->delay_ms, 0);
             return;
         }
@@ -498,12 +511,7 @@ static void chat(struct sim *sim, struct keel_http *h)
     sr->timer.data = sr;
     int stream = json_is_true(json_object_get(body, "stream"));
     int usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
-    if (strcmp(model, "echo") == 0) {
-        /* the answer's content is the request body exactly as it arrived */
-        char *raw = strndup(text, text_len);
-        add(sr, ACT_RESPOND, 0, 200, completion(model, raw ? raw : ""));
-        free(raw);
-    } else if (script(sr, model, stream, usage) != 0) {
+    if (script(sr, model, stream, usage, text, text_len) != 0) {
         for (size_t i = 0; i < sr->nacts; i++)
             free(sr->acts[i].text);
         sr->nacts = 0;

@@ -1,6 +1,6 @@
 /* json.h - a validating JSON scanner that builds no tree: a value is a span of the caller's
  * text, looked into on demand. keel reads a few fields of bodies it forwards byte for byte;
- * jansson's tree cost ~200 instructions per byte (callgrind, bench/README.md), and its
+ * jansson's tree cost ~200 instructions per byte (callgrind, bench/RESULTS.md), and its
  * re-serialisation altered what the client sent (float digits, escapes). Writing JSON stays
  * with jansson. */
 #ifndef KEEL_JSON_H
