@@ -327,6 +327,50 @@ describe('config', () => {
   });
 });
 
+describe('start-up', () => {
+  test('keel serve raises its soft open-file limit to the hard one (two descriptors a stream)', async () => {
+    const { spawn } = await import('node:child_process');
+    const { KEEL } = await import('./lib.mjs');
+    const file = path.join(tmpdir(), 'keel.yaml');
+    fs.writeFileSync(file, CONFIG.replaceAll('{SIM}', 'http://127.0.0.1:9/v1'));
+    const p = spawn('sh', ['-c', 'ulimit -Sn 256 && exec "$0" serve -c "$1"', KEEL, file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    p.stderr.on('data', (d) => { log += d; });
+    try {
+      await eventually(() => /listening api=/.test(log));
+      assert.match(log, /listening api=/);
+      const limits = fs.readFileSync(`/proc/${p.pid}/limits`, 'utf8');
+      const [, soft, hard] = limits.match(/Max open files\s+(\S+)\s+(\S+)/);
+      assert.equal(soft, hard);
+      assert.notEqual(soft, '256');
+      assert.match(log, new RegExp(`open file limit ${soft}: room for about \\d+ concurrent streams`));
+    } finally {
+      p.kill('SIGKILL');
+    }
+  });
+});
+
+describe('keel sim for the bench', () => {
+  test('ticks streams chunks stamped with the wall clock in µs until the client leaves', async () => {
+    const r = await fetch(`${sim.url}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(chat('ticks:50', { stream: true })), signal: AbortSignal.timeout(10000),
+    });
+    assert.equal(r.status, 200);
+    const reader = r.body.getReader();
+    let text = '';
+    const stamps = () => [...text.matchAll(/"content":"T(\d+)"/g)].map((m) => Number(m[1]));
+    while (stamps().length < 3) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    const t = stamps();
+    for (const x of t) assert.ok(Math.abs(x / 1000 - Date.now()) < 5000, `${x} is the wall clock in µs`);
+    assert.ok(t[1] - t[0] >= 40000 && t[2] - t[1] >= 40000, `a chunk every 50 ms: ${t}`);
+    // the sim stops ticking when the client leaves
+    await eventually(async () => (await simStats(sim)).gone['ticks:50'] === 1);
+    assert.equal((await simStats(sim)).gone['ticks:50'], 1);
+  });
+});
+
 describe('SIGTERM', () => {
   beforeEach(reset);
   test('stops accepting, lets the request in flight finish, exits 0', async () => {
