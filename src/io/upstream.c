@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/classify.h"
 #include "core/units.h"
@@ -27,6 +29,8 @@ struct keel_upstream {
     struct keel_upstream_xfer *to_remove; /* cancelled from inside a curl callback */
     CURL *idle[IDLE_EASY];                /* easy handles kept for reuse, [0, nidle) */
     size_t nidle;
+    struct sock **socks; /* by fd: the sockets curl polls or keeps in its connection cache */
+    size_t nsocks;
 };
 
 struct keel_upstream_xfer {
@@ -44,14 +48,30 @@ struct keel_upstream_xfer {
     char errbuf[CURL_ERROR_SIZE];
 };
 
+/* A socket's poll. libuv's uv_poll_start costs two epoll_ctl calls even when the events do
+ * not change, and init and close one or three more; curl lets go of a connection's socket
+ * (CURL_POLL_REMOVE) after every transfer and takes it back for the next. Polling per
+ * transfer made seven epoll_ctl calls per proxied request (perf stat), so a connection socket's
+ * poll lives as long as the socket: opened by on_open_socket, parked while the connection idles
+ * in curl's cache, closed by on_close_socket. Parked, it still watches for readability, which
+ * costs nothing until the peer closes the idle connection; then on_poll stops it, and curl
+ * finds the connection dead when it next looks. Sockets curl did not open through
+ * on_open_socket (the threaded resolver's wake-up pair, which curl closes itself) are polled
+ * only between their first event request and CURL_POLL_REMOVE, as before. */
 struct sock {
     uv_poll_t poll;
     curl_socket_t fd;
     struct keel_upstream *u;
+    int events; /* the UV_* events the poll watches; 0 while stopped */
+    int kept;   /* opened by on_open_socket: lives until on_close_socket */
+    int parked; /* kept, and curl is not using it */
 };
 
 static size_t on_header(char *buf, size_t size, size_t n, void *userp);
 static size_t on_write(char *data, size_t size, size_t n, void *userp);
+static curl_socket_t on_open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *a);
+static int on_close_socket(void *userp, curl_socket_t fd);
+static void on_poll(uv_poll_t *p, int status, int events);
 
 /* ------------------------------------------------------------------ lifecycle */
 
@@ -70,6 +90,10 @@ static CURL *easy_get(struct keel_upstream *u)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "keel");
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, u);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, u);
     return e;
 }
 
@@ -181,9 +205,70 @@ static void socket_action(struct keel_upstream *u, curl_socket_t fd, int flags)
 
 /* ------------------------------------------------------------------ loop bridge */
 
+static void free_sock(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static struct sock *sock_of(struct keel_upstream *u, curl_socket_t fd)
+{
+    return fd >= 0 && (size_t)fd < u->nsocks ? u->socks[fd] : NULL;
+}
+
+static struct sock *sock_new(struct keel_upstream *u, curl_socket_t fd, int kept)
+{
+    if (fd < 0)
+        return NULL;
+    if ((size_t)fd >= u->nsocks) {
+        size_t n = u->nsocks ? u->nsocks : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct sock **t = realloc(u->socks, n * sizeof(*t));
+        if (t == NULL)
+            return NULL;
+        memset(t + u->nsocks, 0, (n - u->nsocks) * sizeof(*t));
+        u->socks = t;
+        u->nsocks = n;
+    }
+    struct sock *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    if (uv_poll_init_socket(u->loop, &s->poll, fd) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->fd = fd;
+    s->u = u;
+    s->kept = kept;
+    s->poll.data = s;
+    u->socks[fd] = s;
+    return s;
+}
+
+static void sock_close(struct sock *s)
+{
+    s->u->socks[s->fd] = NULL;
+    uv_close((uv_handle_t *)&s->poll, free_sock);
+}
+
+static void sock_watch(struct sock *s, int events)
+{
+    if (events == s->events)
+        return;
+    if (events == 0)
+        uv_poll_stop(&s->poll);
+    else
+        uv_poll_start(&s->poll, events, on_poll);
+    s->events = events;
+}
+
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     struct sock *s = p->data;
+    if (s->parked) {
+        sock_watch(s, 0); /* the idle peer closed or spoke out of turn: curl sees it on reuse */
+        return;
+    }
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -191,7 +276,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
-    socket_action(s->u, s->fd, flags);
+    socket_action(s->u, s->fd, flags); /* may close s */
 }
 
 static void on_timer(uv_timer_t *t)
@@ -199,38 +284,51 @@ static void on_timer(uv_timer_t *t)
     socket_action(t->data, CURL_SOCKET_TIMEOUT, 0);
 }
 
-static void free_sock(uv_handle_t *h)
+static curl_socket_t on_open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *a)
 {
-    free(h->data);
+    (void)purpose;
+    curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd >= 0 && sock_new(userp, fd, 1) == NULL) {
+        close(fd);
+        return CURL_SOCKET_BAD;
+    }
+    return fd;
+}
+
+static int on_close_socket(void *userp, curl_socket_t fd)
+{
+    struct sock *s = sock_of(userp, fd);
+    if (s != NULL)
+        sock_close(s); /* before close(): the fd number may be reused at once */
+    return close(fd);
 }
 
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
 {
+    (void)easy;
+    (void)socketp;
     struct keel_upstream *u = userp;
-    struct sock *s = socketp;
+    struct sock *s = sock_of(u, fd);
     if (action == CURL_POLL_REMOVE) {
-        if (s != NULL) {
-            uv_close((uv_handle_t *)&s->poll, free_sock); /* stops it: one epoll_ctl, not two */
-            curl_multi_assign(u->multi, fd, NULL);
+        if (s == NULL)
+            return 0;
+        if (!s->kept) {
+            sock_close(s);
+            return 0;
         }
+        s->parked = 1;
+        sock_watch(s, s->events & UV_WRITABLE ? 0 : s->events); /* writable would fire at once */
         return 0;
     }
-    if (s == NULL) {
-        s = calloc(1, sizeof(*s));
-        if (s == NULL)
-            return -1;
-        s->fd = fd;
-        s->u = u;
-        uv_poll_init_socket(u->loop, &s->poll, fd);
-        s->poll.data = s;
-        curl_multi_assign(u->multi, fd, s);
-    }
+    if (s == NULL && (s = sock_new(u, fd, 0)) == NULL)
+        return -1;
+    s->parked = 0;
     int events = 0;
     if (action != CURL_POLL_OUT)
         events |= UV_READABLE;
     if (action != CURL_POLL_IN)
         events |= UV_WRITABLE;
-    uv_poll_start(&s->poll, events, on_poll);
+    sock_watch(s, events);
     return 0;
 }
 

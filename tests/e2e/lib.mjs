@@ -173,6 +173,12 @@ export function rssKiB(pid) {
   return Number(s.match(/VmRSS:\s+(\d+)/)[1]);
 }
 
+// CPU time (user + system) the process has used, in ms
+export function cpuMs(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10; // utime, stime: fields 14, 15, in 1/100 s
+}
+
 // x-keel-attempts "up/model;class=C;status=S;ms=M, ..." -> [{who, class, status, ms}]
 export function attemptsOf(res) {
   return (res.headers.get('x-keel-attempts') || '').split(', ').filter(Boolean).map((a) => {
