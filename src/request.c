@@ -585,6 +585,7 @@ static void start_attempt(struct keel_request *r)
             .body = body,
             .body_len = r->model_at + q + tail,
             .give_body = 1,
+            .stream = r->stream,
             .connect_timeout_ms = t->timeouts.connect_ms,
         };
         r->xfer = body ? keel_upstream_xfer_start(r->gw->upstream, &spec, &upstream_cbs, r) : NULL;

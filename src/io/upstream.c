@@ -20,6 +20,13 @@
  * (callgrind, mostly malloc and free); a few idle ones are kept for reuse. */
 #define IDLE_EASY 64
 
+/* curl's receive buffer is 16 KiB per handle, and about a page of it stays resident while a
+ * transfer is open. An event stream's reads are one small event at a time and the stream is
+ * held open long, so a stream's handle gets 1 KiB (curl's minimum): 3.3 KB less RSS per open
+ * stream (bench/RESULTS.md). A non-stream answer keeps the default and reads in few calls.
+ * curl fixes the size at a handle's first transfer, hence one idle list per size. */
+#define STREAM_BUFFER 1024L
+
 struct keel_upstream {
     uv_loop_t *loop;
     CURLM *multi;
@@ -27,8 +34,10 @@ struct keel_upstream {
     int in_curl;                        /* > 0 while curl may be calling back */
     struct keel_upstream_xfer *to_add;    /* started from inside a curl callback */
     struct keel_upstream_xfer *to_remove; /* cancelled from inside a curl callback */
-    CURL *idle[IDLE_EASY];                /* easy handles kept for reuse, [0, nidle) */
-    size_t nidle;
+    struct {
+        CURL *easy[IDLE_EASY]; /* easy handles kept for reuse, [0, n) */
+        size_t n;
+    } idle[2]; /* [1]: with the small buffer, for streams */
     struct sock **socks; /* by fd: the sockets curl polls or keeps in its connection cache */
     size_t nsocks;
 };
@@ -41,6 +50,7 @@ struct keel_upstream_xfer {
     struct keel_upstream_cbs cbs;
     void *ctx;
     struct keel_upstream_xfer *next_pending; /* in u->to_add or u->to_remove */
+    int stream;                              /* easy has the small buffer */
     uint64_t retry_after_ms;
     int head_sent;
     int added;     /* in the multi handle */
@@ -76,10 +86,10 @@ static void on_poll(uv_poll_t *p, int status, int events);
 /* ------------------------------------------------------------------ lifecycle */
 
 /* a handle with the options every transfer shares; the others are set per transfer */
-static CURL *easy_get(struct keel_upstream *u)
+static CURL *easy_get(struct keel_upstream *u, int stream)
 {
-    if (u->nidle > 0)
-        return u->idle[--u->nidle];
+    if (u->idle[stream].n > 0)
+        return u->idle[stream].easy[--u->idle[stream].n];
     CURL *e = curl_easy_init();
     if (e == NULL)
         return NULL;
@@ -94,15 +104,17 @@ static CURL *easy_get(struct keel_upstream *u)
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, u);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, u);
+    if (stream)
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, STREAM_BUFFER);
     return e;
 }
 
 /* e is out of the multi handle; nothing it points at outlives the transfer */
-static void easy_put(struct keel_upstream *u, CURL *e)
+static void easy_put(struct keel_upstream *u, CURL *e, int stream)
 {
     if (e == NULL)
         return;
-    if (u->nidle == IDLE_EASY) {
+    if (u->idle[stream].n == IDLE_EASY) {
         curl_easy_cleanup(e);
         return;
     }
@@ -110,7 +122,7 @@ static void easy_put(struct keel_upstream *u, CURL *e)
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
-    u->idle[u->nidle++] = e;
+    u->idle[stream].easy[u->idle[stream].n++] = e;
 }
 
 static void xfer_free(struct keel_upstream_xfer *x)
@@ -118,7 +130,7 @@ static void xfer_free(struct keel_upstream_xfer *x)
     for (struct curl_slist *l = x->headers; l != NULL; l = l->next)
         explicit_bzero(l->data, strlen(l->data));
     curl_slist_free_all(x->headers);
-    easy_put(x->u, x->easy);
+    easy_put(x->u, x->easy, x->stream);
     free(x->body);
     free(x);
 }
@@ -427,7 +439,8 @@ struct keel_upstream_xfer *keel_upstream_xfer_start(struct keel_upstream *u, con
     x->u = u;
     x->cbs = *cbs;
     x->ctx = ctx;
-    x->easy = easy_get(u);
+    x->stream = spec->stream != 0;
+    x->easy = easy_get(u, x->stream);
     if (spec->give_body) {
         x->body = (char *)spec->body;
     } else if ((x->body = malloc(spec->body_len + 1)) != NULL) {

@@ -31,6 +31,7 @@ struct keel_upstream_spec {
     size_t body_len;
     int give_body;      /* body is malloc'd, NUL-terminated, and the transfer frees it (also when
                            keel_upstream_xfer_start fails) */
+    int stream;         /* an event stream is expected: small reads, held open long */
     uint64_t connect_timeout_ms;
     uint64_t timeout_ms; /* the whole transfer (0 = none: request.c runs its own deadlines) */
 };
