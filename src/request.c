@@ -986,16 +986,18 @@ static void deadline_exceeded(struct keel_request *r)
         struct keel_upstream_xfer *x = r->xfer;
         r->xfer = NULL;
         keel_upstream_xfer_cancel(x);
+        /* the attempt's own first_byte and stall had not run out (they would have fired
+         * first): a budget spent, often the client's own x-keel-timeout, says nothing about the
+         * upstream, so it is not held against its breaker */
         if (r->state != REQ_RELAY) {
-            enum keel_class cls = r->dl.progress_at ? KEEL_CLASS_STALL_TIMEOUT : KEEL_CLASS_FIRST_BYTE_TIMEOUT;
-            record_attempt(r, cls);
-            attempt_over(r, cls);
+            record_attempt(r, KEEL_CLASS_DEADLINE_EXCEEDED);
+            attempt_over(r, KEEL_CLASS_DEADLINE_EXCEEDED);
         }
     }
     keel_info("req %s: deadline of %llu ms exceeded in state %s", r->id,
               (unsigned long long)(r->dl.total_at - r->start_ms), state_names[r->state]);
     if (r->state == REQ_RELAY) {
-        cut_stream(r, KEEL_CLASS_STALL_TIMEOUT, "deadline_exceeded");
+        cut_stream(r, KEEL_CLASS_DEADLINE_EXCEEDED, "deadline_exceeded");
         flush(r);
         return;
     }

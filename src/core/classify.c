@@ -31,6 +31,7 @@ static const char *const names[KEEL_CLASS_COUNT] = {
     [KEEL_CLASS_CLIENT_GONE] = "client_gone",
     [KEEL_CLASS_INVALID_REQUEST] = "invalid_request",
     [KEEL_CLASS_GATEWAY_BUSY] = "gateway_busy",
+    [KEEL_CLASS_DEADLINE_EXCEEDED] = "deadline_exceeded",
     [KEEL_CLASS_SKIPPED] = "skipped",
 };
 

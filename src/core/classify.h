@@ -25,6 +25,9 @@ enum keel_class {
     KEEL_CLASS_CLIENT_GONE,
     KEEL_CLASS_INVALID_REQUEST,
     KEEL_CLASS_GATEWAY_BUSY,
+    /* the request's total deadline (its target's total, or the client's x-keel-timeout) ran out
+     * while the attempt was within its own first_byte and stall: not the upstream's fault */
+    KEEL_CLASS_DEADLINE_EXCEEDED,
     KEEL_CLASS_SKIPPED, /* not an outcome: the target was skipped (breaker open, or cooling) */
     KEEL_CLASS_COUNT
 };

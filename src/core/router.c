@@ -85,7 +85,8 @@ struct keel_step keel_router_after(struct keel_router *r, enum keel_class cls, u
     case KEEL_CLASS_CLIENT_GONE:
     case KEEL_CLASS_INVALID_REQUEST:
     case KEEL_CLASS_GATEWAY_BUSY:
-        /* local outcomes never walk the chain (seed 003) */
+    case KEEL_CLASS_DEADLINE_EXCEEDED:
+        /* local outcomes never walk the chain (seed 003); a spent budget has nowhere to go */
         return (struct keel_step){.kind = KEEL_STEP_RETURN, .target = r->cur};
     case KEEL_CLASS_RATE_LIMITED:
         r->rate_limited++;

@@ -36,6 +36,10 @@ models:
   - { name: fine, targets: [ { upstream: a, model: "healthy#fine" } ] }
   - { name: picky, targets: [ { upstream: a, model: "400#picky" }, { upstream: b, model: healthy } ] }
   - { name: lazy, targets: [ { upstream: b, model: "slow-first-token:800" } ] }
+  - name: patient
+    targets:
+      - { upstream: a, model: "slow-first-token:600#patient", breaker: { failures: 1, cooldown: 1h } }
+      - { upstream: b, model: healthy }
 `;
 
 before(async () => {
@@ -200,7 +204,7 @@ describe('/metrics and /admin/status', () => {
     assert.equal(buckets.at(-1).labels.le, '+Inf');
     assert.equal(buckets.at(-1).value, find('keel_request_duration_seconds_count', { model: 'fine' }).value);
     // no label value that the config did not name
-    const names = new Set(['', 'a', 'b', 'dead', 'crowd', 'flap', 'allopen', 'fine', 'picky', 'lazy']);
+    const names = new Set(['', 'a', 'b', 'dead', 'crowd', 'flap', 'allopen', 'fine', 'picky', 'lazy', 'patient']);
     for (const s of samples) for (const k of ['model', 'upstream', 'from', 'to']) {
       if (k in s.labels && !(s.name.startsWith('keel_attempts') || s.name.startsWith('keel_breaker')) ) assert.ok(names.has(s.labels[k]), `${s.name} ${k}=${s.labels[k]}`);
     }
@@ -257,4 +261,18 @@ describe('SIGHUP', () => {
     assert.equal(st.reloads, 1);
     fs.writeFileSync(keel.file, good);
   });
+});
+
+// A client that gives itself 200 ms (x-keel-timeout) against a target that needs 600 ms gets
+// its 504, but the target did nothing wrong: within its own first_byte, it keeps a closed
+// breaker (failures: 1 here, so one blamed attempt would open it for an hour).
+test("a client's short x-keel-timeout is not held against the upstream's breaker", async () => {
+  const r = await post(keel, chat('patient'), { headers: { 'x-keel-timeout': '200ms' } });
+  assert.equal(r.status, 504);
+  assert.equal(JSON.parse(r.text).error.code, 'deadline_exceeded');
+  assert.deepEqual(attemptsOf(r).map((a) => [a.who, a.class]), [['a/slow-first-token:600#patient', 'deadline_exceeded']]);
+  const again = await post(keel, chat('patient'));
+  assert.equal(again.status, 200);
+  assert.equal(again.headers.get('x-keel-upstream'), 'a', 'the breaker stayed closed');
+  assert.deepEqual(attemptsOf(again).map((a) => a.class), ['ok']);
 });

@@ -41,7 +41,7 @@ static void test_classes_that_never_count(void **state)
 {
     static const enum keel_class neutral[] = {KEEL_CLASS_BAD_REQUEST, KEEL_CLASS_CONTEXT_LENGTH, KEEL_CLASS_CLIENT_GONE,
                                               KEEL_CLASS_INVALID_REQUEST, KEEL_CLASS_GATEWAY_BUSY,
-                                              KEEL_CLASS_RATE_LIMITED};
+                                              KEEL_CLASS_DEADLINE_EXCEEDED, KEEL_CLASS_RATE_LIMITED};
     struct keel_breaker b;
     keel_breaker_init(&b);
     for (int round = 0; round < 10; round++)

@@ -62,6 +62,7 @@ static void test_names_are_the_contract(void **state)
     assert_string_equal(keel_class_name(KEEL_CLASS_FIRST_BYTE_TIMEOUT), "first_byte_timeout");
     assert_string_equal(keel_class_name(KEEL_CLASS_EMPTY_RESPONSE), "empty_response");
     assert_string_equal(keel_class_name(KEEL_CLASS_GATEWAY_BUSY), "gateway_busy");
+    assert_string_equal(keel_class_name(KEEL_CLASS_DEADLINE_EXCEEDED), "deadline_exceeded");
     for (int c = 0; c < KEEL_CLASS_COUNT; c++)
         assert_non_null(keel_class_name((enum keel_class)c));
     assert_string_equal(keel_class_name(KEEL_CLASS_COUNT), "unknown");
