@@ -30,6 +30,8 @@ struct keel_audit {
     struct keel_buf writing; /* whole lines the worker is writing */
     int busy;                /* a worker owns `writing`, fd and size */
     int werr;                /* errno of the worker's last failure, 0 if none */
+    uint64_t lost;           /* lines the worker could not write (no file open) */
+    int broken;              /* the last write failed: said once, and again when it heals */
     uv_work_t work;
     uv_timer_t timer;
     uint64_t dropped;
@@ -50,7 +52,8 @@ static void rotate(struct keel_audit *a)
 {
     size_t n = strlen(a->path) + 16;
     char from[n], to[n];
-    close(a->fd);
+    if (a->fd >= 0)
+        close(a->fd);
     for (unsigned i = a->keep; i > 1; i--) {
         snprintf(from, n, "%s.%u", a->path, i - 1);
         snprintf(to, n, "%s.%u", a->path, i);
@@ -58,19 +61,37 @@ static void rotate(struct keel_audit *a)
     }
     snprintf(to, n, "%s.1", a->path);
     rename(a->path, to);
-    if (open_file(a) != 0)
-        a->werr = errno;
+    int rv = open_file(a);
+    if (rv != 0) {
+        a->werr = -rv;
+        a->size = 0;
+    }
+}
+
+static uint64_t count_lines(const char *p, const char *end)
+{
+    uint64_t n = 0;
+    while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        n++;
+        p++;
+    }
+    return n;
 }
 
 static void write_all(struct keel_audit *a, const char *p, size_t len)
 {
     size_t off = 0;
-    while (a->fd >= 0 && off < len) {
+    while (off < len) {
+        if (a->fd < 0) {
+            a->lost += count_lines(p + off, p + len);
+            return;
+        }
         ssize_t r = write(a->fd, p + off, len - off);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
             a->werr = errno;
+            a->lost += count_lines(p + off, p + len);
             break;
         }
         off += (size_t)r;
@@ -78,11 +99,19 @@ static void write_all(struct keel_audit *a, const char *p, size_t len)
     a->size += off;
 }
 
-/* worker thread: whole lines, rotating between two lines whenever the next would pass max_size */
+/* worker thread: whole lines, rotating between two lines whenever the next would pass max_size.
+ * With no file open (a rotation could not open a fresh one: its directory gone, a full disk)
+ * each flush tries again, so the log resumes once the cause is fixed. */
 static void do_write(uv_work_t *w)
 {
     struct keel_audit *a = w->data;
     const char *p = a->writing.base, *end = p + a->writing.len, *chunk = p;
+    int rv = a->fd < 0 ? open_file(a) : 0;
+    if (rv != 0) {
+        a->werr = -rv;
+        a->lost += count_lines(p, end);
+        return;
+    }
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *next = nl ? nl + 1 : end;
@@ -99,15 +128,27 @@ static void do_write(uv_work_t *w)
 
 static void flush(struct keel_audit *a);
 
+/* the loop's side of a write: what went wrong is said once, and when it heals */
+static void report(struct keel_audit *a)
+{
+    a->dropped += a->lost;
+    if (a->werr != 0 && !a->broken)
+        keel_error("audit log %s: write failed: %s (%llu lines lost; retrying at each flush)", a->path,
+                   strerror(a->werr), (unsigned long long)a->lost);
+    else if (a->werr == 0 && a->broken)
+        keel_info("audit log %s: writing again", a->path);
+    a->broken = a->werr != 0;
+    a->werr = 0;
+    a->lost = 0;
+}
+
 static void after_write(uv_work_t *w, int status)
 {
+    (void)status;
     struct keel_audit *a = w->data;
     a->busy = 0;
     keel_buf_reset(&a->writing);
-    if (a->werr != 0) {
-        keel_warn("audit log %s: write failed: %s", a->path, strerror(a->werr));
-        a->werr = 0;
-    }
+    report(a);
     if (a->pending.len >= FLUSH_BYTES)
         flush(a);
 }
@@ -180,6 +221,7 @@ void keel_audit_flush_now(struct keel_audit *a)
     a->pending = t;
     do_write(&(uv_work_t){.data = a});
     keel_buf_reset(&a->writing);
+    report(a);
 }
 
 uint64_t keel_audit_dropped(const struct keel_audit *a)

@@ -13,7 +13,7 @@ const FIELDS = ['ts', 'id', 'model', 'stream', 'status', 'ms', 'ttft_ms', 'upstr
 const ATTEMPT_FIELDS = ['upstream', 'model', 'class', 'status', 'ms', 'ttft_ms'];
 const CLASSES = new Set(['ok', 'connect_error', 'reset', 'first_byte_timeout', 'stall_timeout', 'server_error',
   'overloaded', 'rate_limited', 'quota', 'auth', 'not_found', 'context_length', 'bad_request', 'stream_error',
-  'empty_response', 'client_gone', 'invalid_request', 'gateway_busy', 'skipped']);
+  'empty_response', 'client_gone', 'invalid_request', 'gateway_busy', 'deadline_exceeded', 'skipped']);
 
 let sim;
 let keel;
@@ -109,6 +109,37 @@ describe('audit log', () => {
     }
     assert.ok(!keel.log().includes('canary'), 'a secret in the log');
   });
+});
+
+// A rotation that cannot open a fresh file (here its directory is gone) says so, and the log
+// resumes by itself once the file can be opened again: no restart, no silent end of the record.
+test('audit: a rotation that cannot reopen says so, and the log resumes when it can', async () => {
+  const sub = path.join(tmpdir(), 'logs');
+  const f = path.join(sub, 'audit.jsonl');
+  fs.mkdirSync(sub);
+  const k = await startKeel(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+audit_log: ${f}
+audit_max_size: 1k
+upstreams: [ { name: a, base_url: "{SIM}" } ]
+models: [ { name: m, targets: [ { upstream: a, model: healthy } ] } ]
+`, sim);
+  try {
+    const read = () => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
+    assert.equal((await post(k, chat('m'))).status, 200);
+    assert.ok(await eventually(() => read().length === 1), 'the first line is written');
+    fs.rmSync(sub, { recursive: true });
+    for (let i = 0; i < 4; i++) assert.equal((await post(k, chat('m'))).status, 200); // past 1k: a rotation
+    assert.ok(await eventually(() => /audit log .*: write failed: No such file or directory/.test(k.log())), k.log());
+    fs.mkdirSync(sub);
+    const r = await post(k, chat('m'));
+    const id = r.headers.get('x-keel-request-id');
+    assert.ok(await eventually(() => read().some((l) => l.id === id), { ms: 8000 }), 'the log resumed');
+    assert.match(k.log(), /audit log .*: writing again/);
+  } finally {
+    await stop(k);
+  }
 });
 
 describe('keel audit', () => {
