@@ -4,7 +4,8 @@
 # and the raw runs into bench/RESULTS.md. Speed is measured here, never asserted in a test.
 #   1. non-stream: (a) direct (b) nginx, plain reverse proxy, 1 worker (c) keel, one-target model
 #      (d) keel, two-target chain whose first breaker is open. wrk at 50 and at 1 connection,
-#      alternating a/b/c/d for RUNS rounds; CPU time each proxy spent per request.
+#      alternating a/b/c/d for RUNS rounds; CPU time each proxy spent per request. Also nginx
+#      with 2 workers at 50 connections: whether a second loop would pay on this machine.
 #   2. streams: 1k and 10k (or what the fd limit allows) concurrent SSE streams held open
 #      through each path (bench/streams): RSS, fds, each chunk's one-way delay.
 #   3. failure paths: a hung primary (what it costs beyond first_byte), a 503 failover (its
@@ -54,6 +55,12 @@ sed -e "s#@DIR@#$dir#g" -e "s#@SIM_PORT@#$sim#g" -e "s#@NGINX_PORT@#$nginx_port#
 nginx -c "$dir/nginx.conf" -p "$dir" &
 for _ in $(seq 100); do [ -s "$dir/nginx.pid" ] && pgrep -f "nginx: worker" >/dev/null && break; sleep 0.05; done
 nginx_pid=$(pgrep -P "$(cat "$dir/nginx.pid")" -f "nginx: worker")
+# the same nginx with two workers: does a second worker (loop) add req/s on this machine?
+mkdir "$dir/n2"; nginx2_port=$(free_port)
+sed -e "s#@DIR@#$dir/n2#g" -e "s#@SIM_PORT@#$sim#g" -e "s#@NGINX_PORT@#$nginx2_port#g" \
+    -e "s/^worker_processes 1;/worker_processes 2;/" bench/nginx.conf >"$dir/n2/nginx.conf"
+nginx -c "$dir/n2/nginx.conf" -p "$dir/n2" &
+for _ in $(seq 100); do [ -s "$dir/n2/nginx.pid" ] && [ "$(pgrep -c -P "$(cat "$dir/n2/nginx.pid")")" = 2 ] && break; sleep 0.05; done
 # open the chain's first breaker: one failure does it (failures: 1, cooldown 1h)
 curl -s "http://127.0.0.1:$keel/v1/chat/completions" -d '{"model":"two","messages":[]}' >/dev/null
 
@@ -74,8 +81,10 @@ run() { # name port model conns -> "name rps p50_ms p99_ms cpu_us_per_req"
 echo "bench: non-stream, $runs rounds of ${secs}s per path and connection count" >&2
 KEEL_BENCH_MODEL=one wrk -t2 -c50 -d1s -s bench/chat.lua "http://127.0.0.1:$keel/v1/chat/completions" >/dev/null
 KEEL_BENCH_MODEL=healthy wrk -t2 -c50 -d1s -s bench/chat.lua "http://127.0.0.1:$nginx_port/v1/chat/completions" >/dev/null
+KEEL_BENCH_MODEL=healthy wrk -t2 -c50 -d1s -s bench/chat.lua "http://127.0.0.1:$nginx2_port/v1/chat/completions" >/dev/null
 for i in $(seq "$runs"); do
     run direct "$sim" healthy 50 >>"$dir/r50"; run nginx "$nginx_port" healthy 50 >>"$dir/r50"
+    run nginx-2w "$nginx2_port" healthy 50 >>"$dir/r50"
     run keel "$keel" one 50 >>"$dir/r50"; run keel-open "$keel" two 50 >>"$dir/r50"
     run direct "$sim" healthy 1 >>"$dir/r1"; run nginx "$nginx_port" healthy 1 >>"$dir/r1"
     run keel "$keel" one 1 >>"$dir/r1"; run keel-open "$keel" two 1 >>"$dir/r1"
@@ -134,13 +143,16 @@ d1=$(stat "$dir/r1" direct 3)
     echo
     echo "| path | req/s @50 | p50 ms @50 | p99 ms @50 | CPU µs/req @50 | p50 ms @1 | added p50 @1 vs direct |"
     echo "|---|---|---|---|---|---|---|"
-    for n in direct nginx keel keel-open; do
-        p1=$(stat "$dir/r1" $n 3)
+    for n in direct nginx nginx-2w keel keel-open; do
+        p1=$(stat "$dir/r1" $n 3) added=-
+        [ -n "$p1" ] && added=$(awk -v a="$p1" -v b="$d1" 'BEGIN {printf "%+.3f ms", a-b}')
         printf "| %s | %s | %s | %s | %s | %s | %s |\n" "$n" "$(stat "$dir/r50" $n 2)" "$(stat "$dir/r50" $n 3)" \
-            "$(stat "$dir/r50" $n 4)" "$(stat "$dir/r50" $n 5)" "$p1" "$(awk -v a="$p1" -v b="$d1" 'BEGIN {printf "%+.3f ms", a-b}')"
+            "$(stat "$dir/r50" $n 4)" "$(stat "$dir/r50" $n 5)" "${p1:--}" "$added"
     done
     echo
     echo "- keel/nginx req/s at 50 connections: **$(awk -v a="$k50" -v b="$n50" 'BEGIN {printf "%.2f", a/b}')**"
+    echo "- a second worker here: nginx 2 workers/1 worker req/s at 50 connections: **$(awk -v a="$(stat "$dir/r50" nginx-2w 2)" -v b="$n50" 'BEGIN {printf "%.2f", a/b}')**"\
+         "(nginx-2w, measured only at 50 connections; its CPU column is blank, as it has two workers)"
     echo "- CPU per request, keel/nginx: **$(awk -v a="$(stat "$dir/r50" keel 5)" -v b="$(stat "$dir/r50" nginx 5)" 'BEGIN {printf "%.2f", a/b}')**"
     echo "- added latency at 50 connections, keel vs direct: p50 $(awk -v a="$(stat "$dir/r50" keel 3)" -v b="$(stat "$dir/r50" direct 3)" 'BEGIN {printf "%+.0f µs", (a-b)*1000}'),"\
          "p99 $(awk -v a="$(stat "$dir/r50" keel 4)" -v b="$(stat "$dir/r50" direct 4)" 'BEGIN {printf "%+.0f µs", (a-b)*1000}');"\
