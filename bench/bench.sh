@@ -89,7 +89,7 @@ for i in $(seq "$runs"); do
     run direct "$sim" healthy 1 >>"$dir/r1"; run nginx "$nginx_port" healthy 1 >>"$dir/r1"
     run keel "$keel" one 1 >>"$dir/r1"; run keel-open "$keel" two 1 >>"$dir/r1"
 done
-stat() { grep "^$2 " "$1" | awk -v c="$3" '{print $c}' | median; }
+stat() { { grep "^$2 " "$1" || true; } | awk -v c="$3" '{print $c}' | median; }
 
 # ---------------------------------------------------------------- 2. streams
 # bench/streams holds N streams open on model ticks (a chunk a second, stamped with the sim's
