@@ -211,6 +211,10 @@ describe('stall', () => {
     assert.ok(!data.includes('[DONE]'));
     assert.equal(JSON.parse(data.at(-1)).error.code, 'deadline_exceeded');
     assert.ok(r.ms >= 1100 && r.ms < 1200 + MARGIN, `${r.ms} ms`);
+    // the upstream was streaming within its own stall: the spent budget is not held against it
+    const metrics = await (await fetch(`${keel.adminUrl}/metrics`)).text();
+    assert.match(metrics, /^keel_attempts_total\{upstream="a",model="slow-tokens:400",class="deadline_exceeded"\} 1$/m);
+    assert.doesNotMatch(metrics, /model="slow-tokens:400",class="stall_timeout"/);
   });
 
   test('non-stream: a malformed body is a failure of that attempt', async () => {
