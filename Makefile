@@ -1,5 +1,6 @@
 # keel — plain Makefile. `make` builds build/keel; `make test` runs every test;
-# `make test SAN=1` builds into build-san/ with ASan+UBSan and runs the same suite.
+# `make test SAN=1` builds into build-san/ with ASan+UBSan and runs the same suite;
+# `make BUILD=dir` builds elsewhere (parallel work trees of objects).
 
 CC      ?= cc
 PKGS    := libh2o libuv libcurl jansson yaml-0.1 openssl
@@ -13,7 +14,7 @@ BUILD   := build-san
 CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDSAN   := -fsanitize=address,undefined
 else
-BUILD   := build
+BUILD   ?= build
 LDSAN   :=
 endif
 
