@@ -178,6 +178,28 @@ static void metrics(struct keel_gateway *gw, struct keel_http *h)
         appendf(&b, "keel_cliff_margin_seconds{model=\"%s\"} %.3f\n", esc(c->models[i].name, m, sizeof(m)),
                 ((double)c->models[i].cliff_ms - (double)p.max) / 1000.0);
     }
+    /* the client side's limits (README "Limits"): what they cost clients, by which limit */
+    const struct keel_server_stats *ss = keel_server_stats(gw->api);
+    family(&b, "keel_client_connections", "gauge", "Client connections open now.");
+    appendf(&b, "keel_client_connections %llu\n", (unsigned long long)ss->open);
+    family(&b, "keel_client_connections_max", "gauge", "The client connection cap in force (max_connections).");
+    appendf(&b, "keel_client_connections_max %llu\n", (unsigned long long)gw->max_connections);
+    family(&b, "keel_client_refused_total", "counter", "Client connections answered 503 at max_connections.");
+    appendf(&b, "keel_client_refused_total %llu\n", (unsigned long long)ss->refused);
+    family(&b, "keel_client_timeouts_total", "counter",
+           "Client connections dropped by a read or send limit (header_timeout, body_timeout, send_timeout).");
+    appendf(&b, "keel_client_timeouts_total{phase=\"header\"} %llu\n", (unsigned long long)ss->header_timeouts);
+    appendf(&b, "keel_client_timeouts_total{phase=\"body\"} %llu\n", (unsigned long long)ss->body_timeouts);
+    appendf(&b, "keel_client_timeouts_total{phase=\"send\"} %llu\n", (unsigned long long)ss->send_timeouts);
+    family(&b, "keel_client_rejected_total", "counter",
+           "Requests refused by the HTTP layer before routing: 431 (max_headers, max_header_size) and 400 "
+           "(ambiguous length: request smuggling).");
+    appendf(&b, "keel_client_rejected_total{reason=\"headers_too_large\"} %llu\n",
+            (unsigned long long)ss->headers_too_large);
+    appendf(&b, "keel_client_rejected_total{reason=\"ambiguous_length\"} %llu\n", (unsigned long long)ss->ambiguous);
+    family(&b, "keel_memory_held_bytes", "gauge",
+           "Bytes requests in flight hold in bodies and buffered answers (bounded by max_memory).");
+    appendf(&b, "keel_memory_held_bytes %zu\n", gw->mem_held);
     keel_managed_metrics(gw->managed, append_line, &b);
     struct keel_header hdrs[] = {{"content-type", "text/plain; version=0.0.4; charset=utf-8"}};
     keel_http_respond(h, 200, hdrs, 1, b.base ? b.base : "", b.len);
@@ -223,10 +245,11 @@ static void status(struct keel_gateway *gw, struct keel_http *h)
             keel_window_pcts(&w->duration, now, STATUS_WINDOW_MS, &count);
             json_array_append_new(
                 targets,
-                json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:o, s:o}}", "upstream",
+                json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:o, s:o}}", "upstream",
                           t->upstream->name, "model", t->model, "breaker",
                           keel_breaker_state_name(ts->breaker.state), "cooldown_left_ms", (json_int_t)(ready - now),
-                          "consecutive_failures", (json_int_t)ts->breaker.failures, "inflight",
+                          "consecutive_failures", (json_int_t)ts->breaker.failures, "consecutive_rejections",
+                          (json_int_t)ts->breaker.rejections, "inflight",
                           (json_int_t)ts->inflight, "skipped", (json_int_t)ts->skipped, "recent_failures", recent,
                           "latency", "window_s", (json_int_t)(STATUS_WINDOW_MS / 1000), "count",
                           (json_int_t)count.count, "duration_ms", pcts_json(&w->duration, now), "ttft_ms",

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "core/json.h"
 #include "core/units.h"
 
 struct ctx {
@@ -135,6 +136,13 @@ static int get_duration(struct ctx *x, const yaml_node_t *n, const char *key, ui
     if (keel_parse_duration_ms(scalar(n), out) != 0)
         return fail(x, n, key, "bad duration \"%s\" (use e.g. 250ms, 5s, 2m, 1h)", scalar(n));
     return 0;
+}
+
+static int get_positive_duration(struct ctx *x, const yaml_node_t *n, const char *key, uint64_t *out)
+{
+    if (get_duration(x, n, key, out) != 0)
+        return -1;
+    return *out > 0 ? 0 : fail(x, n, key, "must be greater than zero");
 }
 
 static int get_uint(struct ctx *x, const yaml_node_t *n, const char *key, uint64_t *out)
@@ -287,8 +295,12 @@ static int breaker(struct ctx *x, const yaml_node_t *map, const char *prefix, st
             rv = get_duration(x, v, path, &b->cooldown_ms);
         } else if (strcmp(scalar(k), "max_cooldown") == 0) {
             rv = get_duration(x, v, path, &b->max_cooldown_ms);
+        } else if (strcmp(scalar(k), "rejections") == 0) {
+            rv = get_uint(x, v, path, &b->rejections);
+            if (rv == 0 && b->rejections == 0)
+                rv = fail(x, v, path, "must be at least 1");
         } else {
-            rv = fail(x, k, path, "unknown key (expected failures, cooldown, max_cooldown)");
+            rv = fail(x, k, path, "unknown key (expected failures, rejections, cooldown, max_cooldown)");
         }
         if (rv != 0)
             return -1;
@@ -673,6 +685,32 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
             rv = get_uint(x, v, path, &c->max_inflight);
             if (rv == 0 && c->max_inflight == 0)
                 rv = fail(x, v, path, "must be at least 1");
+        } else if (strcmp(name, "max_connections") == 0) {
+            rv = get_uint(x, v, path, &c->max_connections);
+        } else if (strcmp(name, "max_memory") == 0) {
+            rv = get_size(x, v, path, &c->max_memory);
+            if (rv == 0 && c->max_memory == 0)
+                rv = fail(x, v, path, "must be greater than zero");
+        } else if (strcmp(name, "max_headers") == 0) {
+            rv = get_uint(x, v, path, &c->max_headers);
+            if (rv == 0 && (c->max_headers == 0 || c->max_headers > 100))
+                rv = fail(x, v, path, "expected 1 to 100 (the HTTP parser's own ceiling)");
+        } else if (strcmp(name, "max_header_size") == 0) {
+            rv = get_size(x, v, path, &c->max_header_size);
+            if (rv == 0 && (c->max_header_size < 1024 || c->max_header_size > 400000))
+                rv = fail(x, v, path, "expected 1k to 400k");
+        } else if (strcmp(name, "max_json_depth") == 0) {
+            rv = get_uint(x, v, path, &c->max_json_depth);
+            if (rv == 0 && (c->max_json_depth == 0 || c->max_json_depth > KEEL_JSON_MAX_DEPTH))
+                rv = fail(x, v, path, "expected 1 to 512");
+        } else if (strcmp(name, "header_timeout") == 0) {
+            rv = get_positive_duration(x, v, path, &c->header_timeout_ms);
+        } else if (strcmp(name, "body_timeout") == 0) {
+            rv = get_positive_duration(x, v, path, &c->body_timeout_ms);
+        } else if (strcmp(name, "idle_timeout") == 0) {
+            rv = get_positive_duration(x, v, path, &c->idle_timeout_ms);
+        } else if (strcmp(name, "send_timeout") == 0) {
+            rv = get_positive_duration(x, v, path, &c->send_timeout_ms);
         } else if (strcmp(name, "events") == 0) {
             rv = events(x, v, path, c);
         } else if (strcmp(name, "defaults") == 0) {
@@ -684,8 +722,9 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
         } else {
             rv = fail(x, k, path,
                       "unknown key (expected listen, admin_listen, audit_log, audit_max_size, audit_keep, "
-                      "max_body, drain_timeout, max_inflight, cliff, cliff_margin, events, defaults, upstreams, "
-                      "models)");
+                      "max_body, drain_timeout, max_inflight, max_connections, max_memory, max_headers, "
+                      "max_header_size, max_json_depth, header_timeout, body_timeout, idle_timeout, send_timeout, "
+                      "cliff, cliff_margin, events, defaults, upstreams, models)");
         }
         if (rv != 0)
             return -1;
@@ -746,6 +785,15 @@ struct keel_config *keel_config_parse(const char *file, const char *text, size_t
     c->max_body = 8u << 20;
     c->drain_ms = 30000;
     c->max_inflight = 10000;
+    c->max_connections = 0; /* from the open-file limit at start */
+    c->max_memory = 1u << 30;
+    c->max_headers = 64;
+    c->max_header_size = 16u << 10;
+    c->max_json_depth = 128;
+    c->header_timeout_ms = 5000;
+    c->body_timeout_ms = 10000;
+    c->idle_timeout_ms = 60000;
+    c->send_timeout_ms = 30000;
     c->audit_max_size = 100u << 20;
     c->audit_keep = 5;
     c->cliff_ms = 660000;
@@ -753,7 +801,8 @@ struct keel_config *keel_config_parse(const char *file, const char *text, size_t
     c->timeouts = (struct keel_timeouts){.connect_ms = 5000, .first_byte_ms = 60000, .stall_ms = 30000,
                                          .total_ms = 300000};
     c->retry = (struct keel_retry){.same_target = 0, .backoff_ms = 200, .max_wait_ms = 5000};
-    c->breaker = (struct keel_breaker_conf){.failures = 3, .cooldown_ms = 30000, .max_cooldown_ms = 300000};
+    c->breaker = (struct keel_breaker_conf){.failures = 3, .rejections = 10, .cooldown_ms = 30000,
+                                            .max_cooldown_ms = 300000};
 
     yaml_parser_t parser;
     yaml_document_t doc;

@@ -21,7 +21,8 @@ struct keel_retry {
 };
 
 struct keel_breaker_conf {
-    uint64_t failures;
+    uint64_t failures;   /* consecutive counting failures that open it */
+    uint64_t rejections; /* consecutive auth/not_found rejections that open it (README: why apart) */
     uint64_t cooldown_ms;
     uint64_t max_cooldown_ms;
 };
@@ -77,6 +78,15 @@ struct keel_config {
     uint64_t max_body;       /* largest client request body, bytes */
     uint64_t drain_ms;       /* how long SIGTERM waits for in-flight requests */
     uint64_t max_inflight;   /* client requests in flight before new ones get 503 gateway_busy */
+    uint64_t max_connections; /* open client connections; 0 = from the open-file limit at start */
+    uint64_t max_memory;     /* bytes all requests in flight may hold in bodies and buffered answers */
+    uint64_t max_headers;    /* header fields per request (431 past it) */
+    uint64_t max_header_size; /* bytes of a request's head (431 past it) */
+    uint64_t max_json_depth; /* nesting of a request body (400 past it) */
+    uint64_t header_timeout_ms; /* a request's whole head, from accept or its first byte */
+    uint64_t body_timeout_ms;   /* a request's whole body, from its head */
+    uint64_t idle_timeout_ms;   /* a kept-alive connection between requests */
+    uint64_t send_timeout_ms;   /* one write the client does not take */
     uint64_t cliff_ms;       /* default cliff: the clients' cancel deadline */
     uint64_t cliff_margin_ms; /* warn when a model's p99 or max comes this close to its cliff */
     struct keel_timeouts timeouts; /* defaults */

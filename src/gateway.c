@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "io/server.h"
@@ -17,6 +18,9 @@
 #include "managed.h"
 #include "request.h"
 #include "state.h"
+
+/* descriptors kept for keel's own use (listeners, audit, managed backends' pipes, curl) */
+#define FD_RESERVE 64
 
 /* Reachable from here until exit, so leak checkers see live state, not leaks. */
 static struct keel_gateway *the_gateway;
@@ -61,6 +65,30 @@ static void on_cliff_timer(uv_timer_t *t)
     }
 }
 
+/* What a client may cost (config.h). max_connections defaults to what the open-file limit leaves
+ * after each connection's upstream socket and a reserve for keel's own files, so the upstream
+ * side always finds a descriptor: past it clients are refused, never providers blamed. */
+static void apply_limits(struct keel_gateway *gw, const struct keel_config *c)
+{
+    uint64_t room = gw->nofile > 2 * FD_RESERVE ? (gw->nofile - FD_RESERVE) / 2 : 16;
+    uint64_t max = c->max_connections ? c->max_connections : room;
+    if (max > room)
+        keel_warn("max_connections %llu may leave no descriptor for upstream sockets under the open-file limit "
+                  "%llu (at most %llu leave room); requests that find none fail as local_error",
+                  (unsigned long long)max, (unsigned long long)gw->nofile, (unsigned long long)room);
+    struct keel_server_limits l = {
+        .max_connections = max,
+        .header_timeout_ms = c->header_timeout_ms,
+        .body_timeout_ms = c->body_timeout_ms,
+        .idle_timeout_ms = c->idle_timeout_ms,
+        .send_timeout_ms = c->send_timeout_ms,
+        .max_headers = c->max_headers,
+        .max_header_size = c->max_header_size,
+    };
+    keel_server_set_limits(gw->api, &l);
+    gw->max_connections = max;
+}
+
 /* Breaker parameters follow the config that last named the target; their state stays. */
 static void apply_config(struct keel_gateway *gw, const struct keel_config *c)
 {
@@ -71,8 +99,10 @@ static void apply_config(struct keel_gateway *gw, const struct keel_config *c)
             const struct keel_target_conf *t = &m->targets[j];
             struct keel_target_state *ts = keel_state_target(&gw->state, t->upstream->name, t->model);
             if (ts != NULL)
-                ts->params = (struct keel_breaker_params){t->breaker.failures, t->breaker.cooldown_ms,
-                                                          t->breaker.max_cooldown_ms};
+                ts->params = (struct keel_breaker_params){.failures = t->breaker.failures,
+                                                          .rejections = t->breaker.rejections,
+                                                          .cooldown_ms = t->breaker.cooldown_ms,
+                                                          .max_cooldown_ms = t->breaker.max_cooldown_ms};
         }
     }
     keel_events_set_url(&gw->events, c->webhook);
@@ -96,6 +126,7 @@ static void reload(struct keel_gateway *gw)
         c->admin_port != gw->config->admin_port || strcmp(c->admin_host, gw->config->admin_host) != 0)
         keel_warn("SIGHUP: listen and admin_listen changes take effect at the next start");
     apply_config(gw, c);
+    apply_limits(gw, c);
     struct keel_config *old = gw->config;
     gw->config = keel_config_hold(c);
     keel_config_drop(old); /* freed when the last request begun under it ends */
@@ -203,6 +234,9 @@ int keel_gateway_run(struct keel_config *config)
         keel_error("listen: %s", err);
         return 1;
     }
+    struct rlimit rl;
+    gw->nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (uint64_t)rl.rlim_cur : 1024;
+    apply_limits(gw, config);
     gw->admin = keel_server_new(gw->loop, config->admin_host, config->admin_port, 4096, keel_admin_handle, gw,
                                 err, sizeof(err));
     if (gw->admin == NULL) {

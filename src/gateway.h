@@ -29,6 +29,9 @@ struct keel_gateway {
     uint64_t id_next;
     uint64_t rng;                   /* splitmix64 state for backoff jitter */
     size_t inflight; /* client requests not yet answered */
+    uint64_t nofile;          /* the open-file limit at start */
+    uint64_t max_connections; /* the client connection cap in force */
+    size_t mem_held; /* bytes requests in flight hold in bodies and buffers (config max_memory) */
     int draining;    /* SIGTERM seen: no new connections; exit when inflight reaches 0 */
     int stopping;    /* drained: stopping the managed backends, then exit */
 };

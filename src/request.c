@@ -5,6 +5,7 @@
  * calls and their verdicts back into I/O. One timer per request serves every deadline and wait. */
 #include "request.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,7 @@ struct keel_request {
     int64_t start_wall_ms;      /* wall clock at arrival, for the audit's ts */
     size_t prompt_bytes;        /* the client's body size */
     int gone;                   /* the client went away */
+    size_t mem;                 /* bytes charged to gw->mem_held: bodies and buffers (max_memory) */
 
     /* a managed target (seed 002) */
     struct keel_backend_waiter waiter; /* queued while its backend starts */
@@ -140,12 +142,42 @@ static uint64_t next_random(struct keel_gateway *gw)
     return z ^ (z >> 31);
 }
 
+/* the state machine's edges: a head only follows an attempt, the commit only a held stream,
+ * and nothing follows the commit but the end (issue 17's continuation will add RELAY -> ATTEMPT) */
+static int edge_ok(enum keel_req_state from, enum keel_req_state to)
+{
+    switch (to) {
+    case REQ_WAIT:
+    case REQ_ATTEMPT:
+        return from != REQ_RELAY && from != REQ_END;
+    case REQ_BUFFER:
+    case REQ_PRECOMMIT:
+        return from == REQ_ATTEMPT;
+    case REQ_RELAY:
+        return from == REQ_PRECOMMIT;
+    case REQ_END:
+        return from != REQ_END;
+    }
+    return 0;
+}
+
 static void set_state(struct keel_request *r, enum keel_req_state to)
 {
+    assert(edge_ok(r->state, to));
     keel_debug("req %s: %s -> %s", r->id, state_names[r->state], state_names[to]);
     r->state = to;
     if (to == REQ_END)
         finish(r);
+}
+
+/* Brings the request's charge against max_memory up to what it holds now: its body twice (the
+ * attempt's copy included), h2o's copy, and the capacity of its answer and stream buffers. */
+static void charge(struct keel_request *r)
+{
+    size_t now = 3 * r->body_len + r->answer.cap + r->out.cap;
+    assert(r->gw->mem_held >= r->mem);
+    r->gw->mem_held = r->gw->mem_held - r->mem + now;
+    r->mem = now;
 }
 
 /* ------------------------------------------------------------------ answers to the client */
@@ -194,6 +226,7 @@ static size_t keel_headers(const struct keel_request *r, struct keel_header *hdr
 static void respond(struct keel_request *r, int status, const char *content_type, const char *body, size_t len,
                     const struct keel_header *extra)
 {
+    assert(r->http != NULL && r->status_sent == 0); /* one answer per request */
     struct keel_header hdrs[7];
     char attempts[2048];
     size_t n = keel_headers(r, hdrs, content_type, attempts, sizeof(attempts));
@@ -349,6 +382,7 @@ static void attempt_over(struct keel_request *r, enum keel_class cls)
         r->backend = NULL;
     }
     struct keel_target_state *ts = r->tstate[r->router.cur];
+    assert(ts->inflight > 0);
     ts->inflight--;
     ts->attempts[cls]++;
     if (keel_breaker_counts(cls) || cls == KEEL_CLASS_RATE_LIMITED)
@@ -357,6 +391,28 @@ static void attempt_over(struct keel_request *r, enum keel_class cls)
         keel_breaker_report(&ts->breaker, &ts->params, cls, r->probe, r->retry_after_ms, now_ms(r));
     breaker_event(r, ts, change, cls);
     r->probe = 0; /* reported: a retry on this target is not the probe again */
+}
+
+/* The top-level "model" and "stream" members of a parsed object, each absent or found once;
+ * -1 when either is there twice. One pass over the members, keys decoded as keel_json_get does. */
+static int top_level_keys(struct keel_json root, struct keel_json *model, struct keel_json *stream)
+{
+    *model = *stream = (struct keel_json){NULL, 0};
+    struct keel_json k, v;
+    size_t pos = 0;
+    while (keel_json_next(root, &pos, &k, &v)) {
+        char key[8];
+        long n = keel_json_string(k, key, sizeof(key));
+        struct keel_json *slot = n == 5 && memcmp(key, "model", 5) == 0    ? model
+                                 : n == 6 && memcmp(key, "stream", 6) == 0 ? stream
+                                                                           : NULL;
+        if (slot == NULL)
+            continue;
+        if (slot->p != NULL)
+            return -1;
+        *slot = v;
+    }
+    return 0;
 }
 
 static void chat(struct keel_gateway *gw, struct keel_http *h)
@@ -369,13 +425,33 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
     size_t len;
     const char *text = keel_http_body(h, &len);
     size_t body_len = len;
+    /* the body is held three times while the request lives: h2o's copy, r->body and the
+     * attempt's (the target's model in place of the alias); all requests together stay within
+     * max_memory, checked before anything is copied */
+    if (gw->mem_held + 3 * body_len > gw->config->max_memory) {
+        reject(gw, h, 503, "gateway_busy", "keel is at max_memory: retry shortly");
+        return;
+    }
     /* the body goes upstream byte for byte but for "model": read what is needed, build no tree */
-    struct keel_json root, m;
-    if (keel_json_parse(text, len, &root) != 0 || keel_json_type(root) != KEEL_JSON_OBJECT) {
+    struct keel_json root, m, stream;
+    int rv = keel_json_parse_depth(text, len, gw->config->max_json_depth, &root);
+    if (rv == -2) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "request body is nested deeper than %llu levels (max_json_depth)",
+                 (unsigned long long)gw->config->max_json_depth);
+        reject(gw, h, 400, "invalid_json", msg);
+        return;
+    }
+    if (rv != 0 || keel_json_type(root) != KEEL_JSON_OBJECT) {
         reject(gw, h, 400, "invalid_json", "request body is not a JSON object");
         return;
     }
-    m = keel_json_get(root, "model");
+    /* keel routes on "model" and reads "stream"; a body that names either twice is refused, as an
+     * upstream's parser may take the other one and serve a model the operator never listed */
+    if (top_level_keys(root, &m, &stream) != 0) {
+        reject(gw, h, 400, "duplicate_key", "request body names \"model\" or \"stream\" more than once");
+        return;
+    }
     char name[256];
     long namelen = keel_json_string(m, name, sizeof(name));
     if (namelen <= 0) {
@@ -430,7 +506,7 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
     r->body_len = body_len;
     r->model_at = (size_t)(m.p - text);
     r->model_len = m.len;
-    r->stream = keel_json_type(keel_json_get(root, "stream")) == KEEL_JSON_TRUE;
+    r->stream = keel_json_type(stream) == KEEL_JSON_TRUE;
     r->config = keel_config_hold(config);
     r->model = model;
     r->mstate = mstate;
@@ -438,6 +514,7 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
     r->start_ms = uv_now(gw->loop);
     r->client_budget_ms = budget;
     r->prompt_bytes = body_len;
+    charge(r);
     r->start_wall_ms = keel_time_now_ms();
     new_id(gw, r->id, sizeof(r->id));
     keel_buf_init(&r->answer, MAX_ANSWER);
@@ -504,7 +581,7 @@ static void on_backend(void *ctx, int ok)
         start_attempt(r);
         return;
     }
-    r->state = REQ_ATTEMPT;
+    set_state(r, REQ_ATTEMPT);
     r->attempt_open = 1;
     r->tstate[r->router.cur]->inflight++;
     r->outcome = (struct keel_outcome){.transport = keel_err_connect};
@@ -514,6 +591,7 @@ static void on_backend(void *ctx, int ok)
 /* Starts an attempt on the router's current target. */
 static void start_attempt(struct keel_request *r)
 {
+    assert(r->xfer == NULL && !r->attempt_open && r->http != NULL);
     {
         const struct keel_target_conf *t = &r->model->targets[r->router.cur];
         uint64_t now = now_ms(r);
@@ -552,7 +630,7 @@ static void start_attempt(struct keel_request *r)
             }
             if (rc < 0) {
                 /* backing off after crashes: fail over at once */
-                r->state = REQ_ATTEMPT;
+                set_state(r, REQ_ATTEMPT);
                 r->attempt_open = 1;
                 r->tstate[r->router.cur]->inflight++;
                 r->outcome.transport = keel_err_connect;
@@ -563,7 +641,7 @@ static void start_attempt(struct keel_request *r)
         }
         if (r->backend != NULL)
             r->backend_gen = keel_backend_generation(r->backend);
-        r->state = REQ_ATTEMPT;
+        set_state(r, REQ_ATTEMPT);
         r->attempt_open = 1;
         r->tstate[r->router.cur]->inflight++;
         arm(r);
@@ -592,7 +670,7 @@ static void start_attempt(struct keel_request *r)
         if (r->xfer != NULL)
             return;
         keel_error("req %s: cannot start a transfer to %s: out of memory", r->id, t->upstream->name);
-        r->outcome.transport = keel_err_connect;
+        r->outcome.transport = keel_err_local;
         end_attempt(r);
     }
 }
@@ -600,6 +678,7 @@ static void start_attempt(struct keel_request *r)
 static void on_head(void *ctx, int status, const char *content_type, uint64_t retry_after_ms)
 {
     struct keel_request *r = ctx;
+    assert(r->state == REQ_ATTEMPT && r->xfer != NULL);
     r->status = status;
     r->retry_after_ms = retry_after_ms;
     r->outcome.status = status;
@@ -632,6 +711,7 @@ static void record_attempt(struct keel_request *r, enum keel_class cls)
  * a later failure rewrites its class in the log line */
 static void commit(struct keel_request *r)
 {
+    assert(r->state == REQ_PRECOMMIT && r->http != NULL && r->status_sent == 0);
     record_attempt(r, KEEL_CLASS_OK);
     r->ttft_ms = now_ms(r) - r->start_ms;
     struct keel_header hdrs[7];
@@ -743,10 +823,18 @@ static int on_data(void *ctx, const char *data, size_t len)
                 break;
             }
         }
+        if (r->gw->mem_held + len > r->config->max_memory) {
+            keel_warn("req %s: max_memory reached while buffering %s's answer", r->id, r->target->upstream->name);
+            r->outcome.transport = keel_err_local;
+            end_attempt(r);
+            return KEEL_XFER_CONSUMED;
+        }
         if (keel_buf_append(&r->answer, data, len) != 0) {
             r->outcome.transport = keel_err_too_large;
             end_attempt(r);
+            return KEEL_XFER_CONSUMED;
         }
+        charge(r);
         return KEEL_XFER_CONSUMED;
     }
     if (r->state == REQ_RELAY && r->writing && r->out.len >= OUT_HIGH_WATER) {
@@ -787,7 +875,16 @@ static void flush(struct keel_request *r)
     r->writing = !final;
     if (final)
         r->http = NULL;
-    keel_http_write(h, r->out.base, r->out.len, final);
+    charge(r);
+    if (keel_http_write(h, r->out.base, r->out.len, final) != 0) {
+        /* the server could not take the write (out of memory) and dropped the client */
+        r->writing = 0;
+        if (!final)
+            on_gone(r);
+        else
+            set_state(r, REQ_END);
+        return;
+    }
     keel_buf_reset(&r->out);
     if (final) {
         set_state(r, REQ_END);
@@ -939,7 +1036,12 @@ static void next_step(struct keel_request *r, struct keel_step step)
 
 static void give_up(struct keel_request *r, const struct keel_step *step)
 {
-    if (step->status == 429) {
+    if (step->local) {
+        respond_error(r, 503, "server_error", "local_error",
+                      "keel ran out of its own resources (file descriptors, memory or max_memory) before an "
+                      "upstream could answer: retry shortly",
+                      1);
+    } else if (step->status == 429) {
         respond_error(r, 429, "rate_limit_error", "rate_limited", "every target of the model is rate-limited",
                       (step->retry_after_ms + 999) / 1000);
     } else if (step->status == 503) {
@@ -1174,6 +1276,8 @@ static void finish(struct keel_request *r)
         keel_sse_parser_release(&r->sse);
     keel_buf_release(&r->answer);
     keel_buf_release(&r->out);
+    assert(r->gw->mem_held >= r->mem);
+    r->gw->mem_held -= r->mem;
     free(r->body);
     keel_config_drop(r->config);
     free(r->tstate);

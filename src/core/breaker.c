@@ -34,6 +34,11 @@ int keel_breaker_counts(enum keel_class cls)
     }
 }
 
+int keel_breaker_is_rejection(enum keel_class cls)
+{
+    return cls == KEEL_CLASS_AUTH || cls == KEEL_CLASS_NOT_FOUND;
+}
+
 enum keel_admit keel_breaker_admit(struct keel_breaker *b, uint64_t now, enum keel_breaker_change *change)
 {
     *change = KEEL_BREAKER_SAME;
@@ -66,7 +71,17 @@ static enum keel_breaker_change open_for(struct keel_breaker *b, uint64_t cooldo
     b->open_until = now + cooldown;
     b->probing = 0;
     b->failures = 0;
+    b->rejections = 0;
     return change;
+}
+
+/* one more counting failure or rejection while closed: does it open the breaker? */
+static int closed_count_opens(struct keel_breaker *b, const struct keel_breaker_params *p,
+                              enum keel_class cls)
+{
+    if (keel_breaker_is_rejection(cls))
+        return ++b->rejections >= (p->rejections ? p->rejections : p->failures);
+    return ++b->failures >= p->failures;
 }
 
 enum keel_breaker_change keel_breaker_report(struct keel_breaker *b, const struct keel_breaker_params *p,
@@ -77,6 +92,9 @@ enum keel_breaker_change keel_breaker_report(struct keel_breaker *b, const struc
         b->cool_until = now + (retry_after_ms ? retry_after_ms : 1000);
     int probe = was_probe && b->state == KEEL_BREAKER_HALF_OPEN;
     if (keel_breaker_counts(cls)) {
+        /* A probe's rejection reopens too. The probe is one request and the rejection may be its
+         * own (a flagged prompt), but the target was open and still rejects: not worth
+         * re-admitting. Kept simple: the next probe, a longer cooldown later, settles it. */
         if (probe) {
             uint64_t next = b->cooldown_ms ? b->cooldown_ms * 2 : p->cooldown_ms * 2;
             if (next > p->max_cooldown_ms)
@@ -85,7 +103,7 @@ enum keel_breaker_change keel_breaker_report(struct keel_breaker *b, const struc
                 next = p->cooldown_ms;
             return open_for(b, next, now, KEEL_BREAKER_REOPENED);
         }
-        if (b->state == KEEL_BREAKER_CLOSED && ++b->failures >= p->failures)
+        if (b->state == KEEL_BREAKER_CLOSED && closed_count_opens(b, p, cls))
             return open_for(b, p->cooldown_ms, now, KEEL_BREAKER_OPENED);
         return KEEL_BREAKER_SAME; /* late reports while open or probing change nothing */
     }
@@ -95,11 +113,14 @@ enum keel_breaker_change keel_breaker_report(struct keel_breaker *b, const struc
             b->state = KEEL_BREAKER_CLOSED;
             b->probing = 0;
             b->failures = 0;
+            b->rejections = 0;
             b->cooldown_ms = 0;
             return KEEL_BREAKER_CLOSED_AGAIN;
         }
-        if (b->state == KEEL_BREAKER_CLOSED && cls == KEEL_CLASS_OK)
+        if (b->state == KEEL_BREAKER_CLOSED && cls == KEEL_CLASS_OK) {
             b->failures = 0;
+            b->rejections = 0;
+        }
         return KEEL_BREAKER_SAME;
     }
     /* neutral (the client's own 4xx, client gone, local errors): a probe gives its turn back */

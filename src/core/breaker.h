@@ -1,8 +1,10 @@
 /* breaker.h - one circuit breaker per target (upstream + model), pure and clock-injected:
- * closed -> open after `failures` consecutive counting failures -> after the cooldown exactly one
- * half-open probe (everyone else skips the target) -> the probe's success closes it, its failure
- * reopens it with the cooldown doubled up to max_cooldown. A 429 cools the target for its
- * Retry-After without counting as a failure. The caller serialises calls (one loop). */
+ * closed -> open after `failures` consecutive counting failures, or after `rejections` consecutive
+ * rejections (auth, not_found: they may be the request's own, see keel_breaker_is_rejection) ->
+ * after the cooldown exactly one half-open probe (everyone else skips the target) -> the probe's
+ * success closes it, its failure or rejection reopens it with the cooldown doubled up to
+ * max_cooldown. A 429 cools the target for its Retry-After without counting as a failure. The
+ * caller serialises calls (one loop). */
 #ifndef KEEL_BREAKER_H
 #define KEEL_BREAKER_H
 
@@ -24,13 +26,19 @@ enum keel_admit {
 
 struct keel_breaker_params {
     uint64_t failures;        /* consecutive counting failures that open it, >= 1 */
+    /* consecutive rejections that open it, >= 1. 0 (params built without the field): the same
+     * threshold as `failures`, still on its own count. Not 1: one moderated prompt would open the
+     * target for everyone, the very thing the rule prevents; not "never": a revoked key would
+     * cost every request a round trip forever. So such a caller never opens sooner than before. */
+    uint64_t rejections;
     uint64_t cooldown_ms;     /* first cooldown */
     uint64_t max_cooldown_ms; /* cap of the doubling */
 };
 
 struct keel_breaker {
     enum keel_breaker_state state;
-    uint64_t failures;    /* consecutive counting failures while closed */
+    uint64_t failures;    /* CLOSED: counting failures other than rejections since the last ok */
+    uint64_t rejections;  /* CLOSED: rejections since the last ok; other failures leave it be */
     uint64_t cooldown_ms; /* the cooldown in force; 0 = params' first one */
     uint64_t open_until;  /* OPEN: when the cooldown ends */
     uint64_t cool_until;  /* after a 429: skip until then (any state) */
@@ -57,6 +65,12 @@ enum keel_breaker_change keel_breaker_report(struct keel_breaker *b, const struc
 void keel_breaker_release(struct keel_breaker *b);
 /* does the class count as a failure of the target? (DESIGN.md "counts for breaker?") */
 int keel_breaker_counts(enum keel_class cls);
+/* Is the counting class a rejection (auth, not_found)? A provider may answer 403 to one flagged
+ * prompt or 404 to one request, and a rejection costs the client a fast round trip, not a
+ * timeout: rejections open the target only `rejections` in a row (no ok between), apart from
+ * `failures`, so a few clients' requests cannot open it for everyone while a revoked key or a
+ * removed model still does. */
+int keel_breaker_is_rejection(enum keel_class cls);
 /* when a skipped target can next be tried (now if it can) */
 uint64_t keel_breaker_ready_at(const struct keel_breaker *b, uint64_t now);
 const char *keel_breaker_state_name(enum keel_breaker_state s);

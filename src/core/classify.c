@@ -11,6 +11,7 @@ const char keel_err_tls[] = "tls handshake failed";
 const char keel_err_reset[] = "connection reset";
 const char keel_err_timeout[] = "deadline exceeded";
 const char keel_err_too_large[] = "answer too large";
+const char keel_err_local[] = "local resources exhausted";
 
 static const char *const names[KEEL_CLASS_COUNT] = {
     [KEEL_CLASS_OK] = "ok",
@@ -32,6 +33,7 @@ static const char *const names[KEEL_CLASS_COUNT] = {
     [KEEL_CLASS_INVALID_REQUEST] = "invalid_request",
     [KEEL_CLASS_GATEWAY_BUSY] = "gateway_busy",
     [KEEL_CLASS_DEADLINE_EXCEEDED] = "deadline_exceeded",
+    [KEEL_CLASS_LOCAL_ERROR] = "local_error",
     [KEEL_CLASS_SKIPPED] = "skipped",
 };
 
@@ -71,6 +73,8 @@ static enum keel_class stream_error_class(const char *code)
 enum keel_class keel_classify(const struct keel_outcome *o)
 {
     int s = o->status;
+    if (o->transport == keel_err_local)
+        return KEEL_CLASS_LOCAL_ERROR; /* whatever the upstream said so far, keel is what failed */
     if (s == 0 || o->transport == keel_err_timeout) {
         if (o->transport == keel_err_timeout)
             return o->timeout == KEEL_TIMEOUT_STALL ? KEEL_CLASS_STALL_TIMEOUT : KEEL_CLASS_FIRST_BYTE_TIMEOUT;

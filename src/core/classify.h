@@ -28,6 +28,9 @@ enum keel_class {
     /* the request's total deadline (its target's total, or the client's x-keel-timeout) ran out
      * while the attempt was within its own first_byte and stall: not the upstream's fault */
     KEEL_CLASS_DEADLINE_EXCEEDED,
+    /* keel itself failed: out of descriptors or memory, or a limit of its own (max_memory)
+     * reached mid-request. Never the upstream's fault: no breaker, no next target (seed 003) */
+    KEEL_CLASS_LOCAL_ERROR,
     KEEL_CLASS_SKIPPED, /* not an outcome: the target was skipped (breaker open, or cooling) */
     KEEL_CLASS_COUNT
 };
@@ -39,6 +42,7 @@ extern const char keel_err_tls[];          /* TLS handshake or certificate verif
 extern const char keel_err_reset[];        /* peer closed or reset; protocol error */
 extern const char keel_err_timeout[];      /* a deadline fired (which one: outcome.timeout) */
 extern const char keel_err_too_large[];    /* the answer passed keel's size cap */
+extern const char keel_err_local[];        /* keel's own resources ran out (EMFILE, ENOMEM...) */
 
 enum keel_timeout_kind { KEEL_TIMEOUT_NONE, KEEL_TIMEOUT_FIRST_BYTE, KEEL_TIMEOUT_STALL };
 

@@ -3,11 +3,11 @@
  * (skip_value). Nothing is allocated. */
 #include "core/json.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DEPTH 512
 
 static const char *ws(const char *p, const char *end)
 {
@@ -161,7 +161,8 @@ static const char *literal_end(const char *p, const char *end, const char *word,
 }
 
 /* p at a value's first byte; returns just past the value, NULL if it is not one */
-static const char *value_end(const char *p, const char *end, int depth)
+/* depth: containers open around p; past max, *deep is set and the scan fails */
+static const char *value_end(const char *p, const char *end, size_t depth, size_t max, int *deep)
 {
     if (p >= end)
         return NULL;
@@ -177,8 +178,10 @@ static const char *value_end(const char *p, const char *end, int depth)
     case '{':
     case '[': {
         char close = *p == '{' ? '}' : ']';
-        if (depth >= MAX_DEPTH)
+        if (depth >= max) {
+            *deep = 1;
             return NULL;
+        }
         p = ws(p + 1, end);
         if (p < end && *p == close)
             return p + 1;
@@ -191,7 +194,7 @@ static const char *value_end(const char *p, const char *end, int depth)
                     return NULL;
                 p = ws(p + 1, end);
             }
-            if ((p = value_end(p, end, depth + 1)) == NULL)
+            if ((p = value_end(p, end, depth + 1, max, deep)) == NULL)
                 return NULL;
             p = ws(p, end);
             if (p >= end)
@@ -258,16 +261,25 @@ static const char *skip_value(const char *p, const char *end)
     return NULL;
 }
 
-int keel_json_parse(const char *text, size_t len, struct keel_json *root)
+int keel_json_parse_depth(const char *text, size_t len, size_t max_depth, struct keel_json *root)
 {
+    assert(max_depth <= KEEL_JSON_MAX_DEPTH); /* the scan recurses once per level */
     const char *end = text + len;
     const char *p = ws(text, end);
-    const char *e = value_end(p, end, 0);
+    int deep = 0;
+    const char *e = value_end(p, end, 0, max_depth, &deep);
+    if (deep)
+        return -2;
     if (e == NULL || ws(e, end) != end)
         return -1;
     root->p = p;
     root->len = (size_t)(e - p);
     return 0;
+}
+
+int keel_json_parse(const char *text, size_t len, struct keel_json *root)
+{
+    return keel_json_parse_depth(text, len, KEEL_JSON_MAX_DEPTH, root) == 0 ? 0 : -1;
 }
 
 enum keel_json_type keel_json_type(struct keel_json v)

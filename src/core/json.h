@@ -33,6 +33,11 @@ struct keel_json {
  * -1 otherwise. `root` spans the value. */
 int keel_json_parse(const char *text, size_t len, struct keel_json *root);
 
+#define KEEL_JSON_MAX_DEPTH 512
+/* keel_json_parse with nesting at most max_depth (<= KEEL_JSON_MAX_DEPTH): -2 when the text is
+ * nested deeper (its grammar up to there was valid), -1 when it is not JSON */
+int keel_json_parse_depth(const char *text, size_t len, size_t max_depth, struct keel_json *root);
+
 enum keel_json_type keel_json_type(struct keel_json v);
 
 /* The member of object `obj` named `key` (escapes in the text's key are decoded before

@@ -88,6 +88,10 @@ struct keel_step keel_router_after(struct keel_router *r, enum keel_class cls, u
     case KEEL_CLASS_DEADLINE_EXCEEDED:
         /* local outcomes never walk the chain (seed 003); a spent budget has nowhere to go */
         return (struct keel_step){.kind = KEEL_STEP_RETURN, .target = r->cur};
+    case KEEL_CLASS_LOCAL_ERROR:
+        /* keel itself ran out (descriptors, memory): every other target would fail the same
+         * way and be blamed for it (seed 003); the client is told to come back shortly */
+        return (struct keel_step){.kind = KEEL_STEP_GIVE_UP, .target = r->cur, .status = 503, .local = 1};
     case KEEL_CLASS_RATE_LIMITED:
         r->rate_limited++;
         if (retry_after_ms > 0 && (r->min_retry_after == 0 || retry_after_ms < r->min_retry_after))

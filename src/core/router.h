@@ -57,6 +57,7 @@ struct keel_step {
     uint64_t wait_ms;
     int status;
     uint64_t retry_after_ms;
+    int local; /* GIVE_UP because of keel's own failure (local_error), not the targets' */
 };
 
 void keel_router_init(struct keel_router *r, const struct keel_route_target *targets, size_t n,

@@ -1,17 +1,30 @@
 /* server.c - keel_server over h2o 2.2.5 (libuv flavour, HTTP/1.1 only); see server.h.
  * Ownership: a keel_http is malloc'd per request and freed when h2o disposes the request's pool
  * (a shared slot's dispose hook), so it never outlives h2o's request nor dies under the app
- * without on_gone. A server-wide timer peeks at every watched client socket for a FIN. */
+ * without on_gone. A server-wide timer peeks at every watched client socket for a FIN, and
+ * enforces what h2o 2.2.5 lacks: per-phase read timeouts, a send timeout, a connection cap. */
 #include "io/server.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <h2o.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define PROBE_INTERVAL_MS 100
+#define REFUSED_LINGER_MS 1000 /* a refused connection is read and discarded this long at most */
+#define LINGER_MS 2000         /* a 413'd connection's unread body is read and discarded this long at most */
+
+struct conn;
+struct lingerer;
+static void on_conn_closed(uv_handle_t *handle);
+static void linger_start(struct keel_server *s, int fd);
+static void linger_end(struct lingerer *l);
 
 struct keel_server {
     uv_loop_t *loop;
@@ -23,9 +36,31 @@ struct keel_server {
     void *app;
     uv_timer_t probe;
     struct keel_http *watched; /* head of the list of requests whose client is probed */
+    struct keel_http *reqs;    /* head of the list of every request h2o has not disposed */
+    struct conn *conns;        /* head of the list of every accepted connection not yet closed */
+    struct lingerer *lingering; /* head of the list of closed connections still draining */
+    struct keel_server_limits limits;
+    struct keel_server_stats stats;
     int port;
     int accepting;
-    uint64_t accepted; /* connections accepted so far */
+};
+
+/* One accepted client connection. h2o owns its life; this record only watches it for the
+ * read timeouts h2o 2.2.5 lacks (its one req_timeout runs from the end of the previous response,
+ * idle time included, to the end of the body). Freed in the uv close callback, after h2o. */
+struct conn {
+    uv_tcp_t tcp;             /* first: the close callback is handed its address */
+    struct keel_server *s;
+    h2o_socket_t *sock;       /* h2o's; NULL once h2o closed it */
+    struct conn *prev, *next; /* in s->conns */
+    uint64_t since;           /* accepted, or its last request disposed */
+    uint64_t head_at;         /* when the current request's first byte was seen; 0 = none yet */
+    uint64_t body_at;         /* when its head was seen whole; 0 = not yet */
+    int linger_fd;            /* a dup of its socket kept past h2o's close to drain it; -1 = none */
+    unsigned busy : 1;        /* a request is with the app (on_req .. dispose) */
+    unsigned served : 1;      /* it had a request before: waiting is keep-alive, not slowloris */
+    unsigned dropped : 1;     /* shut down by a limit: h2o closes it on the read error */
+    unsigned refused : 1;     /* over max_connections: answered 503, draining, not h2o's */
 };
 
 struct handler {
@@ -33,16 +68,32 @@ struct handler {
     struct keel_server *s;
 };
 
+/* A closed connection whose client may still be uploading the body keel refused (413). Closing
+ * a socket with unread bytes sends a reset, and the client (the openai SDK among them) may then
+ * lose the 413 already sent and report a connection error, which it retries by uploading the
+ * whole body again. So the socket is kept open on a dup of its descriptor, shut for writing
+ * (the client reads the 413, then EOF) and drained until the client closes or LINGER_MS pass. */
+struct lingerer {
+    uv_poll_t poll;
+    int fd;
+    uint64_t since;
+    struct keel_server *s;
+    struct lingerer *prev, *next; /* in s->lingering */
+};
+
 struct keel_http {
     h2o_generator_t gen; /* h2o passes &gen back to proceed/stop */
     h2o_req_t *req;      /* NULL once h2o disposed the request */
     struct keel_server *s;
+    struct conn *conn;   /* the connection it came on (outlives h: h2o disposes requests first) */
     keel_http_written_cb on_written;
     keel_http_gone_cb on_gone;
     void *ctx;
-    struct keel_http *prev, *next; /* in s->watched while `watched` */
+    struct keel_http *prev, *next;         /* in s->watched while `watched` */
+    struct keel_http *all_prev, *all_next; /* in s->reqs until disposed */
     char *out;                     /* the bytes of the write in flight; valid until proceed */
     size_t outcap;
+    uint64_t write_at;             /* loop time a write was handed to h2o and not yet taken; 0 = none */
     unsigned watched : 1;
     unsigned started : 1;  /* h2o_start_response was called */
     unsigned writing : 1;  /* an h2o_send awaits proceed */
@@ -82,8 +133,22 @@ static void unwatch(struct keel_http *h)
 static void on_dispose(void *slot)
 {
     struct keel_http *h = *(struct keel_http **)slot;
+    struct keel_server *s = h->s;
     h->req = NULL;
     unwatch(h);
+    if (h->all_prev)
+        h->all_prev->all_next = h->all_next;
+    else
+        s->reqs = h->all_next;
+    if (h->all_next)
+        h->all_next->all_prev = h->all_prev;
+    if (h->conn != NULL) {
+        /* the connection reads its next request (kept alive) or closes */
+        h->conn->busy = 0;
+        h->conn->served = 1;
+        h->conn->since = uv_now(s->loop);
+        h->conn->head_at = h->conn->body_at = 0;
+    }
     if (!h->done) {
         h->done = 1;
         if (h->on_gone)
@@ -91,6 +156,85 @@ static void on_dispose(void *slot)
     }
     free(h->out);
     free(h);
+}
+
+static h2o_socket_t *req_socket(h2o_req_t *req)
+{
+    h2o_conn_t *conn = req->conn;
+    return conn->callbacks->get_socket ? conn->callbacks->get_socket(conn) : NULL;
+}
+
+static void respond_refusal(struct keel_http *h, int status, const char *code, const char *message);
+
+/* The request's head as the client sent it, read back from h2o's input buffer (it still starts
+ * with this request's head when on_req runs: h2o consumes it only after the response). h2o
+ * keeps Content-Length and Transfer-Encoding out of req->headers and silently picks one when a
+ * request has several (the first Content-Length, or chunked over any length), which lets a
+ * request smuggle another past a proxy that picked differently: keel refuses both shapes, and
+ * counts every header field against max_headers. Returns 0, or the refusal's status. */
+static int check_head(struct keel_server *s, h2o_req_t *req, const char **code, const char **message)
+{
+    h2o_socket_t *sock = req_socket(req);
+    if (sock == NULL || sock->input == NULL)
+        return 0;
+    const char *p = sock->input->bytes, *end = p + sock->input->size;
+    size_t nheaders = 0, ncl = 0, nte = 0;
+    const char *cl = NULL;
+    size_t cllen = 0;
+    const char *line = memchr(p, '\n', (size_t)(end - p)); /* past the request line */
+    while (line != NULL && ++line < end) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t len = (size_t)((nl ? nl : end) - line);
+        if (len > 0 && line[len - 1] == '\r')
+            len--;
+        if (len == 0)
+            break; /* the blank line: the head ends */
+        nheaders++;
+        const char *colon = memchr(line, ':', len);
+        size_t nlen = colon ? (size_t)(colon - line) : 0;
+        while (nlen > 0 && (line[nlen - 1] == ' ' || line[nlen - 1] == '\t'))
+            nlen--;
+        if (nlen == 14 && strncasecmp(line, "content-length", 14) == 0) {
+            const char *v = colon + 1, *ve = line + len;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            if (ncl++ > 0 && ((size_t)(ve - v) != cllen || memcmp(v, cl, cllen) != 0))
+                ncl = SIZE_MAX; /* two different lengths */
+            cl = v;
+            cllen = (size_t)(ve - v);
+        } else if (nlen == 17 && strncasecmp(line, "transfer-encoding", 17) == 0) {
+            nte++;
+        }
+        line = nl;
+    }
+    size_t head_len = line != NULL && line < end ? (size_t)(line - p) : sock->input->size;
+    if ((ncl > 0 && nte > 0) || ncl == SIZE_MAX || nte > 1) {
+        s->stats.ambiguous++;
+        *code = "ambiguous_request_length";
+        *message = ncl > 0 && nte > 0 ? "Content-Length together with Transfer-Encoding: refused (request smuggling)"
+                   : nte > 1          ? "more than one Transfer-Encoding: refused (request smuggling)"
+                                      : "two different Content-Length values: refused (request smuggling)";
+        return 400;
+    }
+    if ((s->limits.max_headers > 0 && nheaders > s->limits.max_headers) ||
+        (s->limits.max_header_size > 0 && head_len > s->limits.max_header_size)) {
+        s->stats.headers_too_large++;
+        *code = "request_header_fields_too_large";
+        *message = nheaders > s->limits.max_headers ? "too many header fields (max_headers)"
+                                                    : "the request's head is too large (max_header_size)";
+        return 431;
+    }
+    return 0;
+}
+
+/* on_accept hangs the connection's record on h2o's socket (h2o's own server side leaves
+ * on_close unused; only its client socket pool sets it) */
+static struct conn *conn_of(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req_socket(req);
+    return sock != NULL ? sock->on_close.data : NULL;
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -103,6 +247,19 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     *slot = h;
     h->req = req;
     h->s = s;
+    h->all_next = s->reqs;
+    if (h->all_next)
+        h->all_next->all_prev = h;
+    s->reqs = h;
+    h->conn = conn_of(req);
+    if (h->conn != NULL)
+        h->conn->busy = 1;
+    const char *code, *message;
+    int status = check_head(s, req, &code, &message);
+    if (status != 0) {
+        respond_refusal(h, status, code, message);
+        return 0;
+    }
     s->on_request(s->app, h);
     return 0;
 }
@@ -142,9 +299,60 @@ static int socket_fd(struct keel_http *h)
     return sock ? h2o_socket_get_fd(sock) : -1;
 }
 
+/* A limit ran out: the socket is shut down both ways, h2o's pending read or write fails and h2o
+ * closes the connection through its own paths (no h2o internals are touched). */
+static void drop(struct conn *c, uint64_t *counter)
+{
+    if (c->dropped || c->sock == NULL)
+        return;
+    c->dropped = 1;
+    (*counter)++;
+    int fd = h2o_socket_get_fd(c->sock);
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+}
+
+/* the head is whole once a blank line ends it (picohttpparser accepts bare LFs too) */
+static int head_complete(const char *p, size_t n)
+{
+    return memmem(p, n, "\n\r\n", 3) != NULL || memmem(p, n, "\n\n", 2) != NULL;
+}
+
+/* The read timeouts of a connection between requests: a fresh one must send its whole head
+ * within header_timeout of its accept (nothing legitimate connects and waits), a kept-alive one
+ * within header_timeout of the head's first byte; then the body within body_timeout. Both are
+ * totals, not gaps between reads, so trickling a byte at a time buys nothing. Times are taken
+ * at this 100 ms sweep, so a limit fires up to 100 ms late. */
+static void check_reading(struct keel_server *s, struct conn *c, uint64_t now)
+{
+    const struct keel_server_limits *l = &s->limits;
+    if (c->refused) {
+        if (now - c->since >= REFUSED_LINGER_MS && !uv_is_closing((uv_handle_t *)&c->tcp))
+            uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    if (c->busy || c->dropped || c->sock == NULL || c->sock->input == NULL)
+        return;
+    size_t n = c->sock->input->size;
+    if (n == 0 && c->served)
+        return; /* kept alive, idle: h2o's req_timeout (idle_timeout) closes it */
+    if (c->head_at == 0)
+        c->head_at = c->served ? now : c->since;
+    if (c->body_at == 0) {
+        if (n > 0 && head_complete(c->sock->input->bytes, n))
+            c->body_at = now;
+        else if (l->header_timeout_ms > 0 && now - c->head_at >= l->header_timeout_ms)
+            drop(c, &s->stats.header_timeouts);
+        return;
+    }
+    if (l->body_timeout_ms > 0 && now - c->body_at >= l->body_timeout_ms)
+        drop(c, &s->stats.body_timeouts);
+}
+
 static void on_probe(uv_timer_t *t)
 {
     struct keel_server *s = t->data;
+    uint64_t now = uv_now(s->loop);
     struct keel_http *next;
     for (struct keel_http *h = s->watched; h != NULL; h = next) {
         next = h->next;
@@ -156,12 +364,39 @@ static void on_probe(uv_timer_t *t)
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
             client_gone(h);
     }
+    /* a client that stopped reading: h2o 2.2.5 has no write timeout, so a response it never
+     * takes would hold the request (and its slot under max_inflight) as long as it stays */
+    uint64_t limit = s->limits.send_timeout_ms;
+    for (struct keel_http *h = s->reqs; h != NULL && limit > 0; h = next) {
+        next = h->all_next;
+        if (h->write_at == 0 || now - h->write_at < limit || h->req == NULL)
+            continue;
+        h->write_at = 0;
+        if (h->conn != NULL)
+            drop(h->conn, &s->stats.send_timeouts);
+        else
+            s->stats.send_timeouts++;
+        if (!h->done)
+            client_gone(h); /* the app ends the request and cancels its upstream now */
+    }
+    struct conn *cnext;
+    for (struct conn *c = s->conns; c != NULL; c = cnext) {
+        cnext = c->next;
+        check_reading(s, c, now);
+    }
+    struct lingerer *lnext;
+    for (struct lingerer *l = s->lingering; l != NULL; l = lnext) {
+        lnext = l->next;
+        if (now - l->since >= LINGER_MS)
+            linger_end(l);
+    }
 }
 
 static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
 {
     struct keel_http *h = (struct keel_http *)gen;
     h->writing = 0;
+    h->write_at = 0;
     if (h->finish_on_proceed) {
         h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
         return;
@@ -232,6 +467,7 @@ static const char *reason(int status)
     case 413: return "Payload Too Large";
     case 422: return "Unprocessable Entity";
     case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
@@ -256,11 +492,27 @@ static void head(struct keel_http *h, int status, const struct keel_header *hdrs
 void keel_http_respond(struct keel_http *h, int status, const struct keel_header *hdrs, size_t nhdrs,
                        const char *body, size_t len)
 {
+    assert(!h->done && !h->started);
     h->done = 1;
+    h->write_at = uv_now(h->s->loop); /* until h2o disposes the request: the send timeout */
     unwatch(h);
     head(h, status, hdrs, nhdrs);
     h->req->res.content_length = len; /* STACK trap 3: h2o sets none for inline bodies */
     h2o_send_inline(h->req, body, len);
+}
+
+/* A request refused by the server itself (a limit or an ambiguous head), in the OpenAI envelope
+ * keel's clients read, and the connection closed after it: what follows the head can't be trusted. */
+static void respond_refusal(struct keel_http *h, int status, const char *code, const char *message)
+{
+    char body[512];
+    int n = snprintf(body, sizeof(body),
+                     "{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\",\"code\":\"%s\","
+                     "\"param\":null}}",
+                     message, code);
+    struct keel_header hdrs[] = {{"content-type", "application/json"}};
+    h->req->http1_is_persistent = 0;
+    keel_http_respond(h, status, hdrs, 1, body, n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0);
 }
 
 void keel_http_start(struct keel_http *h, int status, const struct keel_header *hdrs, size_t nhdrs,
@@ -274,16 +526,18 @@ void keel_http_start(struct keel_http *h, int status, const struct keel_header *
     h2o_start_response(h->req, &h->gen);
 }
 
-void keel_http_write(struct keel_http *h, const char *data, size_t len, int final)
+int keel_http_write(struct keel_http *h, const char *data, size_t len, int final)
 {
+    assert(h->started && !h->writing && !h->done);
     if (len > h->outcap) {
         char *n = realloc(h->out, len);
         if (n == NULL) {
-            h->writing = 1;
+            /* out of memory: the response can't go on; the app learns its client is gone (as
+             * for any lost client) unless this was its last write anyway */
             h->done = 1;
             unwatch(h);
-            h2o_send(h->req, NULL, 0, H2O_SEND_STATE_ERROR);
-            return;
+            finish_abandoned(h); /* may free h */
+            return -1;
         }
         h->out = n;
         h->outcap = len;
@@ -292,11 +546,13 @@ void keel_http_write(struct keel_http *h, const char *data, size_t len, int fina
         memcpy(h->out, data, len);
     h2o_iovec_t buf = h2o_iovec_init(h->out, len);
     h->writing = 1;
+    h->write_at = uv_now(h->s->loop);
     if (final) {
         h->done = 1;
         unwatch(h);
     }
     h2o_send(h->req, &buf, len > 0 ? 1 : 0, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    return 0;
 }
 
 void keel_http_abort(struct keel_http *h)
@@ -313,6 +569,45 @@ void keel_http_abort(struct keel_http *h)
     finish_abandoned(h);
 }
 
+/* ------------------------------------------------------------------ h2o's own 413 */
+
+/* h2o refuses a body over max_body itself, before keel's handler runs, with a plain-text 413 on
+ * the host's fallback path. This filter on that path gives it the OpenAI envelope keel's clients
+ * parse, and has the connection drained after h2o closes it (struct lingerer). */
+#define TOO_LARGE_BODY                                                                                    \
+    "{\"error\":{\"message\":\"request body is larger than max_body\",\"type\":\"invalid_request_error\","   \
+    "\"code\":\"request_too_large\",\"param\":null}}"
+
+struct too_large_ostream {
+    h2o_ostream_t super;
+    int sent;
+};
+
+static void on_too_large_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t n, h2o_send_state_t state)
+{
+    struct too_large_ostream *o = (struct too_large_ostream *)self;
+    h2o_iovec_t buf = h2o_iovec_init(H2O_STRLIT(TOO_LARGE_BODY));
+    h2o_ostream_send_next(&o->super, req, o->sent ? NULL : &buf, o->sent ? 0 : 1, state);
+    o->sent = 1;
+}
+
+static void on_setup_too_large(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    if (req->res.status == 413) {
+        req->res.content_length = sizeof(TOO_LARGE_BODY) - 1;
+        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
+        struct too_large_ostream *o = (struct too_large_ostream *)h2o_add_ostream(req, sizeof(*o), slot);
+        o->super.do_send = on_too_large_send;
+        o->sent = 0;
+        slot = &o->super.next;
+        h2o_socket_t *sock = req_socket(req);
+        struct conn *c = sock ? sock->on_close.data : NULL;
+        if (c != NULL && c->linger_fd < 0)
+            c->linger_fd = fcntl(h2o_socket_get_fd(sock), F_DUPFD_CLOEXEC, 3);
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
 /* ------------------------------------------------------------------ listener */
 
 static void free_handle(uv_handle_t *handle)
@@ -320,23 +615,157 @@ static void free_handle(uv_handle_t *handle)
     free(handle);
 }
 
+/* the connection's uv handle is closed (h2o freed its socket first): its record goes */
+static void on_conn_closed(uv_handle_t *handle)
+{
+    struct conn *c = (struct conn *)handle;
+    struct keel_server *s = c->s;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (!c->refused)
+        s->stats.open--;
+    if (c->linger_fd >= 0)
+        linger_start(s, c->linger_fd);
+    free(c);
+}
+
+static void on_linger_closed(uv_handle_t *handle)
+{
+    struct lingerer *l = (struct lingerer *)handle;
+    close(l->fd);
+    free(l);
+}
+
+static void linger_end(struct lingerer *l)
+{
+    struct keel_server *s = l->s;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        s->lingering = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    uv_close((uv_handle_t *)&l->poll, on_linger_closed);
+}
+
+static void on_linger_poll(uv_poll_t *p, int status, int events)
+{
+    struct lingerer *l = (struct lingerer *)p;
+    char sink[4096];
+    ssize_t n;
+    while ((n = recv(l->fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0)
+        ;
+    if (status < 0 || n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        linger_end(l);
+}
+
+static void linger_start(struct keel_server *s, int fd)
+{
+    struct lingerer *l = calloc(1, sizeof(*l));
+    if (l == NULL || uv_poll_init_socket(s->loop, &l->poll, fd) != 0) {
+        free(l);
+        close(fd);
+        return;
+    }
+    l->fd = fd;
+    l->s = s;
+    l->since = uv_now(s->loop);
+    l->next = s->lingering;
+    if (l->next)
+        l->next->prev = l;
+    s->lingering = l;
+    shutdown(fd, SHUT_WR); /* the client has its 413: now EOF */
+    uv_poll_start(&l->poll, UV_READABLE | UV_DISCONNECT, on_linger_poll);
+}
+
+static void on_sock_closed(void *data)
+{
+    struct conn *c = data;
+    c->sock = NULL;
+}
+
+static void on_refused_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    static char sink[4096];
+    buf->base = sink;
+    buf->len = sizeof(sink);
+}
+
+static void on_refused_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    if (nread < 0 && !uv_is_closing((uv_handle_t *)stream))
+        uv_close((uv_handle_t *)stream, on_conn_closed);
+}
+
+static void on_refused_shutdown(uv_shutdown_t *sh, int status)
+{
+    free(sh);
+}
+
+#define REFUSED_BODY                                                                                      \
+    "{\"error\":{\"message\":\"keel is at max_connections: retry shortly\",\"type\":\"server_error\","     \
+    "\"code\":\"gateway_busy\",\"param\":null,\"retry_after\":1}}"
+
+/* Over max_connections: an immediate 503 in the OpenAI envelope, written straight to the new
+ * socket (it is empty, the write can't block), then whatever the client sent is read and
+ * discarded until it closes or REFUSED_LINGER_MS pass, so the 503 is not lost to a reset. */
+static void refuse(struct keel_server *s, struct conn *c)
+{
+    static char resp[512];
+    static size_t resp_len;
+    if (resp_len == 0) {
+        int n = snprintf(resp, sizeof(resp),
+                         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                         "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                         sizeof(REFUSED_BODY) - 1, REFUSED_BODY);
+        assert(n > 0 && (size_t)n < sizeof(resp));
+        resp_len = (size_t)n;
+    }
+    s->stats.refused++;
+    c->refused = 1;
+    uv_buf_t b = uv_buf_init(resp, (unsigned)resp_len);
+    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    uv_shutdown_t *sh = malloc(sizeof(*sh));
+    if (sh == NULL || uv_shutdown(sh, (uv_stream_t *)&c->tcp, on_refused_shutdown) != 0)
+        free(sh);
+    uv_read_start((uv_stream_t *)&c->tcp, on_refused_alloc, on_refused_read);
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
     struct keel_server *s = listener->data;
     if (status != 0)
         return;
-    uv_tcp_t *conn = malloc(sizeof(*conn));
-    if (conn == NULL)
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
         return;
-    uv_tcp_init(s->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, free_handle);
+    uv_tcp_init(s->loop, &c->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, free_handle);
         return;
     }
-    uv_tcp_nodelay(conn, 1);
-    s->accepted++;
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, free_handle);
-    h2o_accept(&s->accept_ctx, sock);
+    c->s = s;
+    c->linger_fd = -1;
+    c->since = uv_now(s->loop);
+    c->next = s->conns;
+    if (c->next)
+        c->next->prev = c;
+    s->conns = c;
+    s->stats.accepted++;
+    if (s->limits.max_connections > 0 && s->stats.open >= s->limits.max_connections) {
+        refuse(s, c);
+        return;
+    }
+    s->stats.open++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+    c->sock->on_close.cb = on_sock_closed;
+    c->sock->on_close.data = c;
+    h2o_accept(&s->accept_ctx, c->sock);
 }
 
 struct keel_server *keel_server_new(uv_loop_t *loop, const char *host, int port, size_t max_body,
@@ -386,6 +815,8 @@ struct keel_server *keel_server_new(uv_loop_t *loop, const char *host, int port,
     struct handler *hd = (struct handler *)h2o_create_handler(pathconf, sizeof(*hd));
     hd->super.on_req = on_req;
     hd->s = s;
+    h2o_filter_t *too_large = h2o_create_filter(&hostconf->fallback_path, sizeof(*too_large));
+    too_large->on_setup_ostream = on_setup_too_large;
     h2o_context_init(&s->ctx, loop, &s->config);
     s->accept_ctx.ctx = &s->ctx;
     s->accept_ctx.hosts = s->config.hosts;
@@ -404,7 +835,22 @@ int keel_server_port(const struct keel_server *s)
 
 uint64_t keel_server_accepted(const struct keel_server *s)
 {
-    return s->accepted;
+    return s->stats.accepted;
+}
+
+void keel_server_set_limits(struct keel_server *s, const struct keel_server_limits *l)
+{
+    s->limits = *l;
+    /* h2o's one read timeout runs from the end of a response (or the accept) to the end of the
+     * next request's body; keel's own sweep enforces the tighter head and body limits, so h2o's
+     * is left as the idle bound of a kept-alive connection */
+    if (l->idle_timeout_ms > 0)
+        s->ctx.http1.req_timeout.timeout = l->idle_timeout_ms;
+}
+
+const struct keel_server_stats *keel_server_stats(const struct keel_server *s)
+{
+    return &s->stats;
 }
 
 void keel_server_stop_accepting(struct keel_server *s)

@@ -25,11 +25,38 @@ typedef void (*keel_http_written_cb)(void *ctx);
 /* the client went away before the final bytes; `h` is invalid from this call on */
 typedef void (*keel_http_gone_cb)(void *ctx);
 
+/* What a client may cost keel (config.h has the defaults and README the reasons). Each limit hit is
+ * answered or the connection dropped, and counted in keel_server_stats. 0 = no limit, except
+ * for the timeouts whose 0 means h2o's own default. */
+struct keel_server_limits {
+    uint64_t max_connections;   /* open client connections; one more is answered 503 and closed */
+    uint64_t header_timeout_ms; /* accept, or a kept-alive request's first byte -> its whole head */
+    uint64_t body_timeout_ms;   /* the head -> the whole body */
+    uint64_t idle_timeout_ms;   /* a kept-alive connection waiting for its next request */
+    uint64_t send_timeout_ms;   /* a write the client does not take: the connection is dropped */
+    uint64_t max_headers;       /* header fields in a request; more gets 431 */
+    uint64_t max_header_size;   /* bytes in a request's head; more gets 431 */
+};
+
+struct keel_server_stats {
+    uint64_t accepted;        /* connections accepted so far */
+    uint64_t open;            /* connections open now */
+    uint64_t refused;         /* connections answered 503 at max_connections */
+    uint64_t header_timeouts; /* dropped: the head was not in within header_timeout */
+    uint64_t body_timeouts;   /* dropped: the body was not in within body_timeout */
+    uint64_t send_timeouts;   /* dropped: a write was not taken within send_timeout */
+    uint64_t headers_too_large; /* answered 431 */
+    uint64_t ambiguous;       /* answered 400: Content-Length with Transfer-Encoding, or two lengths */
+};
+
 /* Binds host:port (port 0 = any free port); NULL with a message in err on failure. */
 struct keel_server *keel_server_new(uv_loop_t *loop, const char *host, int port, size_t max_body,
                                     keel_server_request_cb on_request, void *app, char *err, size_t errlen);
 int keel_server_port(const struct keel_server *s);
 uint64_t keel_server_accepted(const struct keel_server *s); /* connections accepted so far */
+/* sets (or, on a reload, changes) the limits; until called, none but max_body and h2o's own */
+void keel_server_set_limits(struct keel_server *s, const struct keel_server_limits *l);
+const struct keel_server_stats *keel_server_stats(const struct keel_server *s);
 /* stops accepting; requests under way go on */
 void keel_server_stop_accepting(struct keel_server *s);
 
@@ -48,7 +75,8 @@ void keel_http_respond(struct keel_http *h, int status, const struct keel_header
 void keel_http_start(struct keel_http *h, int status, const struct keel_header *hdrs, size_t nhdrs,
                      keel_http_written_cb on_written);
 /* One write at a time: call again only after on_written. data is copied. With final, h is done. */
-void keel_http_write(struct keel_http *h, const char *data, size_t len, int final);
+/* returns -1 if the write could not be made (out of memory): h is done, and on_gone will not fire */
+int keel_http_write(struct keel_http *h, const char *data, size_t len, int final);
 /* Drops the connection abruptly (the fault simulator's resets). h is done; on_gone won't fire. */
 void keel_http_abort(struct keel_http *h);
 

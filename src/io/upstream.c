@@ -7,6 +7,7 @@
 #include "io/upstream.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -55,6 +56,7 @@ struct keel_upstream_xfer {
     int head_sent;
     int added;     /* in the multi handle */
     int cancelled; /* the app let go: no callback fires any more */
+    int local_err; /* keel could not open a socket for it (EMFILE, ENOMEM...): its failure, not the upstream's */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -100,8 +102,7 @@ static CURL *easy_get(struct keel_upstream *u, int stream)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "keel");
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, u);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket); /* its data: the transfer */
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, u);
     if (stream)
@@ -161,6 +162,8 @@ static const char *error_identity(CURLcode rc)
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
         return keel_err_tls;
+    case CURLE_OUT_OF_MEMORY:
+        return keel_err_local;
     default:
         return keel_err_reset;
     }
@@ -179,7 +182,9 @@ static void drain_messages(struct keel_upstream *u)
         curl_multi_remove_handle(u->multi, x->easy);
         x->added = 0;
         if (!x->cancelled) {
-            const char *err = error_identity(rc);
+            /* curl reports a socket keel could not open as COULDNT_CONNECT: that would blame the
+             * upstream (and open its breaker) for keel running out of descriptors (seed 003) */
+            const char *err = x->local_err && rc != CURLE_OK ? keel_err_local : error_identity(rc);
             const char *detail = err ? (x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc)) : "";
             x->cancelled = 1; /* a cancel from inside on_done is a no-op */
             x->cbs.on_done(x->ctx, err, detail);
@@ -299,9 +304,18 @@ static void on_timer(uv_timer_t *t)
 static curl_socket_t on_open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *a)
 {
     (void)purpose;
+    struct keel_upstream_xfer *x = userp;
     curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-    if (fd >= 0 && sock_new(userp, fd, 1) == NULL) {
+    if (fd < 0) {
+        /* out of descriptors or kernel memory is keel's trouble; anything else (an address
+         * family the host lacks) is the route's */
+        if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS)
+            x->local_err = 1;
+        return CURL_SOCKET_BAD;
+    }
+    if (sock_new(x->u, fd, 1) == NULL) {
         close(fd);
+        x->local_err = 1;
         return CURL_SOCKET_BAD;
     }
     return fd;
@@ -485,6 +499,7 @@ struct keel_upstream_xfer *keel_upstream_xfer_start(struct keel_upstream *u, con
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)spec->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)spec->timeout_ms);

@@ -1,6 +1,7 @@
-// breaker.test.mjs - circuit breakers (seed 004), /metrics, /admin/status, events and SIGHUP,
-// against real keel and keel sim processes. Each test uses targets of its own (sim "#tag"
-// names), because breaker state outlives a test by design.
+// breaker.test.mjs - circuit breakers (seed 004), rejections (issue 13), /metrics, /admin/status,
+// events and SIGHUP, against real keel and keel sim processes (and a moderating upstream of the
+// test's own). Each test uses targets of its own (sim "#tag" names), because breaker state
+// outlives a test by design.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -11,8 +12,11 @@ let sim;
 let keel;
 let hook;
 const events = [];
+// an upstream that moderates: 403 to any prompt containing FLAGGED, a completion otherwise
+let moderator;
+let moderated = 0;
 
-const CONFIG = (hookPort) => `
+const CONFIG = (hookPort, modPort) => `
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 events: { webhook: "http://127.0.0.1:${hookPort}/hook" }
@@ -22,6 +26,7 @@ defaults:
 upstreams:
   - { name: a, base_url: "{SIM}", api_key: sk-breaker-canary }
   - { name: b, base_url: "{SIM}" }
+  - { name: mod, base_url: "http://127.0.0.1:${modPort}/v1" }
 models:
   - { name: dead, targets: [ { upstream: a, model: "503#dead" }, { upstream: b, model: healthy } ] }
   - { name: crowd, targets: [ { upstream: a, model: "503#crowd" }, { upstream: b, model: healthy } ] }
@@ -40,6 +45,9 @@ models:
     targets:
       - { upstream: a, model: "slow-first-token:600#patient", breaker: { failures: 1, cooldown: 1h } }
       - { upstream: b, model: healthy }
+  - { name: moderated, targets: [ { upstream: mod, model: gpt-mod }, { upstream: b, model: healthy } ] }
+  - { name: revoked, targets: [ { upstream: a, model: "401#revoked" }, { upstream: b, model: healthy } ] }
+  - { name: removed, targets: [ { upstream: a, model: "404#removed" }, { upstream: b, model: healthy } ] }
 `;
 
 before(async () => {
@@ -53,14 +61,35 @@ before(async () => {
     });
   });
   await new Promise((r) => hook.listen(0, '127.0.0.1', r));
+  moderator = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      moderated++;
+      const j = JSON.parse(body);
+      res.setHeader('content-type', 'application/json');
+      if (j.messages.some((m) => m.content.includes('FLAGGED'))) {
+        res.writeHead(403);
+        res.end(JSON.stringify({ error: { message: 'Your request was flagged by our moderation system',
+          type: 'invalid_request_error', code: 'content_flagged', param: null } }));
+        return;
+      }
+      res.writeHead(200);
+      res.end(JSON.stringify({ id: 'chatcmpl-mod', object: 'chat.completion', created: 0, model: j.model,
+        choices: [{ index: 0, message: { role: 'assistant', content: 'fine' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 2, completion_tokens: 1, total_tokens: 3 } }));
+    });
+  });
+  await new Promise((r) => moderator.listen(0, '127.0.0.1', r));
   sim = await startSim();
-  keel = await startKeel(CONFIG(hook.address().port), sim);
+  keel = await startKeel(CONFIG(hook.address().port, moderator.address().port), sim);
 });
 
 after(async () => {
   await stop(keel);
   await stop(sim);
   hook.close();
+  moderator.close();
 });
 
 const status = async () => (await fetch(`${keel.adminUrl}/admin/status`)).json();
@@ -158,6 +187,72 @@ describe('breakers', () => {
   });
 });
 
+// Issue 13: auth and not_found are rejections. They may be the request's own (a provider that
+// answers 403 to a moderation-flagged prompt) and every request walks the chain, so with
+// `failures: 3` three flagged prompts used to open the target for every client. Rejections
+// have a count of their own (`rejections`, default 10, reset by an ok): flagged prompts among
+// normal traffic never open the target, a revoked key or a removed model still does.
+describe('rejections', () => {
+  const flagged = (alias) => chat(alias, { messages: [{ role: 'user', content: 'FLAGGED: something a filter dislikes' }] });
+
+  test('flagged prompts among normal traffic never open the breaker', async () => {
+    const seen = moderated;
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 9; i++) { // rejections - 1 in a row, then a normal prompt
+        const r = await post(keel, flagged('moderated'));
+        assert.equal(r.status, 200, 'the fallback answers a flagged prompt');
+        assert.deepEqual(attemptsOf(r).map((a) => [a.who, a.class, a.status]),
+          [['mod/gpt-mod', 'auth', '403'], ['b/healthy', 'ok', '200']], `round ${round}, flagged prompt ${i}`);
+      }
+      const r = await post(keel, chat('moderated'));
+      assert.equal(r.status, 200);
+      assert.deepEqual(attemptsOf(r).map((a) => [a.who, a.class]), [['mod/gpt-mod', 'ok']], `round ${round}: still served by mod`);
+    }
+    assert.equal(moderated - seen, 30, 'the moderating target was tried by every request');
+    const st = targetStatus(await status(), 'moderated', 'gpt-mod');
+    assert.equal(st.breaker, 'closed');
+    assert.equal(st.consecutive_failures, 0);
+    assert.equal(st.consecutive_rejections, 0, 'the last answer (ok) reset the count');
+    assert.ok(st.recent_failures.includes('auth'), 'rejections still show among recent failures');
+    assert.ok(!events.some((e) => e.model === 'gpt-mod'), 'no transition');
+  });
+
+  for (const [alias, model, cls, code] of [['revoked', '401#revoked', 'auth', '401'], ['removed', '404#removed', 'not_found', '404']]) {
+    test(`every request rejected (${code}): ${alias} opens after \`rejections\` (10) in a row, and a rejected probe reopens it`, async () => {
+      for (let i = 0; i < 10; i++) {
+        if (i === 9) assert.equal(targetStatus(await status(), alias, model).breaker, 'closed', '9 rejections: still closed');
+        const r = await post(keel, chat(alias));
+        assert.equal(r.status, 200);
+        assert.deepEqual(attemptsOf(r).map((a) => [a.who, a.class, a.status]),
+          [[`a/${model}`, cls, code], ['b/healthy', 'ok', '200']], `request ${i}: the target was tried`);
+      }
+      assert.equal(hits(await simStats(sim), model), 10);
+      const st = targetStatus(await status(), alias, model);
+      assert.equal(st.breaker, 'open', 'the 10th rejection opened it');
+      assert.ok(st.cooldown_left_ms > 0 && st.cooldown_left_ms <= 1000);
+      const opened = await eventually(() => events.find((e) => e.model === model && e.from === 'closed' && e.to === 'open'));
+      assert.ok(opened, JSON.stringify(events));
+      assert.equal(opened.cause, cls);
+      assert.equal(opened.cooldown_ms, 1000);
+      const r = await post(keel, chat(alias));
+      assert.deepEqual(attemptsOf(r).map((a) => [a.who, a.class]), [[`a/${model}`, 'skipped'], ['b/healthy', 'ok']]);
+      assert.equal(hits(await simStats(sim), model), 10, 'not hit while open');
+      // the probe after the cooldown is rejected too: open again, with the cooldown doubled
+      await sleep(1100);
+      const probe = await post(keel, chat(alias));
+      assert.equal(probe.status, 200);
+      assert.deepEqual(attemptsOf(probe).map((a) => [a.who, a.class]), [[`a/${model}`, cls], ['b/healthy', 'ok']]);
+      assert.equal(hits(await simStats(sim), model), 11, 'exactly one probe');
+      const again = targetStatus(await status(), alias, model);
+      assert.equal(again.breaker, 'open', 'the rejected probe reopened it');
+      assert.ok(again.cooldown_left_ms > 1000, `cooldown doubled: ${again.cooldown_left_ms} ms left`);
+      const reopened = await eventually(() => events.find((e) => e.model === model && e.from === 'half_open' && e.to === 'open'));
+      assert.ok(reopened, JSON.stringify(events));
+      assert.equal(reopened.cause, cls);
+    });
+  }
+});
+
 describe('/metrics and /admin/status', () => {
   test('/metrics passes a strict format check and shows the states', async () => {
     await post(keel, chat('fine'));
@@ -179,11 +274,11 @@ describe('/metrics and /admin/status', () => {
         }
         continue;
       }
-      m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*)\} (-?[0-9.e+-]+|\+Inf|NaN)$/);
+      m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*)\})? (-?[0-9.e+-]+|\+Inf|NaN)$/);
       assert.ok(m, `bad sample line: ${line}`);
       const family = m[1].replace(/_(bucket|sum|count)$/, (s) => (declared.get(m[1]) ? s : ''));
       assert.ok(declared.has(family) || declared.has(m[1]), `sample before its TYPE: ${line}`);
-      samples.push({ name: m[1], labels: Object.fromEntries([...m[2].matchAll(/([a-zA-Z_]+)="([^"]*)"/g)].map((x) => [x[1], x[2]])), value: Number(m[3]) });
+      samples.push({ name: m[1], labels: Object.fromEntries([...(m[2] ?? '').matchAll(/([a-zA-Z_]+)="([^"]*)"/g)].map((x) => [x[1], x[2]])), value: Number(m[3]) });
     }
     for (const name of ['keel_requests_total', 'keel_request_duration_seconds', 'keel_ttft_seconds', 'keel_attempts_total',
       'keel_failovers_total', 'keel_breaker_state', 'keel_inflight']) {
@@ -204,7 +299,8 @@ describe('/metrics and /admin/status', () => {
     assert.equal(buckets.at(-1).labels.le, '+Inf');
     assert.equal(buckets.at(-1).value, find('keel_request_duration_seconds_count', { model: 'fine' }).value);
     // no label value that the config did not name
-    const names = new Set(['', 'a', 'b', 'dead', 'crowd', 'flap', 'allopen', 'fine', 'picky', 'lazy', 'patient']);
+    const names = new Set(['', 'a', 'b', 'mod', 'dead', 'crowd', 'flap', 'allopen', 'fine', 'picky', 'lazy', 'patient',
+      'moderated', 'revoked', 'removed']);
     for (const s of samples) for (const k of ['model', 'upstream', 'from', 'to']) {
       if (k in s.labels && !(s.name.startsWith('keel_attempts') || s.name.startsWith('keel_breaker')) ) assert.ok(names.has(s.labels[k]), `${s.name} ${k}=${s.labels[k]}`);
     }

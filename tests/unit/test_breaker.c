@@ -1,11 +1,15 @@
 /* test_breaker.c - the circuit breaker on a fake clock: opening, skipping, exactly one half-open
  * probe among many concurrent requests, closing, reopening with a doubled and capped cooldown,
- * 429 cooling, and the classes that never count (seed 003). */
+ * 429 cooling, the classes that never count (seed 003), and rejections (auth, not_found) counted
+ * apart from failures against a threshold of their own (issue 13). */
 #include "unit.h"
 
 #include "core/breaker.h"
 
-static const struct keel_breaker_params P = {.failures = 3, .cooldown_ms = 1000, .max_cooldown_ms = 3000};
+static const struct keel_breaker_params P = {
+    .failures = 3, .rejections = 10, .cooldown_ms = 1000, .max_cooldown_ms = 3000};
+/* built without `rejections` (0): rejections get the failures' threshold, on their own count */
+static const struct keel_breaker_params P0 = {.failures = 3, .cooldown_ms = 1000, .max_cooldown_ms = 3000};
 
 static enum keel_admit admit(struct keel_breaker *b, uint64_t now)
 {
@@ -51,6 +55,153 @@ static void test_classes_that_never_count(void **state)
     assert_int_equal(b.failures, 0);
     assert_false(keel_breaker_counts(KEEL_CLASS_CLIENT_GONE));
     assert_true(keel_breaker_counts(KEEL_CLASS_AUTH));
+}
+
+static enum keel_breaker_change report(struct keel_breaker *b, enum keel_class cls, uint64_t now)
+{
+    return keel_breaker_report(b, &P, cls, 0, 0, now);
+}
+
+/* n rejections, auth and not_found alternating (both are rejections, on one count) */
+static void reject(struct keel_breaker *b, int n, uint64_t now)
+{
+    for (int i = 0; i < n; i++)
+        assert_int_equal(report(b, i % 2 ? KEEL_CLASS_NOT_FOUND : KEEL_CLASS_AUTH, now), KEEL_BREAKER_SAME);
+}
+
+static void test_which_classes_are_rejections(void **state)
+{
+    assert_true(keel_breaker_is_rejection(KEEL_CLASS_AUTH));
+    assert_true(keel_breaker_is_rejection(KEEL_CLASS_NOT_FOUND));
+    int n = 0;
+    for (int c = 0; c < KEEL_CLASS_COUNT; c++) {
+        if (!keel_breaker_is_rejection((enum keel_class)c))
+            continue;
+        n++;
+        assert_true(keel_breaker_counts((enum keel_class)c)); /* a rejection is a counting class */
+    }
+    assert_int_equal(n, 2);
+}
+
+/* flagged prompts among normal traffic: 9 rejections, an ok, again and again: never open */
+static void test_rejections_below_the_threshold_among_oks_never_open(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    for (int round = 0; round < 100; round++) {
+        reject(&b, 9, (uint64_t)round);
+        assert_int_equal(b.rejections, 9);
+        assert_int_equal(report(&b, KEEL_CLASS_OK, (uint64_t)round), KEEL_BREAKER_SAME);
+        assert_int_equal(b.rejections, 0); /* ok resets the count */
+    }
+    assert_int_equal(b.state, KEEL_BREAKER_CLOSED);
+    assert_int_equal(b.failures, 0);
+    assert_int_equal(admit(&b, 100), KEEL_ADMIT_ALLOW);
+}
+
+/* a revoked key or a removed model: every request rejected, `rejections` in a row open it */
+static void test_rejections_in_a_row_open(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    reject(&b, 9, 0);
+    assert_int_equal(b.state, KEEL_BREAKER_CLOSED);
+    assert_int_equal(b.failures, 0); /* rejections do not advance failures */
+    assert_int_equal(report(&b, KEEL_CLASS_AUTH, 500), KEEL_BREAKER_OPENED);
+    assert_int_equal(b.state, KEEL_BREAKER_OPEN);
+    assert_int_equal(b.open_until, 1500);
+    assert_int_equal(b.rejections, 0);
+    assert_int_equal(admit(&b, 1499), KEEL_ADMIT_SKIP);
+    /* late rejections while open change nothing */
+    assert_int_equal(report(&b, KEEL_CLASS_NOT_FOUND, 600), KEEL_BREAKER_SAME);
+    assert_int_equal(b.open_until, 1500);
+    assert_int_equal(admit(&b, 1500), KEEL_ADMIT_PROBE);
+    /* the probe's success closes it with both counts at zero */
+    assert_int_equal(keel_breaker_report(&b, &P, KEEL_CLASS_OK, 1, 0, 1600), KEEL_BREAKER_CLOSED_AGAIN);
+    assert_int_equal(b.rejections, 0);
+    assert_int_equal(b.failures, 0);
+    reject(&b, 9, 1700);
+    assert_int_equal(report(&b, KEEL_CLASS_NOT_FOUND, 1700), KEEL_BREAKER_OPENED);
+}
+
+/* neither count resets or advances the other; only ok resets either */
+static void test_failures_and_rejections_do_not_mix(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    /* failures, then rejections in between: the failures' count goes on where it was */
+    report(&b, KEEL_CLASS_SERVER_ERROR, 0);
+    report(&b, KEEL_CLASS_FIRST_BYTE_TIMEOUT, 0);
+    reject(&b, 9, 0);
+    assert_int_equal(b.failures, 2);
+    assert_int_equal(b.rejections, 9);
+    assert_int_equal(b.state, KEEL_BREAKER_CLOSED);
+    assert_int_equal(report(&b, KEEL_CLASS_RESET, 0), KEEL_BREAKER_OPENED);
+
+    /* rejections, then failures in between: the rejections' count goes on where it was */
+    keel_breaker_init(&b);
+    reject(&b, 9, 0);
+    report(&b, KEEL_CLASS_CONNECT_ERROR, 0);
+    report(&b, KEEL_CLASS_STALL_TIMEOUT, 0);
+    assert_int_equal(b.rejections, 9);
+    assert_int_equal(b.failures, 2);
+    assert_int_equal(report(&b, KEEL_CLASS_AUTH, 0), KEEL_BREAKER_OPENED);
+
+    /* 429s and neutral classes reset neither count: only an ok does */
+    keel_breaker_init(&b);
+    reject(&b, 9, 0);
+    report(&b, KEEL_CLASS_SERVER_ERROR, 0);
+    report(&b, KEEL_CLASS_SERVER_ERROR, 0);
+    static const enum keel_class neither[] = {KEEL_CLASS_RATE_LIMITED, KEEL_CLASS_BAD_REQUEST,
+                                              KEEL_CLASS_CONTEXT_LENGTH, KEEL_CLASS_CLIENT_GONE,
+                                              KEEL_CLASS_DEADLINE_EXCEEDED};
+    for (size_t i = 0; i < sizeof(neither) / sizeof(neither[0]); i++)
+        report(&b, neither[i], 0);
+    assert_int_equal(b.rejections, 9);
+    assert_int_equal(b.failures, 2);
+    report(&b, KEEL_CLASS_OK, 0);
+    assert_int_equal(b.rejections, 0);
+    assert_int_equal(b.failures, 0);
+}
+
+static void test_probe_ending_in_a_rejection_reopens(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    open_it(&b, 0); /* by failures: a rejected probe reopens it all the same */
+    assert_int_equal(admit(&b, 1000), KEEL_ADMIT_PROBE);
+    /* a late rejection from a request that is not the probe changes nothing */
+    assert_int_equal(report(&b, KEEL_CLASS_AUTH, 1000), KEEL_BREAKER_SAME);
+    assert_int_equal(b.state, KEEL_BREAKER_HALF_OPEN);
+    assert_int_equal(keel_breaker_report(&b, &P, KEEL_CLASS_AUTH, 1, 0, 1000), KEEL_BREAKER_REOPENED);
+    assert_int_equal(b.cooldown_ms, 2000);
+    assert_int_equal(admit(&b, 2999), KEEL_ADMIT_SKIP);
+    assert_int_equal(admit(&b, 3000), KEEL_ADMIT_PROBE);
+    assert_int_equal(keel_breaker_report(&b, &P, KEEL_CLASS_NOT_FOUND, 1, 0, 3000), KEEL_BREAKER_REOPENED);
+    assert_int_equal(b.cooldown_ms, 3000); /* doubled, capped */
+    assert_int_equal(b.rejections, 0);
+}
+
+static void test_zero_rejections_means_the_failures_threshold(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(keel_breaker_report(&b, &P0, KEEL_CLASS_AUTH, 0, 0, 0), KEEL_BREAKER_SAME);
+    assert_int_equal(keel_breaker_report(&b, &P0, KEEL_CLASS_AUTH, 0, 0, 0), KEEL_BREAKER_OPENED);
+    /* still a count of its own: 2 rejections and 2 failures open nothing */
+    keel_breaker_init(&b);
+    keel_breaker_report(&b, &P0, KEEL_CLASS_NOT_FOUND, 0, 0, 0);
+    keel_breaker_report(&b, &P0, KEEL_CLASS_SERVER_ERROR, 0, 0, 0);
+    keel_breaker_report(&b, &P0, KEEL_CLASS_AUTH, 0, 0, 0);
+    keel_breaker_report(&b, &P0, KEEL_CLASS_RESET, 0, 0, 0);
+    assert_int_equal(b.state, KEEL_BREAKER_CLOSED);
+    assert_int_equal(keel_breaker_report(&b, &P0, KEEL_CLASS_AUTH, 0, 0, 0), KEEL_BREAKER_OPENED);
+    /* and an ok between them keeps it closed */
+    keel_breaker_init(&b);
+    for (int i = 0; i < 30; i++)
+        keel_breaker_report(&b, &P0, i % 3 == 2 ? KEEL_CLASS_OK : KEEL_CLASS_AUTH, 0, 0, 0);
+    assert_int_equal(b.state, KEEL_BREAKER_CLOSED);
 }
 
 static void test_exactly_one_probe_among_many(void **state)
@@ -144,6 +295,12 @@ int main(void)
         cmocka_unit_test(test_failed_probe_doubles_the_cooldown_up_to_the_cap),
         cmocka_unit_test(test_probe_without_verdict_gives_its_turn_back),
         cmocka_unit_test(test_429_cools_without_counting),
+        cmocka_unit_test(test_which_classes_are_rejections),
+        cmocka_unit_test(test_rejections_below_the_threshold_among_oks_never_open),
+        cmocka_unit_test(test_rejections_in_a_row_open),
+        cmocka_unit_test(test_failures_and_rejections_do_not_mix),
+        cmocka_unit_test(test_probe_ending_in_a_rejection_reopens),
+        cmocka_unit_test(test_zero_rejections_means_the_failures_threshold),
     };
     return cmocka_run_group_tests_name("breaker", tests, NULL, NULL);
 }
