@@ -21,6 +21,7 @@
 
 /* descriptors kept for keel's own use (listeners, audit, managed backends' pipes, curl) */
 #define FD_RESERVE 64
+#define ADMIN_CONNECTIONS 64 /* scrapers, the status page, operators */
 
 /* Reachable from here until exit, so leak checkers see live state, not leaks. */
 static struct keel_gateway *the_gateway;
@@ -70,7 +71,8 @@ static void on_cliff_timer(uv_timer_t *t)
  * side always finds a descriptor: past it clients are refused, never providers blamed. */
 static void apply_limits(struct keel_gateway *gw, const struct keel_config *c)
 {
-    uint64_t room = gw->nofile > 2 * FD_RESERVE ? (gw->nofile - FD_RESERVE) / 2 : 16;
+    uint64_t reserve = FD_RESERVE + ADMIN_CONNECTIONS;
+    uint64_t room = gw->nofile > reserve + 32 ? (gw->nofile - reserve) / 2 : 16;
     uint64_t max = c->max_connections ? c->max_connections : room;
     if (max > room)
         keel_warn("max_connections %llu may leave no descriptor for upstream sockets under the open-file limit "
@@ -87,6 +89,10 @@ static void apply_limits(struct keel_gateway *gw, const struct keel_config *c)
     };
     keel_server_set_limits(gw->api, &l);
     gw->max_connections = max;
+    /* the admin listener is reachable too: the same timeouts, a small cap of its own */
+    l.max_connections = ADMIN_CONNECTIONS;
+    if (gw->admin != NULL)
+        keel_server_set_limits(gw->admin, &l);
 }
 
 /* Breaker parameters follow the config that last named the target; their state stays. */
@@ -234,15 +240,16 @@ int keel_gateway_run(struct keel_config *config)
         keel_error("listen: %s", err);
         return 1;
     }
-    struct rlimit rl;
-    gw->nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (uint64_t)rl.rlim_cur : 1024;
-    apply_limits(gw, config);
+
     gw->admin = keel_server_new(gw->loop, config->admin_host, config->admin_port, 4096, keel_admin_handle, gw,
                                 err, sizeof(err));
     if (gw->admin == NULL) {
         keel_error("admin_listen: %s", err);
         return 1;
     }
+    struct rlimit rl;
+    gw->nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (uint64_t)rl.rlim_cur : 1024;
+    apply_limits(gw, config);
     static uv_timer_t cliff_timer; /* clears cliff warnings as old samples leave the window */
     uv_timer_init(gw->loop, &cliff_timer);
     cliff_timer.data = gw;

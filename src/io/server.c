@@ -18,6 +18,7 @@
 
 #define PROBE_INTERVAL_MS 100
 #define REFUSED_LINGER_MS 1000 /* a refused connection is read and discarded this long at most */
+#define REFUSED_LINGER_MAX 32  /* and at most this many at once: under a flood they'd take the fds */
 #define LINGER_MS 2000         /* a 413'd connection's unread body is read and discarded this long at most */
 
 struct conn;
@@ -39,6 +40,7 @@ struct keel_server {
     struct keel_http *reqs;    /* head of the list of every request h2o has not disposed */
     struct conn *conns;        /* head of the list of every accepted connection not yet closed */
     struct lingerer *lingering; /* head of the list of closed connections still draining */
+    size_t refused_draining;    /* refused connections being drained now */
     struct keel_server_limits limits;
     struct keel_server_stats stats;
     int port;
@@ -628,6 +630,8 @@ static void on_conn_closed(uv_handle_t *handle)
         c->next->prev = c->prev;
     if (!c->refused)
         s->stats.open--;
+    else
+        s->refused_draining--;
     if (c->linger_fd >= 0)
         linger_start(s, c->linger_fd);
     free(c);
@@ -727,8 +731,13 @@ static void refuse(struct keel_server *s, struct conn *c)
     }
     s->stats.refused++;
     c->refused = 1;
+    s->refused_draining++;
     uv_buf_t b = uv_buf_init(resp, (unsigned)resp_len);
     uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (s->refused_draining > REFUSED_LINGER_MAX) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed); /* a flood: its descriptor matters more */
+        return;
+    }
     uv_shutdown_t *sh = malloc(sizeof(*sh));
     if (sh == NULL || uv_shutdown(sh, (uv_stream_t *)&c->tcp, on_refused_shutdown) != 0)
         free(sh);

@@ -333,32 +333,47 @@ describe('keel running out of its own resources never blames a provider', () => 
   });
 
   test('200 idle connections under ulimit -n 64 (the review\'s reproduction): refused at the cap, breakers stay closed', async () => {
-    const keel = await startKeelLimited(`${CHAIN}header_timeout: 1s\n`, 64);
+    const keel = await startKeelLimited(`${CHAIN.replace('healthy#fa', 'slow-first-token:300#fa').replace('healthy#fb', 'slow-first-token:300#fb')}header_timeout: 30s\n`, 64);
     const socks = [];
     try {
       await fetch(`${sim.url}/sim/reset`, { method: 'POST' });
+      // five clients connect first; then 200 more connect and send nothing
+      const clients = [];
+      for (let i = 0; i < 5; i++) {
+        const c = net.connect(keel.port, '127.0.0.1');
+        c.on('error', () => {});
+        await new Promise((r) => c.on('connect', r));
+        clients.push(c);
+      }
       for (let i = 0; i < 200; i++) {
         const s = net.connect(keel.port, '127.0.0.1');
         s.on('error', () => {});
         socks.push(s);
       }
       await sleep(300);
-      // requests while the idle ones hold their places: refused or answered, never blamed on a target
-      const results = await Promise.all([1, 2, 3, 4, 5].map(() => post(keel, chat('desk')).catch((e) => ({ status: 0, text: String(e) }))));
-      for (const r of results) {
-        assert.ok(r.status === 200 || r.status === 503 || r.status === 0, `${r.status} ${r.text}`);
-        if (r.status === 503) assert.match(JSON.parse(r.text).error.code, /^(gateway_busy|local_error)$/);
+      // the five ask at once: each needs an upstream socket while the idle ones hold theirs
+      const req = JSON.stringify(chat('desk'));
+      const answers = await Promise.all(clients.map((c) => new Promise((resolve) => {
+        let data = '';
+        c.on('data', (d) => (data += d));
+        c.on('close', () => resolve(data));
+        setTimeout(() => resolve(data), 5000);
+        c.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${req.length}\r\n\r\n${req}`);
+      })));
+      for (const a of answers) {
+        const status = Number((a.match(/^HTTP\/1\.1 (\d+)/) || [])[1] || 0);
+        assert.ok(status === 200 || status === 503, a.slice(0, 300));
+        if (status === 503) assert.match(JSON.parse(body(a)).error.code, /^(gateway_busy|local_error)$/, a);
       }
-      // header_timeout drops the idle ones; the chain is intact
-      await sleep(1500);
       for (const s of socks) s.destroy();
+      socks.length = 0;
       const ok = await eventually(async () => {
         const r = await post(keel, chat('desk')).catch(() => null);
         return r && r.status === 200 ? r : null;
       });
       assert.ok(ok, 'answered once the idle connections are gone');
       assert.equal(ok.headers.get('x-keel-upstream'), 'a');
-      assert.deepEqual(await breakers(keel), ['a/healthy#fa=closed', 'b/healthy#fb=closed']);
+      assert.deepEqual(await breakers(keel), ['a/slow-first-token:300#fa=closed', 'b/slow-first-token:300#fb=closed']);
     } finally {
       for (const s of socks) s.destroy();
       keel.proc.kill('SIGKILL');
@@ -435,5 +450,42 @@ models: [ { name: ok, targets: [ { upstream: a, model: healthy } ] } ]
     assert.equal(err.code, 'request_too_large');
     assert.equal(connections, 1, 'the SDK did not retry');
     assert.equal((await post(keel, chat('ok'))).status, 200);
+  });
+});
+
+describe('max_connections', () => {
+  test('a connection past the cap gets an immediate 503 gateway_busy it can read, then close', async () => {
+    const keel = await startKeel(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+max_connections: 3
+header_timeout: 30s
+upstreams: [ { name: a, base_url: "{SIM}" } ]
+models: [ { name: ok, targets: [ { upstream: a, model: healthy } ] } ]
+`, sim);
+    const idle = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const s = net.connect(keel.port, '127.0.0.1');
+        s.on('error', () => {});
+        await new Promise((r) => s.on('connect', r));
+        idle.push(s);
+      }
+      await sleep(100);
+      const b = JSON.stringify(chat('ok'));
+      const r = await raw(keel.port, `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${b.length}\r\n\r\n${b}`);
+      assert.match(r.data, /^HTTP\/1\.1 503 /);
+      assert.match(r.data, /\r\nRetry-After: 1\r\n/);
+      assert.equal(JSON.parse(body(r.data)).error.code, 'gateway_busy');
+      assert.ok(r.closed && r.ms < 2000);
+      for (const s of idle) s.destroy();
+      await sleep(200);
+      assert.equal((await post(keel, chat('ok'))).status, 200, 'a place is free again');
+      assert.equal(await metric(keel, 'keel_client_refused_total'), 1);
+      assert.equal(await metric(keel, 'keel_client_connections_max'), 3);
+    } finally {
+      for (const s of idle) s.destroy();
+      await stop(keel);
+    }
   });
 });
