@@ -262,6 +262,10 @@ int keel_gateway_run(struct keel_config *config)
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_signal_start(&sighup, on_signal, SIGHUP);
+    sigset_t hup; /* blocked by main until now: a SIGHUP sent during the start reloads once */
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &hup, NULL);
     keel_info("listening api=%s:%d admin=%s:%d models=%zu upstreams=%zu", config->listen_host,
               keel_server_port(gw->api), config->admin_host, keel_server_port(gw->admin), config->nmodels,
               config->nupstreams);

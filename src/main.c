@@ -1,4 +1,6 @@
 /* main.c - argv, config, wiring; nothing else. */
+#include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "core/units.h"
 #include "demo.h"
 #include "gateway.h"
 #include "log.h"
@@ -53,8 +56,75 @@ static unsigned long long raise_fd_limit(void)
     return rl.rlim_cur;
 }
 
+/* ------------------------------------------------------------------ keel _exec */
+
+/* A managed backend must start with only stdin, stdout and stderr: whatever else keel holds
+ * (curl's wake-up socketpair, descriptors keel itself inherited without O_CLOEXEC) would stay
+ * open in a server that lives for days, keep a socket's peer from seeing EOF, and count against
+ * its own descriptor limit. close_range (Linux 5.9, glibc 2.34) does it in one call; where the
+ * kernel lacks it, /proc/self/fd lists what is open; without /proc, every number up to the
+ * descriptor limit is closed (closing one that is not open is harmless). 0, or a negative errno
+ * when some may remain open. */
+static int close_inherited(void)
+{
+    if (close_range(3, ~0U, 0) == 0)
+        return 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        int self = dirfd(d), closed;
+        do { /* closing while reading may skip entries: read again until a pass closes nothing */
+            closed = 0;
+            rewinddir(d);
+            struct dirent *e;
+            while ((e = readdir(d)) != NULL) {
+                uint64_t fd;
+                if (keel_parse_uint(e->d_name, &fd) != 0 || fd <= 2 || fd == (uint64_t)self)
+                    continue; /* ".", "..", the standard three, the listing itself */
+                close((int)fd);
+                closed = 1;
+            }
+        } while (closed);
+        closedir(d);
+        return 0;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -errno;
+    /* a descriptor is always below the limit; past 2^20 closes (~0.2 s) give up on the rest */
+    rlim_t max = rl.rlim_cur < (rlim_t)1 << 20 ? rl.rlim_cur : (rlim_t)1 << 20;
+    for (rlim_t fd = 3; fd < max; fd++)
+        close((int)fd);
+    return max == rl.rlim_cur ? 0 : -EMFILE;
+}
+
+static int exec_backend(char **argv)
+{
+    /* how keel starts a managed backend: it dies with keel even if keel crashes */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1)
+        return 1; /* keel is already gone */
+    int rv = close_inherited();
+    if (rv != 0) /* stderr is keel's log: say so, and start it anyway, a leak is no reason to fail */
+        fprintf(stderr, "keel _exec: cannot close inherited descriptors: %s\n", strerror(-rv));
+    execv(argv[0], argv);
+    fprintf(stderr, "keel _exec: cannot run %s: %s\n", argv[0], strerror(errno));
+    return 127;
+}
+
+/* ------------------------------------------------------------------ main */
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "serve") == 0) {
+        /* SIGHUP means "reload" to keel serve, but its default action kills, and the gateway's
+         * watcher starts only once the config is loaded and the backends spawned: until then it
+         * stays blocked (pending, not lost), and the gateway unblocks it once it reloads.
+         * Children start with an empty mask (libuv's uv_spawn resets it). */
+        sigset_t hup;
+        sigemptyset(&hup);
+        sigaddset(&hup, SIGHUP);
+        sigprocmask(SIG_BLOCK, &hup, NULL);
+    }
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;
@@ -88,15 +158,8 @@ int main(int argc, char **argv)
         raise_fd_limit();
         return keel_sim_run(listen ? listen : "127.0.0.1:4100");
     }
-    if (strcmp(cmd, "_exec") == 0 && argc >= 3) {
-        /* how keel starts a managed backend: it dies with keel even if keel crashes */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() == 1)
-            return 1; /* keel is already gone */
-        execv(argv[2], &argv[2]);
-        fprintf(stderr, "keel _exec: cannot run %s\n", argv[2]);
-        return 127;
-    }
+    if (strcmp(cmd, "_exec") == 0 && argc >= 3)
+        return exec_backend(&argv[2]);
     if (strcmp(cmd, "demo") == 0)
         return keel_demo_run(argv[0]);
     if (strcmp(cmd, "audit") == 0)

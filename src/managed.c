@@ -19,6 +19,7 @@
 #include "config.h"
 #include "core/backend.h"
 #include "core/chunk.h"
+#include "core/json.h"
 #include "events.h"
 #include "io/upstream.h"
 #include "log.h"
@@ -46,7 +47,8 @@ struct keel_backend {
     char **argv; /* "{port}" substituted; argv[0] an absolute path */
     size_t argc;
     char **env;
-    char *health_url, *probe_url, *probe_model;
+    char *health_url, *probe_url;
+    char *probe_body; /* the ready probe's request body, built once at create */
     uint64_t start_timeout_ms, idle_unload_ms;
     int ready_probe;
     int port;
@@ -322,14 +324,9 @@ static void check_done(void *ctx, const char *err, const char *detail);
 static void send_check(struct keel_backend *b, int probe)
 {
     static const struct keel_upstream_cbs cbs = {check_head, check_data, check_done};
-    char body[512];
-    snprintf(body, sizeof(body),
-             "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"max_tokens\":1,"
-             "\"stream\":false}",
-             b->probe_model ? b->probe_model : "probe");
     struct keel_upstream_spec spec = {.url = probe ? b->probe_url : b->health_url,
-                                      .body = probe ? body : NULL,
-                                      .body_len = probe ? strlen(body) : 0,
+                                      .body = probe ? b->probe_body : NULL,
+                                      .body_len = probe ? strlen(b->probe_body) : 0,
                                       .connect_timeout_ms = CHECK_TIMEOUT_MS,
                                       .timeout_ms = CHECK_TIMEOUT_MS};
     b->check_status = 0;
@@ -565,6 +562,24 @@ static char **copy_strv(char *const *v, size_t n, int port)
     return c;
 }
 
+/* The ready probe: one 1-token completion for `model`, quoted as JSON (a config string may hold
+ * a quote or a backslash, and spliced in raw it made the body invalid and the backend never
+ * ready). malloc'd; NULL when out of memory. */
+static char *probe_body(const char *model)
+{
+    static const char head[] = "{\"model\":",
+                      tail[] = ",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"max_tokens\":1,"
+                               "\"stream\":false}";
+    size_t q = keel_json_quote(model, NULL, 0);
+    char *body = malloc(sizeof(head) - 1 + q + sizeof(tail));
+    if (body == NULL)
+        return NULL;
+    memcpy(body, head, sizeof(head) - 1);
+    keel_json_quote(model, body + sizeof(head) - 1, q + 1);
+    memcpy(body + sizeof(head) - 1 + q, tail, sizeof(tail));
+    return body;
+}
+
 static struct keel_backend *create(struct keel_managed *m, const struct keel_config *c,
                                    const struct keel_upstream_conf *u, char *err, size_t errlen)
 {
@@ -574,9 +589,17 @@ static struct keel_backend *create(struct keel_managed *m, const struct keel_con
         snprintf(err, errlen, "managed upstream %s: no free loopback port", u->name);
         return NULL;
     }
-    struct keel_backend *b = calloc(1, sizeof(*b));
+    /* probe_model, else the first target naming this upstream, else a placeholder */
+    const char *probe_model = mc->probe_model;
+    for (size_t i = 0; i < c->nmodels && probe_model == NULL; i++)
+        for (size_t j = 0; j < c->models[i].ntargets && probe_model == NULL; j++)
+            if (c->models[i].targets[j].upstream == u)
+                probe_model = c->models[i].targets[j].model;
+    char *body = probe_body(probe_model ? probe_model : "probe");
+    struct keel_backend *b = body ? calloc(1, sizeof(*b)) : NULL;
     struct keel_backend **nb = b ? realloc(m->backends, (m->n + 1) * sizeof(*nb)) : NULL;
     if (nb == NULL) {
+        free(body);
         free(b);
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -603,14 +626,7 @@ static struct keel_backend *create(struct keel_managed *m, const struct keel_con
     snprintf(b->health_url, hl, "%.*s%s", (int)origin, base, mc->health);
     snprintf(b->probe_url, pl, "%s/chat/completions", base);
     free(base);
-    if (mc->probe_model != NULL) {
-        b->probe_model = strdup(mc->probe_model);
-    } else {
-        for (size_t i = 0; i < c->nmodels && b->probe_model == NULL; i++)
-            for (size_t j = 0; j < c->models[i].ntargets && b->probe_model == NULL; j++)
-                if (c->models[i].targets[j].upstream == u)
-                    b->probe_model = strdup(c->models[i].targets[j].model);
-    }
+    b->probe_body = body;
     b->waiters.next = b->waiters.prev = &b->waiters;
     uv_timer_init(m->loop, &b->poll);
     uv_timer_init(m->loop, &b->wake);

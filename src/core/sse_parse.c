@@ -25,7 +25,18 @@ void keel_sse_parser_release(struct keel_sse_parser *p)
 
 int keel_sse_parser_pending(const struct keel_sse_parser *p)
 {
-    return p->line.len > 0 || p->has_data;
+    return p->failed != 0 || p->line.len > 0 || p->has_data;
+}
+
+/* Makes a failure final (see sse_parse.h): what the buffers still hold is a line or an event
+ * missing the bytes that did not fit, and parsing on from it would splice or truncate one. */
+static int fail(struct keel_sse_parser *p, int append_rv)
+{
+    p->failed = append_rv == -ENOMEM ? -ENOMEM : KEEL_SSE_ETOOLONG;
+    keel_buf_release(&p->line);
+    keel_buf_release(&p->data);
+    p->has_data = 0;
+    return p->failed;
 }
 
 static int dispatch(struct keel_sse_parser *p)
@@ -59,8 +70,11 @@ static int field(struct keel_sse_parser *p, const char *line, size_t len)
     }
     if (nlen == 4 && memcmp(line, "data", 4) == 0) {
         p->has_data = 1;
-        if (keel_buf_append(&p->data, val, vlen) != 0 || keel_buf_append(&p->data, "\n", 1) != 0)
-            return KEEL_SSE_ETOOLONG;
+        int rv = keel_buf_append(&p->data, val, vlen);
+        if (rv == 0)
+            rv = keel_buf_append(&p->data, "\n", 1);
+        if (rv != 0)
+            return fail(p, rv);
     } else if (nlen == 5 && memcmp(line, "event", 5) == 0) {
         if (vlen >= sizeof(p->event))
             vlen = sizeof(p->event) - 1;
@@ -72,6 +86,8 @@ static int field(struct keel_sse_parser *p, const char *line, size_t len)
 
 int keel_sse_parser_feed(struct keel_sse_parser *p, const char *bytes, size_t n)
 {
+    if (p->failed != 0)
+        return p->failed;
     size_t i = 0;
     while (i < n) {
         if (p->after_cr) {
@@ -86,20 +102,20 @@ int keel_sse_parser_feed(struct keel_sse_parser *p, const char *bytes, size_t n)
         while (j < n && bytes[j] != '\n' && bytes[j] != '\r')
             j++;
         if (j == n) { /* unterminated: keep it for the next feed */
-            if (keel_buf_append(&p->line, bytes + i, n - i) != 0)
-                return KEEL_SSE_ETOOLONG;
-            return 0;
+            int rv = keel_buf_append(&p->line, bytes + i, n - i);
+            return rv == 0 ? 0 : fail(p, rv);
         }
         const char *line = bytes + i;
         size_t len = j - i;
         if (p->line.len > 0) {
-            if (keel_buf_append(&p->line, bytes + i, j - i) != 0)
-                return KEEL_SSE_ETOOLONG;
+            int rv = keel_buf_append(&p->line, bytes + i, j - i);
+            if (rv != 0)
+                return fail(p, rv);
             line = p->line.base;
             len = p->line.len;
         }
         if (len > p->line.max)
-            return KEEL_SSE_ETOOLONG;
+            return fail(p, -ENOBUFS);
         p->after_cr = bytes[j] == '\r';
         i = j + 1;
         int rv = field(p, line, len);

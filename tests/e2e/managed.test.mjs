@@ -1,11 +1,13 @@
 // managed.test.mjs - managed local backends (seed 002) with `keel sim` as the backend keel runs:
 // eviction healed on the same port, a death mid-request retried once, a hung server failed over
 // without a restart storm, a crash loop backing off, idle unload, the environment, and no
-// backend or zombie left behind. Each test has a backend of its own: restarts are counted.
+// backend or zombie left behind, no descriptor of keel's reaching the backend, a probe_model that
+// needs JSON escaping. Each test has a backend of its own: restarts are counted.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { KEEL, attemptsOf, chat, eventually, post, sleep, startKeel, startSim, stop, streamedText } from './lib.mjs';
+import { KEEL, attemptsOf, chat, eventually, post, sleep, startKeel, startSim, stop, streamedText, tmpdir } from './lib.mjs';
 
 let sim;
 let keel;
@@ -189,4 +191,86 @@ models: [ { name: m, targets: [ { upstream: orphan, model: healthy } ] } ]
   assert.ok(pid > 0);
   k.proc.kill('SIGKILL');
   assert.ok(await eventually(() => !alive(pid), { ms: 3000 }), 'PR_SET_PDEATHSIG took the backend down');
+});
+
+test("a backend inherits none of keel's descriptors: only 0, 1 and 2, at its start and at a restart", async () => {
+  // The command is a shell that waits for a go-ahead file (and consumes it) before it execs keel
+  // sim; meanwhile its descriptors are exactly what `keel _exec` handed over. They are read from
+  // outside, in /proc, so that listing them opens none. The first run starts before keel listens;
+  // the restart comes while keel holds its listeners, the audit log, a client's connection and
+  // curl's sockets: each was a candidate for leaking.
+  const dir = tmpdir();
+  const go = path.join(dir, 'go');
+  const k = await startKeel(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+audit_log: ${path.join(dir, 'audit.jsonl')}
+upstreams:
+  - name: fds
+    base_url: "http://127.0.0.1:{port}/v1"
+    managed:
+      command: ["/bin/sh", "-c", "while [ ! -e ${go} ]; do /bin/sleep 0.02; done; /bin/rm ${go}; exec ${KEEL} sim --listen 127.0.0.1:{port}"]
+      start_timeout: 10s
+models: [ { name: m, targets: [ { upstream: fds, model: healthy } ] } ]
+`, null);
+  // the shell's pid, once `keel _exec` has exec'd it (before, the pid is still keel _exec's)
+  const shell = async (notPid) => {
+    const s = (await (await fetch(`${k.adminUrl}/admin/status`)).json()).backends[0];
+    if (s.state !== 'starting' || s.pid === notPid) return null;
+    try {
+      return fs.readFileSync(`/proc/${s.pid}/cmdline`, 'utf8').split('\0')[0] === '/bin/sh' ? s : null;
+    } catch {
+      return null;
+    }
+  };
+  const inherited = async (notPid) => {
+    const b = await eventually(() => shell(notPid));
+    const dirfd = `/proc/${b.pid}/fd`;
+    const open = fs.readdirSync(dirfd).map(Number).sort((x, y) => x - y);
+    const what = open.map((fd) => `${fd} -> ${fs.readlinkSync(`${dirfd}/${fd}`)}`).join('\n');
+    fs.writeFileSync(go, '');
+    return { pid: b.pid, open, what };
+  };
+  try {
+    const first = await inherited(0);
+    assert.deepEqual(first.open, [0, 1, 2], `descriptors the backend inherited at its start:\n${first.what}`);
+    // a request keeps a client connection open (fetch's keep-alive) and curl's to the backend
+    assert.equal((await post(k, chat('m'))).status, 200, 'the backend went on to start and answer');
+    const sim = (await (await fetch(`${k.adminUrl}/admin/status`)).json()).backends[0].pid;
+    process.kill(sim, 'SIGKILL');
+    const again = await inherited(sim);
+    assert.deepEqual(again.open, [0, 1, 2], `descriptors the backend inherited at its restart:\n${again.what}`);
+    assert.equal((await post(k, chat('m'))).status, 200, 'the restarted backend answers');
+  } finally {
+    fs.writeFileSync(go, '');
+    await stop(k);
+  }
+});
+
+test('a probe_model with a quote and a backslash: the ready probe is valid JSON naming exactly it', async () => {
+  // keel sim takes "healthy#TAG" as healthy and counts hits under the whole name; a body that is
+  // not JSON gets a 400 and the backend never becomes ready
+  const name = 'healthy#q"uo\\te';
+  const k = await startKeel(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstreams:
+  - name: quoted
+    base_url: "http://127.0.0.1:{port}/v1"
+    managed:
+      command: ["${KEEL}", sim, --listen, "127.0.0.1:{port}"]
+      start_timeout: 3s
+      ready_probe: true
+      probe_model: '${name}'
+models: [ { name: m, targets: [ { upstream: quoted, model: healthy } ] } ]
+`, null);
+  try {
+    const status = async () => (await (await fetch(`${k.adminUrl}/admin/status`)).json()).backends[0];
+    const b = await eventually(async () => ((await status()).state === 'ready' ? status() : null), { ms: 2500 });
+    assert.ok(b, `never ready: ${JSON.stringify(await status())}\n${k.log()}`);
+    const hits = (await (await fetch(`http://127.0.0.1:${b.port}/sim/stats`)).json()).hits;
+    assert.equal(hits[name], 1, `one probe, under exactly the configured name: ${JSON.stringify(hits)}`);
+  } finally {
+    await stop(k);
+  }
 });

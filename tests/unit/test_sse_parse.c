@@ -166,6 +166,89 @@ static void test_callback_stops_feed(void **state)
     keel_sse_parser_release(&p);
 }
 
+/* Contract (sse_parse.h): a parser that returned KEEL_SSE_ETOOLONG is failed for good. Without
+ * that, a later feed went on from a half-kept state and could emit an event missing the data
+ * line that did not fit, or a line spliced from the bytes before and after the rejected ones. */
+static void feed_after_failure(struct keel_sse_parser *p, struct seen *s)
+{
+    static const char more[] = "bbb\n\ndata: tail\n\ndata: ok\n\n";
+    assert_int_equal(keel_sse_parser_feed(p, more, sizeof(more) - 1), KEEL_SSE_ETOOLONG);
+    for (size_t i = 0; i < sizeof(more) - 1; i++) /* byte by byte too, and an empty feed */
+        assert_int_equal(keel_sse_parser_feed(p, more + i, 1), KEEL_SSE_ETOOLONG);
+    assert_int_equal(keel_sse_parser_feed(p, "", 0), KEEL_SSE_ETOOLONG);
+    assert_int_equal(s->events, 0);
+    assert_true(keel_sse_parser_pending(p)); /* bytes were dropped: the stream did not end clean */
+}
+
+static void test_unterminated_line_too_long_is_final(void **state)
+{
+    struct keel_sse_parser p;
+    struct seen s = {0};
+    char big[100];
+    memset(big, 'a', sizeof(big));
+    keel_sse_parser_init(&p, 64, on_event, on_comment, &s);
+    assert_int_equal(keel_sse_parser_feed(&p, "data: ", 6), 0);
+    assert_int_equal(keel_sse_parser_feed(&p, big, sizeof(big)), KEEL_SSE_ETOOLONG);
+    feed_after_failure(&p, &s);
+    assert_string_equal(s.log, "");
+    keel_sse_parser_release(&p);
+}
+
+static void test_terminated_line_too_long_is_final(void **state)
+{
+    struct keel_sse_parser p;
+    struct seen s = {0};
+    char big[101];
+    memset(big, 'a', sizeof(big));
+    big[100] = '\n';
+    keel_sse_parser_init(&p, 64, on_event, on_comment, &s);
+    assert_int_equal(keel_sse_parser_feed(&p, big, sizeof(big)), KEEL_SSE_ETOOLONG);
+    feed_after_failure(&p, &s);
+    keel_sse_parser_release(&p);
+}
+
+static void test_event_too_long_is_final(void **state)
+{
+    /* the fourth data line passes the cap: its event must never be dispatched, even truncated */
+    struct keel_sse_parser p;
+    struct seen s = {0};
+    static const char in[] = "data: 0123456789abcdef\ndata: 0123456789abcdef\ndata: 0123456789abcdef\n"
+                             "data: 0123456789abcdef\n";
+    keel_sse_parser_init(&p, 64, on_event, on_comment, &s);
+    assert_int_equal(keel_sse_parser_feed(&p, in, sizeof(in) - 1), KEEL_SSE_ETOOLONG);
+    feed_after_failure(&p, &s);
+    keel_sse_parser_release(&p);
+}
+
+static void test_failed_parser_works_again_after_reinit(void **state)
+{
+    struct keel_sse_parser p;
+    struct seen s = {0};
+    char big[100];
+    memset(big, 'a', sizeof(big));
+    keel_sse_parser_init(&p, 64, on_event, on_comment, &s);
+    assert_int_equal(keel_sse_parser_feed(&p, big, sizeof(big)), KEEL_SSE_ETOOLONG);
+    keel_sse_parser_release(&p);
+    keel_sse_parser_init(&p, 64, on_event, on_comment, &s);
+    assert_false(keel_sse_parser_pending(&p));
+    assert_int_equal(keel_sse_parser_feed(&p, "data: ok\n\n", 10), 0);
+    assert_string_equal(s.log, "[message|ok]");
+    keel_sse_parser_release(&p);
+}
+
+static void test_callback_stop_is_not_final(void **state)
+{
+    /* a callback's stop is the caller's decision, not a parser failure: the parser stays usable */
+    struct keel_sse_parser p;
+    struct seen s = {.stop_after = 1};
+    keel_sse_parser_init(&p, 1024, on_event, NULL, &s);
+    assert_int_equal(keel_sse_parser_feed(&p, "data: 1\n\n", 9), 42);
+    s.stop_after = 0;
+    assert_int_equal(keel_sse_parser_feed(&p, "data: 2\n\n", 9), 0);
+    assert_string_equal(s.log, "[message|1][message|2]");
+    keel_sse_parser_release(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +267,11 @@ int main(void)
         cmocka_unit_test(test_line_too_long),
         cmocka_unit_test(test_event_too_long),
         cmocka_unit_test(test_callback_stops_feed),
+        cmocka_unit_test(test_unterminated_line_too_long_is_final),
+        cmocka_unit_test(test_terminated_line_too_long_is_final),
+        cmocka_unit_test(test_event_too_long_is_final),
+        cmocka_unit_test(test_failed_parser_works_again_after_reinit),
+        cmocka_unit_test(test_callback_stop_is_not_final),
     };
     return cmocka_run_group_tests_name("sse_parse", tests, NULL, NULL);
 }
