@@ -59,10 +59,36 @@ static const char *scalar(const yaml_node_t *n)
     return (const char *)n->data.scalar.value;
 }
 
+/* A key given twice in one mapping is an error, as an unknown one is: YAML leaves it undefined,
+ * and which one "wins" would be a silent choice (the second env: list also overflowed the first's
+ * count, found by fuzz_config). */
+static int unique_keys(struct ctx *x, const yaml_node_t *map, const char *key)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        const yaml_node_t *k = node(x, p->key);
+        if (k == NULL || k->type != YAML_SCALAR_NODE)
+            continue;
+        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+            const yaml_node_t *e = node(x, q->key);
+            if (e != NULL && e->type == YAML_SCALAR_NODE && e->data.scalar.length == k->data.scalar.length &&
+                memcmp(e->data.scalar.value, k->data.scalar.value, k->data.scalar.length) == 0) {
+                char path[256];
+                if (key[0] == '\0' || strcmp(key, "(top level)") == 0)
+                    snprintf(path, sizeof(path), "%s", (const char *)k->data.scalar.value);
+                else
+                    snprintf(path, sizeof(path), "%s.%s", key, (const char *)k->data.scalar.value);
+                return fail(x, k, path, "duplicate key (already given on line %lu)",
+                            (unsigned long)e->start_mark.line + 1);
+            }
+        }
+    }
+    return 0;
+}
+
 static int expect(struct ctx *x, const yaml_node_t *n, yaml_node_type_t t, const char *key)
 {
     if (n->type == t)
-        return 0;
+        return t == YAML_MAPPING_NODE ? unique_keys(x, n, key) : 0;
     const char *want = t == YAML_SCALAR_NODE ? "a scalar" : t == YAML_SEQUENCE_NODE ? "a list" : "a mapping";
     return fail(x, n, key, "expected %s, got %s", want, type_name(n));
 }

@@ -104,6 +104,17 @@ static void test_unknown_key(void **state)
             "t.yaml:2: upstreams[0].apikey: unknown key");
 }
 
+/* YAML leaves a repeated key undefined; a second managed env: list once overflowed the first's
+ * count (found by fuzz_config) */
+static void test_duplicate_key(void **state)
+{
+    refused(UP MODELS "max_body: 1m\nmax_body: 2m\n", "t.yaml:6: max_body: duplicate key (already given on line 5)");
+    refused("upstreams:\n  - name: a\n    base_url: \"http://x\"\n    name: b\n" MODELS,
+            "t.yaml:4: upstreams[0].name: duplicate key (already given on line 2)");
+    refused("defaults: { breaker: { failures: 2, failures: 3 } }\n" UP MODELS,
+            "t.yaml:1: defaults.breaker.failures: duplicate key");
+}
+
 static void test_wrong_type(void **state)
 {
     refused("upstreams: a\n" MODELS, "t.yaml:1: upstreams: expected a list, got a scalar");
@@ -245,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_valid_merges_defaults_and_overrides),
         cmocka_unit_test(test_defaults_when_absent),
         cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_duplicate_key),
         cmocka_unit_test(test_wrong_type),
         cmocka_unit_test(test_bad_duration),
         cmocka_unit_test(test_unknown_upstream),
