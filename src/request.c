@@ -684,7 +684,7 @@ static void on_head(void *ctx, int status, const char *content_type, uint64_t re
     r->outcome.status = status;
     snprintf(r->content_type, sizeof(r->content_type), "%s", content_type);
     /* decided by what the upstream sent, not by the request's stream flag (STACK trap 8) */
-    if (status == 200 && strncmp(content_type, "text/event-stream", 17) == 0) {
+    if (status >= 200 && status < 300 && strncmp(content_type, "text/event-stream", 17) == 0) {
         keel_sse_parser_init(&r->sse, MAX_SSE_LINE, on_event, on_comment, r);
         set_state(r, REQ_PRECOMMIT);
     } else {
@@ -920,7 +920,8 @@ static void on_done(void *ctx, const char *err, const char *detail)
         end_attempt(r);
         return;
     case REQ_BUFFER:
-        if (err == NULL && r->status == 200) {
+        if (err == NULL && r->status >= 200 && r->status < 300) {
+            /* any 2xx must carry an answer: a 204, or a 201 with no choices, is empty (seed 000) */
             enum keel_answer_kind k =
                 keel_answer_inspect(r->answer.base, r->answer.len, r->code, sizeof(r->code), &r->usage);
             r->outcome.empty = k == KEEL_ANSWER_EMPTY;

@@ -21,6 +21,13 @@ static void copy_code(struct keel_json v, char *code, size_t codelen)
     }
 }
 
+/* an "error" member that says something: some providers send "error": null in every chunk */
+static int has_error(struct keel_json root)
+{
+    enum keel_json_type t = keel_json_type(keel_json_get(root, "error"));
+    return t != KEEL_JSON_NONE && t != KEEL_JSON_NULL;
+}
+
 /* error.code, then error.type, then top-level code/type */
 static void error_code_of(struct keel_json root, char *code, size_t codelen)
 {
@@ -90,7 +97,7 @@ void keel_chunk_inspect(const char *event, const char *data, size_t len, struct 
     }
     out->has_usage = keel_json_type(keel_json_get(root, "usage")) == KEEL_JSON_OBJECT;
     usage_of(root, &out->usage);
-    if (strcmp(event, "error") == 0 || keel_json_get(root, "error").p != NULL) {
+    if (strcmp(event, "error") == 0 || has_error(root)) {
         out->kind = KEEL_CHUNK_ERROR;
         error_code_of(root, out->error_code, sizeof(out->error_code));
         return;
@@ -122,7 +129,7 @@ enum keel_answer_kind keel_answer_inspect(const char *body, size_t len, char *co
     struct keel_json choices = keel_json_get(root, "choices");
     if (keel_json_type(choices) == KEEL_JSON_ARRAY && keel_json_next(choices, &pos, NULL, &first))
         return KEEL_ANSWER_OK;
-    if (keel_json_get(root, "error").p != NULL) {
+    if (has_error(root)) {
         error_code_of(root, code, codelen);
         return KEEL_ANSWER_ERROR;
     }

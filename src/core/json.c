@@ -264,6 +264,8 @@ static const char *skip_value(const char *p, const char *end)
 int keel_json_parse_depth(const char *text, size_t len, size_t max_depth, struct keel_json *root)
 {
     assert(max_depth <= KEEL_JSON_MAX_DEPTH); /* the scan recurses once per level */
+    if (len == 0)
+        return -1; /* and text may be NULL (an empty buffer): no arithmetic on it */
     const char *end = text + len;
     const char *p = ws(text, end);
     int deep = 0;

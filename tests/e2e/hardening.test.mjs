@@ -489,3 +489,36 @@ models: [ { name: ok, targets: [ { upstream: a, model: healthy } ] } ]
     }
   });
 });
+
+describe('a 2xx is an answer only if it carries one', () => {
+  test('204, or 201 with no choices, is empty_response and fails over (seed 000)', async () => {
+    const http = await import('node:http');
+    let status = 204;
+    const odd = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (status === 204) res.writeHead(204).end();
+        else res.writeHead(201, { 'content-type': 'application/json' }).end('{"id":"x","choices":[]}');
+      });
+    });
+    await new Promise((r) => odd.listen(0, '127.0.0.1', r));
+    const keel = await startKeel(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstreams: [ { name: odd, base_url: "http://127.0.0.1:${odd.address().port}/v1" }, { name: b, base_url: "{SIM}" } ]
+models: [ { name: m, targets: [ { upstream: odd, model: x }, { upstream: b, model: healthy } ] } ]
+`, sim);
+    try {
+      for (const s of [204, 201]) {
+        status = s;
+        const r = await post(keel, chat('m'));
+        assert.equal(r.status, 200, r.text);
+        assert.equal(r.headers.get('x-keel-upstream'), 'b', `a ${s} was passed on as the answer`);
+        assert.match(r.headers.get('x-keel-attempts'), new RegExp(`^odd/x;class=empty_response;status=${s};`));
+      }
+    } finally {
+      await stop(keel);
+      odd.close();
+    }
+  });
+});

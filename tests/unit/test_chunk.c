@@ -77,6 +77,13 @@ static void test_answers(void **state)
     assert_string_equal(code, "server_error");
     assert_int_equal(keel_answer_inspect("{\"choices\":[", 12, code, sizeof(code), NULL), KEEL_ANSWER_MALFORMED);
     assert_int_equal(keel_answer_inspect("", 0, code, sizeof(code), NULL), KEEL_ANSWER_MALFORMED);
+    /* an empty body may come as no buffer at all (fuzz_upstream: clang's UBSan saw NULL + 0) */
+    assert_int_equal(keel_answer_inspect(NULL, 0, code, sizeof(code), NULL), KEEL_ANSWER_MALFORMED);
+    /* "error": null is no error (some providers send it with every answer and chunk) */
+    const char *nullerr = "{\"error\":null,\"choices\":[]}";
+    assert_int_equal(keel_answer_inspect(nullerr, strlen(nullerr), code, sizeof(code), NULL), KEEL_ANSWER_EMPTY);
+    assert_int_equal(kind("message", "{\"error\":null,\"choices\":[{\"delta\":{\"content\":\"x\"}}]}"),
+                     KEEL_CHUNK_PROGRESS);
     struct keel_usage u = {0};
     const char *withu = "{\"choices\":[{}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":4,\"total_tokens\":9}}";
     assert_int_equal(keel_answer_inspect(withu, strlen(withu), code, sizeof(code), &u), KEEL_ANSWER_OK);
