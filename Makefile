@@ -59,8 +59,20 @@ $(BUILD)/tests/%: tests/unit/%.c $(OBJ)
 	@echo "  LD      $@"
 	@$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(OBJ) $(LIBS) -lcmocka
 
-unit: $(UNIT_BIN) lint
+unit: $(UNIT_BIN) lint corpus
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+# The fuzz drivers' committed corpora run as unit tests: each driver built plainly (no libFuzzer)
+# with a main() that feeds it every file of tests/fuzz/corpus/X once; SAN=1 checks them too.
+CORPUS_BIN := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/tests/corpus_%,$(wildcard tests/fuzz/fuzz_*.c))
+.PHONY: corpus
+$(BUILD)/tests/corpus_%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $(OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< tests/fuzz/standalone.c $(OBJ) $(LIBS)
+
+corpus: $(CORPUS_BIN)
+	@set -e; for t in $(CORPUS_BIN); do echo "== $$t"; $$t tests/fuzz/corpus/$${t##*/corpus_}; done
 
 # Each e2e file starts its own keel and keel sim on kernel-chosen loopback ports, so files may
 # run in parallel. npm packages come from the committed lockfile only.
@@ -85,20 +97,77 @@ $(BUILD)/streams: bench/streams.c
 	@mkdir -p $(dir $@)
 	@$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $< $(shell pkg-config --cflags --libs libuv)
 
-# libFuzzer drivers, one per parser (STYLE T4); needs clang. Not part of `make test`:
-# `make fuzz FUZZ_SECONDS=60` runs each for that long on its corpus.
+# slow and hostile clients held against keel while normal traffic's latency is measured (bench
+# only, never in `make test`; about 5 minutes). `make hostile HOSTILE_ARGS="10 1 600"` for a short run.
+.PHONY: hostile
+hostile: $(BUILD)/keel $(BUILD)/hostile $(BUILD)/hostile-shim.so
+	BUILD=$(BUILD) bench/hostile.sh $(HOSTILE_ARGS)
+
+$(BUILD)/hostile: bench/hostile.c
+	@mkdir -p $(dir $@)
+	@$(CC) $(CFLAGS) $(WARN) $(DEFS) -o $@ $< $(shell pkg-config --cflags --libs libuv)
+
+$(BUILD)/hostile-shim.so: bench/hostile-shim.c
+	@mkdir -p $(dir $@)
+	@$(CC) $(CFLAGS) $(WARN) -shared -fPIC -o $@ $< -ldl
+
+# libFuzzer drivers (STYLE T4): the parsers, an upstream's answer through classification and
+# relay (upstream), a client's bytes through the server and the request handler (request). Needs
+# clang; not part of `make test` (their committed corpora are: see `corpus`). `make fuzz` runs
+# each driver FUZZ_SECONDS (`make fuzz FUZZ_SECONDS=600` is the long run) on its corpus, its
+# output in build-fuzz/fuzz_X.log, and fails on any finding (crash, leak, timeout, OOM) after
+# naming the reproducer. Objects are clang-built with coverage into build-fuzz/obj, archived so a
+# driver links only the modules it reaches.
 FUZZ_SECONDS ?= 20
-FUZZ_SRC     := $(CORE_SRC) src/config.c src/log.c
-fuzz:
-	@mkdir -p build-fuzz
-	@for f in sse config chunk json; do \
-	  clang -g -O1 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined -o build-fuzz/fuzz_$$f \
-	    tests/fuzz/fuzz_$$f.c $(FUZZ_SRC) $(shell pkg-config --cflags --libs jansson yaml-0.1) || exit 1; \
-	  mkdir -p build-fuzz/corpus-$$f; \
-	  echo "== fuzz_$$f ($(FUZZ_SECONDS)s)"; \
-	  build-fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-$$f tests/fuzz/corpus/$$f \
-	    2>&1 | tail -2 || exit 1; \
-	done
+FUZZ_DRIVERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  := -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) $(DEFS) -Isrc $(shell pkg-config --cflags $(PKGS))
+FUZZ_OBJ     := $(patsubst $(BUILD)/%,build-fuzz/obj/%,$(OBJ))
+
+build-fuzz/obj/%.o: src/%.c $(wildcard src/*.h src/core/*.h src/io/*.h) Makefile
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build-fuzz/obj/ui_html.o: src/ui.html tools/embed.c
+	@mkdir -p $(dir $@)
+	@clang -O1 -o build-fuzz/embed tools/embed.c
+	@build-fuzz/embed keel_ui_html src/ui.html build-fuzz/ui_html.c
+	@clang -O1 -c -o $@ build-fuzz/ui_html.c
+
+build-fuzz/libkeel.a: $(FUZZ_OBJ)
+	@rm -f $@
+	@ar rcs $@ $^
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libkeel.a
+	@echo "  LD      $@"
+	@clang $(FUZZ_CFLAGS) $(WARN) -Wno-unknown-warning-option -fsanitize=fuzzer -o $@ $< build-fuzz/libkeel.a $(LIBS)
+
+fuzz: $(FUZZ_DRIVERS:%=build-fuzz/fuzz_%)
+	@failed=""; for f in $(FUZZ_DRIVERS); do \
+	  log=build-fuzz/fuzz_$$f.log; art=build-fuzz/findings-$$f/; \
+	  mkdir -p build-fuzz/corpus-$$f $$art; \
+	  case $$f in request) len=16384;; *) len=4096;; esac; \
+	  dict=; [ -f tests/fuzz/$$f.dict ] && dict=-dict=tests/fuzz/$$f.dict; \
+	  echo "== fuzz_$$f ($(FUZZ_SECONDS)s, log $$log)"; \
+	  build-fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=$$len -timeout=30 $$dict \
+	    -artifact_prefix=$$art build-fuzz/corpus-$$f tests/fuzz/corpus/$$f >$$log 2>&1; rc=$$?; \
+	  grep -E '^#[0-9]+.*cov:' $$log | tail -n 1; grep -E '^Done [0-9]+ runs' $$log; \
+	  if [ $$rc -ne 0 ]; then \
+	    failed="$$failed $$f"; \
+	    echo "fuzz_$$f: FAILED (exit $$rc); reproducer: $$(sed -n 's/.*Test unit written to \([^ ]*\).*/\1/p' $$log | tail -n 1)"; \
+	    grep -m 1 -E '^SUMMARY|invariant broken|^==[0-9]+== ERROR: libFuzzer' $$log | sed 's/^/  /'; \
+	    echo "  replay: build-fuzz/fuzz_$$f <reproducer>; details in $$log"; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make fuzz: findings in:$$failed"; exit 1; fi
+
+# The soak (bench/soak.sh, bench/soak.mjs; bench only, never in `make test`): 100k requests
+# through 3-deep chains of `keel sim` chaos targets, each checked; about 10 minutes. SAN=1 runs
+# the ASan+UBSan build with 10k. SOAK_REQUESTS, SOAK_RATE, SOAK_SEED, SOAK_RESULTS: see soak.sh.
+.PHONY: soak
+soak: $(BUILD)/keel
+	BUILD=$(BUILD) SOAK_SAN=$(SAN) bench/soak.sh
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -96,7 +96,7 @@ static void apply_limits(struct keel_gateway *gw, const struct keel_config *c)
 }
 
 /* Breaker parameters follow the config that last named the target; their state stays. */
-static void apply_config(struct keel_gateway *gw, const struct keel_config *c)
+void keel_gateway_apply(struct keel_gateway *gw, const struct keel_config *c)
 {
     for (size_t i = 0; i < c->nmodels; i++) {
         const struct keel_model_conf *m = &c->models[i];
@@ -112,6 +112,8 @@ static void apply_config(struct keel_gateway *gw, const struct keel_config *c)
         }
     }
     keel_events_set_url(&gw->events, c->webhook);
+    if (gw->api != NULL)
+        apply_limits(gw, c);
 }
 
 /* SIGHUP: load the file again; a bad config is refused and the old one kept */
@@ -131,8 +133,7 @@ static void reload(struct keel_gateway *gw)
     if (c->listen_port != gw->config->listen_port || strcmp(c->listen_host, gw->config->listen_host) != 0 ||
         c->admin_port != gw->config->admin_port || strcmp(c->admin_host, gw->config->admin_host) != 0)
         keel_warn("SIGHUP: listen and admin_listen changes take effect at the next start");
-    apply_config(gw, c);
-    apply_limits(gw, c);
+    keel_gateway_apply(gw, c);
     struct keel_config *old = gw->config;
     gw->config = keel_config_hold(c);
     keel_config_drop(old); /* freed when the last request begun under it ends */
@@ -225,7 +226,7 @@ int keel_gateway_run(struct keel_config *config)
         keel_error("cannot start: %s", gw->managed ? err : "out of memory");
         return 1;
     }
-    apply_config(gw, config);
+    keel_gateway_apply(gw, config); /* breakers now; limits once the listeners exist */
     if (config->audit_log != NULL) {
         gw->audit = keel_audit_open(gw->loop, config->audit_log, config->audit_max_size, (unsigned)config->audit_keep,
                                     err, sizeof(err));
