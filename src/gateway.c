@@ -69,10 +69,15 @@ static void on_cliff_timer(uv_timer_t *t)
 /* What a client may cost (config.h). max_connections defaults to what the open-file limit leaves
  * after each connection's upstream socket and a reserve for keel's own files, so the upstream
  * side always finds a descriptor: past it clients are refused, never providers blamed. */
-static void apply_limits(struct keel_gateway *gw, const struct keel_config *c)
+static uint64_t upstream_room(const struct keel_gateway *gw)
 {
     uint64_t reserve = FD_RESERVE + ADMIN_CONNECTIONS;
-    uint64_t room = gw->nofile > reserve + 32 ? (gw->nofile - reserve) / 2 : 16;
+    return gw->nofile > reserve + 32 ? (gw->nofile - reserve) / 2 : 16;
+}
+
+static void apply_limits(struct keel_gateway *gw, const struct keel_config *c)
+{
+    uint64_t room = upstream_room(gw);
     uint64_t max = c->max_connections ? c->max_connections : room;
     if (max > room)
         keel_warn("max_connections %llu may leave no descriptor for upstream sockets under the open-file limit "
@@ -212,7 +217,12 @@ int keel_gateway_run(struct keel_config *config)
     if (getrandom(&gw->id_seed, sizeof(gw->id_seed), 0) != sizeof(gw->id_seed))
         gw->id_seed = (uint64_t)uv_hrtime();
     gw->rng = gw->id_seed ^ 0x5deece66dULL;
-    gw->upstream = keel_upstream_new(gw->loop, 1024);
+    struct rlimit rl;
+    gw->nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (uint64_t)rl.rlim_cur : 1024;
+    /* curl's cache of idle upstream connections: below the number of streams held open, every
+     * other request would connect anew (bench/hostile: 2,172 connects in 3 s at 1,668 streams) */
+    uint64_t room = upstream_room(gw);
+    gw->upstream = keel_upstream_new(gw->loop, (long)(room > 1024 ? room : 1024));
     if (gw->upstream == NULL) {
         keel_error("cannot start: libcurl failed to initialise");
         return 1;
@@ -248,8 +258,6 @@ int keel_gateway_run(struct keel_config *config)
         keel_error("admin_listen: %s", err);
         return 1;
     }
-    struct rlimit rl;
-    gw->nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (uint64_t)rl.rlim_cur : 1024;
     apply_limits(gw, config);
     static uv_timer_t cliff_timer; /* clears cliff warnings as old samples leave the window */
     uv_timer_init(gw->loop, &cliff_timer);
