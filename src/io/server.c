@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #define PROBE_INTERVAL_MS 100
-#define SWEEP_EVERY 5 /* probe ticks between two sweeps of the limits (timeouts are seconds) */
+/* Each probe tick sweeps a fifth of the connections for their limits, so each is looked at
+ * every 500 ms: sweeping 5,000 at once blocked the loop for 4-9 ms (bench/hostile). */
+#define SWEEP_EVERY 5
 /* A client socket's send buffer. Linux grows it to about 3 MB for a loopback or LAN client that
  * stops reading (bench/hostile: 200 such clients held 535 MB of unsent bytes in the kernel, and
  * 1,668 would pass the host's TCP memory limit, slowing every socket on it). 256 KiB still
@@ -43,13 +45,13 @@ struct keel_server {
     void *app;
     uv_timer_t probe;
     struct keel_http *watched; /* head of the list of requests whose client is probed */
-    struct keel_http *reqs;    /* head of the list of every request h2o has not disposed */
     struct conn *conns;        /* head of the list of every accepted connection not yet closed */
+    struct conn *cursor;       /* where the next sweep starts (NULL: at the head) */
+    size_t nconns;             /* in conns */
     struct lingerer *lingering; /* head of the list of closed connections still draining */
     size_t refused_draining;    /* refused connections being drained now */
     struct keel_server_limits limits;
     struct keel_server_stats stats;
-    unsigned ticks; /* of the probe timer */
     int port;
     int accepting;
 };
@@ -62,6 +64,7 @@ struct conn {
     struct keel_server *s;
     h2o_socket_t *sock;       /* h2o's; NULL once h2o closed it */
     struct conn *prev, *next; /* in s->conns */
+    struct keel_http *h;      /* its request while busy (send_timeout) */
     uint64_t since;           /* accepted, or its last request disposed */
     uint64_t head_at;         /* when the current request's first byte was seen; 0 = none yet */
     uint64_t body_at;         /* when its head was seen whole; 0 = not yet */
@@ -98,8 +101,7 @@ struct keel_http {
     keel_http_written_cb on_written;
     keel_http_gone_cb on_gone;
     void *ctx;
-    struct keel_http *prev, *next;         /* in s->watched while `watched` */
-    struct keel_http *all_prev, *all_next; /* in s->reqs until disposed */
+    struct keel_http *prev, *next; /* in s->watched while `watched` */
     char *out;                     /* the bytes of the write in flight; valid until proceed */
     size_t outcap;
     uint64_t write_at;             /* loop time a write was handed to h2o and not yet taken; 0 = none */
@@ -145,13 +147,8 @@ static void on_dispose(void *slot)
     struct keel_server *s = h->s;
     h->req = NULL;
     unwatch(h);
-    if (h->all_prev)
-        h->all_prev->all_next = h->all_next;
-    else
-        s->reqs = h->all_next;
-    if (h->all_next)
-        h->all_next->all_prev = h->all_prev;
     if (h->conn != NULL) {
+        h->conn->h = NULL;
         /* the connection reads its next request (kept alive) or closes */
         h->conn->busy = 0;
         h->conn->served = 1;
@@ -256,13 +253,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     *slot = h;
     h->req = req;
     h->s = s;
-    h->all_next = s->reqs;
-    if (h->all_next)
-        h->all_next->all_prev = h;
-    s->reqs = h;
     h->conn = conn_of(req);
-    if (h->conn != NULL)
+    if (h->conn != NULL) {
         h->conn->busy = 1;
+        h->conn->h = h;
+    }
     const char *code, *message;
     int status = check_head(s, req, &code, &message);
     if (status != 0) {
@@ -365,12 +360,25 @@ static void check_reading(struct keel_server *s, struct conn *c, uint64_t now)
         drop(c, &s->stats.body_timeouts);
 }
 
+/* a client that stopped reading: h2o 2.2.5 has no write timeout, so a response it never takes
+ * would hold the request (and its slot under max_inflight) as long as it stays */
+static void check_sending(struct keel_server *s, struct conn *c, uint64_t now)
+{
+    struct keel_http *h = c->h;
+    uint64_t limit = s->limits.send_timeout_ms;
+    if (h == NULL || limit == 0 || h->write_at == 0 || now - h->write_at < limit)
+        return;
+    h->write_at = 0;
+    drop(c, &s->stats.send_timeouts);
+    if (!h->done)
+        client_gone(h); /* the app ends the request and cancels its upstream now */
+}
+
 static void on_probe(uv_timer_t *t)
 {
     struct keel_server *s = t->data;
     uint64_t now = uv_now(s->loop);
     struct keel_http *next;
-    int sweep = ++s->ticks % SWEEP_EVERY == 0;
     for (struct keel_http *h = s->watched; h != NULL; h = next) {
         next = h->next;
         int fd = socket_fd(h);
@@ -381,28 +389,13 @@ static void on_probe(uv_timer_t *t)
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
             client_gone(h);
     }
-    /* a client that stopped reading: h2o 2.2.5 has no write timeout, so a response it never
-     * takes would hold the request (and its slot under max_inflight) as long as it stays */
-    if (!sweep)
-        return;
-    uint64_t limit = s->limits.send_timeout_ms;
-    for (struct keel_http *h = s->reqs; h != NULL && limit > 0; h = next) {
-        next = h->all_next;
-        if (h->write_at == 0 || now - h->write_at < limit || h->req == NULL)
-            continue;
-        h->write_at = 0;
-        if (h->conn != NULL)
-            drop(h->conn, &s->stats.send_timeouts);
-        else
-            s->stats.send_timeouts++;
-        if (!h->done)
-            client_gone(h); /* the app ends the request and cancels its upstream now */
-    }
-    struct conn *cnext;
-    for (struct conn *c = s->conns; c != NULL; c = cnext) {
-        cnext = c->next;
+    /* a slice of the connections; closes only start here (uv_close), so c stays valid */
+    struct conn *c = s->cursor ? s->cursor : s->conns;
+    for (size_t n = s->nconns / SWEEP_EVERY + 1; c != NULL && n > 0; n--, c = c->next) {
         check_reading(s, c, now);
+        check_sending(s, c, now);
     }
+    s->cursor = c;
     struct lingerer *lnext;
     for (struct lingerer *l = s->lingering; l != NULL; l = lnext) {
         lnext = l->next;
@@ -642,12 +635,15 @@ static void on_conn_closed(uv_handle_t *handle)
 {
     struct conn *c = (struct conn *)handle;
     struct keel_server *s = c->s;
+    if (s->cursor == c)
+        s->cursor = c->next;
     if (c->prev)
         c->prev->next = c->next;
     else
         s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    s->nconns--;
     if (!c->refused)
         s->stats.open--;
     else
@@ -784,6 +780,7 @@ static void on_accept(uv_stream_t *listener, int status)
     if (c->next)
         c->next->prev = c;
     s->conns = c;
+    s->nconns++;
     s->stats.accepted++;
     if (s->limits.max_connections > 0 && s->stats.open >= s->limits.max_connections) {
         refuse(s, c);

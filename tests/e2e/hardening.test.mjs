@@ -113,7 +113,8 @@ models:
       return r.status === 200 ? r : null;
     }, { ms: 6000, every: 200 });
     assert.ok(res, 'a normal request is answered once the stuck readers are dropped');
-    assert.ok((await metric(keel, 'keel_client_timeouts_total{phase="send"}')) >= 4);
+    assert.ok(await eventually(async () => (await metric(keel, 'keel_client_timeouts_total{phase="send"}')) >= 4),
+      'all four dropped by send_timeout');
     // reading again drains what the kernel buffered, then finds the connection closed
     for (const s of stuck) s.sock.resume();
     const closedAfter = await Promise.all(stuck.map((s) => Promise.race([s.closed, sleep(5000).then(() => -1)])));
