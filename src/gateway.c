@@ -3,6 +3,7 @@
  * accepting, let requests in flight finish (bounded by drain_timeout), exit 0. */
 #include "gateway.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,6 +208,11 @@ int keel_gateway_run(struct keel_config *config)
     static uv_signal_t sigterm, sigint, sighup;
     char err[256];
     signal(SIGPIPE, SIG_IGN);
+    /* glibc raises its mmap threshold each time a large block is freed, after which large answer
+     * buffers live on the heap and its top is rarely given back: the soak's 12 MB answers left
+     * RSS 32 MB up at rest. A fixed threshold keeps buffers past 128 KiB in their own mappings,
+     * returned to the system when freed (a mmap and munmap per such answer). */
+    mallopt(M_MMAP_THRESHOLD, 128 << 10);
     struct keel_gateway *gw = calloc(1, sizeof(*gw));
     if (gw == NULL)
         return 1;

@@ -93,6 +93,9 @@ struct keel_request {
     size_t prompt_bytes;        /* the client's body size */
     int gone;                   /* the client went away */
     size_t mem;                 /* bytes charged to gw->mem_held: bodies and buffers (max_memory) */
+    uint64_t ended_ms;          /* REQ_END reached: the answer was handed to the server */
+    int sending;                /* REQ_END reached with the final bytes still with the server:
+                                   recorded and freed once on_delivered says whether they went */
 
     /* a managed target (seed 002) */
     struct keel_backend_waiter waiter; /* queued while its backend starts */
@@ -127,6 +130,8 @@ static void next_step(struct keel_request *r, struct keel_step step);
 static void attempt_over(struct keel_request *r, enum keel_class cls);
 static void give_up(struct keel_request *r, const struct keel_step *step);
 static void finish(struct keel_request *r);
+static void complete(struct keel_request *r);
+static void on_delivered(void *ctx, int delivered);
 static void arm(struct keel_request *r);
 
 static uint64_t now_ms(struct keel_request *r)
@@ -235,6 +240,8 @@ static void respond(struct keel_request *r, int status, const char *content_type
     struct keel_http *h = r->http;
     r->http = NULL;
     r->status_sent = status;
+    keel_http_on_delivered(h, on_delivered, r);
+    r->sending = 1;
     keel_http_respond(h, status, hdrs, n, body, len);
 }
 
@@ -763,6 +770,19 @@ static void cut_stream(struct keel_request *r, enum keel_class cls, const char *
     attempt_over(r, cls);
 }
 
+/* Content progress: the only thing that moves first_byte and stall. The timer is armed for the
+ * next deadline and later progress only moves that later, except the first: from then on stall
+ * counts, and progress + stall may fall before the attempt's first_byte (the soak found stalls
+ * cut at first_byte) */
+static void progress(struct keel_request *r)
+{
+    r->dl.progress_at = now_ms(r);
+    if (r->first_progress_at == 0) {
+        r->first_progress_at = r->dl.progress_at;
+        arm(r);
+    }
+}
+
 static int on_event(void *ctx, const char *event, const char *data, size_t len)
 {
     struct keel_request *r = ctx;
@@ -782,9 +802,7 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
         r->outcome.code = r->code;
         return r->state == REQ_RELAY ? EV_CUT : EV_FAIL;
     case KEEL_CHUNK_PROGRESS:
-        r->dl.progress_at = now_ms(r); /* the only thing that moves first_byte/stall */
-        if (r->first_progress_at == 0)
-            r->first_progress_at = r->dl.progress_at;
+        progress(r);
         if (r->state == REQ_PRECOMMIT)
             commit(r);
         break;
@@ -817,9 +835,7 @@ static int on_data(void *ctx, const char *data, size_t len)
         /* a non-stream body progresses with its bytes; whitespace keep-alives don't count */
         for (size_t i = 0; i < len; i++) {
             if (data[i] != ' ' && data[i] != '\n' && data[i] != '\r' && data[i] != '\t') {
-                r->dl.progress_at = now_ms(r);
-                if (r->first_progress_at == 0)
-                    r->first_progress_at = r->dl.progress_at;
+                progress(r);
                 break;
             }
         }
@@ -876,9 +892,14 @@ static void flush(struct keel_request *r)
     if (final)
         r->http = NULL;
     charge(r);
+    if (final) {
+        keel_http_on_delivered(h, on_delivered, r);
+        r->sending = 1;
+    }
     if (keel_http_write(h, r->out.base, r->out.len, final) != 0) {
         /* the server could not take the write (out of memory) and dropped the client */
         r->writing = 0;
+        r->sending = 0;
         if (!final)
             on_gone(r);
         else
@@ -1221,7 +1242,9 @@ static void account(struct keel_request *r)
                           : last        ? last->cls
                                         : KEEL_CLASS_SKIPPED;
     struct keel_route_stats *rs = keel_state_route(r->mstate, last ? last->target->upstream->name : "");
-    uint64_t ms = now_ms(r) - r->start_ms;
+    /* until keel handed its answer over, not until a slow client took it: the latency windows
+     * and the cliff watch measure the providers and keel, not the clients' links */
+    uint64_t ms = r->ended_ms - r->start_ms;
     if (rs != NULL) {
         rs->requests[cls]++;
         keel_hist_observe(&rs->duration, (double)ms / 1000.0);
@@ -1272,6 +1295,31 @@ static void finish(struct keel_request *r)
         keel_breaker_release(&r->tstate[r->router.cur]->breaker);
     if (r->backend != NULL)
         keel_backend_release(r->backend);
+    uv_timer_stop(r->timer);
+    r->ended_ms = now_ms(r);
+    if (r->sending)
+        return; /* on_delivered records and frees it, holding its max_inflight slot till then */
+    complete(r);
+}
+
+/* The server let go of the final bytes: taken by the client, or dropped with its connection
+ * (a send_timeout). Until now the request held its slot: a client that never reads an answer
+ * costs keel the same as one still being answered (issue 13, finding 1). */
+static void on_delivered(void *ctx, int delivered)
+{
+    struct keel_request *r = ctx;
+    assert(r->state == REQ_END && r->sending);
+    r->sending = 0;
+    if (!delivered) {
+        r->gone = 1;
+        keel_info("req %s: the client did not take its answer (send_timeout): recorded as client_gone", r->id);
+    }
+    complete(r);
+}
+
+/* the request's record (metrics, windows, audit line), then its memory */
+static void complete(struct keel_request *r)
+{
     account(r);
     if (r->sse.on_event != NULL)
         keel_sse_parser_release(&r->sse);
@@ -1282,7 +1330,6 @@ static void finish(struct keel_request *r)
     free(r->body);
     keel_config_drop(r->config);
     free(r->tstate);
-    uv_timer_stop(r->timer);
     uv_close((uv_handle_t *)r->timer, free_timer); /* STACK trap 6: freed in the close callback */
     struct keel_gateway *gw = r->gw;
     free(r);

@@ -101,6 +101,8 @@ struct keel_http {
     keel_http_written_cb on_written;
     keel_http_gone_cb on_gone;
     void *ctx;
+    keel_http_delivered_cb on_delivered;
+    void *delivered_ctx;
     struct keel_http *prev, *next; /* in s->watched while `watched` */
     char *out;                     /* the bytes of the write in flight; valid until proceed */
     size_t outcap;
@@ -159,6 +161,10 @@ static void on_dispose(void *slot)
         h->done = 1;
         if (h->on_gone)
             h->on_gone(h->ctx);
+    } else if (h->on_delivered != NULL) {
+        /* h2o lets go of a request once its last bytes are written or its connection closed;
+         * a connection a limit dropped (send_timeout) did not take them */
+        h->on_delivered(h->delivered_ctx, h->conn == NULL || !h->conn->dropped);
     }
     free(h->out);
     free(h);
@@ -360,11 +366,28 @@ static void check_reading(struct keel_server *s, struct conn *c, uint64_t now)
         drop(c, &s->stats.body_timeouts);
 }
 
+/* STACK trap 1: a FIN (or an error) on a socket h2o is not reading */
+static int peer_closed(struct keel_http *h)
+{
+    int fd = socket_fd(h);
+    if (fd < 0)
+        return 0;
+    char c;
+    ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* a client that stopped reading: h2o 2.2.5 has no write timeout, so a response it never takes
  * would hold the request (and its slot under max_inflight) as long as it stays */
 static void check_sending(struct keel_server *s, struct conn *c, uint64_t now)
 {
     struct keel_http *h = c->h;
+    if (h != NULL && h->started && !h->done && !h->writing && peer_closed(h)) {
+        /* a committed stream whose upstream is quiet writes nothing, so a client that left
+         * would go unseen until the next write: peeked here, every 500 ms, not every 100 */
+        client_gone(h);
+        return;
+    }
     uint64_t limit = s->limits.send_timeout_ms;
     if (h == NULL || limit == 0 || h->write_at == 0 || now - h->write_at < limit)
         return;
@@ -381,12 +404,7 @@ static void on_probe(uv_timer_t *t)
     struct keel_http *next;
     for (struct keel_http *h = s->watched; h != NULL; h = next) {
         next = h->next;
-        int fd = socket_fd(h);
-        if (fd < 0)
-            continue;
-        char c;
-        ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        if (peer_closed(h))
             client_gone(h);
     }
     /* a slice of the connections; closes only start here (uv_close), so c stays valid */
@@ -456,6 +474,12 @@ const char *keel_http_header(struct keel_http *h, const char *name, size_t *len)
         return NULL;
     *len = h->req->headers.entries[i].value.len;
     return h->req->headers.entries[i].value.base;
+}
+
+void keel_http_on_delivered(struct keel_http *h, keel_http_delivered_cb cb, void *ctx)
+{
+    h->on_delivered = cb;
+    h->delivered_ctx = ctx;
 }
 
 void keel_http_watch(struct keel_http *h, keel_http_gone_cb on_gone, void *ctx)

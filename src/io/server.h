@@ -66,6 +66,12 @@ const char *keel_http_path(struct keel_http *h, size_t *len); /* without the que
 const char *keel_http_body(struct keel_http *h, size_t *len);
 const char *keel_http_header(struct keel_http *h, const char *name, size_t *len); /* NULL if absent */
 
+/* The app's final bytes were taken by the client (delivered = 1), or the connection was dropped
+ * before they were (a send_timeout, a reset): called once, when the server lets go of `h`. */
+typedef void (*keel_http_delivered_cb)(void *ctx, int delivered);
+/* Asks for that call; set it before the final bytes (keel_http_respond, a final write). */
+void keel_http_on_delivered(struct keel_http *h, keel_http_delivered_cb cb, void *ctx);
+
 /* From now on on_gone fires if the client disconnects, even while the app writes nothing. */
 void keel_http_watch(struct keel_http *h, keel_http_gone_cb on_gone, void *ctx);
 /* The whole response at once, with Content-Length; body is copied. h is done. */

@@ -523,3 +523,68 @@ models: [ { name: m, targets: [ { upstream: odd, model: x }, { upstream: b, mode
     }
   });
 });
+
+describe('found by the soak', () => {
+  let keel;
+  let dir;
+  before(async () => {
+    keel = await startKeel(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+audit_log: AUDIT
+send_timeout: 1s
+defaults: { timeouts: { first_byte: 10s, stall: 500ms } }
+upstreams: [ { name: a, base_url: "{SIM}" }, { name: b, base_url: "{SIM}" } ]
+models:
+  - { name: stalls, targets: [ { upstream: a, model: "stall-after:2#soak" }, { upstream: b, model: healthy } ] }
+  - { name: slow, targets: [ { upstream: a, model: "slow-tokens:3000" } ], }
+  - { name: echo, targets: [ { upstream: a, model: echo } ] }
+`.replace('AUDIT', path.join((dir = tmpdir()), 'audit.jsonl')).replace('stall: 500ms } }', 'stall: 500ms } }'), sim);
+  });
+  after(async () => {
+    await stop(keel);
+  });
+  const audit = () => fs.readFileSync(path.join(dir, 'audit.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
+  test('a stall after the first token is cut at stall, not at first_byte', async () => {
+    const t0 = Date.now();
+    const r = await post(keel, chat('stalls'));
+    const ms = Date.now() - t0;
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-keel-upstream'), 'b');
+    assert.match(r.headers.get('x-keel-attempts'), /^a\/stall-after:2#soak;class=stall_timeout;/);
+    assert.ok(ms < 3000, `failed over after ${ms} ms (stall 500 ms, first_byte 10 s)`);
+  });
+
+  test('a committed stream whose client leaves while the upstream is quiet is cancelled within a second', async () => {
+    await fetch(`${sim.url}/sim/reset`, { method: 'POST' });
+    const sock = net.connect(keel.port, '127.0.0.1');
+    const req = JSON.stringify(chat('slow', { stream: true }));
+    sock.on('error', () => {});
+    sock.on('connect', () => sock.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${req.length}\r\n\r\n${req}`));
+    let got = '';
+    await new Promise((r) => sock.on('data', (d) => { got += d; if (got.includes('"content"')) r(); }));
+    const t0 = Date.now();
+    sock.destroy(); // the next token is 3 s away: nothing is written meanwhile
+    const gone = await eventually(async () => (await simStats(sim)).gone['slow-tokens:3000'] === 1, { ms: 5000, every: 50 });
+    const ms = Date.now() - t0;
+    assert.ok(gone && ms < 1500, `upstream cancelled ${ms} ms after the client left`);
+    const line = await eventually(() => audit().find((l) => l.model === 'slow'), { ms: 3000 });
+    assert.equal(line.client_gone, true);
+    assert.equal(line.class, 'client_gone');
+  });
+
+  test('an answer the client never reads is audited as client_gone, its time as keel\'s', async () => {
+    const s = net.connect(keel.port, '127.0.0.1');
+    const req = JSON.stringify(chat('echo', { pad: 'x'.repeat(7 << 20) }));
+    s.on('error', () => {});
+    s.on('connect', () => s.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${req.length}\r\n\r\n${req}`));
+    await new Promise((r) => s.once('data', () => { s.pause(); r(); }));
+    const line = await eventually(() => audit().find((l) => l.model === 'echo'), { ms: 6000, every: 200 });
+    assert.ok(line, 'audited once send_timeout dropped the client');
+    assert.equal(line.client_gone, true);
+    assert.equal(line.class, 'client_gone');
+    assert.ok(line.ms < 1000, `ms is keel's time to answer (${line.ms}), not the client's`);
+    s.destroy();
+  });
+});
