@@ -1,7 +1,8 @@
 /* sim.c - `keel sim`: an OpenAI-compatible fault simulator, keel's demo provider and its test
  * fixture. The requested model name picks the behaviour, "NAME" or "NAME:PARAM" (see the table
- * below and the README). Each request runs a short script of actions (wait, write, abort,
- * stay silent...). GET /sim/stats counts hits and client disconnects per model name. */
+ * below and the README); "chaos[:rate]" picks one of the others at random per request (the soak,
+ * bench/soak.mjs). Each request runs a short script of actions (wait, write, abort, stay
+ * silent...). GET /sim/stats counts hits, client disconnects and chaos faults per model name. */
 #include "sim.h"
 
 #include <jansson.h>
@@ -18,6 +19,37 @@
 
 #define MAX_COUNTERS 512
 #define MAX_ACTIONS 24
+#define MAX_TOKENS 4000000 /* chaos: the most words a healthy answer carries (max_tokens; ~20 MB) */
+#define TOKEN_WRITES 16    /* chaos: a long healthy stream's words go out in this many writes */
+
+/* What "chaos" injects, one drawn uniformly per faulty request: the behaviour of that name.
+ * The two slow ones stay within keel's usual soak deadlines (first_byte 1s, stall 500ms): a
+ * slow answer, not a failure. Index 0 is a healthy answer (no fault). */
+static const char *const faults[] = {
+    "none",
+    "hang",
+    "headers-then-silence",
+    "heartbeat-only",
+    "stall-after",
+    "slow-first-token:700",
+    "slow-tokens:150",
+    "500",
+    "502",
+    "503",
+    "529",
+    "429",
+    "quota",
+    "401",
+    "404",
+    "reset-before-headers",
+    "reset-mid-stream",
+    "error-before-content",
+    "error-after-content",
+    "empty-choices",
+    "malformed-chunk",
+    "no-done",
+};
+#define NFAULTS (sizeof(faults) / sizeof(faults[0]))
 
 struct counter {
     char name[128]; /* the model name as asked */
@@ -25,6 +57,8 @@ struct counter {
     uint64_t gone;  /* requests whose client disconnected before the answer ended */
     uint64_t writes; /* streamed writes the client's socket has taken (backpressure shows here) */
     char auth[128]; /* the last Authorization header seen (test keys only) */
+    uint64_t chaos[NFAULTS]; /* chaos requests by the fault drawn (index into faults[]) */
+    int is_chaos;            /* a chaos name: /sim/stats lists its faults */
 };
 
 struct sim {
@@ -32,6 +66,8 @@ struct sim {
     struct keel_server *srv;
     struct counter counters[MAX_COUNTERS];
     size_t ncounters;
+    uint64_t seed;   /* chaos draws: KEEL_SIM_SEED, default 1 */
+    uint64_t chaoses; /* chaos requests so far: each answer's id is chatcmpl-sim-N, unique */
 };
 
 enum action_kind {
@@ -59,6 +95,10 @@ struct sim_req {
     struct sim *sim;
     struct keel_http *h; /* NULL once answered or gone */
     struct counter *counter;
+    const char *fault; /* chaos: the fault drawn (a faults[] entry), sent as x-sim-fault; or NULL */
+    uint64_t asked_tokens; /* the request's max_tokens, 0 = none */
+    uint64_t tokens;   /* chaos: words in a healthy answer (asked_tokens); 0 = the usual 5 */
+    char cid[40];      /* the answer's "id": chatcmpl-sim, chaos's own per request (chatcmpl-sim-N) */
     uv_timer_t timer; /* freed with sr in its close callback (STACK trap 6) */
     struct action acts[MAX_ACTIONS];
     size_t nacts, next;
@@ -92,7 +132,8 @@ static char *sse(char *json)
     return s;
 }
 
-static char *chunk(const char *model, const char *content, const char *role, const char *finish)
+static char *chunk(const struct sim_req *sr, const char *model, const char *content, const char *role,
+                   const char *finish)
 {
     json_t *delta = json_object();
     if (role)
@@ -101,21 +142,21 @@ static char *chunk(const char *model, const char *content, const char *role, con
         json_object_set_new(delta, "content", json_string(content));
     json_t *choice = json_pack("{s:i, s:o, s:o}", "index", 0, "delta", delta, "finish_reason",
                                finish ? json_string(finish) : json_null());
-    return sse(dump(json_pack("{s:s, s:s, s:i, s:s, s:[o]}", "id", "chatcmpl-sim", "object",
+    return sse(dump(json_pack("{s:s, s:s, s:i, s:s, s:[o]}", "id", sr->cid, "object",
                               "chat.completion.chunk", "created", 0, "model", model, "choices", choice)));
 }
 
-static char *usage_chunk(const char *model)
+static char *usage_chunk(const struct sim_req *sr, const char *model)
 {
-    return sse(dump(json_pack("{s:s, s:s, s:i, s:s, s:[], s:{s:i, s:i, s:i}}", "id", "chatcmpl-sim", "object",
+    return sse(dump(json_pack("{s:s, s:s, s:i, s:s, s:[], s:{s:i, s:i, s:i}}", "id", sr->cid, "object",
                               "chat.completion.chunk", "created", 0, "model", model, "choices", "usage",
                               "prompt_tokens", 5, "completion_tokens", 4, "total_tokens", 9)));
 }
 
-static char *completion(const char *model, const char *text)
+static char *completion(const struct sim_req *sr, const char *model, const char *text)
 {
     return dump(json_pack("{s:s, s:s, s:i, s:s, s:[{s:i, s:{s:s, s:s}, s:s}], s:{s:i, s:i, s:i}}", "id",
-                          "chatcmpl-sim", "object", "chat.completion", "created", 0, "model", model, "choices",
+                          sr->cid, "object", "chat.completion", "created", 0, "model", model, "choices",
                           "index", 0, "message", "role", "assistant", "content", text, "finish_reason", "stop",
                           "usage", "prompt_tokens", 5, "completion_tokens", 4, "total_tokens", 9));
 }
@@ -129,15 +170,75 @@ static char *error_body(const char *message, const char *type, const char *code)
 static const char *const words[] = {"Hello", " from", " the", " keel", " simulator."};
 #define NWORDS (sizeof(words) / sizeof(words[0]))
 
-/* the healthy stream from word `from` on, each word `gap` ms after the previous */
+/* A completion whose content is n words, words[i % NWORDS] for i < n (n = NWORDS: the usual
+ * answer). The words need no escaping, so they are copied into the JSON built around an empty
+ * content, a sentence at a time: a chaos answer of millions of words costs a few ms of the
+ * loop, not a hundred (the soak's slow faults must stay on time). */
+static char *completion_words(const struct sim_req *sr, const char *model, uint64_t n)
+{
+    char sentence[64];
+    size_t sl = 0, rest = 0;
+    for (size_t k = 0; k < NWORDS; k++) {
+        size_t l = strlen(words[k]);
+        memcpy(sentence + sl, words[k], l);
+        sl += l;
+        if (k < n % NWORDS)
+            rest += l;
+    }
+    char *shell = completion(sr, model, "");
+    const char *at = shell ? strstr(shell, "\"content\":\"\"") : NULL;
+    if (at == NULL)
+        return shell;
+    size_t head = (size_t)(at - shell) + strlen("\"content\":\""), tail = strlen(shell) - head;
+    char *s = malloc(head + (size_t)(n / NWORDS) * sl + rest + tail + 1), *p = s;
+    if (s != NULL) {
+        memcpy(p, shell, head);
+        p += head;
+        for (uint64_t i = 0; i < n / NWORDS; i++, p += sl)
+            memcpy(p, sentence, sl);
+        memcpy(p, sentence, rest); /* the first n % NWORDS words */
+        memcpy(p + rest, shell + head, tail + 1);
+    }
+    free(shell);
+    return s;
+}
+
+/* the chunks of words [from, to) as one write's text */
+static char *chunks(const struct sim_req *sr, const char *model, uint64_t from, uint64_t to)
+{
+    char *one[NWORDS]; /* each word's chunk, built once */
+    size_t len = 1, l[NWORDS];
+    for (size_t k = 0; k < NWORDS; k++) {
+        one[k] = chunk(sr, model, words[k], NULL, NULL);
+        l[k] = one[k] ? strlen(one[k]) : 0;
+    }
+    for (uint64_t i = from; i < to; i++)
+        len += l[i % NWORDS];
+    char *s = malloc(len), *p = s;
+    for (uint64_t i = from; s != NULL && i < to; i++) {
+        if (l[i % NWORDS] > 0)
+            memcpy(p, one[i % NWORDS], l[i % NWORDS]);
+        p += l[i % NWORDS];
+    }
+    if (s != NULL)
+        *p = '\0';
+    for (size_t k = 0; k < NWORDS; k++)
+        free(one[k]);
+    return s;
+}
+
+/* the healthy stream from word `from` on, each write `gap` ms after the previous: one word per
+ * write, but a long chaos answer (sr->tokens) goes out in TOKEN_WRITES writes of many words */
 static void healthy_tail(struct sim_req *sr, const char *model, size_t from, uint64_t first_gap, uint64_t gap,
                          int usage, int done)
 {
-    for (size_t i = from; i < NWORDS; i++)
-        add(sr, ACT_WRITE, i == from ? first_gap : gap, 0, chunk(model, words[i], NULL, NULL));
-    add(sr, ACT_WRITE, 0, 0, chunk(model, NULL, NULL, "stop"));
+    uint64_t n = sr->tokens ? sr->tokens : NWORDS;
+    uint64_t per = n > TOKEN_WRITES ? (n + TOKEN_WRITES - 1) / TOKEN_WRITES : 1;
+    for (uint64_t i = from; i < n; i += per)
+        add(sr, ACT_WRITE, i == from ? first_gap : gap, 0, chunks(sr, model, i, i + per < n ? i + per : n));
+    add(sr, ACT_WRITE, 0, 0, chunk(sr, model, NULL, NULL, "stop"));
     if (usage)
-        add(sr, ACT_WRITE, 0, 0, usage_chunk(model));
+        add(sr, ACT_WRITE, 0, 0, usage_chunk(sr, model));
     if (done)
         add(sr, ACT_WRITE, 0, 0, strdup("data: [DONE]\n\n"));
     add(sr, ACT_END, 0, 0, NULL);
@@ -147,7 +248,7 @@ static void stream_head(struct sim_req *sr, const char *model)
 {
     add(sr, ACT_HEAD, 0, 200, NULL);
     sr->acts[sr->nacts - 1].content_type = "text/event-stream";
-    add(sr, ACT_WRITE, 0, 0, chunk(model, NULL, "assistant", NULL));
+    add(sr, ACT_WRITE, 0, 0, chunk(sr, model, NULL, "assistant", NULL));
 }
 
 static void respond_error(struct sim_req *sr, int status, const char *message, const char *type, const char *code)
@@ -155,17 +256,85 @@ static void respond_error(struct sim_req *sr, int status, const char *message, c
     add(sr, ACT_RESPOND, 0, status, error_body(message, type, code));
 }
 
-/* Builds the script for one request. Returns 0, or -1 for an unknown behaviour. */
-static int script(struct sim_req *sr, const char *model, int stream, int usage, const char *body, size_t body_len)
+/* "0.2", ".05", "1" -> parts per million of requests; -1 unless a number in [0, 1] */
+static int parse_rate(const char *s, uint64_t *ppm)
+{
+    uint64_t v = 0, scale = 1000000;
+    const char *p = s;
+    if (*p == '0' || *p == '1')
+        v = (uint64_t)(*p++ - '0') * scale;
+    if (*p == '.') {
+        p++;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            scale /= 10;
+            v += (uint64_t)(*p - '0') * scale;
+        }
+    }
+    if (p == s || *p != '\0' || v > 1000000)
+        return -1;
+    *ppm = v;
+    return 0;
+}
+
+static uint64_t mix(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL; /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* chaos: the fault for this request, a pure function of the seed, the model name (tag included)
+ * and how many requests that name has had, so each name's sequence of faults is the same in
+ * every run with the same seed, however requests to different names interleave */
+static size_t draw_fault(const struct sim *sim, const struct counter *c, uint64_t ppm)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const char *p = c->name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    uint64_t r = mix(sim->seed ^ mix(h ^ mix(c->hits)));
+    if (r % 1000000 >= ppm)
+        return 0;
+    return 1 + (size_t)((r >> 32) % (NFAULTS - 1));
+}
+
+static int script(struct sim_req *sr, const char *as, const char *model, int stream, int usage, const char *body,
+                  size_t body_len);
+
+/* chaos[:rate]: with probability rate (0.2) one fault drawn uniformly from faults[], else healthy
+ * with the request's max_tokens words; each answer has an id of its own (chatcmpl-sim-N) */
+static int chaos(struct sim_req *sr, const char *rate, const char *model, int stream, int usage)
+{
+    uint64_t ppm = 200000;
+    if (rate != NULL && parse_rate(rate, &ppm) != 0)
+        return -1;
+    size_t f = draw_fault(sr->sim, sr->counter, ppm);
+    sr->counter->is_chaos = 1;
+    sr->counter->chaos[f]++;
+    sr->fault = faults[f];
+    snprintf(sr->cid, sizeof(sr->cid), "chatcmpl-sim-%llu", (unsigned long long)++sr->sim->chaoses);
+    if (f != 0)
+        return script(sr, faults[f], model, stream, usage, "", 0);
+    sr->tokens = sr->asked_tokens > MAX_TOKENS ? MAX_TOKENS : sr->asked_tokens;
+    return script(sr, "healthy", model, stream, usage, "", 0);
+}
+
+/* Builds the script for one request: `as` names the behaviour ("NAME[:PARAM][#tag]"), `model` is
+ * the name the answer carries (the one asked for; chaos passes the behaviour it drew as `as`).
+ * Returns 0, or -1 for an unknown behaviour. */
+static int script(struct sim_req *sr, const char *as, const char *model, int stream, int usage, const char *body,
+                  size_t body_len)
 {
     char name[128];
-    snprintf(name, sizeof(name), "%s", model);
+    snprintf(name, sizeof(name), "%s", as);
     char *tag = strchr(name, '#'); /* "503#b": same behaviour, a name of its own (counters, breakers) */
     if (tag != NULL)
         *tag = '\0';
     char *colon = strchr(name, ':');
     uint64_t param = 0;
     int has_param = 0;
+    if (strncmp(name, "chaos", 5) == 0 && (name[5] == '\0' || name[5] == ':'))
+        return chaos(sr, colon ? colon + 1 : NULL, model, stream, usage);
     if (colon != NULL) {
         *colon = '\0';
         /* a bare number is ms for delays, a count or seconds otherwise; "2s" style works too */
@@ -189,7 +358,8 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage, 
         uint64_t first = IS("slow-first-token") ? P(2000) : IS("drift") ? P(200) * sr->counter->hits : 0;
         uint64_t gap = IS("slow-tokens") ? P(500) : 0;
         if (!stream) {
-            add(sr, ACT_RESPOND, first + gap * NWORDS, 200, completion(model, "Hello from the keel simulator."));
+            uint64_t n = sr->tokens ? sr->tokens : NWORDS;
+            add(sr, ACT_RESPOND, first + gap * NWORDS, 200, completion_words(sr, model, n));
             return 0;
         }
         stream_head(sr, model);
@@ -202,11 +372,11 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage, 
         memset(word, 'x', 1000);
         word[1000] = '\0';
         if (!stream) {
-            add(sr, ACT_RESPOND, 0, 200, completion(model, word));
+            add(sr, ACT_RESPOND, 0, 200, completion(sr, model, word));
             return 0;
         }
         stream_head(sr, model);
-        add(sr, ACT_WRITE, 0, 0, chunk(model, word, NULL, NULL));
+        add(sr, ACT_WRITE, 0, 0, chunk(sr, model, word, NULL, NULL));
         sr->acts[sr->nacts - 1].repeat = P(1000);
         healthy_tail(sr, model, NWORDS, 0, 0, usage, 1);
         return 0;
@@ -214,7 +384,7 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage, 
     if (IS("echo")) {
         /* the answer's content is the request body exactly as it arrived */
         char *raw = strndup(body, body_len);
-        add(sr, ACT_RESPOND, 0, 200, completion(model, raw ? raw : ""));
+        add(sr, ACT_RESPOND, 0, 200, completion(sr, model, raw ? raw : ""));
         free(raw);
         return 0;
     }
@@ -232,8 +402,8 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage, 
         sr->acts[sr->nacts - 1].content_type = stream ? "text/event-stream" : "application/json";
         add(sr, ACT_WRITE, 0, 0, strdup(stream ? ": connected\n\n" : " "));
         if (IS("heartbeat-only") && stream) {
-            add(sr, ACT_WRITE, 0, 0, chunk(model, NULL, "assistant", NULL));
-            add(sr, ACT_WRITE, 0, 0, chunk(model, "", NULL, NULL));
+            add(sr, ACT_WRITE, 0, 0, chunk(sr, model, NULL, "assistant", NULL));
+            add(sr, ACT_WRITE, 0, 0, chunk(sr, model, "", NULL, NULL));
             add(sr, ACT_HEARTBEAT, P(500), 0, strdup(": keep-alive\n\n"));
         } else if (IS("heartbeat-only")) {
             add(sr, ACT_HEARTBEAT, P(500), 0, strdup(" "));
@@ -251,7 +421,7 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage, 
         }
         stream_head(sr, model);
         for (uint64_t i = 0; i < P(3) && i < 16; i++)
-            add(sr, ACT_WRITE, 0, 0, chunk(model, words[i % NWORDS], NULL, NULL));
+            add(sr, ACT_WRITE, 0, 0, chunk(sr, model, words[i % NWORDS], NULL, NULL));
         add(sr, ACT_SILENCE, 0, 0, NULL);
         return 0;
     }
@@ -288,7 +458,7 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage, 
             return 0;
         }
         stream_head(sr, model);
-        add(sr, ACT_WRITE, 0, 0, chunk(model, NULL, NULL, "stop"));
+        add(sr, ACT_WRITE, 0, 0, chunk(sr, model, NULL, NULL, "stop"));
         add(sr, ACT_WRITE, 0, 0, strdup("data: [DONE]\n\n"));
         add(sr, ACT_END, 0, 0, NULL);
     } else if (IS("error-before-content") || IS("error-after-content")) {
@@ -299,8 +469,8 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage, 
         }
         stream_head(sr, model);
         if (IS("error-after-content")) {
-            add(sr, ACT_WRITE, 0, 0, chunk(model, words[0], NULL, NULL));
-            add(sr, ACT_WRITE, 0, 0, chunk(model, words[1], NULL, NULL));
+            add(sr, ACT_WRITE, 0, 0, chunk(sr, model, words[0], NULL, NULL));
+            add(sr, ACT_WRITE, 0, 0, chunk(sr, model, words[1], NULL, NULL));
         }
         add(sr, ACT_WRITE, 0, 0, sse(err));
         add(sr, ACT_END, 0, 0, NULL);
@@ -310,7 +480,7 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage, 
             return 0;
         }
         stream_head(sr, model);
-        add(sr, ACT_WRITE, 0, 0, chunk(model, words[0], NULL, NULL));
+        add(sr, ACT_WRITE, 0, 0, chunk(sr, model, words[0], NULL, NULL));
         add(sr, ACT_WRITE, 0, 0, strdup("data: {\"choices\":[{\"delta\":{\"content\":\n\n"));
         healthy_tail(sr, model, 1, 0, 0, usage, 1);
     } else if (IS("reset-before-headers")) {
@@ -318,8 +488,8 @@ static int script(struct sim_req *sr, const char *model, int stream, int usage, 
     } else if (IS("reset-mid-stream")) {
         if (stream) {
             stream_head(sr, model);
-            add(sr, ACT_WRITE, 0, 0, chunk(model, words[0], NULL, NULL));
-            add(sr, ACT_WRITE, 0, 0, chunk(model, words[1], NULL, NULL));
+            add(sr, ACT_WRITE, 0, 0, chunk(sr, model, words[0], NULL, NULL));
+            add(sr, ACT_WRITE, 0, 0, chunk(sr, model, words[1], NULL, NULL));
         } else {
             add(sr, ACT_HEAD, 0, 200, NULL);
             add(sr, ACT_WRITE, 0, 0, strdup("{\"id\":\"chatcmpl-sim\",\"object\":"));
@@ -408,8 +578,8 @@ static void run(struct sim_req *sr)
         }
         switch (a->kind) {
         case ACT_HEAD: {
-            struct keel_header hdrs[] = {{"content-type", a->content_type}};
-            keel_http_start(sr->h, a->status, hdrs, 1, on_written);
+            struct keel_header hdrs[] = {{"content-type", a->content_type}, {"x-sim-fault", sr->fault}};
+            keel_http_start(sr->h, a->status, hdrs, sr->fault ? 2 : 1, on_written);
             sr->next++;
             break;
         }
@@ -428,10 +598,15 @@ static void run(struct sim_req *sr)
             return;
         case ACT_RESPOND: {
             char ra[24];
-            struct keel_header hdrs[2] = {{"content-type", "application/json"}, {"retry-after", ra}};
+            struct keel_header hdrs[3] = {{"content-type", "application/json"}};
+            size_t n = 1;
             snprintf(ra, sizeof(ra), "%llu", (unsigned long long)a->retry_after);
+            if (a->retry_after)
+                hdrs[n++] = (struct keel_header){"retry-after", ra};
+            if (sr->fault)
+                hdrs[n++] = (struct keel_header){"x-sim-fault", sr->fault};
             sr->next++;
-            keel_http_respond(sr->h, a->status, hdrs, a->retry_after ? 2 : 1, a->text, strlen(a->text));
+            keel_http_respond(sr->h, a->status, hdrs, n, a->text, strlen(a->text));
             sr->h = NULL;
             sr_free(sr);
             return;
@@ -477,15 +652,24 @@ static void reply_json(struct keel_http *h, int status, json_t *j)
 static void stats(struct sim *sim, struct keel_http *h)
 {
     json_t *hits = json_object(), *gone = json_object(), *auth = json_object(), *writes = json_object();
+    json_t *chaos = json_object();
     for (size_t i = 0; i < sim->ncounters; i++) {
         struct counter *c = &sim->counters[i];
         json_object_set_new(hits, c->name, json_integer((json_int_t)c->hits));
         json_object_set_new(gone, c->name, json_integer((json_int_t)c->gone));
         json_object_set_new(auth, c->name, json_string(c->auth));
         json_object_set_new(writes, c->name, json_integer((json_int_t)c->writes));
+        if (!c->is_chaos)
+            continue;
+        json_t *f = json_object(); /* fault -> requests, "none" for the healthy ones */
+        for (size_t k = 0; k < NFAULTS; k++)
+            if (c->chaos[k] > 0)
+                json_object_set_new(f, faults[k], json_integer((json_int_t)c->chaos[k]));
+        json_object_set_new(chaos, c->name, f);
     }
-    reply_json(h, 200, json_pack("{s:o, s:o, s:o, s:o, s:I}", "hits", hits, "gone", gone, "auth", auth, "writes",
-                                 writes, "connections", (json_int_t)keel_server_accepted(sim->srv)));
+    reply_json(h, 200, json_pack("{s:o, s:o, s:o, s:o, s:I, s:o, s:I}", "hits", hits, "gone", gone, "auth", auth,
+                                 "writes", writes, "connections", (json_int_t)keel_server_accepted(sim->srv),
+                                 "chaos", chaos, "seed", (json_int_t)sim->seed));
 }
 
 static void chat(struct sim *sim, struct keel_http *h)
@@ -504,6 +688,7 @@ static void chat(struct sim *sim, struct keel_http *h)
     sr->sim = sim;
     sr->h = h;
     sr->counter = counter(sim, model);
+    snprintf(sr->cid, sizeof(sr->cid), "chatcmpl-sim");
     sr->counter->hits++;
     const char *auth = keel_http_header(h, "authorization", &len);
     snprintf(sr->counter->auth, sizeof(sr->counter->auth), "%.*s", auth ? (int)len : 0, auth ? auth : "");
@@ -511,7 +696,9 @@ static void chat(struct sim *sim, struct keel_http *h)
     sr->timer.data = sr;
     int stream = json_is_true(json_object_get(body, "stream"));
     int usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
-    if (script(sr, model, stream, usage, text, text_len) != 0) {
+    json_int_t mt = json_integer_value(json_object_get(body, "max_tokens"));
+    sr->asked_tokens = mt > 0 ? (uint64_t)mt : 0;
+    if (script(sr, model, model, stream, usage, text, text_len) != 0) {
         for (size_t i = 0; i < sr->nacts; i++)
             free(sr->acts[i].text);
         sr->nacts = 0;
@@ -566,6 +753,14 @@ int keel_sim_run(const char *listen)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* chaos's draws: the same seed, the same faults per model name (reproducible soaks) */
+    sim.seed = 1;
+    const char *seed = getenv("KEEL_SIM_SEED");
+    if (seed != NULL && keel_parse_uint(seed, &sim.seed) != 0) {
+        fprintf(stderr, "keel sim: KEEL_SIM_SEED: expected a number, got \"%s\"\n", seed);
+        free(host);
+        return 2;
+    }
     char err[256];
     sim.loop = uv_default_loop();
     sim.srv = keel_server_new(sim.loop, host, port, 16u << 20, on_request, &sim, err, sizeof(err));
@@ -578,7 +773,8 @@ int keel_sim_run(const char *listen)
     uv_signal_init(sim.loop, &sigint);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
-    keel_info("sim listening on %s:%d", host, keel_server_port(sim.srv));
+    keel_info("sim listening on %s:%d (chaos seed %llu)", host, keel_server_port(sim.srv),
+              (unsigned long long)sim.seed);
     free(host);
     uv_run(sim.loop, UV_RUN_DEFAULT);
     return 0;
