@@ -29,7 +29,10 @@ fs.mkdirSync(DIR, { recursive: true });
 
 const TOTAL_MS = 3000; // timeouts.total of every target
 const LATE_SLACK_MS = 100; // an answer may end at most this long after its deadline
-const GONE_NOTICE_MS = 250; // keel's audit must end a vanished client's request this soon (probe: 100 ms)
+// keel's audit must end a vanished client's request this soon: a client waiting for its first
+// token is peeked every 100 ms, a committed stream whose upstream is quiet every 500 ms (README),
+// plus the sweep's tick and the loop's scheduling
+const GONE_NOTICE_MS = 700;
 const FD_SLACK = 0; // file descriptors after the load vs the baseline
 // RSS after the load may exceed the baseline by this much: malloc keeps some of what the peak
 // took (freed chunks it does not return), which is not a leak; a leak grows with the requests
@@ -579,6 +582,8 @@ async function main() {
     { KEEL_SIM_SEED: String(SEED) });
   const simPort = Number(sim.match[1]);
   const audit = path.join(DIR, 'audit.jsonl');
+  // a SOAK_DIR used before still holds that run's audit lines: they would be counted as this one's
+  for (const f of fs.readdirSync(DIR)) if (f.startsWith('audit.jsonl')) fs.rmSync(path.join(DIR, f));
   const cfg = path.join(DIR, 'keel.yaml');
   fs.writeFileSync(cfg, config(simPort, audit, true));
   const chk = spawnSync(KEEL, ['check', '-c', cfg], { encoding: 'utf8' });

@@ -1156,6 +1156,11 @@ static void on_timer(uv_timer_t *t)
         deadline_exceeded(r);
         return;
     }
+    /* a client that left since the last peek: its request ends as client_gone, and the upstream
+     * is not blamed with a timeout it never got to finish (the soak saw a stall_timeout counted
+     * against a breaker for a client 283 ms gone) */
+    if (r->http != NULL && keel_http_check_gone(r->http))
+        return; /* on_gone ended (and freed) the request */
     if (kind == KEEL_DL_STALL && r->paused) {
         /* the client is slow, not the upstream: keel paused the transfer itself */
         r->dl.progress_at = now;

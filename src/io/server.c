@@ -476,6 +476,14 @@ const char *keel_http_header(struct keel_http *h, const char *name, size_t *len)
     return h->req->headers.entries[i].value.base;
 }
 
+int keel_http_check_gone(struct keel_http *h)
+{
+    if (h->done || h->req == NULL || !peer_closed(h))
+        return 0;
+    client_gone(h);
+    return 1;
+}
+
 void keel_http_on_delivered(struct keel_http *h, keel_http_delivered_cb cb, void *ctx)
 {
     h->on_delivered = cb;

@@ -74,6 +74,10 @@ void keel_http_on_delivered(struct keel_http *h, keel_http_delivered_cb cb, void
 
 /* From now on on_gone fires if the client disconnects, even while the app writes nothing. */
 void keel_http_watch(struct keel_http *h, keel_http_gone_cb on_gone, void *ctx);
+/* Looks at the client's socket now: if it has left, on_gone fires before this returns 1 (h is
+ * then invalid); 0 while it is there. For a verdict that must not blame an upstream for a
+ * client that left between two peeks. */
+int keel_http_check_gone(struct keel_http *h);
 /* The whole response at once, with Content-Length; body is copied. h is done. */
 void keel_http_respond(struct keel_http *h, int status, const struct keel_header *hdrs, size_t nhdrs,
                        const char *body, size_t len);
