@@ -981,7 +981,7 @@ const intro = () => `Each request is checked as it ends and against keel's audit
 * **one audit line** per request: by \`x-keel-request-id\`, or, for a client that left before
   the headers, by its body length (each such client's is unique); its model, stream, status and
   \`prompt_bytes\` match, \`client_gone\` is true for a client that left mid-request (ended
-  within 250 ms of its leaving), no id twice, no line for a request nobody sent;
+  within ${GONE_NOTICE_MS} ms of its leaving), no id twice, no line for a request nobody sent;
 * **no mixing**: every chunk of a stream names the same model (each target is a sim name of its
   own, and it is \`x-keel-model\`) and the same id (chaos gives each answer its own);
 * **timers**: every first_byte timeout fires 1000 to 1100 ms into its attempt; every stall
