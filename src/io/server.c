@@ -32,7 +32,7 @@
 struct conn;
 struct lingerer;
 static void on_conn_closed(uv_handle_t *handle);
-static void linger_start(struct keel_server *s, int fd);
+static void linger_start(struct keel_server *s, int fd, uint64_t ms, int refused);
 static void linger_end(struct lingerer *l);
 
 struct keel_server {
@@ -49,7 +49,7 @@ struct keel_server {
     struct conn *cursor;       /* where the next sweep starts (NULL: at the head) */
     size_t nconns;             /* in conns */
     struct lingerer *lingering; /* head of the list of closed connections still draining */
-    size_t refused_draining;    /* refused connections being drained now */
+    size_t refused_draining;    /* of them, refused connections (max_connections) */
     struct keel_server_limits limits;
     struct keel_server_stats stats;
     int port;
@@ -72,7 +72,6 @@ struct conn {
     unsigned busy : 1;        /* a request is with the app (on_req .. dispose) */
     unsigned served : 1;      /* it had a request before: waiting is keep-alive, not slowloris */
     unsigned dropped : 1;     /* shut down by a limit: h2o closes it on the read error */
-    unsigned refused : 1;     /* over max_connections: answered 503, draining, not h2o's */
 };
 
 struct handler {
@@ -80,15 +79,17 @@ struct handler {
     struct keel_server *s;
 };
 
-/* A closed connection whose client may still be uploading the body keel refused (413). Closing
- * a socket with unread bytes sends a reset, and the client (the openai SDK among them) may then
- * lose the 413 already sent and report a connection error, which it retries by uploading the
- * whole body again. So the socket is kept open on a dup of its descriptor, shut for writing
- * (the client reads the 413, then EOF) and drained until the client closes or LINGER_MS pass. */
+/* A closed connection whose client may still be sending what keel refused (a body over
+ * max_body, a request past max_connections). Closing a socket with unread bytes sends a reset,
+ * and the client (the openai SDK among them) may then lose the answer already sent and report a
+ * connection error, which it retries by uploading the whole body again. So the socket is kept
+ * open on a dup of its descriptor, shut for writing (the client reads the answer, then EOF) and
+ * drained until the client closes or the time is up. */
 struct lingerer {
     uv_poll_t poll;
     int fd;
-    uint64_t since;
+    uint64_t until;
+    unsigned refused : 1; /* counted in s->refused_draining */
     struct keel_server *s;
     struct lingerer *prev, *next; /* in s->lingering */
 };
@@ -343,11 +344,6 @@ static int head_complete(const char *p, size_t n)
 static void check_reading(struct keel_server *s, struct conn *c, uint64_t now)
 {
     const struct keel_server_limits *l = &s->limits;
-    if (c->refused) {
-        if (now - c->since >= REFUSED_LINGER_MS && !uv_is_closing((uv_handle_t *)&c->tcp))
-            uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-        return;
-    }
     if (c->busy || c->dropped || c->sock == NULL || c->sock->input == NULL)
         return;
     size_t n = c->sock->input->size;
@@ -382,12 +378,10 @@ static int peer_closed(struct keel_http *h)
 static void check_sending(struct keel_server *s, struct conn *c, uint64_t now)
 {
     struct keel_http *h = c->h;
-    if (h != NULL && h->started && !h->done && !h->writing && peer_closed(h)) {
-        /* a committed stream whose upstream is quiet writes nothing, so a client that left
-         * would go unseen until the next write: peeked here, every 500 ms, not every 100 */
-        client_gone(h);
+    /* a committed stream whose upstream is quiet writes nothing, so a client that left would go
+     * unseen until the next write: peeked here, every 500 ms, not every 100 */
+    if (h != NULL && h->started && !h->writing && keel_http_check_gone(h))
         return;
-    }
     uint64_t limit = s->limits.send_timeout_ms;
     if (h == NULL || limit == 0 || h->write_at == 0 || now - h->write_at < limit)
         return;
@@ -404,10 +398,9 @@ static void on_probe(uv_timer_t *t)
     struct keel_http *next;
     for (struct keel_http *h = s->watched; h != NULL; h = next) {
         next = h->next;
-        if (peer_closed(h))
-            client_gone(h);
+        keel_http_check_gone(h);
     }
-    /* a slice of the connections; closes only start here (uv_close), so c stays valid */
+    /* a slice of the connections; a conn is freed only in its uv close callback: c stays valid */
     struct conn *c = s->cursor ? s->cursor : s->conns;
     for (size_t n = s->nconns / SWEEP_EVERY + 1; c != NULL && n > 0; n--, c = c->next) {
         check_reading(s, c, now);
@@ -417,7 +410,7 @@ static void on_probe(uv_timer_t *t)
     struct lingerer *lnext;
     for (struct lingerer *l = s->lingering; l != NULL; l = lnext) {
         lnext = l->next;
-        if (now - l->since >= LINGER_MS)
+        if (now >= l->until)
             linger_end(l);
     }
 }
@@ -647,10 +640,9 @@ static void on_setup_too_large(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t
         o->super.do_send = on_too_large_send;
         o->sent = 0;
         slot = &o->super.next;
-        h2o_socket_t *sock = req_socket(req);
-        struct conn *c = sock ? sock->on_close.data : NULL;
-        if (c != NULL && c->linger_fd < 0)
-            c->linger_fd = fcntl(h2o_socket_get_fd(sock), F_DUPFD_CLOEXEC, 3);
+        struct conn *c = conn_of(req);
+        if (c != NULL && c->sock != NULL && c->linger_fd < 0)
+            c->linger_fd = fcntl(h2o_socket_get_fd(c->sock), F_DUPFD_CLOEXEC, 3);
     }
     h2o_setup_next_ostream(req, slot);
 }
@@ -676,12 +668,9 @@ static void on_conn_closed(uv_handle_t *handle)
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
-    if (!c->refused)
-        s->stats.open--;
-    else
-        s->refused_draining--;
+    s->stats.open--;
     if (c->linger_fd >= 0)
-        linger_start(s, c->linger_fd);
+        linger_start(s, c->linger_fd, LINGER_MS, 0);
     free(c);
 }
 
@@ -701,6 +690,8 @@ static void linger_end(struct lingerer *l)
         s->lingering = l->next;
     if (l->next)
         l->next->prev = l->prev;
+    if (l->refused)
+        s->refused_draining--;
     uv_close((uv_handle_t *)&l->poll, on_linger_closed);
 }
 
@@ -715,7 +706,7 @@ static void on_linger_poll(uv_poll_t *p, int status, int events)
         linger_end(l);
 }
 
-static void linger_start(struct keel_server *s, int fd)
+static void linger_start(struct keel_server *s, int fd, uint64_t ms, int refused)
 {
     struct lingerer *l = calloc(1, sizeof(*l));
     if (l == NULL || uv_poll_init_socket(s->loop, &l->poll, fd) != 0) {
@@ -725,12 +716,14 @@ static void linger_start(struct keel_server *s, int fd)
     }
     l->fd = fd;
     l->s = s;
-    l->since = uv_now(s->loop);
+    l->until = uv_now(s->loop) + ms;
+    l->refused = refused != 0;
+    s->refused_draining += l->refused;
     l->next = s->lingering;
     if (l->next)
         l->next->prev = l;
     s->lingering = l;
-    shutdown(fd, SHUT_WR); /* the client has its 413: now EOF */
+    shutdown(fd, SHUT_WR); /* the client has its answer: now EOF */
     uv_poll_start(&l->poll, UV_READABLE | UV_DISCONNECT, on_linger_poll);
 }
 
@@ -740,32 +733,15 @@ static void on_sock_closed(void *data)
     c->sock = NULL;
 }
 
-static void on_refused_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
-{
-    static char sink[4096];
-    buf->base = sink;
-    buf->len = sizeof(sink);
-}
-
-static void on_refused_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    if (nread < 0 && !uv_is_closing((uv_handle_t *)stream))
-        uv_close((uv_handle_t *)stream, on_conn_closed);
-}
-
-static void on_refused_shutdown(uv_shutdown_t *sh, int status)
-{
-    free(sh);
-}
-
 #define REFUSED_BODY                                                                                      \
     "{\"error\":{\"message\":\"keel is at max_connections: retry shortly\",\"type\":\"server_error\","     \
     "\"code\":\"gateway_busy\",\"param\":null,\"retry_after\":1}}"
 
 /* Over max_connections: an immediate 503 in the OpenAI envelope, written straight to the new
- * socket (it is empty, the write can't block), then whatever the client sent is read and
- * discarded until it closes or REFUSED_LINGER_MS pass, so the 503 is not lost to a reset. */
-static void refuse(struct keel_server *s, struct conn *c)
+ * socket (it is empty, the write can't block), then whatever the client sent is drained
+ * (struct lingerer) for REFUSED_LINGER_MS, so the 503 is not lost to a reset. The socket was
+ * never h2o's; it is closed here. */
+static void refuse(struct keel_server *s, uv_tcp_t *tcp)
 {
     static char resp[512];
     static size_t resp_len;
@@ -778,18 +754,16 @@ static void refuse(struct keel_server *s, struct conn *c)
         resp_len = (size_t)n;
     }
     s->stats.refused++;
-    c->refused = 1;
-    s->refused_draining++;
     uv_buf_t b = uv_buf_init(resp, (unsigned)resp_len);
-    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (s->refused_draining > REFUSED_LINGER_MAX) {
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed); /* a flood: its descriptor matters more */
-        return;
+    uv_try_write((uv_stream_t *)tcp, &b, 1);
+    uv_os_fd_t fd;
+    /* under a flood, past REFUSED_LINGER_MAX draining, their descriptors matter more */
+    if (s->refused_draining < REFUSED_LINGER_MAX && uv_fileno((uv_handle_t *)tcp, &fd) == 0) {
+        int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (dup >= 0)
+            linger_start(s, dup, REFUSED_LINGER_MS, 1);
     }
-    uv_shutdown_t *sh = malloc(sizeof(*sh));
-    if (sh == NULL || uv_shutdown(sh, (uv_stream_t *)&c->tcp, on_refused_shutdown) != 0)
-        free(sh);
-    uv_read_start((uv_stream_t *)&c->tcp, on_refused_alloc, on_refused_read);
+    uv_close((uv_handle_t *)tcp, free_handle);
 }
 
 static void on_accept(uv_stream_t *listener, int status)
@@ -805,6 +779,11 @@ static void on_accept(uv_stream_t *listener, int status)
         uv_close((uv_handle_t *)&c->tcp, free_handle);
         return;
     }
+    s->stats.accepted++;
+    if (s->limits.max_connections > 0 && s->stats.open >= s->limits.max_connections) {
+        refuse(s, &c->tcp); /* frees c: tcp is its first member */
+        return;
+    }
     c->s = s;
     c->linger_fd = -1;
     c->since = uv_now(s->loop);
@@ -813,11 +792,6 @@ static void on_accept(uv_stream_t *listener, int status)
         c->next->prev = c;
     s->conns = c;
     s->nconns++;
-    s->stats.accepted++;
-    if (s->limits.max_connections > 0 && s->stats.open >= s->limits.max_connections) {
-        refuse(s, c);
-        return;
-    }
     s->stats.open++;
     uv_tcp_nodelay(&c->tcp, 1);
     uv_send_buffer_size((uv_handle_t *)&c->tcp, &(int){CLIENT_SNDBUF});
