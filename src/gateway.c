@@ -3,6 +3,7 @@
  * accepting, let requests in flight finish (bounded by drain_timeout), exit 0. */
 #include "gateway.h"
 
+#include <assert.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -93,6 +94,7 @@ static void apply_limits(struct keel_gateway *gw, const struct keel_config *c)
         .max_headers = c->max_headers,
         .max_header_size = c->max_header_size,
     };
+    assert(gw->api != NULL);
     keel_server_set_limits(gw->api, &l);
     gw->max_connections = max;
     /* the admin listener is reachable too: the same timeouts, a small cap of its own */
@@ -118,8 +120,7 @@ void keel_gateway_apply(struct keel_gateway *gw, const struct keel_config *c)
         }
     }
     keel_events_set_url(&gw->events, c->webhook);
-    if (gw->api != NULL)
-        apply_limits(gw, c);
+    apply_limits(gw, c);
 }
 
 /* SIGHUP: load the file again; a bad config is refused and the old one kept */
@@ -242,7 +243,6 @@ int keel_gateway_run(struct keel_config *config)
         keel_error("cannot start: %s", gw->managed ? err : "out of memory");
         return 1;
     }
-    keel_gateway_apply(gw, config); /* breakers now; limits once the listeners exist */
     if (config->audit_log != NULL) {
         gw->audit = keel_audit_open(gw->loop, config->audit_log, config->audit_max_size, (unsigned)config->audit_keep,
                                     err, sizeof(err));
@@ -264,7 +264,7 @@ int keel_gateway_run(struct keel_config *config)
         keel_error("admin_listen: %s", err);
         return 1;
     }
-    apply_limits(gw, config);
+    keel_gateway_apply(gw, config); /* nothing is served before uv_run */
     static uv_timer_t cliff_timer; /* clears cliff warnings as old samples leave the window */
     uv_timer_init(gw->loop, &cliff_timer);
     cliff_timer.data = gw;

@@ -40,8 +40,8 @@ struct keel_gateway {
  * Takes ownership of config. */
 int keel_gateway_run(struct keel_config *config);
 
-/* Takes a (re)loaded config's per-target breaker parameters, webhook and, once gw->api exists,
- * its client limits (gw->nofile sets the default connection cap). */
+/* Takes a (re)loaded config's per-target breaker parameters, webhook and client limits (gw->api
+ * must exist; gw->nofile sets the default connection cap). */
 void keel_gateway_apply(struct keel_gateway *gw, const struct keel_config *c);
 
 /* called by request.c when a request ends */
