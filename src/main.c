@@ -23,7 +23,8 @@ static const char usage[] =
     "       keel sim [--listen ADDR]    run the fault simulator (default 127.0.0.1:4100)\n"
     "       keel demo                   simulated providers + keel + an agent meeting failures\n"
     "       keel audit [FILE...] [--since DUR] [--model M] [--json] [--hang DUR] [--cliff DUR] [--margin DUR]\n"
-    "                                   per-model latency percentiles from the audit log\n";
+    "                  [--html OUT]     per-model latency percentiles from the audit log (--html: the\n"
+    "                                   status page as a standalone report)\n";
 
 static const char *opt(int argc, char **argv, const char *a, const char *b)
 {
