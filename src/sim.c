@@ -1,8 +1,9 @@
 /* sim.c - `keel sim`: an OpenAI-compatible fault simulator, keel's demo provider and its test
- * fixture. The requested model name picks the behaviour, "NAME" or "NAME:PARAM" (see the table
- * below and the README); "chaos[:rate]" picks one of the others at random per request (the soak,
- * bench/soak.mjs). Each request runs a short script of actions (wait, write, abort, stay
- * silent...). GET /sim/stats counts hits, client disconnects and chaos faults per model name. */
+ * fixture. The requested model name picks the behaviour, "NAME" or "NAME:PARAM", "+sse" to stream
+ * whatever the request asked (see the README); "chaos[:rate]" picks one of the others at random
+ * per request (the soak, bench/soak.mjs). Each request runs a short script of actions (wait,
+ * write, abort, stay silent...). GET /sim/stats counts hits, client disconnects and chaos faults
+ * per model name. Answers are OpenAI's shapes, key for key; a stream joins into its whole answer. */
 #include "sim.h"
 
 #include <jansson.h>
@@ -18,7 +19,7 @@
 #include "log.h"
 
 #define MAX_COUNTERS 512
-#define MAX_ACTIONS 24
+#define MAX_ACTIONS 64 /* rich with n 4 takes 47: head, 43 chunks, usage, [DONE], end */
 #define MAX_TOKENS 4000000 /* chaos: the most words a healthy answer carries (max_tokens; ~20 MB) */
 #define TOKEN_WRITES 16    /* chaos: a long healthy stream's words go out in this many writes */
 
@@ -99,6 +100,8 @@ struct sim_req {
     uint64_t asked_tokens; /* the request's max_tokens, 0 = none */
     uint64_t tokens;   /* chaos: words in a healthy answer (asked_tokens); 0 = the usual 5 */
     char cid[40];      /* the answer's "id": chatcmpl-sim, chaos's own per request (chatcmpl-sim-N) */
+    unsigned choices;  /* rich: the request's n, 1 to MAX_CHOICES */
+    int logprobs;      /* rich: the request's logprobs is true */
     uv_timer_t timer; /* freed with sr in its close callback (STACK trap 6) */
     struct action acts[MAX_ACTIONS];
     size_t nacts, next;
@@ -132,33 +135,279 @@ static char *sse(char *json)
     return s;
 }
 
+/* ------------------------------------------------------------------ answers, in OpenAI's shapes */
+
+/* An answer is its parts in stream order, one chunk's delta each. The whole (non-stream)
+ * answer joins them per choice (and per tool call) into OpenAI's key order, so an assembler
+ * that joins the stream's deltas gets the whole answer back byte for byte. Both are written by
+ * hand: a part's text is a JSON string's body as sent, which may hold a lone surrogate. */
+enum part_kind {
+    PART_EMPTY,     /* a delta of no more than the flags say */
+    PART_CONTENT,   /* text: more content */
+    PART_REASONING, /* text: more reasoning_content */
+    PART_REFUSAL,   /* text: more refusal */
+    PART_CALL,      /* a tool call begins: id, text the function's name, arguments "" */
+    PART_ARGS,      /* text: more of a tool call's arguments */
+    PART_FINISH,    /* the choice ends: an empty delta with the answer's finish_reason */
+};
+
+enum part_flags {
+    PART_ROLE = 1 << 0,         /* the delta opens with "role":"assistant" */
+    PART_NULL_CONTENT = 1 << 1, /* then "content":null (the choice has no content part) */
+};
+
+struct part {
+    enum part_kind kind;
+    unsigned flags;   /* enum part_flags */
+    unsigned choice;  /* the choice's index, < answer.nchoices */
+    unsigned call;    /* PART_CALL, PART_ARGS: the call's index; a choice's calls begin 0, 1, ... */
+    const char *text; /* a JSON string's body, escaped; static or the builder's caller's */
+    const char *id;   /* PART_CALL: the call's id (needs no escaping) */
+};
+
+struct answer {
+    const struct part *parts; /* the caller's, read only while a builder runs */
+    size_t nparts;
+    unsigned nchoices;
+    const char *finish;      /* every choice's finish_reason */
+    const char *fingerprint; /* system_fingerprint, or NULL for none */
+    int logprobs;            /* content parts carry a logprobs entry (their text needs no escaping) */
+    uint64_t tokens;         /* usage.completion_tokens */
+};
+
+/* the usual answer's envelope: one choice that stops, 4 completion tokens */
+static const struct answer plain = {.nchoices = 1, .finish = "stop", .tokens = 4};
+
+/* s as a JSON string's body (escaped, unquoted), heap; "" if s is not UTF-8; NULL if out of memory */
+static char *escape(const char *s)
+{
+    json_t *j = json_string(s);
+    char *q = j != NULL ? json_dumps(j, JSON_ENCODE_ANY) : strdup("\"\"");
+    json_decref(j);
+    if (q == NULL)
+        return NULL;
+    size_t l = strlen(q);
+    memmove(q, q + 1, l - 2);
+    q[l - 2] = '\0';
+    return q;
+}
+
+static void put_string(FILE *f, const char *s)
+{
+    char *e = escape(s);
+    fprintf(f, "\"%s\"", e ? e : "");
+    free(e);
+}
+
+/* the text written to f, opened by open_memstream(s, ...): heap, the caller frees it; or NULL */
+static char *closed(FILE *f, char **s)
+{
+    if (fclose(f) == 0)
+        return *s;
+    free(*s);
+    return NULL;
+}
+
+/* an object's opening keys, up to the model */
+static void put_head(FILE *f, const struct sim_req *sr, const char *model, const char *object)
+{
+    fputs("{\"id\":", f);
+    put_string(f, sr->cid);
+    fprintf(f, ",\"object\":\"%s\",\"created\":0,\"model\":", object);
+    put_string(f, model);
+}
+
+static void put_usage(FILE *f, const struct answer *a)
+{
+    fprintf(f, "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":%llu,\"total_tokens\":%llu}",
+            (unsigned long long)a->tokens, (unsigned long long)a->tokens + 5);
+}
+
+/* a logprobs entry for a token that needs no escaping */
+static void put_logprob(FILE *f, const char *token)
+{
+    fprintf(f, "{\"token\":\"%s\",\"logprob\":-0.5,\"bytes\":[", token);
+    for (const char *p = token; *p; p++)
+        fprintf(f, "%s%u", p == token ? "" : ",", (unsigned)(unsigned char)*p);
+    fputs("],\"top_logprobs\":[]}", f);
+}
+
+/* a memory stream on *s (see closed()) holding a chunk's SSE event up to its choices; or NULL */
+static FILE *chunk_open(char **s, size_t *len, const struct sim_req *sr, const char *model, const struct answer *a)
+{
+    FILE *f = open_memstream(s, len);
+    if (f == NULL)
+        return NULL;
+    fputs("data: ", f);
+    put_head(f, sr, model, "chat.completion.chunk");
+    if (a->fingerprint != NULL)
+        fprintf(f, ",\"system_fingerprint\":\"%s\"", a->fingerprint);
+    return f;
+}
+
+/* one part's chunk, an SSE event (heap, the caller frees it) */
+static char *part_chunk(const struct sim_req *sr, const char *model, const struct answer *a, const struct part *p)
+{
+    static const char *const field[] = {
+        [PART_CONTENT] = "content", [PART_REASONING] = "reasoning_content", [PART_REFUSAL] = "refusal"};
+    char *s = NULL;
+    size_t len;
+    FILE *f = chunk_open(&s, &len, sr, model, a);
+    if (f == NULL)
+        return NULL;
+    fprintf(f, ",\"choices\":[{\"index\":%u,\"delta\":{", p->choice);
+    const char *sep = "";
+    if (p->flags & PART_ROLE) {
+        fputs("\"role\":\"assistant\"", f);
+        sep = ",";
+    }
+    if (p->flags & PART_NULL_CONTENT) {
+        fprintf(f, "%s\"content\":null", sep);
+        sep = ",";
+    }
+    if (p->kind == PART_CONTENT || p->kind == PART_REASONING || p->kind == PART_REFUSAL)
+        fprintf(f, "%s\"%s\":\"%s\"", sep, field[p->kind], p->text);
+    else if (p->kind == PART_CALL)
+        fprintf(f,
+                "%s\"tool_calls\":[{\"index\":%u,\"id\":\"%s\",\"type\":\"function\","
+                "\"function\":{\"name\":\"%s\",\"arguments\":\"\"}}]",
+                sep, p->call, p->id, p->text);
+    else if (p->kind == PART_ARGS)
+        fprintf(f, "%s\"tool_calls\":[{\"index\":%u,\"function\":{\"arguments\":\"%s\"}}]", sep, p->call, p->text);
+    fputs("},\"logprobs\":", f);
+    if (a->logprobs && p->kind == PART_CONTENT) {
+        fputs("{\"content\":[", f);
+        put_logprob(f, p->text);
+        fputs("],\"refusal\":null}", f);
+    } else {
+        fputs("null", f);
+    }
+    if (p->kind == PART_FINISH)
+        fprintf(f, ",\"finish_reason\":\"%s\"}]}\n\n", a->finish);
+    else
+        fputs(",\"finish_reason\":null}]}\n\n", f);
+    return closed(f, &s);
+}
+
+/* the stream's usage chunk (heap) */
+static char *usage_chunk(const struct sim_req *sr, const char *model, const struct answer *a)
+{
+    char *s = NULL;
+    size_t len;
+    FILE *f = chunk_open(&s, &len, sr, model, a);
+    if (f == NULL)
+        return NULL;
+    fputs(",\"choices\":[],", f);
+    put_usage(f, a);
+    fputs("}\n\n", f);
+    return closed(f, &s);
+}
+
+static int is_part(const struct part *p, unsigned choice, enum part_kind kind, unsigned call)
+{
+    return p->choice == choice && p->kind == kind && ((kind != PART_CALL && kind != PART_ARGS) || p->call == call);
+}
+
+/* the first part of that choice, kind (and call, for PART_CALL and PART_ARGS); or NULL */
+static const struct part *find(const struct answer *a, unsigned choice, enum part_kind kind, unsigned call)
+{
+    for (size_t i = 0; i < a->nparts; i++)
+        if (is_part(&a->parts[i], choice, kind, call))
+            return &a->parts[i];
+    return NULL;
+}
+
+/* those parts' texts joined, as a JSON string; `none` if there are none */
+static void put_joined(FILE *f, const struct answer *a, unsigned choice, enum part_kind kind, unsigned call,
+                       const char *none)
+{
+    if (find(a, choice, kind, call) == NULL) {
+        fputs(none, f);
+        return;
+    }
+    fputc('"', f);
+    for (size_t i = 0; i < a->nparts; i++)
+        if (is_part(&a->parts[i], choice, kind, call))
+            fputs(a->parts[i].text, f);
+    fputc('"', f);
+}
+
+/* the whole answer, a chat.completion (heap, the caller frees it) */
+static char *whole(const struct sim_req *sr, const char *model, const struct answer *a)
+{
+    char *s = NULL;
+    size_t len;
+    FILE *f = open_memstream(&s, &len);
+    if (f == NULL)
+        return NULL;
+    put_head(f, sr, model, "chat.completion");
+    fputs(",\"choices\":[", f);
+    for (unsigned c = 0; c < a->nchoices; c++) {
+        fprintf(f, "%s{\"index\":%u,\"message\":{\"role\":\"assistant\",\"content\":", c > 0 ? "," : "", c);
+        put_joined(f, a, c, PART_CONTENT, 0, "null");
+        if (find(a, c, PART_REASONING, 0) != NULL) {
+            fputs(",\"reasoning_content\":", f);
+            put_joined(f, a, c, PART_REASONING, 0, "null");
+        }
+        fputs(",\"refusal\":", f);
+        put_joined(f, a, c, PART_REFUSAL, 0, "null");
+        for (unsigned k = 0; find(a, c, PART_CALL, k) != NULL; k++) {
+            const struct part *call = find(a, c, PART_CALL, k);
+            fprintf(f, "%s{\"id\":\"%s\",\"type\":\"function\",\"function\":{\"name\":\"%s\",\"arguments\":",
+                    k > 0 ? "," : ",\"tool_calls\":[", call->id, call->text);
+            put_joined(f, a, c, PART_ARGS, k, "\"\"");
+            fputs("}}", f);
+        }
+        if (find(a, c, PART_CALL, 0) != NULL)
+            fputc(']', f);
+        fputs("},\"logprobs\":", f);
+        if (a->logprobs) {
+            fputs("{\"content\":[", f);
+            const char *sep = "";
+            for (size_t i = 0; i < a->nparts; i++) {
+                if (!is_part(&a->parts[i], c, PART_CONTENT, 0))
+                    continue;
+                fputs(sep, f);
+                put_logprob(f, a->parts[i].text);
+                sep = ",";
+            }
+            fputs("],\"refusal\":null}", f);
+        } else {
+            fputs("null", f);
+        }
+        fprintf(f, ",\"finish_reason\":\"%s\"}", a->finish);
+    }
+    fputs("],", f);
+    put_usage(f, a);
+    if (a->fingerprint != NULL)
+        fprintf(f, ",\"system_fingerprint\":\"%s\"", a->fingerprint);
+    fputc('}', f);
+    return closed(f, &s);
+}
+
+/* one chunk of the usual answer: content (a JSON string's body: it must need no escaping) or
+ * NULL; role "assistant" to open the choice, or NULL; a finish_reason, or NULL */
 static char *chunk(const struct sim_req *sr, const char *model, const char *content, const char *role,
                    const char *finish)
 {
-    json_t *delta = json_object();
-    if (role)
-        json_object_set_new(delta, "role", json_string(role));
-    if (content)
-        json_object_set_new(delta, "content", json_string(content));
-    json_t *choice = json_pack("{s:i, s:o, s:o}", "index", 0, "delta", delta, "finish_reason",
-                               finish ? json_string(finish) : json_null());
-    return sse(dump(json_pack("{s:s, s:s, s:i, s:s, s:[o]}", "id", sr->cid, "object",
-                              "chat.completion.chunk", "created", 0, "model", model, "choices", choice)));
+    struct part p = {.kind = content ? PART_CONTENT : finish ? PART_FINISH : PART_EMPTY,
+                     .flags = role ? PART_ROLE : 0, .text = content};
+    struct answer a = plain;
+    a.finish = finish;
+    return part_chunk(sr, model, &a, &p);
 }
 
-static char *usage_chunk(const struct sim_req *sr, const char *model)
-{
-    return sse(dump(json_pack("{s:s, s:s, s:i, s:s, s:[], s:{s:i, s:i, s:i}}", "id", sr->cid, "object",
-                              "chat.completion.chunk", "created", 0, "model", model, "choices", "usage",
-                              "prompt_tokens", 5, "completion_tokens", 4, "total_tokens", 9)));
-}
-
+/* the usual whole answer whose content is text (any UTF-8) */
 static char *completion(const struct sim_req *sr, const char *model, const char *text)
 {
-    return dump(json_pack("{s:s, s:s, s:i, s:s, s:[{s:i, s:{s:s, s:s}, s:s}], s:{s:i, s:i, s:i}}", "id",
-                          sr->cid, "object", "chat.completion", "created", 0, "model", model, "choices",
-                          "index", 0, "message", "role", "assistant", "content", text, "finish_reason", "stop",
-                          "usage", "prompt_tokens", 5, "completion_tokens", 4, "total_tokens", 9));
+    char *body = escape(text);
+    struct part p = {.kind = PART_CONTENT, .text = body ? body : ""};
+    struct answer a = plain;
+    a.parts = &p;
+    a.nparts = 1;
+    char *s = whole(sr, model, &a);
+    free(body);
+    return s;
 }
 
 static char *error_body(const char *message, const char *type, const char *code)
@@ -227,6 +476,22 @@ static char *chunks(const struct sim_req *sr, const char *model, uint64_t from, 
     return s;
 }
 
+static void stream_start(struct sim_req *sr)
+{
+    add(sr, ACT_HEAD, 0, 200, NULL);
+    sr->acts[sr->nacts - 1].content_type = "text/event-stream";
+}
+
+/* after the last content: the usage chunk (if asked), [DONE] (if done), the end */
+static void stream_end(struct sim_req *sr, const char *model, const struct answer *a, int usage, int done)
+{
+    if (usage)
+        add(sr, ACT_WRITE, 0, 0, usage_chunk(sr, model, a));
+    if (done)
+        add(sr, ACT_WRITE, 0, 0, strdup("data: [DONE]\n\n"));
+    add(sr, ACT_END, 0, 0, NULL);
+}
+
 /* the healthy stream from word `from` on, each write `gap` ms after the previous: one word per
  * write, but a long chaos answer (sr->tokens) goes out in TOKEN_WRITES writes of many words */
 static void healthy_tail(struct sim_req *sr, const char *model, size_t from, uint64_t first_gap, uint64_t gap,
@@ -237,18 +502,88 @@ static void healthy_tail(struct sim_req *sr, const char *model, size_t from, uin
     for (uint64_t i = from; i < n; i += per)
         add(sr, ACT_WRITE, i == from ? first_gap : gap, 0, chunks(sr, model, i, i + per < n ? i + per : n));
     add(sr, ACT_WRITE, 0, 0, chunk(sr, model, NULL, NULL, "stop"));
-    if (usage)
-        add(sr, ACT_WRITE, 0, 0, usage_chunk(sr, model));
-    if (done)
-        add(sr, ACT_WRITE, 0, 0, strdup("data: [DONE]\n\n"));
-    add(sr, ACT_END, 0, 0, NULL);
+    stream_end(sr, model, &plain, usage, done);
 }
 
 static void stream_head(struct sim_req *sr, const char *model)
 {
-    add(sr, ACT_HEAD, 0, 200, NULL);
-    sr->acts[sr->nacts - 1].content_type = "text/event-stream";
+    stream_start(sr);
     add(sr, ACT_WRITE, 0, 0, chunk(sr, model, NULL, "assistant", NULL));
+}
+
+/* answer a, streamed (usage: with its usage chunk) or whole */
+static void answer(struct sim_req *sr, const char *model, const struct answer *a, int stream, int usage)
+{
+    if (!stream) {
+        add(sr, ACT_RESPOND, 0, 200, whole(sr, model, a));
+        return;
+    }
+    stream_start(sr);
+    for (size_t i = 0; i < a->nparts; i++)
+        add(sr, ACT_WRITE, 0, 0, part_chunk(sr, model, a, &a->parts[i]));
+    stream_end(sr, model, a, usage, 1);
+}
+
+/* tools: two calls in parallel, their arguments cut mid-token and interleaved */
+static const struct part tool_parts[] = {
+    {PART_CALL, PART_ROLE | PART_NULL_CONTENT, 0, 0, "get_weather", "call_sim_1"},
+    {PART_ARGS, 0, 0, 0, "{\\\"ci", NULL},
+    {PART_CALL, 0, 0, 1, "get_time", "call_sim_2"},
+    {PART_ARGS, 0, 0, 0, "ty\\\":\\\"Par", NULL},
+    {PART_ARGS, 0, 0, 1, "{\\\"t", NULL},
+    {PART_ARGS, 0, 0, 0, "is\\\",\\\"un", NULL},
+    {PART_ARGS, 0, 0, 1, "z\\\":\\\"Europe/", NULL},
+    {PART_ARGS, 0, 0, 0, "it\\\":\\\"c\\\"}", NULL},
+    {PART_ARGS, 0, 0, 1, "Paris\\\"}", NULL},
+    {PART_FINISH, 0, 0, 0, NULL, NULL},
+};
+
+static const struct part refusal_parts[] = {
+    {PART_EMPTY, PART_ROLE | PART_NULL_CONTENT, 0, 0, NULL, NULL},
+    {PART_REFUSAL, 0, 0, 0, "I", NULL},
+    {PART_REFUSAL, 0, 0, 0, " can't", NULL},
+    {PART_REFUSAL, 0, 0, 0, " help", NULL},
+    {PART_REFUSAL, 0, 0, 0, " with", NULL},
+    {PART_REFUSAL, 0, 0, 0, " that.", NULL},
+    {PART_FINISH, 0, 0, 0, NULL, NULL},
+};
+
+/* unicode: "héllo 😀 \"quoted\"\n": raw UTF-8, the emoji as an escaped surrogate pair (whole in
+ * one chunk: each chunk is a JSON text of its own, and a lone surrogate escape is not one keel
+ * accepts), escapes at a chunk's edges */
+static const struct part unicode_parts[] = {
+    {PART_EMPTY, PART_ROLE, 0, 0, NULL, NULL},
+    {PART_CONTENT, 0, 0, 0, "h\xc3\xa9llo ", NULL},
+    {PART_CONTENT, 0, 0, 0, "\\ud83d\\ude00 \\\"quoted\\\"", NULL},
+    {PART_CONTENT, 0, 0, 0, "\\n", NULL},
+    {PART_FINISH, 0, 0, 0, NULL, NULL},
+};
+
+#define MAX_CHOICES 4
+static const char *const thoughts[] = {"Thinking", " it", " over."};
+#define NTHOUGHTS (sizeof(thoughts) / sizeof(thoughts[0]))
+static const char *const suffixes[MAX_CHOICES] = {"", " (2)", " (3)", " (4)"};
+/* rich's parts at most: per choice a role, the thoughts, the words and a suffix, a finish */
+#define MAX_PARTS (MAX_CHOICES * (NTHOUGHTS + NWORDS + 3))
+
+/* rich: n (<= MAX_CHOICES) choices of reasoning then content, choice i > 0's content ending in
+ * suffixes[i]; the choices take turns word by word. Fills parts (MAX_PARTS) and returns how many. */
+static size_t rich_parts(struct part *parts, unsigned n)
+{
+    size_t np = 0;
+    for (unsigned c = 0; c < n; c++)
+        parts[np++] = (struct part){.kind = PART_EMPTY, .flags = PART_ROLE, .choice = c};
+    for (size_t w = 0; w < NTHOUGHTS; w++)
+        for (unsigned c = 0; c < n; c++)
+            parts[np++] = (struct part){.kind = PART_REASONING, .choice = c, .text = thoughts[w]};
+    for (size_t w = 0; w <= NWORDS; w++)
+        for (unsigned c = 0; c < n; c++)
+            if (w < NWORDS || c > 0)
+                parts[np++] = (struct part){.kind = PART_CONTENT, .choice = c,
+                                            .text = w < NWORDS ? words[w] : suffixes[c]};
+    for (unsigned c = 0; c < n; c++)
+        parts[np++] = (struct part){.kind = PART_FINISH, .choice = c};
+    return np;
 }
 
 static void respond_error(struct sim_req *sr, int status, const char *message, const char *type, const char *code)
@@ -319,7 +654,7 @@ static int chaos(struct sim_req *sr, const char *rate, const char *model, int st
     return script(sr, "healthy", model, stream, usage, "", 0);
 }
 
-/* Builds the script for one request: `as` names the behaviour ("NAME[:PARAM][#tag]"), `model` is
+/* Builds the script for one request: `as` names the behaviour ("NAME[:PARAM][+sse][#tag]"), `model` is
  * the name the answer carries (the one asked for; chaos passes the behaviour it drew as `as`).
  * Returns 0, or -1 for an unknown behaviour. */
 static int script(struct sim_req *sr, const char *as, const char *model, int stream, int usage, const char *body,
@@ -330,6 +665,11 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
     char *tag = strchr(name, '#'); /* "503#b": same behaviour, a name of its own (counters, breakers) */
     if (tag != NULL)
         *tag = '\0';
+    size_t len = strlen(name);
+    if (len >= 4 && strcmp(name + len - 4, "+sse") == 0) { /* "healthy+sse": streams, whatever asked */
+        name[len - 4] = '\0';
+        stream = 1;
+    }
     char *colon = strchr(name, ':');
     uint64_t param = 0;
     int has_param = 0;
@@ -381,6 +721,30 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
         healthy_tail(sr, model, NWORDS, 0, 0, usage, 1);
         return 0;
     }
+    if (IS("tools") || IS("refusal") || IS("unicode") || IS("rich")) {
+        struct part parts[MAX_PARTS];
+        struct answer a = plain;
+        if (IS("tools")) {
+            a.parts = tool_parts;
+            a.nparts = sizeof(tool_parts) / sizeof(tool_parts[0]);
+            a.finish = "tool_calls";
+        } else if (IS("refusal")) {
+            a.parts = refusal_parts;
+            a.nparts = sizeof(refusal_parts) / sizeof(refusal_parts[0]);
+        } else if (IS("unicode")) {
+            a.parts = unicode_parts;
+            a.nparts = sizeof(unicode_parts) / sizeof(unicode_parts[0]);
+        } else {
+            a.parts = parts;
+            a.nparts = rich_parts(parts, sr->choices);
+            a.nchoices = sr->choices;
+            a.fingerprint = "fp_sim";
+            a.logprobs = sr->logprobs;
+            a.tokens = a.nparts - 2 * sr->choices; /* every word: all parts but the roles and finishes */
+        }
+        answer(sr, model, &a, stream, usage);
+        return 0;
+    }
     if (IS("echo")) {
         /* the answer's content is the request body exactly as it arrived */
         char *raw = strndup(body, body_len);
@@ -410,6 +774,14 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
         } else {
             add(sr, ACT_SILENCE, 0, 0, NULL);
         }
+        return 0;
+    }
+    if (IS("cut-after") && stream) {
+        /* n tokens, then the response ends cleanly: no finish reason, no [DONE] */
+        stream_head(sr, model);
+        for (uint64_t i = 0; i < P(2) && i < 16; i++)
+            add(sr, ACT_WRITE, 0, 0, chunk(sr, model, words[i % NWORDS], NULL, NULL));
+        add(sr, ACT_END, 0, 0, NULL);
         return 0;
     }
     if (IS("stall-after")) {
@@ -698,6 +1070,9 @@ static void chat(struct sim *sim, struct keel_http *h)
     int usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
     json_int_t mt = json_integer_value(json_object_get(body, "max_tokens"));
     sr->asked_tokens = mt > 0 ? (uint64_t)mt : 0;
+    json_int_t n = json_integer_value(json_object_get(body, "n"));
+    sr->choices = n < 1 ? 1 : n > MAX_CHOICES ? MAX_CHOICES : (unsigned)n;
+    sr->logprobs = json_is_true(json_object_get(body, "logprobs"));
     if (script(sr, model, model, stream, usage, text, text_len) != 0) {
         for (size_t i = 0; i < sr->nacts; i++)
             free(sr->acts[i].text);
