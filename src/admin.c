@@ -3,17 +3,20 @@
  * GET /admin/status (JSON: per model and target the breaker, cooldown left, recent failure
  * classes, in-flight, and live latency percentiles over a sliding window). Read-only views of
  * gw->state; nothing here changes it. */
+#include "admin.h"
+
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/buf.h"
-#include "gateway.h"
+#include "gateway_t.h"
 #include "io/server.h"
 #include "managed.h"
 #include "log.h"
-#include "request.h"
+#include "answer.h"
+#include "cliff.h"
 #include "state.h"
 #include "ui.h"
 

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "core/buf.h"
 #include "log.h"
 
@@ -227,4 +229,43 @@ void keel_audit_flush_now(struct keel_audit *a)
 uint64_t keel_audit_dropped(const struct keel_audit *a)
 {
     return a->dropped;
+}
+
+/* a client's text that is not valid UTF-8 (a name cut mid-character) is recorded as "" rather
+ * than losing the line */
+static json_t *text(const char *s)
+{
+    json_t *j = json_string(s);
+    return j ? j : json_string("");
+}
+
+void keel_audit_record(struct keel_audit *a, const struct keel_audit_record *rec)
+{
+    json_t *attempts = rec->attempts ? (json_t *)rec->attempts : json_array();
+    if (a == NULL) {
+        json_decref(attempts);
+        return;
+    }
+    char ts[40];
+    keel_time_rfc3339(rec->start_wall_ms, ts, sizeof(ts));
+    json_t *o = json_pack("{s:s, s:s, s:o, s:b, s:i, s:I, s:o, s:o, s:o, s:o, s:I, s:o, s:b, s:s}", "ts", ts, "id",
+                          rec->id, "model", text(rec->model), "stream", rec->stream, "status", rec->status, "ms",
+                          (json_int_t)rec->ms, "ttft_ms",
+                          rec->has_ttft ? json_integer((json_int_t)rec->ttft_ms) : json_null(), "upstream",
+                          rec->upstream ? json_string(rec->upstream) : json_null(), "target_model",
+                          rec->target_model ? json_string(rec->target_model) : json_null(), "attempts", attempts,
+                          "prompt_bytes", (json_int_t)rec->prompt_bytes, "usage",
+                          rec->has_usage ? json_pack("{s:I, s:I, s:I}", "prompt_tokens",
+                                                     (json_int_t)rec->prompt_tokens, "completion_tokens",
+                                                     (json_int_t)rec->completion_tokens, "total_tokens",
+                                                     (json_int_t)rec->total_tokens)
+                                         : json_null(),
+                          "client_gone", rec->client_gone, "class", rec->cls);
+    if (o != NULL && rec->error != NULL)
+        json_object_set_new(o, "error", json_string(rec->error));
+    char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (line != NULL)
+        keel_audit_line(a, line, strlen(line));
+    free(line);
 }

@@ -20,4 +20,28 @@ void keel_audit_line(struct keel_audit *a, const char *line, size_t len);
 void keel_audit_flush_now(struct keel_audit *a);
 uint64_t keel_audit_dropped(const struct keel_audit *a);
 
+/* One request's record (DESIGN.md "Audit record"): what the routed and the rejected paths both
+ * write. Names, ids, statuses, sizes and times, never a secret, a header or a prompt. */
+struct keel_audit_record {
+    int64_t start_wall_ms; /* arrival, wall clock: the record's ts */
+    const char *id;
+    const char *model;     /* the model the client asked for */
+    int stream;            /* the client asked for a stream */
+    int status;            /* what the client got (0: nothing, it left first) */
+    uint64_t ms;
+    int has_ttft;          /* ttft_ms is known (else null) */
+    uint64_t ttft_ms;
+    const char *upstream, *target_model; /* the last target tried; NULL: none */
+    void *attempts;        /* json_t array, stolen; NULL: [] */
+    size_t prompt_bytes;
+    int has_usage;
+    long long prompt_tokens, completion_tokens, total_tokens;
+    int client_gone;
+    const char *cls;       /* the request's class */
+    const char *error;     /* a rejection's code; NULL: no "error" member */
+};
+
+/* queues rec's line; a NULL log takes nothing (rec->attempts is freed all the same) */
+void keel_audit_record(struct keel_audit *a, const struct keel_audit_record *rec);
+
 #endif

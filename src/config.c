@@ -141,6 +141,16 @@ static int expand(struct ctx *x, const yaml_node_t *n, const char *key, char **o
     return 0;
 }
 
+static int get_bool(struct ctx *x, const yaml_node_t *n, const char *key, int *out)
+{
+    if (expect(x, n, YAML_SCALAR_NODE, key) != 0)
+        return -1;
+    if (strcmp(scalar(n), "true") != 0 && strcmp(scalar(n), "false") != 0)
+        return fail(x, n, key, "expected true or false");
+    *out = strcmp(scalar(n), "true") == 0;
+    return 0;
+}
+
 static int get_string(struct ctx *x, const yaml_node_t *n, const char *key, char **out)
 {
     char *s = NULL;
@@ -487,10 +497,7 @@ static int managed(struct ctx *x, const yaml_node_t *map, const char *prefix, st
                 rv = fail(x, v, path, "expected a port from 1 to 65535");
             m->port = (int)p;
         } else if (strcmp(name, "ready_probe") == 0) {
-            rv = expect(x, v, YAML_SCALAR_NODE, path);
-            if (rv == 0 && strcmp(scalar(v), "true") != 0 && strcmp(scalar(v), "false") != 0)
-                rv = fail(x, v, path, "expected true or false");
-            m->ready_probe = rv == 0 && strcmp(scalar(v), "true") == 0;
+            rv = get_bool(x, v, path, &m->ready_probe);
         } else if (strcmp(name, "probe_model") == 0) {
             rv = get_string(x, v, path, &m->probe_model);
         } else {
@@ -525,6 +532,8 @@ static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, s
             rv = expect(x, v, YAML_SCALAR_NODE, path);
             if (rv == 0 && strcmp(scalar(v), "openai") != 0)
                 rv = fail(x, v, path, "unknown kind \"%s\" (supported: openai)", scalar(v));
+            if (rv == 0)
+                u->kind = "openai";
         } else if (strcmp(name, "base_url") == 0) {
             rv = get_string(x, v, path, &u->base_url);
             if (rv == 0 && strncmp(u->base_url, "http://", 7) != 0 && strncmp(u->base_url, "https://", 8) != 0)
@@ -545,6 +554,8 @@ static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, s
     }
     if (u->name == NULL)
         return fail(x, map, prefix, "missing name");
+    if (u->kind == NULL)
+        u->kind = "openai";
     if (u->base_url == NULL)
         return fail(x, map, prefix, "missing base_url");
     if (u->managed == NULL && strstr(u->base_url, "{port}") != NULL)
@@ -564,6 +575,7 @@ static int target(struct ctx *x, const yaml_node_t *map, const char *prefix, str
     t->timeouts = c->timeouts;
     t->retry = c->retry;
     t->breaker = c->breaker;
+    t->stream_upstream = 1;
     FOREACH_PAIR(x, map, k, v)
     {
         char path[256];
@@ -590,9 +602,12 @@ static int target(struct ctx *x, const yaml_node_t *map, const char *prefix, str
             rv = expect(x, v, YAML_SCALAR_NODE, path);
             if (rv == 0 && keel_parse_count(scalar(v), &t->context_window) != 0)
                 rv = fail(x, v, path, "expected a token count such as 32000 or 32k, got \"%s\"", scalar(v));
+        } else if (strcmp(name, "stream_upstream") == 0) {
+            rv = get_bool(x, v, path, &t->stream_upstream);
         } else {
             rv = fail(x, k, path,
-                      "unknown key (expected upstream, model, timeouts, retry, breaker, context_window)");
+                      "unknown key (expected upstream, model, timeouts, retry, breaker, context_window, "
+                      "stream_upstream)");
         }
         if (rv != 0)
             return -1;

@@ -15,10 +15,12 @@
 
 #include "io/server.h"
 #include "io/upstream.h"
+#include "admin.h"
 #include "audit.h"
+#include "cliff.h"
 #include "log.h"
 #include "managed.h"
-#include "request.h"
+#include "intake.h"
 #include "state.h"
 
 /* descriptors kept for keel's own use (listeners, audit, managed backends' pipes, curl) */
@@ -27,24 +29,6 @@
 
 /* Reachable from here until exit, so leak checkers see live state, not leaks. */
 static struct keel_gateway *the_gateway;
-
-void keel_gateway_cliff_check(struct keel_gateway *gw, struct keel_model_state *m, const struct keel_model_conf *mc)
-{
-    struct keel_pcts p;
-    keel_window_pcts(&m->answers, uv_now(gw->loop), KEEL_CLIFF_WINDOW_MS, &p);
-    uint64_t worst = p.max, margin = gw->config->cliff_margin_ms;
-    int near = p.count > 0 && worst + margin >= mc->cliff_ms;
-    if (near == m->near_cliff)
-        return;
-    m->near_cliff = near;
-    if (near)
-        keel_warn("cliff: model %s: p99 %ums, max %ums over the last 5 minutes, within %llums of its %llums cliff",
-                  mc->name, p.p99, p.max, (unsigned long long)margin, (unsigned long long)mc->cliff_ms);
-    keel_events_emit(&gw->events,
-                     json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "type", "cliff", "model", mc->name, "state",
-                               near ? "near" : "clear", "p99_ms", (json_int_t)p.p99, "max_ms", (json_int_t)p.max,
-                               "cliff_ms", (json_int_t)mc->cliff_ms, "margin_ms", (json_int_t)margin));
-}
 
 /* every 2 s: the cliff watch; every 10 s: a history point per model for the status page */
 static void on_cliff_timer(uv_timer_t *t)
@@ -58,7 +42,7 @@ static void on_cliff_timer(uv_timer_t *t)
         struct keel_model_state *m = keel_state_model(&gw->state, mc->name);
         if (m == NULL)
             continue;
-        keel_gateway_cliff_check(gw, m, mc);
+        keel_cliff_check(gw, m, mc);
         if (snapshot) {
             struct keel_snapshot *s = &m->history[m->nhistory++ % KEEL_HISTORY];
             s->t = keel_time_now_ms();
@@ -163,10 +147,11 @@ static void stop_when_idle(struct keel_gateway *gw)
     }
 }
 
-void keel_gateway_request_done(struct keel_gateway *gw)
+/* while draining, after each turn of the loop: the requests end on their own (request.c only
+ * counts them down), and the gateway notices the last one here */
+static void on_drain_check(uv_check_t *c)
 {
-    gw->inflight--;
-    stop_when_idle(gw);
+    stop_when_idle(c->data);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -201,6 +186,11 @@ static void on_signal(uv_signal_t *s, int signum)
     timer.data = gw;
     uv_timer_start(&timer, on_drain_timeout, gw->config->drain_ms, 0);
     uv_unref((uv_handle_t *)&timer);
+    static uv_check_t check;
+    uv_check_init(gw->loop, &check);
+    check.data = gw;
+    uv_check_start(&check, on_drain_check);
+    uv_unref((uv_handle_t *)&check);
     stop_when_idle(gw);
 }
 
@@ -252,7 +242,7 @@ int keel_gateway_run(struct keel_config *config)
         }
     }
     gw->api = keel_server_new(gw->loop, config->listen_host, config->listen_port, config->max_body,
-                              keel_request_handle, gw, err, sizeof(err));
+                              keel_intake_handle, gw, err, sizeof(err));
     if (gw->api == NULL) {
         keel_error("listen: %s", err);
         return 1;

@@ -90,6 +90,19 @@ describe('audit log', () => {
     assert.equal(hung.class, 'first_byte_timeout');
     assert.equal(hung.status, 502);
     assert.equal(hung.ttft_ms, null);
+    // a request refused before routing records the model it asked for
+    const nope = recs.find((r) => r.model === 'nope');
+    assert.ok(nope, 'the unknown model is named');
+    assert.equal(nope.class, 'invalid_request');
+    assert.equal(nope.error, 'model_not_found');
+    // non-stream requests were streamed upstream (stream_upstream): usage and TTFT for every one
+    const steady = recs.filter((r) => r.model === 'steady');
+    assert.equal(steady.length, 10);
+    for (const r of steady.filter((x) => !x.stream)) {
+      assert.equal(r.usage.total_tokens, 9, JSON.stringify(r));
+      assert.equal(typeof r.ttft_ms, 'number');
+      assert.ok(r.ttft_ms <= r.ms);
+    }
   });
 
   test('rotation keeps at most audit_keep files, each of whole lines', () => {
@@ -161,7 +174,7 @@ describe('keel audit', () => {
     const slow = recs.filter((x) => x.model === 'slow').map((x) => x.ms).sort((a, b) => a - b);
     assert.equal(m.slow.ms.max, slow.at(-1));
     assert.equal(m.slow.ms.p50, slow[Math.ceil(slow.length * 0.5) - 1]);
-    assert.equal(m[''].errors_by_class.invalid_request, 1);
+    assert.equal(m.nope.errors_by_class.invalid_request, 1);
   });
 
   test('--model, --since, the table and the cliff mark', () => {

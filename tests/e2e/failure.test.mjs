@@ -52,7 +52,7 @@ models:
       - { upstream: b, model: healthy }
       - { upstream: c, model: "slow-first-token:10", context_window: 128k }
   - { name: smallctx, targets: [ { upstream: a, model: context-length, context_window: 8k }, { upstream: b, model: healthy } ] }
-  - { name: garbage, targets: [ { upstream: a, model: malformed-chunk }, { upstream: b, model: healthy } ] }
+  - { name: garbage, targets: [ { upstream: a, model: malformed-chunk, stream_upstream: false }, { upstream: b, model: healthy } ] }
 `;
 
 let sim;

@@ -43,7 +43,8 @@ models:
   - { name: late-error, targets: [ { upstream: a, model: error-after-content }, { upstream: b, model: healthy } ] }
   - { name: nodone, targets: [ { upstream: a, model: no-done }, { upstream: b, model: healthy } ] }
   - { name: heal, targets: [ { upstream: a, model: "fail-then-heal:1" }, { upstream: b, model: healthy } ] }
-  - { name: mirror, targets: [ { upstream: a, model: "503#m" }, { upstream: b, model: echo } ] }
+  - { name: mirror, targets: [ { upstream: a, model: "503#m" }, { upstream: b, model: echo, stream_upstream: false } ] }
+  - { name: mirror-stream, targets: [ { upstream: b, model: echo } ] }
 `;
 
 let sim;
@@ -241,6 +242,21 @@ describe('the body upstream', () => {
     assert.equal(JSON.parse(r.text).choices[0].message.content, `{ "model" :"echo",${tail}`);
   });
 
+  test('asks a stream_upstream target for a stream and usage, for a client that did not ask for one', async () => {
+    // an absent member goes first; a present one has its value replaced; all else as sent
+    const tail = ` "temperature" : 0.70, "messages":[{"role":"user","content":"caf\\u00e9"}] }`;
+    let r = await post(keel, `{ "model" :"mirror-stream",${tail}`);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(JSON.parse(r.text).choices[0].message.content,
+      `{"stream":true,"stream_options":{"include_usage":true}, "model" :"echo",${tail}`);
+    r = await post(keel, `{"stream": false, "model":"mirror-stream","stream_options":{"include_usage":false},"n":1}`);
+    assert.equal(JSON.parse(r.text).choices[0].message.content,
+      '{"stream": true, "model":"echo","stream_options":{"include_usage":true},"n":1}');
+    // a client that asked for a stream: its body as sent
+    r = await post(keel, '{"model":"mirror-stream","stream":true}');
+    assert.equal(JSON.parse(r.text).choices[0].message.content, '{"model":"echo","stream":true}');
+  });
+
   test('a malformed body is refused whole, whatever its prefix', async () => {
     for (const body of ['{"model":"healthy","messages":[1,]}', '{"model":"healthy"} trailing', '{"model":"healthy","x":"\\ud800"}',
       '{"model":"healthy","x":01}', `{"model":"healthy","x":"${String.fromCharCode(1)}"}`]) {
@@ -284,7 +300,7 @@ describe('surface', () => {
     const j = await (await fetch(`${keel.url}/v1/models`)).json();
     assert.equal(j.object, 'list');
     assert.ok(j.data.some((m) => m.id === 'storm' && m.object === 'model'));
-    assert.equal(j.data.length, 23);
+    assert.equal(j.data.length, 24);
   });
 
   test('GET /healthz on the admin listener', async () => {
@@ -307,7 +323,7 @@ describe('config', () => {
     fs.writeFileSync(good, CONFIG.replaceAll('{SIM}', 'http://127.0.0.1:9/v1'));
     const ok = check(good);
     assert.equal(ok.status, 0, ok.stderr);
-    assert.match(ok.stdout, /ok \(3 upstreams, 23 models\)/);
+    assert.match(ok.stdout, /ok \(3 upstreams, 24 models\)/);
     const bad = path.join(dir, 'bad.yaml');
     fs.writeFileSync(bad, 'upstreams:\n  - { name: a, base_url: "http://x" }\nmodels:\n  - name: m\n    targets:\n      - { upstream: nope, model: x }\n');
     const r = check(bad);

@@ -1,6 +1,6 @@
 /* fuzz_request.c - libFuzzer driver for the client request path: an input is the raw bytes a
  * client sends on one connection (any number of HTTP/1.1 requests, or garbage). They reach
- * keel's real server (io/server.c over h2o) and request handler (keel_request_handle) through a
+ * keel's real server (io/server.c over h2o) and request handler (keel_intake_handle) through a
  * socketpair whose one end is handed to the server's listener as if accepted; the other end
  * writes the bytes, half-closes, and reads the answer until keel closes. The models' targets
  * are a loopback port that refuses connections and a fake upstream in the same loop whose
@@ -23,7 +23,7 @@
 #include "io/upstream.h"
 #include "log.h"
 #include "managed.h"
-#include "request.h"
+#include "intake.h"
 #include "state.h"
 
 #define ANSWER_BOUND_MS 10000 /* the config's total is 2 s: an input still open after this hangs */
@@ -317,7 +317,7 @@ static void setup(void)
     keel_events_init(&gw->events, gw->upstream, NULL);
     gw->managed = keel_managed_new(&loop, gw->upstream, &gw->events, "/proc/self/exe");
     check(gw->managed != NULL && keel_managed_bind(gw->managed, c, err, sizeof(err)) == 0);
-    gw->api = keel_server_new(&loop, c->listen_host, c->listen_port, c->max_body, keel_request_handle, gw, err,
+    gw->api = keel_server_new(&loop, c->listen_host, c->listen_port, c->max_body, keel_intake_handle, gw, err,
                               sizeof(err));
     if (gw->api == NULL) {
         fprintf(stderr, "fuzz_request: cannot start the server: %s\n", err);

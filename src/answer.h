@@ -1,0 +1,32 @@
+/* answer.h - what keel writes to a client itself: the x-keel-* headers every answer carries, and
+ * errors in the client protocol's envelope (OpenAI: {"error":{message,type,code,param}}, with
+ * keel's attempts). The bytes only: request.c decides when, and sends them. */
+#ifndef KEEL_ANSWER_H
+#define KEEL_ANSWER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/server.h"
+
+struct keel_request;
+
+#define KEEL_ANSWER_HEADERS 8 /* the most keel_answer_headers fills, with room for two extra */
+
+/* Fills the content type and the x-keel-* headers (request id, upstream, model, attempts) into
+ * hdrs; returns how many. attempts_buf holds the x-keel-attempts value. */
+size_t keel_answer_headers(const struct keel_request *r, struct keel_header *hdrs, const char *content_type,
+                           char *attempts_buf, size_t attempts_len);
+
+/* The error envelope as a malloc'd string (NULL when out of memory). attempts: the request's
+ * attempts are listed when r != NULL; retry_after: seconds, 0 = none. */
+char *keel_answer_envelope(const struct keel_request *r, const char *type, const char *code, const char *message,
+                           uint64_t retry_after);
+
+/* The attempts as a JSON array for the audit record (json_t *, new reference). */
+void *keel_answer_attempts_json(const struct keel_request *r, int with_ttft);
+
+/* answers with the envelope, no request behind it (404s and the like) */
+void keel_respond_error(struct keel_http *h, int status, const char *type, const char *code, const char *message);
+
+#endif

@@ -1,0 +1,243 @@
+/* intake.c - the client's request read and checked; see intake.h. The body goes upstream byte
+ * for byte but for a few members (core/reqbody.h): only what routing needs is read, and no tree
+ * is built (core/json.h). */
+#include "intake.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "answer.h"
+#include "audit.h"
+#include "core/json.h"
+#include "core/units.h"
+#include "gateway_t.h"
+#include "io/server.h"
+#include "log.h"
+#include "request_t.h"
+#include "state.h"
+
+static void new_id(struct keel_gateway *gw, char *dst, size_t n)
+{
+    /* splitmix64 over a random seed and a counter: unique per process, unguessable across runs */
+    uint64_t z = gw->id_seed + 0x9e3779b97f4a7c15ULL * ++gw->id_next;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    snprintf(dst, n, "%016llx", (unsigned long long)z);
+}
+
+static void models_list(struct keel_gateway *gw, struct keel_http *h)
+{
+    json_t *data = json_array();
+    for (size_t i = 0; i < gw->config->nmodels; i++)
+        json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s}", "id", gw->config->models[i].name, "object",
+                                              "model", "created", 0, "owned_by", "keel"));
+    json_t *root = json_pack("{s:s, s:o}", "object", "list", "data", data);
+    char *body = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    struct keel_header hdrs[] = {{"content-type", "application/json"}};
+    keel_http_respond(h, 200, hdrs, 1, body, strlen(body));
+    free(body);
+}
+
+/* invalid_request (and gateway_busy): answered here, before any upstream is chosen or touched;
+ * audited like any request, under the model it asked for (NULL: none could be read) */
+static void reject(struct keel_gateway *gw, struct keel_http *h, const char *model, int status, const char *code,
+                   const char *message)
+{
+    char id[24];
+    new_id(gw, id, sizeof(id));
+    int busy = status == 503;
+    char *body = keel_answer_envelope(NULL, busy ? "server_error" : "invalid_request_error", code, message,
+                                      busy ? 1 : 0);
+    /* counted under model "": what was asked may be anything, and must not grow the metrics */
+    struct keel_model_state *ms = keel_state_model(&gw->state, "");
+    struct keel_route_stats *rs = ms ? keel_state_route(ms, "") : NULL;
+    const char *cls = busy ? "gateway_busy" : "invalid_request";
+    if (rs != NULL)
+        rs->requests[busy ? KEEL_CLASS_GATEWAY_BUSY : KEEL_CLASS_INVALID_REQUEST]++;
+    struct keel_header hdrs[] = {{"content-type", "application/json"}, {"x-keel-request-id", id},
+                                 {"x-keel-upstream", "none"}, {"x-keel-model", "none"}, {"x-keel-attempts", ""},
+                                 {"retry-after", "1"}};
+    keel_http_respond(h, status, hdrs, busy ? 6 : 5, body ? body : "", body ? strlen(body) : 0);
+    free(body);
+    keel_info("req %s: rejected: %d %s", id, status, code);
+    keel_audit_record(gw->audit, &(struct keel_audit_record){.start_wall_ms = keel_time_now_ms(),
+                                                             .id = id,
+                                                             .model = model ? model : "",
+                                                             .status = status,
+                                                             .cls = cls,
+                                                             .error = code});
+}
+
+/* The top-level "model", "stream" and "stream_options" members of a parsed object; -1 when
+ * "model" or "stream" is there twice. One pass, keys decoded as keel_json_get does. */
+static int top_level_keys(struct keel_json root, struct keel_json *model, struct keel_json *stream,
+                          struct keel_json *options)
+{
+    *model = *stream = *options = (struct keel_json){NULL, 0};
+    struct keel_json k, v;
+    size_t pos = 0;
+    while (keel_json_next(root, &pos, &k, &v)) {
+        char key[16];
+        long n = keel_json_string(k, key, sizeof(key));
+        if (n == 14 && memcmp(key, "stream_options", 14) == 0) {
+            *options = v; /* the last one: the one keel replaces */
+            continue;
+        }
+        struct keel_json *slot = n == 5 && memcmp(key, "model", 5) == 0    ? model
+                                 : n == 6 && memcmp(key, "stream", 6) == 0 ? stream
+                                                                           : NULL;
+        if (slot == NULL)
+            continue;
+        if (slot->p != NULL)
+            return -1;
+        *slot = v;
+    }
+    return 0;
+}
+
+/* the client may shorten its own budget (x-keel-timeout), never lengthen it past the config:
+ * 0 and *budget (0 = none), or -1 */
+static int client_budget(struct keel_http *h, uint64_t *budget)
+{
+    size_t len;
+    const char *tv = keel_http_header(h, "x-keel-timeout", &len);
+    *budget = 0;
+    if (tv == NULL)
+        return 0;
+    char v[32];
+    snprintf(v, sizeof(v), "%.*s", (int)(len < sizeof(v) ? len : sizeof(v) - 1), tv);
+    int bad = keel_parse_duration_ms(v, budget) != 0;
+    if (bad && keel_parse_uint(v, budget) == 0 && *budget < UINT64_MAX / 1000) {
+        *budget *= 1000; /* a bare number is seconds */
+        bad = 0;
+    }
+    return bad || *budget == 0 ? -1 : 0;
+}
+
+static size_t at(const char *text, struct keel_json v)
+{
+    return v.p ? (size_t)(v.p - text) : 0;
+}
+
+static void chat(struct keel_gateway *gw, struct keel_http *h)
+{
+    if (gw->inflight >= gw->config->max_inflight) {
+        /* shed load before parsing anything: keel's own limit, never an upstream's fault */
+        reject(gw, h, NULL, 503, "gateway_busy", "keel is at max_inflight: retry shortly");
+        return;
+    }
+    size_t len;
+    const char *text = keel_http_body(h, &len);
+    /* the body is held three times while the request lives: h2o's copy, r->body and the
+     * attempt's; all requests together stay within max_memory, checked before anything is copied */
+    if (gw->mem_held + 3 * len > gw->config->max_memory) {
+        reject(gw, h, NULL, 503, "gateway_busy", "keel is at max_memory: retry shortly");
+        return;
+    }
+    struct keel_json root, m, stream, options;
+    int rv = keel_json_parse_depth(text, len, gw->config->max_json_depth, &root);
+    if (rv == -2) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "request body is nested deeper than %llu levels (max_json_depth)",
+                 (unsigned long long)gw->config->max_json_depth);
+        reject(gw, h, NULL, 400, "invalid_json", msg);
+        return;
+    }
+    if (rv != 0 || keel_json_type(root) != KEEL_JSON_OBJECT) {
+        reject(gw, h, NULL, 400, "invalid_json", "request body is not a JSON object");
+        return;
+    }
+    /* keel routes on "model" and reads "stream"; a body that names either twice is refused, as an
+     * upstream's parser may take the other one and serve a model the operator never listed */
+    if (top_level_keys(root, &m, &stream, &options) != 0) {
+        reject(gw, h, NULL, 400, "duplicate_key", "request body names \"model\" or \"stream\" more than once");
+        return;
+    }
+    char name[256];
+    long namelen = keel_json_string(m, name, sizeof(name));
+    if (namelen <= 0) {
+        reject(gw, h, NULL, 400, "missing_model", "request body has no \"model\"");
+        return;
+    }
+    struct keel_config *config = gw->config;
+    const struct keel_model_conf *model = (size_t)namelen < sizeof(name) ? keel_config_model(config, name) : NULL;
+    if (model == NULL) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "unknown model \"%.100s\": GET /v1/models lists the configured ones", name);
+        reject(gw, h, name, 400, "model_not_found", msg);
+        return;
+    }
+    uint64_t budget;
+    if (client_budget(h, &budget) != 0) {
+        reject(gw, h, model->name, 400, "invalid_timeout", "x-keel-timeout: expected a duration such as 90s or 500ms");
+        return;
+    }
+    struct keel_request *r = calloc(1, sizeof(*r) + model->ntargets * sizeof(r->route[0]));
+    char *body = malloc(len);
+    uv_timer_t *timer = malloc(sizeof(*timer));
+    struct keel_target_state **tstate = calloc(model->ntargets, sizeof(*tstate));
+    struct keel_model_state *mstate = keel_state_model(&gw->state, model->name);
+    for (size_t i = 0; tstate != NULL && i < model->ntargets; i++) {
+        tstate[i] = keel_state_target(&gw->state, model->targets[i].upstream->name, model->targets[i].model);
+        if (tstate[i] == NULL)
+            mstate = NULL;
+    }
+    if (r == NULL || body == NULL || timer == NULL || tstate == NULL || mstate == NULL) {
+        free(r);
+        free(body);
+        free(timer);
+        free(tstate);
+        keel_respond_error(h, 503, "server_error", "gateway_busy", "out of memory");
+        return;
+    }
+    r->gw = gw;
+    r->http = h;
+    r->body = memcpy(body, text, len);
+    r->body_len = len;
+    r->spans = (struct keel_reqbody){.root_at = at(text, root),
+                                     .model_at = at(text, m),
+                                     .model_len = m.len,
+                                     .stream_at = at(text, stream),
+                                     .stream_len = stream.p ? stream.len : 0,
+                                     .options_at = at(text, options),
+                                     .options_len = options.p ? options.len : 0};
+    r->stream = keel_json_type(stream) == KEEL_JSON_TRUE;
+    r->enc = &keel_openai_chat_encoder;
+    r->config = keel_config_hold(config);
+    r->model = model;
+    r->mstate = mstate;
+    r->tstate = tstate;
+    r->timer = timer;
+    r->client_budget_ms = budget;
+    new_id(gw, r->id, sizeof(r->id));
+    keel_req_begin(r);
+}
+
+void keel_intake_handle(void *app, struct keel_http *h)
+{
+    struct keel_gateway *gw = app;
+    size_t mlen, plen;
+    const char *method = keel_http_method(h, &mlen);
+    const char *path = keel_http_path(h, &plen);
+    int post = mlen == 4 && memcmp(method, "POST", 4) == 0;
+    int get = mlen == 3 && memcmp(method, "GET", 3) == 0;
+#define PATH_IS(s) (plen == sizeof(s) - 1 && memcmp(path, s, plen) == 0)
+    if (PATH_IS("/v1/chat/completions") || PATH_IS("/chat/completions")) {
+        if (post)
+            chat(gw, h);
+        else
+            reject(gw, h, NULL, 405, "method_not_allowed", "use POST");
+    } else if (PATH_IS("/v1/models") || PATH_IS("/models")) {
+        if (get)
+            models_list(gw, h);
+        else
+            reject(gw, h, NULL, 405, "method_not_allowed", "use GET");
+    } else {
+        reject(gw, h, NULL, 404, "unknown_url", "unknown path");
+    }
+#undef PATH_IS
+}

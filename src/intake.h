@@ -1,0 +1,12 @@
+/* intake.h - the client listener's door (intake.c): each request's path and method, then a chat
+ * request read and checked (JSON, depth, duplicate keys, model, x-keel-timeout, keel's limits)
+ * before any upstream is chosen; what passes goes to request.c, what fails is answered here. */
+#ifndef KEEL_INTAKE_H
+#define KEEL_INTAKE_H
+
+struct keel_http;
+
+/* the client listener's request callback: POST /v1/chat/completions, GET /v1/models */
+void keel_intake_handle(void *gw, struct keel_http *h);
+
+#endif

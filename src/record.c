@@ -1,0 +1,69 @@
+/* record.c - a finished request's record; see record.h. */
+#include "record.h"
+
+#include "answer.h"
+#include "audit.h"
+#include "cliff.h"
+#include "gateway_t.h"
+#include "request_t.h"
+#include "state.h"
+
+/* the request's line in keel_requests_total, the latency histograms and windows, the audit */
+void keel_record(struct keel_request *r)
+{
+    const struct attempt *last = NULL;
+    for (size_t i = r->nattempts; i > 0 && last == NULL; i--)
+        if (r->attempts[i - 1].cls != KEEL_CLASS_SKIPPED)
+            last = &r->attempts[i - 1];
+    enum keel_class cls = r->gone       ? KEEL_CLASS_CLIENT_GONE
+                          : r->answered ? KEEL_CLASS_OK
+                          : last        ? last->cls
+                                        : KEEL_CLASS_SKIPPED;
+    struct keel_route_stats *rs = keel_state_route(r->mstate, last ? last->target->upstream->name : "");
+    /* until keel handed its answer over, not until a slow client took it: the latency windows
+     * and the cliff watch measure the providers and keel, not the clients' links */
+    uint64_t ms = r->ended_ms - r->start_ms;
+    int has_ttft = r->ttft_ms > 0 || r->answered;
+    if (rs != NULL) {
+        rs->requests[cls]++;
+        keel_hist_observe(&rs->duration, (double)ms / 1000.0);
+        if (has_ttft)
+            keel_hist_observe(&rs->ttft, (double)r->ttft_ms / 1000.0);
+    }
+    if (r->gw->audit != NULL)
+        keel_audit_record(r->gw->audit,
+                          &(struct keel_audit_record){
+                              .start_wall_ms = r->start_wall_ms,
+                              .id = r->id,
+                              .model = r->model->name,
+                              .stream = r->stream,
+                              .status = r->status_sent,
+                              .ms = ms,
+                              .has_ttft = has_ttft,
+                              .ttft_ms = r->ttft_ms,
+                              .upstream = last ? last->target->upstream->name : NULL,
+                              .target_model = last ? last->target->model : NULL,
+                              .attempts = keel_answer_attempts_json(r, 1),
+                              .prompt_bytes = r->body_len,
+                              .has_usage = r->usage.present,
+                              .prompt_tokens = r->usage.prompt_tokens,
+                              .completion_tokens = r->usage.completion_tokens,
+                              .total_tokens = r->usage.total_tokens,
+                              .client_gone = r->gone,
+                              .cls = keel_class_name(cls),
+                          });
+    /* every request's time, answered or not, feeds the cliff watch; one that comes near the cliff
+     * is checked at once (p99 <= max, so the max crossing is the first sign) */
+    keel_window_add(&r->mstate->answers, uv_now(r->gw->loop), (uint32_t)ms);
+    if (r->answered)
+        keel_window_add(&r->mstate->ttfts, uv_now(r->gw->loop), (uint32_t)r->ttft_ms);
+    if (!r->mstate->near_cliff && ms + r->config->cliff_margin_ms >= r->model->cliff_ms)
+        keel_cliff_check(r->gw, r->mstate, r->model);
+    if (r->answered && last != NULL) {
+        struct keel_window_stats *w = keel_state_window(r->mstate, last->target->upstream->name, last->target->model);
+        if (w != NULL) {
+            keel_window_add(&w->duration, uv_now(r->gw->loop), (uint32_t)ms);
+            keel_window_add(&w->ttft, uv_now(r->gw->loop), (uint32_t)r->ttft_ms);
+        }
+    }
+}
