@@ -7,7 +7,7 @@
 # dropped each kind, keel's fds and RSS. Prints a RESULTS.md section and keeps it in
 # bench/hostile-results.md. Not part of `make test` (STYLE T5).
 #   bench/hostile.sh [SECONDS=60] [ROUNDS=2] [HOSTILE=5000]
-# Environment: BUILD (build dir, default build); MIX ("SLOWLORIS SLOWBODY SLOWREAD" counts instead
+# Environment: BUILD (build dir, default build); DECOY (1: attack a second keel, see below); MIX ("SLOWLORIS SLOWBODY SLOWREAD" counts instead
 # of thirds of HOSTILE); RATE (1000); TRICKLE_MS (300); RECONNECT_MS (100); SLOWREAD_MODEL
 # (big-stream:100000); SLOWREAD_MSS (1460; 0 = loopback's); SIM_SNDBUF (65536; 0 = the feeding
 # sim's sockets untouched). The keel limits, set when keel accepts them (an empty value leaves one
@@ -88,7 +88,8 @@ ${limits}upstreams:
   - { name: sim, base_url: "http://127.0.0.1:$sim/v1" }
   - { name: feed, base_url: "http://127.0.0.1:$feed/v1" }
 models:
-  - { name: one, targets: [ { upstream: sim, model: healthy } ] }
+  # the pass-through path, as in the figures recorded before stream_upstream existed
+  - { name: one, targets: [ { upstream: sim, model: healthy, stream_upstream: false } ] }
   # the slow readers' stream: never ends while they hold it
   - { name: reader, targets: [ { upstream: feed, model: "$slow_model" } ] }
 YAML
@@ -97,6 +98,14 @@ YAML
 keel_pid=$!
 port=$(port_of "$dir/keel.log" "listening api=")
 admin=$(sed -n 's/.*admin=127.0.0.1:\([0-9]*\).*/\1/p' "$dir/keel.log" | head -1)
+# DECOY=1: the attack goes to a second keel with the same config and the same feeding sim, so the
+# normal traffic's latency shows what the attack costs through the machine alone (two cores shared
+# by the attacker, the feeder and a keel that does the attack's work) without touching its keel
+attack_port=$port
+if [ "${DECOY:-0}" = 1 ]; then
+    "$keel" serve -c "$dir/keel.yaml" 2>"$dir/decoy.log" &
+    attack_port=$(port_of "$dir/decoy.log" "listening api=")
+fi
 echo "hostile: keel limits in force: ${in_force:-none}; not accepted:${refused:- none}" >&2
 
 load() { "$hostile" load "$port" one 10 "$rate" "$1"; }
@@ -109,7 +118,7 @@ for r in $(seq "$rounds"); do
     line=$(load "$secs" 2>"$dir/timeline.base.$r")
     echo "round=$r $line $(cpu_since $((secs + 1)) "$before")" >>"$dir/base"
     echo "hostile: round $r/$rounds: ${secs}s under $total hostile connections" >&2
-    "$hostile" attack "$port" "$n1" "$n2" "$n3" reader "$trickle" "$reconnect" "$mss" >"$dir/attack.$r" 2>"$dir/attack.$r.err" &
+    "$hostile" attack "$attack_port" "$n1" "$n2" "$n3" reader "$trickle" "$reconnect" "$mss" >"$dir/attack.$r" 2>"$dir/attack.$r.err" &
     att=$!
     for _ in $(seq 300); do grep -q '^ready' "$dir/attack.$r.err" && break; sleep 0.1; done
     ( while sleep 1; do echo "round=$r fds=$(fds_of "$keel_pid") rss_kb=$(rss_of "$keel_pid") tcp_mb=$(tcp_mb) orphans=$(orphans)"; done >>"$dir/samples" ) &
