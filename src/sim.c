@@ -1,13 +1,17 @@
-/* sim.c - `keel sim`: an OpenAI-compatible fault simulator, keel's demo provider and its test
- * fixture. The requested model name picks the behaviour, "NAME" or "NAME:PARAM", "+sse" to stream
- * whatever the request asked (see the README); "chaos[:rate]" picks one of the others at random
- * per request (the soak, bench/soak.mjs). Each request runs a short script of actions (wait,
- * write, abort, stay silent...). GET /sim/stats counts hits, client disconnects and chaos faults
- * per model name. Answers are OpenAI's shapes, key for key; a stream joins into its whole answer. */
+/* sim.c - `keel sim`: a fault simulator speaking OpenAI (POST /v1/chat/completions) and
+ * Anthropic Messages (POST /v1/messages), keel's demo provider and its test fixture. The requested
+ * model name picks the behaviour, "NAME" or "NAME:PARAM", "+sse" to stream whatever the request
+ * asked (see the README), the same names on both APIs; "chaos[:rate]" (OpenAI) picks one of the
+ * others at random per request (the soak, bench/soak.mjs). Each request runs a short script of
+ * actions (wait, write, abort, stay silent...). GET /sim/stats counts hits, client disconnects and
+ * chaos faults per model name. Answers are each API's shapes, key for key; a stream joins into its
+ * whole answer. */
 #include "sim.h"
 
 #include <jansson.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +62,8 @@ struct counter {
     uint64_t gone;  /* requests whose client disconnected before the answer ended */
     uint64_t writes; /* streamed writes the client's socket has taken (backpressure shows here) */
     char auth[128]; /* the last Authorization header seen (test keys only) */
+    char api_key[128]; /* the last x-api-key header seen (test keys only) */
+    char version[64];  /* the last anthropic-version header seen */
     uint64_t chaos[NFAULTS]; /* chaos requests by the fault drawn (index into faults[]) */
     int is_chaos;            /* a chaos name: /sim/stats lists its faults */
 };
@@ -633,6 +639,95 @@ static size_t draw_fault(const struct sim *sim, const struct counter *c, uint64_
     return 1 + (size_t)((r >> 32) % (NFAULTS - 1));
 }
 
+/* ------------------------------------------------------------------ behaviour names, both APIs */
+
+/* a behaviour's name, "NAME[:PARAM][+sse][#tag]", read */
+struct spec {
+    char name[128];  /* NAME alone */
+    const char *arg; /* PARAM as written (inside name's storage), or NULL */
+    uint64_t param;  /* PARAM as a number: ms for delays ("2s" works too), else a count or seconds */
+    int has_param;   /* PARAM is such a number */
+    int stream;      /* answer with a stream: the request asked for one, or the name says +sse */
+};
+
+static void parse_spec(struct spec *sp, const char *as, int stream)
+{
+    snprintf(sp->name, sizeof(sp->name), "%s", as);
+    char *tag = strchr(sp->name, '#'); /* "503#b": same behaviour, a name of its own (counters, breakers) */
+    if (tag != NULL)
+        *tag = '\0';
+    size_t len = strlen(sp->name);
+    sp->stream = stream;
+    if (len >= 4 && strcmp(sp->name + len - 4, "+sse") == 0) { /* "healthy+sse": streams, whatever asked */
+        sp->name[len - 4] = '\0';
+        sp->stream = 1;
+    }
+    char *colon = strchr(sp->name, ':');
+    sp->arg = NULL;
+    sp->param = 0;
+    sp->has_param = 0;
+    if (colon != NULL) {
+        *colon = '\0';
+        sp->arg = colon + 1;
+        sp->has_param = keel_parse_uint(sp->arg, &sp->param) == 0 || keel_parse_duration_ms(sp->arg, &sp->param) == 0;
+    }
+}
+
+/* in the functions below and in both scripts; sp is the struct spec being answered */
+#define P(def) (sp->has_param ? sp->param : (uint64_t)(def))
+#define IS(s) (strcmp(sp->name, s) == 0)
+
+/* fail-then-heal[:n], rate-limit-then-heal[:n]: 1 while the name's first n (2) requests fail
+ * (the caller answers its API's error), else 0, the behaviour turned healthy */
+static int failing(struct sim_req *sr, struct spec *sp)
+{
+    if (!IS("fail-then-heal") && !IS("rate-limit-then-heal"))
+        return 0;
+    if (sr->counter->hits <= P(2))
+        return 1;
+    snprintf(sp->name, sizeof(sp->name), "healthy");
+    return 0;
+}
+
+/* the healthy family's delays: before the first token (slow-first-token, drift) and between tokens */
+static void delays(const struct sim_req *sr, const struct spec *sp, uint64_t *first, uint64_t *gap)
+{
+    *first = IS("slow-first-token") ? P(2000) : IS("drift") ? P(200) * sr->counter->hits : 0;
+    *gap = IS("slow-tokens") ? P(500) : 0;
+}
+
+/* 200 and its headers, then the start of a JSON body that never ends */
+static void partial_json(struct sim_req *sr, const char *text)
+{
+    add(sr, ACT_HEAD, 0, 200, NULL);
+    add(sr, ACT_WRITE, 0, 0, strdup(text));
+}
+
+/* The faults both APIs show alike, all before any answer: hang, reset-before-headers,
+ * headers-then-silence, and (keep_alive, a non-stream request) a space every ms (500) forever.
+ * 0 if sp is one of them (the script is built), else -1. */
+static int early_fault(struct sim_req *sr, const struct spec *sp, int keep_alive)
+{
+    if (IS("hang")) {
+        add(sr, ACT_SILENCE, 0, 0, NULL);
+        return 0;
+    }
+    if (IS("reset-before-headers")) {
+        add(sr, ACT_ABORT, 0, 0, NULL);
+        return 0;
+    }
+    if (!IS("headers-then-silence") && !(keep_alive && !sp->stream))
+        return -1;
+    add(sr, ACT_HEAD, 0, 200, NULL);
+    sr->acts[sr->nacts - 1].content_type = sp->stream ? "text/event-stream" : "application/json";
+    add(sr, ACT_WRITE, 0, 0, strdup(sp->stream ? ": connected\n\n" : " "));
+    if (keep_alive)
+        add(sr, ACT_HEARTBEAT, P(500), 0, strdup(" "));
+    else
+        add(sr, ACT_SILENCE, 0, 0, NULL);
+    return 0;
+}
+
 static int script(struct sim_req *sr, const char *as, const char *model, int stream, int usage, const char *body,
                   size_t body_len);
 
@@ -660,43 +755,25 @@ static int chaos(struct sim_req *sr, const char *rate, const char *model, int st
 static int script(struct sim_req *sr, const char *as, const char *model, int stream, int usage, const char *body,
                   size_t body_len)
 {
-    char name[128];
-    snprintf(name, sizeof(name), "%s", as);
-    char *tag = strchr(name, '#'); /* "503#b": same behaviour, a name of its own (counters, breakers) */
-    if (tag != NULL)
-        *tag = '\0';
-    size_t len = strlen(name);
-    if (len >= 4 && strcmp(name + len - 4, "+sse") == 0) { /* "healthy+sse": streams, whatever asked */
-        name[len - 4] = '\0';
-        stream = 1;
-    }
-    char *colon = strchr(name, ':');
-    uint64_t param = 0;
-    int has_param = 0;
-    if (strncmp(name, "chaos", 5) == 0 && (name[5] == '\0' || name[5] == ':'))
-        return chaos(sr, colon ? colon + 1 : NULL, model, stream, usage);
-    if (colon != NULL) {
-        *colon = '\0';
-        /* a bare number is ms for delays, a count or seconds otherwise; "2s" style works too */
-        has_param = keel_parse_uint(colon + 1, &param) == 0 || keel_parse_duration_ms(colon + 1, &param) == 0;
-    }
-#define P(def) (has_param ? param : (uint64_t)(def))
-#define IS(s) (strcmp(name, s) == 0)
-    if (IS("fail-then-heal") || IS("rate-limit-then-heal")) {
-        if (sr->counter->hits <= P(2) && IS("fail-then-heal")) {
+    struct spec spec, *sp = &spec;
+    parse_spec(sp, as, stream);
+    stream = sp->stream;
+    if (IS("chaos"))
+        return chaos(sr, sp->arg, model, stream, usage);
+    if (failing(sr, sp)) {
+        if (IS("fail-then-heal")) {
             respond_error(sr, 503, "The server is temporarily unavailable", "server_error", "service_unavailable");
-            return 0;
-        }
-        if (sr->counter->hits <= P(2)) {
+        } else {
             respond_error(sr, 429, "Rate limit reached for requests", "requests", "rate_limit_exceeded");
             sr->acts[sr->nacts - 1].retry_after = 1;
-            return 0;
         }
-        snprintf(name, sizeof(name), "healthy");
+        return 0;
     }
+    if (early_fault(sr, sp, IS("heartbeat-only")) == 0)
+        return 0;
     if (IS("healthy") || IS("slow-first-token") || IS("slow-tokens") || IS("no-done") || IS("drift")) {
-        uint64_t first = IS("slow-first-token") ? P(2000) : IS("drift") ? P(200) * sr->counter->hits : 0;
-        uint64_t gap = IS("slow-tokens") ? P(500) : 0;
+        uint64_t first, gap;
+        delays(sr, sp, &first, &gap);
         if (!stream) {
             uint64_t n = sr->tokens ? sr->tokens : NWORDS;
             add(sr, ACT_RESPOND, first + gap * NWORDS, 200, completion_words(sr, model, n));
@@ -757,23 +834,12 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
         add(sr, ACT_TICK, P(500), 0, NULL);
         return 0;
     }
-    if (IS("hang")) {
-        add(sr, ACT_SILENCE, 0, 0, NULL);
-        return 0;
-    }
-    if (IS("headers-then-silence") || IS("heartbeat-only")) {
-        add(sr, ACT_HEAD, 0, 200, NULL);
-        sr->acts[sr->nacts - 1].content_type = stream ? "text/event-stream" : "application/json";
-        add(sr, ACT_WRITE, 0, 0, strdup(stream ? ": connected\n\n" : " "));
-        if (IS("heartbeat-only") && stream) {
-            add(sr, ACT_WRITE, 0, 0, chunk(sr, model, NULL, "assistant", NULL));
-            add(sr, ACT_WRITE, 0, 0, chunk(sr, model, "", NULL, NULL));
-            add(sr, ACT_HEARTBEAT, P(500), 0, strdup(": keep-alive\n\n"));
-        } else if (IS("heartbeat-only")) {
-            add(sr, ACT_HEARTBEAT, P(500), 0, strdup(" "));
-        } else {
-            add(sr, ACT_SILENCE, 0, 0, NULL);
-        }
+    if (IS("heartbeat-only")) { /* a stream: early_fault() answered the others */
+        stream_start(sr);
+        add(sr, ACT_WRITE, 0, 0, strdup(": connected\n\n"));
+        add(sr, ACT_WRITE, 0, 0, chunk(sr, model, NULL, "assistant", NULL));
+        add(sr, ACT_WRITE, 0, 0, chunk(sr, model, "", NULL, NULL));
+        add(sr, ACT_HEARTBEAT, P(500), 0, strdup(": keep-alive\n\n"));
         return 0;
     }
     if (IS("cut-after") && stream) {
@@ -786,8 +852,7 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
     }
     if (IS("stall-after")) {
         if (!stream) {
-            add(sr, ACT_HEAD, 0, 200, NULL);
-            add(sr, ACT_WRITE, 0, 0, strdup("{\"id\":\"chatcmpl-sim\","));
+            partial_json(sr, "{\"id\":\"chatcmpl-sim\",");
             add(sr, ACT_SILENCE, 0, 0, NULL);
             return 0;
         }
@@ -855,25 +920,388 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
         add(sr, ACT_WRITE, 0, 0, chunk(sr, model, words[0], NULL, NULL));
         add(sr, ACT_WRITE, 0, 0, strdup("data: {\"choices\":[{\"delta\":{\"content\":\n\n"));
         healthy_tail(sr, model, 1, 0, 0, usage, 1);
-    } else if (IS("reset-before-headers")) {
-        add(sr, ACT_ABORT, 0, 0, NULL);
     } else if (IS("reset-mid-stream")) {
         if (stream) {
             stream_head(sr, model);
             add(sr, ACT_WRITE, 0, 0, chunk(sr, model, words[0], NULL, NULL));
             add(sr, ACT_WRITE, 0, 0, chunk(sr, model, words[1], NULL, NULL));
         } else {
-            add(sr, ACT_HEAD, 0, 200, NULL);
-            add(sr, ACT_WRITE, 0, 0, strdup("{\"id\":\"chatcmpl-sim\",\"object\":"));
+            partial_json(sr, "{\"id\":\"chatcmpl-sim\",\"object\":");
         }
         add(sr, ACT_ABORT, 50, 0, NULL);
     } else {
         return -1;
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------ answers, in Anthropic's shapes */
+
+/* A Messages answer is its content blocks in order, each the fragments its deltas carry. The
+ * whole (non-stream) answer joins each block's fragments; a stream sends them one delta each,
+ * block after block, so joining a stream's deltas gives the whole answer back byte for byte. */
+enum block_kind {
+    BLOCK_TEXT,     /* fragments: text */
+    BLOCK_THINKING, /* fragments: thinking; then its signature */
+    BLOCK_TOOL_USE, /* fragments: the input's JSON text, cut anywhere */
+};
+
+static const struct {
+    const char *type;  /* the block's type */
+    const char *field; /* the key its fragments join into */
+    const char *empty; /* that key's value in content_block_start */
+    const char *delta; /* a delta's type */
+    const char *key;   /* a delta's key for its fragment */
+} kinds[] = {
+    [BLOCK_TEXT] = {"text", "text", "\"\"", "text_delta", "text"},
+    [BLOCK_THINKING] = {"thinking", "thinking", "\"\"", "thinking_delta", "thinking"},
+    [BLOCK_TOOL_USE] = {"tool_use", "input", "{}", "input_json_delta", "partial_json"},
+};
+
+struct block {
+    enum block_kind kind;
+    const char *const *frags; /* raw UTF-8, each whole characters; static or the builder's caller's */
+    size_t nfrags;
+    const char *id;   /* BLOCK_TOOL_USE: the tool_use id; needs no escaping, as name and signature */
+    const char *name; /* BLOCK_TOOL_USE: the tool's name */
+    const char *signature; /* BLOCK_THINKING */
+};
+
+struct message {
+    const struct block *blocks; /* the caller's, read only while a builder runs */
+    size_t nblocks;
+    const char *stop_reason; /* NULL: null (message_start's message) */
+    uint64_t tokens;         /* usage.output_tokens */
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define FRAGS(a) (a), COUNT(a) /* a block's frags and nfrags */
+
+static const struct block hello_blocks[] = {{BLOCK_TEXT, FRAGS(words)}};
+/* the usual answer: 4 output tokens for its five words, as completion_tokens on the OpenAI side */
+static const struct message hello = {hello_blocks, 1, "end_turn", 4};
+
+static const char *const check_words[] = {"Let", " me", " check."};
+static const char *const weather_input[] = {"{\"ci", "ty\":\"Par", "is\",\"un", "it\":\"c\"}"};
+static const char *const time_input[] = {"{\"t", "z\":\"Europe/", "Paris\"}"};
+static const struct block tool_blocks[] = {
+    {BLOCK_TEXT, FRAGS(check_words)},
+    {BLOCK_TOOL_USE, FRAGS(weather_input), "toolu_sim_1", "get_weather"},
+    {BLOCK_TOOL_USE, FRAGS(time_input), "toolu_sim_2", "get_time"},
+};
+static const struct message tools_message = {tool_blocks, COUNT(tool_blocks), "tool_use",
+                                             COUNT(check_words) + COUNT(weather_input) + COUNT(time_input)};
+
+static const struct block thinking_blocks[] = {
+    {BLOCK_THINKING, FRAGS(thoughts), NULL, NULL, "sig_sim"},
+    {BLOCK_TEXT, FRAGS(words)},
+};
+static const struct message thinking_message = {thinking_blocks, COUNT(thinking_blocks), "end_turn",
+                                                NTHOUGHTS + NWORDS};
+
+static const struct message empty_message = {NULL, 0, "end_turn", 0};
+
+/* message_start's message: no content yet, one output token */
+static const struct message opening = {NULL, 0, NULL, 1};
+
+/* the text of an SSE event named type whose data, a JSON object, opens with "type":type and
+ * goes on with fmt's text (which closes the object); heap, the caller frees it; or NULL */
+static char *event(const char *type, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *event(const char *type, const char *fmt, ...)
+{
+    char *s = NULL;
+    size_t len;
+    FILE *f = open_memstream(&s, &len);
+    if (f == NULL)
+        return NULL;
+    fprintf(f, "event: %s\ndata: {\"type\":\"%s\"", type, type);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fputs("\n\n", f);
+    return closed(f, &s);
+}
+
+/* a block's fragments joined as its field's value: the input's JSON text as is, else a string */
+static void put_frags(FILE *f, const struct block *b)
+{
+    if (b->kind == BLOCK_TOOL_USE) {
+        for (size_t i = 0; i < b->nfrags; i++)
+            fputs(b->frags[i], f);
+        return;
+    }
+    fputc('"', f); /* escaped fragment by fragment: each is whole characters, so as if joined first */
+    for (size_t i = 0; i < b->nfrags; i++) {
+        char *e = escape(b->frags[i]);
+        fputs(e ? e : "", f);
+        free(e);
+    }
+    fputc('"', f);
+}
+
+/* a content block: whole, or as content_block_start opens it (its field empty) */
+static void put_block(FILE *f, const struct block *b, int whole)
+{
+    fprintf(f, "{\"type\":\"%s\"", kinds[b->kind].type);
+    if (b->kind == BLOCK_TOOL_USE)
+        fprintf(f, ",\"id\":\"%s\",\"name\":\"%s\"", b->id, b->name);
+    fprintf(f, ",\"%s\":", kinds[b->kind].field);
+    if (whole)
+        put_frags(f, b);
+    else
+        fputs(kinds[b->kind].empty, f);
+    if (b->kind == BLOCK_THINKING)
+        fprintf(f, ",\"signature\":\"%s\"", whole ? b->signature : "");
+    fputc('}', f);
+}
+
+static void put_message(FILE *f, const char *model, const struct message *m)
+{
+    fputs("{\"id\":\"msg_sim\",\"type\":\"message\",\"role\":\"assistant\",\"model\":", f);
+    put_string(f, model);
+    fputs(",\"content\":[", f);
+    for (size_t i = 0; i < m->nblocks; i++) {
+        if (i > 0)
+            fputc(',', f);
+        put_block(f, &m->blocks[i], 1);
+    }
+    if (m->stop_reason != NULL)
+        fprintf(f, "],\"stop_reason\":\"%s\"", m->stop_reason);
+    else
+        fputs("],\"stop_reason\":null", f);
+    fprintf(f, ",\"stop_sequence\":null,\"usage\":{\"input_tokens\":5,\"output_tokens\":%llu}}",
+            (unsigned long long)m->tokens);
+}
+
+/* the whole answer, a message (heap, the caller frees it) */
+static char *message_whole(const char *model, const struct message *m)
+{
+    char *s = NULL;
+    size_t len;
+    FILE *f = open_memstream(&s, &len);
+    if (f == NULL)
+        return NULL;
+    put_message(f, model, m);
+    return closed(f, &s);
+}
+
+/* the message_start event (heap) */
+static char *message_start(const char *model)
+{
+    char *s = NULL;
+    size_t len;
+    FILE *f = open_memstream(&s, &len);
+    if (f == NULL)
+        return NULL;
+    fputs("event: message_start\ndata: {\"type\":\"message_start\",\"message\":", f);
+    put_message(f, model, &opening);
+    fputs("}\n\n", f);
+    return closed(f, &s);
+}
+
+static char *block_start(const struct block *b, size_t index)
+{
+    char *s = NULL;
+    size_t len;
+    FILE *f = open_memstream(&s, &len);
+    if (f == NULL)
+        return NULL;
+    fprintf(f, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":%zu,\"content_block\":",
+            index);
+    put_block(f, b, 0);
+    fputs("}\n\n", f);
+    return closed(f, &s);
+}
+
+/* a content_block_delta of that type carrying text (raw) under key */
+static char *block_delta(size_t index, const char *type, const char *key, const char *text)
+{
+    char *e = escape(text);
+    char *s = event("content_block_delta", ",\"index\":%zu,\"delta\":{\"type\":\"%s\",\"%s\":\"%s\"}}", index, type,
+                    key, e ? e : "");
+    free(e);
+    return s;
+}
+
+static char *anthropic_error(const char *type, const char *message)
+{
+    return dump(json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", type, "message", message));
+}
+
+static void respond_anthropic(struct sim_req *sr, int status, const char *type, const char *message)
+{
+    add(sr, ACT_RESPOND, 0, status, anthropic_error(type, message));
+}
+
+/* the stream's head: its headers and message_start */
+static void message_head(struct sim_req *sr, const char *model)
+{
+    stream_start(sr);
+    add(sr, ACT_WRITE, 0, 0, message_start(model));
+}
+
+/* m streamed: message_start, a ping, each block's start, deltas and stop, message_delta,
+ * message_stop; the first delta `first` ms late, each later one `gap` ms after the one before.
+ * After `cut` deltas (fewer than m has) it stops at once, for the caller to end the script. */
+static void message_stream(struct sim_req *sr, const char *model, const struct message *m, uint64_t first,
+                           uint64_t gap, uint64_t cut)
+{
+    uint64_t sent = 0;
+    message_head(sr, model);
+    add(sr, ACT_WRITE, 0, 0, event("ping", "}"));
+    for (size_t i = 0; i < m->nblocks; i++) {
+        const struct block *b = &m->blocks[i];
+        add(sr, ACT_WRITE, 0, 0, block_start(b, i));
+        for (size_t k = 0; k < b->nfrags && sent < cut; k++, sent++)
+            add(sr, ACT_WRITE, sent == 0 ? first : gap, 0,
+                block_delta(i, kinds[b->kind].delta, kinds[b->kind].key, b->frags[k]));
+        if (sent == cut)
+            return;
+        if (b->kind == BLOCK_THINKING)
+            add(sr, ACT_WRITE, 0, 0, block_delta(i, "signature_delta", "signature", b->signature));
+        add(sr, ACT_WRITE, 0, 0, event("content_block_stop", ",\"index\":%zu}", i));
+    }
+    add(sr, ACT_WRITE, 0, 0,
+        event("message_delta",
+              ",\"delta\":{\"stop_reason\":\"%s\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":%llu}}",
+              m->stop_reason, (unsigned long long)m->tokens));
+    add(sr, ACT_WRITE, 0, 0, event("message_stop", "}"));
+    add(sr, ACT_END, 0, 0, NULL);
+}
+
+/* m streamed or whole; the whole answer waits as long as its stream would take */
+static void message_answer(struct sim_req *sr, const char *model, const struct message *m, int stream,
+                           uint64_t first, uint64_t gap)
+{
+    if (stream) {
+        message_stream(sr, model, m, first, gap, UINT64_MAX);
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < m->nblocks; i++)
+        n += m->blocks[i].nfrags;
+    add(sr, ACT_RESPOND, first + gap * n, 200, message_whole(model, m));
+}
+
+/* the errors answered at once, Anthropic's status, type and message for each name */
+static const struct {
+    const char *name, *type, *message;
+    int status;
+} anthropic_errors[] = {
+    {"529", "overloaded_error", "Overloaded", 529},
+    {"429", "rate_limit_error", "Number of requests has exceeded your per-minute rate limit", 429},
+    {"500", "api_error", "Internal server error", 500},
+    {"401", "authentication_error", "invalid x-api-key", 401},
+    {"403", "permission_error", "Your API key does not have permission to use the specified resource.", 403},
+    {"400", "invalid_request_error", "messages: roles must alternate between \"user\" and \"assistant\"", 400},
+    {"prompt-too-long", "invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum", 400},
+};
+
+/* answers the error of that name (an anthropic_errors[] entry): 0, or -1 for no such name */
+static int respond_named(struct sim_req *sr, const char *name)
+{
+    for (size_t i = 0; i < COUNT(anthropic_errors); i++) {
+        if (strcmp(anthropic_errors[i].name, name) != 0)
+            continue;
+        respond_anthropic(sr, anthropic_errors[i].status, anthropic_errors[i].type, anthropic_errors[i].message);
+        return 0;
+    }
+    return -1;
+}
+
+/* Builds the script for one POST /v1/messages: model names the behaviour as script() reads it and
+ * is the name the answer carries; body is the request's. Returns 0, or -1 for an unknown name. */
+static int script_messages(struct sim_req *sr, const char *model, int stream, const char *body, size_t body_len)
+{
+    struct spec spec, *sp = &spec;
+    parse_spec(sp, model, stream);
+    stream = sp->stream;
+    if (failing(sr, sp)) {
+        respond_named(sr, IS("fail-then-heal") ? "529" : "429");
+        if (IS("rate-limit-then-heal"))
+            sr->acts[sr->nacts - 1].retry_after = 1;
+        return 0;
+    }
+    if (early_fault(sr, sp, IS("pings-only") || IS("heartbeat-only")) == 0)
+        return 0;
+    if (respond_named(sr, sp->name) == 0) {
+        if (IS("429"))
+            sr->acts[sr->nacts - 1].retry_after = P(1) ? P(1) : 1; /* seconds */
+        return 0;
+    }
+    if (IS("healthy") || IS("slow-first-token") || IS("slow-tokens") || IS("drift")) {
+        uint64_t first, gap;
+        delays(sr, sp, &first, &gap);
+        message_answer(sr, model, &hello, stream, first, gap);
+        return 0;
+    }
+    const struct message *fixed = IS("tools") ? &tools_message : IS("thinking") ? &thinking_message
+                                : IS("empty")  ? &empty_message
+                                               : NULL;
+    if (fixed != NULL) {
+        message_answer(sr, model, fixed, stream, 0, 0);
+        return 0;
+    }
+    if (IS("echo")) {
+        /* the text is the request body exactly as it arrived, one delta in a stream */
+        char *raw = strndup(body, body_len);
+        const char *frags[] = {raw ? raw : ""};
+        struct block b = {BLOCK_TEXT, FRAGS(frags)};
+        struct message m = {&b, 1, "end_turn", 1};
+        message_answer(sr, model, &m, stream, 0, 0);
+        free(raw);
+        return 0;
+    }
+    if (IS("pings-only") || IS("heartbeat-only")) { /* a stream: early_fault() answered the others */
+        message_head(sr, model);
+        add(sr, ACT_HEARTBEAT, P(500), 0, event("ping", "}"));
+        return 0;
+    }
+    if ((IS("stall-after") || IS("cut-after")) && stream) {
+        /* n (3; cut-after 2) text deltas, then silence, or a clean end: no message_delta, no message_stop */
+        const char *frags[16];
+        uint64_t n = P(IS("cut-after") ? 2 : 3);
+        if (n > 16)
+            n = 16;
+        for (uint64_t i = 0; i < n; i++)
+            frags[i] = words[i % NWORDS];
+        struct block b = {BLOCK_TEXT, frags, n};
+        struct message m = {&b, 1, "end_turn", n};
+        message_stream(sr, model, &m, 0, 0, n);
+        add(sr, IS("cut-after") ? ACT_END : ACT_SILENCE, 0, 0, NULL);
+        return 0;
+    }
+    if (IS("stall-after")) { /* a non-stream request (a stream is above) */
+        partial_json(sr, "{\"id\":\"msg_sim\",");
+        add(sr, ACT_SILENCE, 0, 0, NULL);
+        return 0;
+    }
+    if (IS("reset-mid-stream")) {
+        if (stream)
+            message_stream(sr, model, &hello, 0, 0, 2);
+        else
+            partial_json(sr, "{\"id\":\"msg_sim\",\"type\":");
+        add(sr, ACT_ABORT, 50, 0, NULL);
+        return 0;
+    }
+    if (IS("error-before-content") || IS("error-after-content")) {
+        if (!stream)
+            return respond_named(sr, "529");
+        if (IS("error-after-content"))
+            message_stream(sr, model, &hello, 0, 0, 2);
+        else
+            message_head(sr, model);
+        add(sr, ACT_WRITE, 0, 0,
+            event("error", ",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}"));
+        add(sr, ACT_END, 0, 0, NULL);
+        return 0;
+    }
+    return -1;
+}
+
 #undef IS
 #undef P
-}
 
 /* ------------------------------------------------------------------ running a script */
 
@@ -1024,12 +1452,14 @@ static void reply_json(struct keel_http *h, int status, json_t *j)
 static void stats(struct sim *sim, struct keel_http *h)
 {
     json_t *hits = json_object(), *gone = json_object(), *auth = json_object(), *writes = json_object();
-    json_t *chaos = json_object();
+    json_t *api_key = json_object(), *version = json_object(), *chaos = json_object();
     for (size_t i = 0; i < sim->ncounters; i++) {
         struct counter *c = &sim->counters[i];
         json_object_set_new(hits, c->name, json_integer((json_int_t)c->hits));
         json_object_set_new(gone, c->name, json_integer((json_int_t)c->gone));
         json_object_set_new(auth, c->name, json_string(c->auth));
+        json_object_set_new(api_key, c->name, json_string(c->api_key));
+        json_object_set_new(version, c->name, json_string(c->version));
         json_object_set_new(writes, c->name, json_integer((json_int_t)c->writes));
         if (!c->is_chaos)
             continue;
@@ -1039,33 +1469,74 @@ static void stats(struct sim *sim, struct keel_http *h)
                 json_object_set_new(f, faults[k], json_integer((json_int_t)c->chaos[k]));
         json_object_set_new(chaos, c->name, f);
     }
-    reply_json(h, 200, json_pack("{s:o, s:o, s:o, s:o, s:I, s:o, s:I}", "hits", hits, "gone", gone, "auth", auth,
-                                 "writes", writes, "connections", (json_int_t)keel_server_accepted(sim->srv),
-                                 "chaos", chaos, "seed", (json_int_t)sim->seed));
+    reply_json(h, 200, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:I}", "hits", hits, "gone", gone, "auth",
+                                 auth, "x_api_key", api_key, "anthropic_version", version, "writes", writes,
+                                 "connections", (json_int_t)keel_server_accepted(sim->srv), "chaos", chaos, "seed",
+                                 (json_int_t)sim->seed));
 }
 
-static void chat(struct sim *sim, struct keel_http *h)
+/* the header's value, or "" without one, into dst (cap bytes, cut to fit) */
+static void record(char *dst, size_t cap, struct keel_http *h, const char *name)
 {
-    size_t len, text_len;
-    const char *text = keel_http_body(h, &text_len);
-    json_t *body = json_loadb(text, text_len, 0, NULL);
-    const char *model = json_string_value(json_object_get(body, "model"));
-    if (model == NULL) {
-        json_decref(body);
-        reply_json(h, 400, json_pack("{s:{s:s, s:s, s:s}}", "error", "message", "model is required", "type",
-                                     "invalid_request_error", "code", "missing_model"));
-        return;
-    }
+    size_t len;
+    const char *v = keel_http_header(h, name, &len);
+    snprintf(dst, cap, "%.*s", v ? (int)len : 0, v ? v : "");
+}
+
+/* a request for model, counted and its credentials recorded; freed by sr_free() */
+static struct sim_req *sr_new(struct sim *sim, struct keel_http *h, const char *model)
+{
     struct sim_req *sr = calloc(1, sizeof(*sr));
     sr->sim = sim;
     sr->h = h;
     sr->counter = counter(sim, model);
     snprintf(sr->cid, sizeof(sr->cid), "chatcmpl-sim");
     sr->counter->hits++;
-    const char *auth = keel_http_header(h, "authorization", &len);
-    snprintf(sr->counter->auth, sizeof(sr->counter->auth), "%.*s", auth ? (int)len : 0, auth ? auth : "");
+    record(sr->counter->auth, sizeof(sr->counter->auth), h, "authorization");
+    record(sr->counter->api_key, sizeof(sr->counter->api_key), h, "x-api-key");
+    record(sr->counter->version, sizeof(sr->counter->version), h, "anthropic-version");
     uv_timer_init(sim->loop, &sr->timer);
     sr->timer.data = sr;
+    return sr;
+}
+
+/* a script built: run it until the client leaves or it ends */
+static void sr_start(struct sim_req *sr)
+{
+    keel_http_watch(sr->h, on_gone, sr);
+    run(sr);
+}
+
+/* the script's actions so far dropped, for an error answer instead */
+static void sr_unscript(struct sim_req *sr)
+{
+    for (size_t i = 0; i < sr->nacts; i++)
+        free(sr->acts[i].text);
+    sr->nacts = 0;
+}
+
+/* the request's body parsed (NULL if not JSON; the caller json_decref()s it), and *model in it
+ * (NULL if none; stale with the body) */
+static json_t *request_body(struct keel_http *h, const char **text, size_t *text_len, const char **model)
+{
+    *text = keel_http_body(h, text_len);
+    json_t *body = json_loadb(*text, *text_len, 0, NULL);
+    *model = json_string_value(json_object_get(body, "model"));
+    return body;
+}
+
+static void chat(struct sim *sim, struct keel_http *h)
+{
+    size_t text_len;
+    const char *text, *model;
+    json_t *body = request_body(h, &text, &text_len, &model);
+    if (model == NULL) {
+        json_decref(body);
+        reply_json(h, 400, json_pack("{s:{s:s, s:s, s:s}}", "error", "message", "model is required", "type",
+                                     "invalid_request_error", "code", "missing_model"));
+        return;
+    }
+    struct sim_req *sr = sr_new(sim, h, model);
     int stream = json_is_true(json_object_get(body, "stream"));
     int usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
     json_int_t mt = json_integer_value(json_object_get(body, "max_tokens"));
@@ -1074,15 +1545,55 @@ static void chat(struct sim *sim, struct keel_http *h)
     sr->choices = n < 1 ? 1 : n > MAX_CHOICES ? MAX_CHOICES : (unsigned)n;
     sr->logprobs = json_is_true(json_object_get(body, "logprobs"));
     if (script(sr, model, model, stream, usage, text, text_len) != 0) {
-        for (size_t i = 0; i < sr->nacts; i++)
-            free(sr->acts[i].text);
-        sr->nacts = 0;
+        sr_unscript(sr);
         respond_error(sr, 404, "The model does not exist: keel sim knows healthy, hang, 503, ... (see README)",
                       "invalid_request_error", "model_not_found");
     }
     json_decref(body);
-    keel_http_watch(h, on_gone, sr);
-    run(sr);
+    sr_start(sr);
+}
+
+/* what the Messages API says of a body it will not take (a field missing), or NULL */
+static const char *refused(json_t *body)
+{
+    json_t *mt = json_object_get(body, "max_tokens"), *messages = json_object_get(body, "messages");
+    if (mt == NULL)
+        return "max_tokens: Field required";
+    if (!json_is_integer(mt))
+        return "max_tokens: Input should be a valid integer";
+    if (messages == NULL)
+        return "messages: Field required";
+    if (!json_is_array(messages))
+        return "messages: Input should be a valid list";
+    return NULL;
+}
+
+/* POST /v1/messages, Anthropic's Messages API: counted by model like chat(), its x-api-key and
+ * anthropic-version recorded; a body without max_tokens or messages gets 400 */
+static void messages(struct sim *sim, struct keel_http *h)
+{
+    size_t text_len;
+    const char *text, *model;
+    json_t *body = request_body(h, &text, &text_len, &model);
+    if (model == NULL) {
+        const char *why = json_is_object(body) ? "model: Field required" : "invalid JSON body";
+        json_decref(body);
+        reply_json(h, 400, json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", "invalid_request_error",
+                                     "message", why));
+        return;
+    }
+    struct sim_req *sr = sr_new(sim, h, model);
+    const char *why = refused(body);
+    if (why != NULL) {
+        respond_anthropic(sr, 400, "invalid_request_error", why);
+    } else if (script_messages(sr, model, json_is_true(json_object_get(body, "stream")), text, text_len) != 0) {
+        char message[160];
+        snprintf(message, sizeof(message), "model: %s", model);
+        sr_unscript(sr);
+        respond_anthropic(sr, 404, "not_found_error", message);
+    }
+    json_decref(body);
+    sr_start(sr);
 }
 
 static void on_request(void *app, struct keel_http *h)
@@ -1095,6 +1606,8 @@ static void on_request(void *app, struct keel_http *h)
 #define PATH_IS(s) (plen == sizeof(s) - 1 && memcmp(path, s, plen) == 0)
     if (PATH_IS("/v1/chat/completions") && post) {
         chat(sim, h);
+    } else if ((PATH_IS("/v1/messages") || PATH_IS("/messages")) && post) {
+        messages(sim, h);
     } else if (PATH_IS("/health")) {
         reply_json(h, 200, json_pack("{s:s}", "status", "ok"));
     } else if (PATH_IS("/sim/stats")) {
