@@ -36,6 +36,7 @@ max_inflight: 20000
 defaults: { breaker: { failures: 1, cooldown: 1h, max_cooldown: 1h } }
 upstreams:
   - { name: sim, base_url: "http://127.0.0.1:$sim/v1" }
+  - { name: simant, kind: anthropic, base_url: "http://127.0.0.1:$sim/v1" }
 models:
   # the pass-through path: a non-stream client, a non-stream upstream, the bytes as they come
   - { name: one, targets: [ { upstream: sim, model: healthy, stream_upstream: false } ] }
@@ -43,6 +44,9 @@ models:
                            { upstream: sim, model: healthy, stream_upstream: false } ] }
   # the default for a non-stream client: keel asks for a stream and assembles the answer
   - { name: assembled, targets: [ { upstream: sim, model: healthy } ] }
+  # an OpenAI client, an Anthropic target: the request translated, the Messages stream decoded
+  # and assembled into one chat.completion
+  - { name: translated, targets: [ { upstream: simant, model: healthy } ] }
   - { name: ticks, targets: [ { upstream: sim, model: "ticks:1000" } ] }
   # failure paths: these breakers never open, so every request pays the failure
   - { name: hung, targets: [ { upstream: sim, model: hang, timeouts: { first_byte: 1s }, breaker: { failures: 1000000 } },
@@ -69,7 +73,8 @@ for _ in $(seq 100); do [ -s "$dir/n2/nginx.pid" ] && [ "$(pgrep -c -P "$(cat "$
 curl -s "http://127.0.0.1:$keel/v1/chat/completions" -d '{"model":"two","messages":[]}' >/dev/null
 
 # ---------------------------------------------------------------- 1. non-stream
-declare -A pid_of=([nginx]=$nginx_pid [keel]=$keel_pid [keel-open]=$keel_pid [keel-assembled]=$keel_pid)
+declare -A pid_of=([nginx]=$nginx_pid [keel]=$keel_pid [keel-open]=$keel_pid [keel-assembled]=$keel_pid
+                   [keel-translated]=$keel_pid)
 run() { # name port model conns -> "name rps p50_ms p99_ms cpu_us_per_req"
     local pid=${pid_of[$1]:-} before=0 out
     [ -n "$pid" ] && before=$(cpu_ticks "$pid")
@@ -90,10 +95,10 @@ for i in $(seq "$runs"); do
     run direct "$sim" healthy 50 >>"$dir/r50"; run nginx "$nginx_port" healthy 50 >>"$dir/r50"
     run nginx-2w "$nginx2_port" healthy 50 >>"$dir/r50"
     run keel "$keel" one 50 >>"$dir/r50"; run keel-open "$keel" two 50 >>"$dir/r50"
-    run keel-assembled "$keel" assembled 50 >>"$dir/r50"
+    run keel-assembled "$keel" assembled 50 >>"$dir/r50"; run keel-translated "$keel" translated 50 >>"$dir/r50"
     run direct "$sim" healthy 1 >>"$dir/r1"; run nginx "$nginx_port" healthy 1 >>"$dir/r1"
     run keel "$keel" one 1 >>"$dir/r1"; run keel-open "$keel" two 1 >>"$dir/r1"
-    run keel-assembled "$keel" assembled 1 >>"$dir/r1"
+    run keel-assembled "$keel" assembled 1 >>"$dir/r1"; run keel-translated "$keel" translated 1 >>"$dir/r1"
 done
 stat() { { grep "^$2 " "$1" || true; } | awk -v c="$3" '{print $c}' | median; }
 
@@ -149,7 +154,7 @@ d1=$(stat "$dir/r1" direct 3)
     echo
     echo "| path | req/s @50 | p50 ms @50 | p99 ms @50 | CPU µs/req @50 | p50 ms @1 | added p50 @1 vs direct |"
     echo "|---|---|---|---|---|---|---|"
-    for n in direct nginx nginx-2w keel keel-open keel-assembled; do
+    for n in direct nginx nginx-2w keel keel-open keel-assembled keel-translated; do
         p1=$(stat "$dir/r1" $n 3) added=-
         [ -n "$p1" ] && added=$(awk -v a="$p1" -v b="$d1" 'BEGIN {printf "%+.3f ms", a-b}')
         printf "| %s | %s | %s | %s | %s | %s | %s |\n" "$n" "$(stat "$dir/r50" $n 2)" "$(stat "$dir/r50" $n 3)" \
@@ -160,7 +165,8 @@ d1=$(stat "$dir/r1" direct 3)
     echo "them); keel-open: the same behind a chain whose first breaker is open; keel-assembled: the"
     echo "default for a non-stream client, where keel asks the upstream for a stream and assembles its"
     echo "chunks (here 8 events) into one JSON answer (the sim's CPU for the stream is in req/s, not in"
-    echo "keel's CPU column)."
+    echo "keel's CPU column); keel-translated: an OpenAI client served by an Anthropic target (the"
+    echo "request translated, the Messages stream decoded and assembled into one chat.completion)."
     echo
     echo "- keel/nginx req/s at 50 connections: **$(awk -v a="$k50" -v b="$n50" 'BEGIN {printf "%.2f", a/b}')**"
     echo "- a second worker here: nginx 2 workers/1 worker req/s at 50 connections: **$(awk -v a="$(stat "$dir/r50" nginx-2w 2)" -v b="$n50" 'BEGIN {printf "%.2f", a/b}')**"\

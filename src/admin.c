@@ -172,6 +172,11 @@ static void metrics(struct keel_gateway *gw, struct keel_http *h)
                 (unsigned long long)n);
     }
 
+    family(&b, "keel_upstream_info", "gauge", "Each configured upstream and the protocol it speaks (kind).");
+    for (size_t i = 0; i < c->nupstreams; i++)
+        appendf(&b, "keel_upstream_info{upstream=\"%s\",kind=\"%s\"} 1\n", esc(c->upstreams[i].name, u, sizeof(u)),
+                c->upstreams[i].kind);
+
     family(&b, "keel_cliff_margin_seconds", "gauge",
            "Distance from a model's worst latency (max over 5 minutes) to its cliff; small means danger.");
     for (size_t i = 0; i < c->nmodels; i++) {

@@ -8,7 +8,7 @@
 
 #include "request_t.h"
 
-void *keel_answer_attempts_json(const struct keel_request *r, int with_ttft)
+void *keel_answer_attempts_json(const struct keel_request *r, int for_audit)
 {
     json_t *arr = json_array();
     for (size_t i = 0; r != NULL && i < r->nattempts; i++) {
@@ -16,8 +16,10 @@ void *keel_answer_attempts_json(const struct keel_request *r, int with_ttft)
         json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I}", "upstream", a->target->upstream->name, "model",
                               a->target->model, "class", keel_class_name(a->cls), "status", a->status, "ms",
                               (json_int_t)a->ms);
-        if (with_ttft)
+        if (for_audit) { /* the audit's: also what protocol the target speaks */
             json_object_set_new(o, "ttft_ms", json_integer((json_int_t)a->ttft_ms));
+            json_object_set_new(o, "kind", json_string(a->target->upstream->kind));
+        }
         json_array_append_new(arr, o);
     }
     return arr;

@@ -23,8 +23,8 @@ size_t keel_answer_headers(const struct keel_request *r, struct keel_header *hdr
 char *keel_answer_envelope(const struct keel_request *r, const char *type, const char *code, const char *message,
                            uint64_t retry_after);
 
-/* The attempts as a JSON array for the audit record (json_t *, new reference). */
-void *keel_answer_attempts_json(const struct keel_request *r, int with_ttft);
+/* The attempts as a JSON array (json_t *, new reference); for_audit adds each one's ttft_ms and kind. */
+void *keel_answer_attempts_json(const struct keel_request *r, int for_audit);
 
 /* answers with the envelope, no request behind it (404s and the like) */
 void keel_respond_error(struct keel_http *h, int status, const char *type, const char *code, const char *message);

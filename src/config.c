@@ -530,10 +530,10 @@ static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, s
             rv = get_string(x, v, path, &u->name);
         } else if (strcmp(name, "kind") == 0) {
             rv = expect(x, v, YAML_SCALAR_NODE, path);
-            if (rv == 0 && strcmp(scalar(v), "openai") != 0)
-                rv = fail(x, v, path, "unknown kind \"%s\" (supported: openai)", scalar(v));
-            if (rv == 0)
-                u->kind = "openai";
+            if (rv == 0 && strcmp(scalar(v), "openai") != 0 && strcmp(scalar(v), "anthropic") != 0)
+                rv = fail(x, v, path, "unknown kind \"%s\" (supported: openai, anthropic)", scalar(v));
+            if (rv == 0) /* a static string: the decoders are looked up by it */
+                u->kind = strcmp(scalar(v), "openai") == 0 ? "openai" : "anthropic";
         } else if (strcmp(name, "base_url") == 0) {
             rv = get_string(x, v, path, &u->base_url);
             if (rv == 0 && strncmp(u->base_url, "http://", 7) != 0 && strncmp(u->base_url, "https://", 8) != 0)
@@ -576,6 +576,7 @@ static int target(struct ctx *x, const yaml_node_t *map, const char *prefix, str
     t->retry = c->retry;
     t->breaker = c->breaker;
     t->stream_upstream = 1;
+    t->max_tokens = 4096;
     FOREACH_PAIR(x, map, k, v)
     {
         char path[256];
@@ -604,10 +605,14 @@ static int target(struct ctx *x, const yaml_node_t *map, const char *prefix, str
                 rv = fail(x, v, path, "expected a token count such as 32000 or 32k, got \"%s\"", scalar(v));
         } else if (strcmp(name, "stream_upstream") == 0) {
             rv = get_bool(x, v, path, &t->stream_upstream);
+        } else if (strcmp(name, "max_tokens") == 0) {
+            rv = expect(x, v, YAML_SCALAR_NODE, path);
+            if (rv == 0 && (keel_parse_count(scalar(v), &t->max_tokens) != 0 || t->max_tokens == 0))
+                rv = fail(x, v, path, "expected a token count such as 4096 or 8k, got \"%s\"", scalar(v));
         } else {
             rv = fail(x, k, path,
                       "unknown key (expected upstream, model, timeouts, retry, breaker, context_window, "
-                      "stream_upstream)");
+                      "stream_upstream, max_tokens)");
         }
         if (rv != 0)
             return -1;

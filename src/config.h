@@ -43,7 +43,7 @@ struct keel_managed_conf {
 
 struct keel_upstream_conf {
     char *name;
-    const char *kind; /* the protocol it speaks: "openai" (core/event.h's decoders) */
+    const char *kind; /* the protocol it speaks: "openai" or "anthropic" (core/event.h's decoders) */
     char *base_url; /* without trailing '/'; "{port}" replaced once the managed port is known */
     char *api_key;  /* secret (STYLE S1): never logged; wiped on free; NULL if none */
     struct keel_managed_conf *managed; /* NULL: a remote upstream */
@@ -57,6 +57,7 @@ struct keel_target_conf {
     struct keel_breaker_conf breaker;
     uint64_t context_window; /* tokens; 0 = not declared */
     int stream_upstream;     /* ask for a stream even for a non-stream client, and assemble it (1) */
+    uint64_t max_tokens;     /* sent to a target whose protocol requires it when the client set none */
 };
 
 struct keel_model_conf {

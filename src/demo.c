@@ -337,6 +337,8 @@ struct scenario {
 static const struct scenario scenarios[] = {
     {"hangs, never answers (000)", "hang", 1, ANSWERED, "backup", "600 s, then a 502"},
     {"heartbeats, no tokens (001)", "heartbeat", 1, ANSWERED, "backup", "15+ min; fallback never tried"},
+    {"Anthropic pings, no tokens (001)", "seed001", 1, ANSWERED, "backup", "15+ min; fallback never tried"},
+    {"Anthropic 529 overloaded", "overloaded", 0, ANSWERED, "backup", "the error, or retries on it"},
     {"503 storm (000)", "storm", 0, ANSWERED, "backup", "3 retries on the same model, then dies"},
     {"200 with no choices (000)", "empty", 0, ANSWERED, "backup", "an empty 'success'"},
     {"INTERNAL_ERROR before content (000)", "crash", 1, ANSWERED, "backup", "the error, mid-turn"},
@@ -356,12 +358,16 @@ static const char config_fmt[] =
     "upstreams:\n"
     "  - { name: primary, kind: openai, base_url: \"http://127.0.0.1:%d/v1\", api_key: demo-key-a }\n"
     "  - { name: backup, kind: openai, base_url: \"http://127.0.0.1:%d/v1\", api_key: demo-key-b }\n"
+    "  - { name: claude, kind: anthropic, base_url: \"http://127.0.0.1:%d/v1\", api_key: demo-key-c }\n"
     "  - name: local\n"
     "    base_url: \"http://127.0.0.1:{port}/v1\"\n"
     "    managed: { command: [\"%s\", sim, --listen, \"127.0.0.1:{port}\"], ready_probe: true }\n"
     "models:\n"
     "  - { name: hang,      targets: [ { upstream: primary, model: hang }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: heartbeat, targets: [ { upstream: primary, model: \"heartbeat-only:500\" }, { upstream: backup, model: healthy } ] }\n"
+    /* seed 001's own chain: an Anthropic primary kept alive by pings, an OpenAI fallback */
+    "  - { name: seed001,   targets: [ { upstream: claude, model: \"pings-only:500\" }, { upstream: backup, model: healthy } ] }\n"
+    "  - { name: overloaded, targets: [ { upstream: claude, model: \"529\" }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: storm,     targets: [ { upstream: primary, model: \"503\" }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: empty,     targets: [ { upstream: primary, model: empty-choices }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: crash,     targets: [ { upstream: primary, model: error-before-content }, { upstream: backup, model: healthy } ] }\n"
@@ -428,7 +434,7 @@ int keel_demo_run(const char *self)
     FILE *f = fopen(cfg, "w");
     if (f == NULL)
         goto out;
-    fprintf(f, config_fmt, sim_port, sim_port, self);
+    fprintf(f, config_fmt, sim_port, sim_port, sim_port, self);
     fclose(f);
     char *gw_argv[] = {(char *)self, "serve", "-c", cfg, NULL};
     if (spawn(&gw, self, "keel", gw_argv) != 0)
@@ -465,7 +471,7 @@ int keel_demo_run(const char *self)
         ok &= this_ok;
         total += a.secs;
     }
-    printf("\n  %zu agent turns, %.1f s in all. Without keel the first two alone cost the agent\n"
+    printf("\n  %zu agent turns, %.1f s in all. Without keel the first three alone cost the agent\n"
            "  10 to 15 minutes each; with it, each cost one first_byte deadline and the backup answered.\n\n",
            sizeof(scenarios) / sizeof(scenarios[0]), total);
     ok &= storm(port, admin);

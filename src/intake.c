@@ -207,6 +207,7 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
                                      .options_len = options.p ? options.len : 0};
     r->stream = keel_json_type(stream) == KEEL_JSON_TRUE;
     r->enc = &keel_openai_chat_encoder;
+    r->include_usage = keel_json_type(keel_json_get(options, "include_usage")) == KEEL_JSON_TRUE;
     r->config = keel_config_hold(config);
     r->model = model;
     r->mstate = mstate;

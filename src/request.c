@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "answer.h"
+#include "core/json.h"
+#include "core/translate.h"
 #include "gateway_t.h"
 #include "io/server.h"
 #include "io/upstream.h"
@@ -342,6 +344,49 @@ static void reset_attempt(struct keel_request *r, const struct keel_target_conf 
     };
 }
 
+/* How each upstream kind is reached: the path under its base_url and how its key is sent. */
+struct protocol {
+    const char *kind, *path, *key_header, *extra_header;
+};
+static const struct protocol protocols[] = {
+    {"openai", "/chat/completions", NULL, NULL},
+    {"anthropic", "/messages", "x-api-key", "anthropic-version: 2023-06-01"},
+};
+
+static const struct protocol *protocol_of(const char *kind)
+{
+    for (size_t i = 0; i < sizeof(protocols) / sizeof(protocols[0]); i++)
+        if (strcmp(protocols[i].kind, kind) == 0)
+            return &protocols[i];
+    assert(0 && "config admits only kinds keel speaks");
+    return &protocols[0];
+}
+
+/* the attempt's target speaks the client's protocol: bytes pass through, only model replaced */
+static int native(const struct keel_request *r)
+{
+    return strcmp(r->target->upstream->kind, r->enc->native_kind) == 0;
+}
+
+/* The client's request cannot be said in the target's protocol (an input that protocol has no
+ * way to carry): the client's fault, as a 400 from the target would be, and nobody else's. */
+static void untranslatable(struct keel_request *r, const char *why)
+{
+    char msg[320];
+    snprintf(msg, sizeof(msg), "cannot translate the request for upstream %s (%s): %s", r->target->upstream->name,
+             r->target->upstream->kind, why);
+    char *env = keel_answer_envelope(NULL, "invalid_request_error", "untranslatable_request", msg, 0);
+    if (env != NULL)
+        keel_buf_append(&r->answer, env, strlen(env));
+    free(env);
+    r->status = r->outcome.status = 400;
+    snprintf(r->code, sizeof(r->code), "untranslatable_request");
+    r->outcome.code = r->code;
+    snprintf(r->content_type, sizeof(r->content_type), "application/json");
+    keel_info("req %s: %s", r->id, msg);
+    end_attempt(r);
+}
+
 /* Starts an attempt on the router's current target. */
 static void start_attempt(struct keel_request *r)
 {
@@ -378,18 +423,35 @@ static void start_attempt(struct keel_request *r)
     /* a client that did not ask for a stream gets one answer either way; asking the target for a
      * stream (stream_upstream) lets first_byte and stall watch the generation, and any failure
      * before the end fail over unseen */
-    int ask_stream = !r->stream && t->stream_upstream;
-    size_t len;
-    char *body = keel_reqbody_for(r->body, r->body_len, &r->spans, t->model, ask_stream, &len);
+    int ask_stream = r->stream || t->stream_upstream;
+    const struct protocol *p = protocol_of(t->upstream->kind);
+    size_t len = 0;
+    char *body;
+    if (native(r)) {
+        body = keel_reqbody_for(r->body, r->body_len, &r->spans, t->model, ask_stream && !r->stream, &len);
+    } else {
+        char err[256] = "", dropped[512] = "";
+        struct keel_translate_opts o = {.model = t->model, .stream = ask_stream, .default_max_tokens = t->max_tokens};
+        body = keel_translate_chat_to_messages(r->body, r->body_len, &o, &len, err, sizeof(err), dropped,
+                                               sizeof(dropped));
+        if (dropped[0] != '\0')
+            keel_debug("req %s: for %s (%s) dropped: %s", r->id, t->upstream->name, t->upstream->kind, dropped);
+        if (body == NULL && err[0] != '\0') {
+            untranslatable(r, err);
+            return;
+        }
+    }
     char url[2048];
-    snprintf(url, sizeof(url), "%s/chat/completions", t->upstream->base_url);
+    snprintf(url, sizeof(url), "%s%s", t->upstream->base_url, p->path);
     struct keel_upstream_spec spec = {
         .url = url,
         .bearer = t->upstream->api_key,
+        .key_header = p->key_header,
+        .extra_header = p->extra_header,
         .body = body,
         .body_len = len,
         .give_body = 1,
-        .stream = r->stream || ask_stream,
+        .stream = ask_stream,
         .connect_timeout_ms = t->timeouts.connect_ms,
     };
     r->xfer = body ? keel_upstream_xfer_start(r->gw->upstream, &spec, &upstream_cbs, r) : NULL;
@@ -423,6 +485,13 @@ enum { EV_GO_ON = 0, EV_FAIL = 1, EV_CUT = 2 };
 static int on_event(void *ctx, const char *event, const char *data, size_t len);
 static int on_comment(void *ctx, const char *text, size_t len);
 
+/* a translated stream's events, in the client's protocol, queued as the relay's are */
+static int to_client(void *ctx, const struct keel_ev *ev)
+{
+    struct keel_request *r = ctx;
+    return r->enc->stream_event(&r->senc, ev, &r->out);
+}
+
 /* entry of PRECOMMIT and ASSEMBLE: the stream's framing, and the target's protocol read into
  * events. A stream client of the same protocol only needs each frame judged: its bytes pass
  * through untouched (the hot path decodes nothing); an assembled answer needs every event. */
@@ -433,11 +502,14 @@ static void open_reader(struct keel_request *r)
     assert(ops != NULL); /* config admits only kinds that have a decoder */
     if (r->state == REQ_ASSEMBLE) {
         keel_asm_release(&r->assembly);
-        keel_asm_init(&r->assembly, MAX_ANSWER);
+        keel_asm_init(&r->assembly, MAX_ANSWER, ops->kind);
         keel_decoder_init(&r->dec, ops, keel_asm_event, &r->assembly);
-    } else {
-        assert(strcmp(r->target->upstream->kind, r->enc->native_kind) == 0); /* one kind so far */
+    } else if (native(r)) {
         keel_decoder_init(&r->dec, ops, NULL, NULL);
+    } else {
+        /* another protocol's stream, re-encoded event by event in the client's */
+        r->enc->stream_init(&r->senc, r->include_usage);
+        keel_decoder_init(&r->dec, ops, to_client, r);
     }
 }
 
@@ -504,11 +576,11 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
     case KEEL_CHUNK_IDLE:
         break; /* role-only, empty and usage chunks go along (held until the commit) */
     }
-    if (r->state == REQ_ASSEMBLE) {
-        if (r->dec.rv != 0) {
-            r->outcome.transport = r->dec.rv == -ENOBUFS ? keel_err_too_large : keel_err_local;
-            return EV_FAIL;
-        }
+    if (r->dec.rv != 0) { /* the assembler's or the encoder's queue is full, or memory ran out */
+        r->outcome.transport = r->dec.rv == -ENOBUFS ? keel_err_too_large : keel_err_local;
+        return r->state == REQ_RELAY ? EV_CUT : EV_FAIL;
+    }
+    if (r->state == REQ_ASSEMBLE || !native(r)) {
         charge(r);
         return EV_GO_ON;
     }
@@ -600,6 +672,36 @@ static void judge_body(struct keel_request *r)
     r->outcome.code = r->code[0] ? r->code : NULL;
 }
 
+/* An answer from a target of another protocol, whole: decoded into the assembler and written
+ * in the client's; an error in the client's envelope, with the upstream's message. */
+static void reencode_body(struct keel_request *r)
+{
+    const struct keel_decoder_ops *ops = keel_decoder_for(r->target->upstream->kind);
+    if (r->status >= 200 && r->status < 300) {
+        struct keel_asm a;
+        struct keel_decoder d;
+        keel_asm_init(&a, MAX_ANSWER, ops->kind);
+        keel_decoder_init(&d, ops, keel_asm_event, &a);
+        ops->body(&d, r->answer.base, r->answer.len, r->code, sizeof(r->code), NULL);
+        keel_buf_reset(&r->answer);
+        if (d.rv != 0 || r->enc->answer(&a, &r->answer) != 0)
+            r->outcome.transport = d.rv == -ENOMEM ? keel_err_local : keel_err_too_large;
+        keel_asm_release(&a);
+    } else {
+        char msg[512] = "";
+        struct keel_json root;
+        if (r->answer.len > 0 && keel_json_parse(r->answer.base, r->answer.len, &root) == 0)
+            keel_json_string(keel_json_get(keel_json_get(root, "error"), "message"), msg, sizeof(msg));
+        char *env = keel_answer_envelope(NULL, "invalid_request_error", r->code[0] ? r->code : "upstream_error",
+                                         msg[0] ? msg : "the upstream refused the request", 0);
+        keel_buf_reset(&r->answer);
+        if (env != NULL)
+            keel_buf_append(&r->answer, env, strlen(env));
+        free(env);
+    }
+    snprintf(r->content_type, sizeof(r->content_type), "application/json");
+}
+
 /* a stream read for a non-stream client ended cleanly: its answer, whole, in the client's JSON */
 static void assembled(struct keel_request *r)
 {
@@ -642,6 +744,8 @@ static void on_done(void *ctx, const char *err, const char *detail)
     case REQ_BUFFER:
         if (err == NULL)
             judge_body(r);
+        if (err == NULL && !native(r))
+            reencode_body(r);
         end_attempt(r);
         return;
     case REQ_PRECOMMIT:
@@ -659,7 +763,13 @@ static void on_done(void *ctx, const char *err, const char *detail)
             cut_stream(r, keel_classify(&r->outcome), NULL);
         } else {
             /* a stream that ended cleanly without [DONE] is finalised at once */
-            keel_relay_end(r);
+            if (native(r)) {
+                keel_relay_end(r);
+            } else {
+                r->out.max += 4096; /* room for the end's frames even when the queue is full */
+                r->enc->stream_end(&r->senc, &r->out);
+                r->finishing = 1;
+            }
             r->answered = 1;
             attempt_over(r, KEEL_CLASS_OK);
         }

@@ -60,6 +60,7 @@ struct keel_request {
     struct keel_reqbody spans;           /* the members each attempt's body replaces */
     int stream;                          /* the client asked for a stream */
     const struct keel_encoder_ops *enc;  /* the client's protocol: what it gets */
+    int include_usage;                   /* a stream client asked for usage (stream_options) */
     struct keel_config *config;          /* held until the request ends (SIGHUP may replace it) */
     const struct keel_model_conf *model; /* in config */
     struct keel_model_state *mstate;     /* the model's counters and windows (gw->state) */
@@ -108,6 +109,7 @@ struct keel_request {
     struct keel_sse_parser sse;  /* PRECOMMIT, RELAY, ASSEMBLE */
     struct keel_decoder dec;     /* the target's protocol, read into events */
     struct keel_asm assembly;    /* ASSEMBLE: the answer so far */
+    struct keel_stream_enc senc; /* RELAY from another protocol: its events in the client's */
     int saw_done;                /* the stream's end marker ([DONE]) came */
 
     /* the client side of a stream (relay.c) */

@@ -1,7 +1,8 @@
-/* assemble.c - one answer gathered from its events and written as an OpenAI chat.completion; see
- * assemble.h. Text is kept as its JSON string literals' inner bytes, escapes as sent, and joined
- * by concatenation: a JSON escape never spans two literals, so the join is one valid literal.
- * Which events a stream carries is the decoders' (core/event.h); errors are the caller's. */
+/* assemble.c - one answer gathered from its events and written as an OpenAI chat.completion, and
+ * events re-encoded one by one as OpenAI chat.completion.chunk frames; see assemble.h. Text is
+ * kept as its JSON string literals' inner bytes, escapes as sent, and joined by concatenation: a
+ * JSON escape never spans two literals, so the join is one valid literal. Which events a stream
+ * carries is the decoders' (core/event.h); errors are the caller's. */
 #include "core/assemble.h"
 
 #include <assert.h>
@@ -11,7 +12,7 @@
 #include <string.h>
 
 /* choices, and tool calls per choice: an index at or past this is refused with -ENOBUFS */
-#define MAX_INDEX 128
+#define MAX_INDEX KEEL_STREAM_MAX_INDEX
 
 enum { META_ID, META_MODEL, META_CREATED, META_FINGERPRINT, META_TIER, META_N };
 enum { TEXT_CONTENT, TEXT_REASONING, TEXT_REFUSAL, TEXT_N };
@@ -74,6 +75,58 @@ static int join(struct keel_asm *a, struct keel_buf *b, struct keel_json s)
 {
     assert(is_literal(s));
     return put(a, b, s.p + 1, s.len - 2);
+}
+
+/* JSON text [p, p+n) as the inner bytes of the string literal that holds it, handed to sink in
+ * runs: '"' and '\\' escaped, and control characters (valid JSON text holds raw only the
+ * whitespace between its tokens). Returns the first failure sink returned. */
+static int escape(const char *p, size_t n, int (*sink)(void *ctx, const char *p, size_t n), void *ctx)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t from = 0;
+    int rv = 0;
+    for (size_t i = 0; i < n && rv == 0; i++) {
+        unsigned char c = (unsigned char)p[i];
+        char e[6] = {'\\', (char)c, '0', '0', hex[c >> 4], hex[c & 15]};
+        size_t elen = 2;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if (c == '\n') {
+            e[1] = 'n';
+        } else if (c == '\r') {
+            e[1] = 'r';
+        } else if (c == '\t') {
+            e[1] = 't';
+        } else if (c < 0x20) {
+            e[1] = 'u';
+            elen = 6;
+        }
+        rv = sink(ctx, p + from, i - from);
+        if (rv == 0)
+            rv = sink(ctx, e, elen);
+        from = i + 1;
+    }
+    return rv == 0 ? sink(ctx, p + from, n - from) : rv;
+}
+
+struct held {
+    struct keel_asm *a;
+    struct keel_buf *b;
+};
+
+static int put_held(void *ctx, const char *p, size_t n)
+{
+    struct held *h = ctx;
+    return put(h->a, h->b, p, n);
+}
+
+/* a tool call's arguments fragment: a literal's inner bytes, or raw JSON text escaped */
+static int join_args(struct keel_asm *a, struct keel_buf *b, const struct keel_ev *ev)
+{
+    struct held h = {a, b};
+    if (!ev->u.tool.args_raw)
+        return join(a, b, ev->u.tool.args);
+    return escape(ev->u.tool.args.p, ev->u.tool.args.len, put_held, &h);
 }
 
 static int space(char c)
@@ -170,12 +223,19 @@ static void *slot(struct keel_asm *a, void *arr, size_t *n, size_t sz, uint32_t 
 
 /* ---- events ---- */
 
-void keel_asm_init(struct keel_asm *a, size_t max)
+void keel_asm_init(struct keel_asm *a, size_t max, const char *kind)
 {
     memset(a, 0, sizeof(*a));
     keel_buf_init(&a->meta, max);
     keel_buf_init(&a->usage, max);
     a->max = max;
+    a->kind = kind;
+}
+
+/* usage as sent, and a tool call's type as sent: from OpenAI's own events only */
+static int native(const struct keel_asm *a)
+{
+    return strcmp(a->kind, "openai") == 0;
 }
 
 void keel_asm_release(struct keel_asm *a)
@@ -185,7 +245,7 @@ void keel_asm_release(struct keel_asm *a)
     free(a->choices);
     keel_buf_release(&a->meta);
     keel_buf_release(&a->usage);
-    keel_asm_init(a, a->max);
+    keel_asm_init(a, a->max, a->kind);
 }
 
 /* each field's first value that is not null */
@@ -222,12 +282,12 @@ static int tool_call(struct keel_asm *a, struct keel_asm_choice *c, const struct
     struct tool *t = &tools[ev->u.tool.index];
     t->seen = 1;
     rv = keep(a, &t->id, ev->u.tool.id);
-    if (rv == 0)
+    if (rv == 0 && native(a))
         rv = keep(a, &t->type, ev->u.tool.type);
     if (rv == 0)
         rv = keep(a, &t->name, ev->u.tool.name);
     if (rv == 0 && ev->u.tool.args.p != NULL)
-        rv = join(a, &t->args, ev->u.tool.args);
+        rv = join_args(a, &t->args, ev);
     return rv;
 }
 
@@ -265,8 +325,11 @@ int keel_asm_event(void *ctx, const struct keel_ev *ev)
     case KEEL_EV_META:
         return meta(a, ev);
     case KEEL_EV_USAGE: /* the last one: a running count is worth less than the final */
+        a->counts = ev->u.usage.n;
         keel_buf_reset(&a->usage);
-        return ev->u.usage.raw.p == NULL ? 0 : put(a, &a->usage, ev->u.usage.raw.p, ev->u.usage.raw.len);
+        if (!native(a) || ev->u.usage.raw.p == NULL)
+            return 0;
+        return put(a, &a->usage, ev->u.usage.raw.p, ev->u.usage.raw.len);
     case KEEL_EV_ERROR:
         return 0; /* the caller's to act on: an errored answer is not sent as assembled */
     default:
@@ -344,15 +407,45 @@ static void wbuf(struct writer *o, const struct keel_buf *b)
     w(o, b->base, b->len);
 }
 
-static void wnum(struct writer *o, size_t v)
+static void wnum(struct writer *o, long long v)
 {
     char d[24];
     size_t n = sizeof(d);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
     do {
-        d[--n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
+        d[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        d[--n] = '-';
     w(o, d + n, sizeof(d) - n);
+}
+
+static int wsink(void *ctx, const char *p, size_t n)
+{
+    struct writer *o = ctx;
+    w(o, p, n);
+    return o->rv;
+}
+
+/* a string literal holding raw JSON text */
+static void wescaped(struct writer *o, struct keel_json raw)
+{
+    ws(o, "\"");
+    escape(raw.p, raw.len, wsink, o);
+    ws(o, "\"");
+}
+
+/* usage in OpenAI's three counts */
+static void wcounts(struct writer *o, const struct keel_usage *n)
+{
+    ws(o, "{\"prompt_tokens\":");
+    wnum(o, n->prompt_tokens);
+    ws(o, ",\"completion_tokens\":");
+    wnum(o, n->completion_tokens);
+    ws(o, ",\"total_tokens\":");
+    wnum(o, n->total_tokens);
+    ws(o, "}");
 }
 
 /* key (its quotes, colon and any comma before it) and the META value, when one came */
@@ -423,7 +516,7 @@ static void wtools(struct writer *o, const struct keel_asm_choice *c)
 static void wchoice(struct writer *o, size_t i, const struct keel_asm_choice *c)
 {
     ws(o, "{\"index\":");
-    wnum(o, i);
+    wnum(o, (long long)i);
     wfield(o, ",\"message\":{\"role\":", &c->role, "\"assistant\"");
     wtext(o, ",\"content\":", &c->text[TEXT_CONTENT], c->has_text[TEXT_CONTENT]);
     if (c->has_text[TEXT_REASONING])
@@ -462,11 +555,250 @@ int keel_asm_openai_chat(const struct keel_asm *a, struct keel_buf *out)
     if (a->usage.len > 0) {
         ws(&o, ",\"usage\":");
         wbuf(&o, &a->usage);
+    } else if (!native(a) && a->counts.present) {
+        ws(&o, ",\"usage\":");
+        wcounts(&o, &a->counts);
     }
     wmeta(&o, a, META_TIER, ",\"service_tier\":");
     wmeta(&o, a, META_FINGERPRINT, ",\"system_fingerprint\":");
     ws(&o, "}");
     if (o.rv != 0)
         out->len = was; /* nothing half-written */
+    return o.rv;
+}
+
+/* ---- a stream, re-encoded event by event ---- */
+
+static int bit(const unsigned char *set, uint32_t i)
+{
+    return set[i / 8] >> (i % 8) & 1;
+}
+
+static void set_bit(unsigned char *set, uint32_t i)
+{
+    set[i / 8] |= (unsigned char)(1u << (i % 8));
+}
+
+void keel_openai_stream_init(struct keel_stream_enc *s, int include_usage)
+{
+    memset(s, 0, sizeof(*s));
+    s->include_usage = include_usage;
+}
+
+/* each field's first value of its type (null is none): all kept, or -ENOBUFS and none */
+static int stream_meta(struct keel_stream_enc *s, const struct keel_ev *ev)
+{
+    struct {
+        char *to;
+        size_t cap, *len;
+        struct keel_json v;
+        enum keel_json_type t;
+    } f[] = {
+        {s->id, sizeof(s->id), &s->id_len, ev->u.meta.id, KEEL_JSON_STRING},
+        {s->model, sizeof(s->model), &s->model_len, ev->u.meta.model, KEEL_JSON_STRING},
+        {s->created, sizeof(s->created), &s->created_len, ev->u.meta.created, KEEL_JSON_NUMBER},
+    };
+    size_t n = sizeof(f) / sizeof(f[0]);
+    for (size_t i = 0; i < n; i++)
+        if (*f[i].len == 0 && keel_json_type(f[i].v) == f[i].t && f[i].v.len > f[i].cap)
+            return -ENOBUFS;
+    for (size_t i = 0; i < n; i++) {
+        if (*f[i].len == 0 && keel_json_type(f[i].v) == f[i].t) {
+            memcpy(f[i].to, f[i].v.p, f[i].v.len);
+            *f[i].len = f[i].v.len;
+        }
+    }
+    return 0;
+}
+
+/* p[0..n), else `otherwise` */
+static void wheld(struct writer *o, const char *p, size_t n, const char *otherwise)
+{
+    if (n > 0)
+        w(o, p, n);
+    else
+        ws(o, otherwise);
+}
+
+/* a chunk's frame up to its choices: `data: {"id":..,"object":..,"created":..,"model":..,"choices":[` */
+static void wchunk_head(struct writer *o, const struct keel_stream_enc *s)
+{
+    ws(o, "data: {\"id\":");
+    wheld(o, s->id, s->id_len, "\"\"");
+    ws(o, ",\"object\":\"chat.completion.chunk\",\"created\":");
+    wheld(o, s->created, s->created_len, "0");
+    ws(o, ",\"model\":");
+    wheld(o, s->model, s->model_len, "\"\"");
+    ws(o, ",\"choices\":[");
+}
+
+/* a fragment's arguments say something: raw JSON text always does */
+static int says_args(const struct keel_ev *ev)
+{
+    return ev->u.tool.args.p != NULL && (ev->u.tool.args_raw || keel_json_nonempty(ev->u.tool.args));
+}
+
+/* a tool call's fragment in a delta: the call named on its first, its arguments */
+static void wtool_delta(struct writer *o, const struct keel_ev *ev, int first)
+{
+    const struct keel_json *args = &ev->u.tool.args;
+    ws(o, "\"tool_calls\":[{\"index\":");
+    wnum(o, ev->u.tool.index);
+    if (first) {
+        if (ev->u.tool.id.p != NULL) {
+            ws(o, ",\"id\":");
+            w(o, ev->u.tool.id.p, ev->u.tool.id.len);
+        }
+        ws(o, ",\"type\":\"function\",\"function\":{\"name\":");
+        wheld(o, ev->u.tool.name.p, ev->u.tool.name.p != NULL ? ev->u.tool.name.len : 0, "\"\"");
+        ws(o, ",");
+    } else {
+        ws(o, ",\"function\":{");
+    }
+    ws(o, "\"arguments\":");
+    if (args->p == NULL)
+        ws(o, "\"\"");
+    else if (ev->u.tool.args_raw)
+        wescaped(o, *args);
+    else
+        w(o, args->p, args->len);
+    ws(o, "}}]");
+}
+
+/* the delta's members: the role when it goes out with this one, then what the event says */
+static void wdelta(struct writer *o, const struct keel_ev *ev, int role, int first_tool)
+{
+    static const char *const keys[] = {[KEEL_EV_TEXT] = "\"content\":", [KEEL_EV_REASONING] = "\"reasoning_content\":",
+                                       [KEEL_EV_REFUSAL] = "\"refusal\":"};
+    const char *sep = role ? "," : "";
+    if (role) {
+        ws(o, "\"role\":");
+        if (ev->kind == KEEL_EV_ROLE)
+            w(o, ev->u.role.p, ev->u.role.len);
+        else
+            ws(o, "\"assistant\"");
+    }
+    switch (ev->kind) {
+    case KEEL_EV_TEXT:
+    case KEEL_EV_REASONING:
+    case KEEL_EV_REFUSAL:
+        if (!keel_json_nonempty(ev->u.text.s))
+            break;
+        ws(o, sep);
+        ws(o, ev->kind == KEEL_EV_REASONING && ev->u.text.alt ? "\"reasoning\":" : keys[ev->kind]);
+        w(o, ev->u.text.s.p, ev->u.text.s.len);
+        break;
+    case KEEL_EV_TOOL_CALL:
+        ws(o, sep);
+        wtool_delta(o, ev, first_tool);
+        break;
+    default:
+        break;
+    }
+}
+
+/* an array as sent, else null */
+static void warray(struct writer *o, struct keel_json v)
+{
+    if (keel_json_type(v) == KEEL_JSON_ARRAY)
+        w(o, v.p, v.len);
+    else
+        ws(o, "null");
+}
+
+/* one choice's chunk */
+static void wchoice_chunk(struct writer *o, const struct keel_stream_enc *s, const struct keel_ev *ev, int role,
+                          int first_tool)
+{
+    wchunk_head(o, s);
+    ws(o, "{\"index\":");
+    wnum(o, ev->choice);
+    ws(o, ",\"delta\":{");
+    wdelta(o, ev, role, first_tool);
+    ws(o, "},\"logprobs\":");
+    if (ev->kind == KEEL_EV_LOGPROBS) {
+        ws(o, "{\"content\":");
+        warray(o, ev->u.logprobs.content);
+        ws(o, ",\"refusal\":");
+        warray(o, ev->u.logprobs.refusal);
+        ws(o, "}");
+    } else {
+        ws(o, "null");
+    }
+    ws(o, ",\"finish_reason\":");
+    if (ev->kind == KEEL_EV_FINISH)
+        w(o, ev->u.finish.p, ev->u.finish.len);
+    else
+        ws(o, "null");
+    ws(o, "}]}\n\n");
+}
+
+int keel_openai_stream_event(struct keel_stream_enc *s, const struct keel_ev *ev, struct keel_buf *out)
+{
+    struct writer o = {out, 0};
+    size_t was = out->len;
+    switch (ev->kind) {
+    case KEEL_EV_META:
+        return stream_meta(s, ev);
+    case KEEL_EV_USAGE: /* the last one: a running count is worth less than the final */
+        s->usage = ev->u.usage.n;
+        return 0;
+    case KEEL_EV_ERROR:
+        return 0; /* the caller's to act on: it ends the stream its own way */
+    default:
+        break;
+    }
+    uint32_t c = ev->choice, t = ev->kind == KEEL_EV_TOOL_CALL ? ev->u.tool.index : 0;
+    if (c >= KEEL_STREAM_MAX_INDEX || t >= KEEL_STREAM_MAX_INDEX)
+        return -ENOBUFS;
+    /* the role goes out with the choice's first delta that says something, LOGPROBS and FINISH
+     * aside (their delta stays empty) */
+    int carries_role = ev->kind != KEEL_EV_LOGPROBS && ev->kind != KEEL_EV_FINISH;
+    int role = carries_role && !bit(s->role_sent, c);
+    int first_tool = ev->kind == KEEL_EV_TOOL_CALL && !bit(s->tool_sent[c], t);
+    int says;
+    switch (ev->kind) {
+    case KEEL_EV_ROLE:
+        says = role;
+        break;
+    case KEEL_EV_TEXT:
+    case KEEL_EV_REASONING:
+    case KEEL_EV_REFUSAL:
+        says = role || keel_json_nonempty(ev->u.text.s);
+        break;
+    case KEEL_EV_TOOL_CALL:
+        says = first_tool || says_args(ev);
+        break;
+    default:
+        says = 1;
+        break;
+    }
+    if (!says)
+        return 0;
+    wchoice_chunk(&o, s, ev, role, first_tool);
+    if (o.rv != 0) {
+        out->len = was; /* nothing half-written, and the state as it was */
+        return o.rv;
+    }
+    if (role)
+        set_bit(s->role_sent, c);
+    if (first_tool)
+        set_bit(s->tool_sent[c], t);
+    return 0;
+}
+
+int keel_openai_stream_end(struct keel_stream_enc *s, struct keel_buf *out)
+{
+    struct writer o = {out, 0};
+    size_t was = out->len;
+    if (s->include_usage && s->usage.present) {
+        wchunk_head(&o, s);
+        ws(&o, "],\"usage\":");
+        wcounts(&o, &s->usage);
+        ws(&o, "}\n\n");
+    }
+    ws(&o, "data: [DONE]\n\n");
+    if (o.rv != 0)
+        out->len = was;
     return o.rv;
 }

@@ -471,15 +471,20 @@ struct keel_upstream_xfer *keel_upstream_xfer_start(struct keel_upstream *u, con
     h = curl_slist_append(h, "Content-Type: application/json");
     h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip on big bodies */
     if (spec->bearer != NULL) {
-        size_t l = strlen(spec->bearer) + sizeof("Authorization: Bearer ");
+        /* "Authorization: Bearer KEY", or the header the upstream's protocol names */
+        const char *name = spec->key_header ? spec->key_header : "Authorization";
+        const char *scheme = spec->key_header ? "" : "Bearer ";
+        size_t l = strlen(name) + strlen(scheme) + strlen(spec->bearer) + 3;
         char *line = malloc(l);
         if (line != NULL) {
-            snprintf(line, l, "Authorization: Bearer %s", spec->bearer);
+            snprintf(line, l, "%s: %s%s", name, scheme, spec->bearer);
             h = curl_slist_append(h, line);
             explicit_bzero(line, l);
             free(line);
         }
     }
+    if (h != NULL && spec->extra_header != NULL)
+        h = curl_slist_append(h, spec->extra_header);
     x->headers = h;
     if (h == NULL) {
         xfer_free(x);

@@ -9,11 +9,13 @@ test('keel demo runs every scenario as promised and exits 0', () => {
   const r = spawnSync(KEEL, ['demo'], { encoding: 'utf8', timeout: 60000 });
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.ok(!r.stdout.includes('UNEXPECTED'), r.stdout);
-  for (const row of ['hangs, never answers (000)', 'heartbeats, no tokens (001)', '503 storm (000)',
+  for (const row of ['hangs, never answers (000)', 'heartbeats, no tokens (001)', 'Anthropic pings, no tokens (001)', '503 storm (000)',
     "the client's own 400 (003)", 'error event, no [DONE]']) {
     assert.ok(r.stdout.includes(row), `missing row: ${row}`);
   }
   assert.match(r.stdout, /first_byte_timeout > ok\s+3\.\d\ds\s+200 backup/);
+  // seed 001 as it happened: the Anthropic primary's pings bought it nothing
+  assert.match(r.stdout, /Anthropic pings, no tokens \(001\)\s+stream\s+.*first_byte_timeout > ok\s+3\.\d\ds\s+200 backup/);
   // the breaker part: opened, skipped, probed, back
   assert.match(r.stdout, /skipped > ok\s+backup\s+open/);
   assert.match(r.stdout, /back in service after its first good probe/);

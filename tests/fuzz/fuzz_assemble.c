@@ -67,7 +67,7 @@ static int stream(const uint8_t *d, size_t n, size_t cut, struct keel_buf *out)
 {
     struct keel_sse_parser p;
     struct run r;
-    keel_asm_init(&r.a, MAX_HELD);
+    keel_asm_init(&r.a, MAX_HELD, "openai");
     keel_decoder_init(&r.d, &keel_openai_decoder, keel_asm_event, &r.a);
     keel_sse_parser_init(&p, 4096, on_event, NULL, &r);
     int rv = keel_sse_parser_feed(&p, (const char *)d, cut);
@@ -82,7 +82,7 @@ static void answer(const uint8_t *d, size_t n, struct keel_buf *out)
 {
     struct run r;
     char code[64];
-    keel_asm_init(&r.a, MAX_HELD);
+    keel_asm_init(&r.a, MAX_HELD, "openai");
     keel_decoder_init(&r.d, &keel_openai_decoder, keel_asm_event, &r.a);
     r.d.ops->body(&r.d, (const char *)d, n, code, sizeof(code), NULL);
     finish(&r, 0, out);

@@ -12,18 +12,9 @@
 
 #include "core/assemble.h"
 #include "core/sse_parse.h"
+#include "texts.h"
 
 #define BIG (1 << 20)
-
-/* s with every ' turned into ", into out (NUL-terminated); its length */
-static size_t dq(const char *s, char *out, size_t cap)
-{
-    size_t n = strlen(s);
-    assert_true(n < cap);
-    for (size_t i = 0; i <= n; i++)
-        out[i] = s[i] == '\'' ? '"' : s[i];
-    return n;
-}
 
 /* the SSE text of a stream: each chunk (' for ") as an event's data; a chunk starting with ':'
  * is a comment line */
@@ -63,28 +54,13 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
 static int assemble(struct run *r, const char *sse, size_t len, const size_t *cuts, size_t ncuts, size_t max)
 {
     struct keel_sse_parser p;
-    size_t from = 0;
     memset(r, 0, sizeof(*r));
-    keel_asm_init(&r->a, max);
+    keel_asm_init(&r->a, max, "openai");
     keel_decoder_init(&r->d, keel_decoder_for("openai"), keel_asm_event, &r->a);
     keel_sse_parser_init(&p, 1 << 16, on_event, NULL, r);
-    for (size_t i = 0; i <= ncuts; i++) {
-        size_t to = i < ncuts ? cuts[i] : len;
-        assert_int_equal(keel_sse_parser_feed(&p, sse + from, to - from), 0);
-        from = to;
-    }
-    assert_false(keel_sse_parser_pending(&p));
+    feed_pieces(&p, sse, len, cuts, ncuts);
     keel_sse_parser_release(&p);
     return r->d.rv;
-}
-
-static void assert_json(const char *text, size_t len)
-{
-    json_error_t err;
-    json_t *v = json_loadb(text, len, 0, &err);
-    if (v == NULL)
-        fail_msg("not JSON (%s at %d): %.*s", err.text, err.position, (int)len, text);
-    json_decref(v);
 }
 
 /* one assembly of the stream cut at cuts: exactly want */
@@ -356,7 +332,7 @@ static void test_split_surrogate_joins(void **state)
     struct keel_asm a;
     struct keel_buf out;
     json_error_t err;
-    keel_asm_init(&a, BIG);
+    keel_asm_init(&a, BIG, "openai");
     keel_buf_init(&out, BIG);
     assert_int_equal(text_ev(&a, KEEL_EV_TEXT, 0, "\"a\\ud83d\""), 0);
     assert_int_equal(text_ev(&a, KEEL_EV_TEXT, 0, "\"\\ude00b\""), 0);
@@ -373,7 +349,7 @@ static void test_split_surrogate_joins(void **state)
 static void test_gaps_defaults_and_meta(void **state)
 {
     struct keel_asm a;
-    keel_asm_init(&a, BIG);
+    keel_asm_init(&a, BIG, "openai");
     written_is(&a, "{'object':'chat.completion','choices':[]}");
     assert_false(keel_asm_has_content(&a));
     struct keel_ev meta = {.kind = KEEL_EV_META};
@@ -411,7 +387,7 @@ static void test_has_content(void **state)
     static const enum keel_ev_kind kinds[] = {KEEL_EV_TEXT, KEEL_EV_REASONING, KEEL_EV_REFUSAL};
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         struct keel_asm a;
-        keel_asm_init(&a, BIG);
+        keel_asm_init(&a, BIG, "openai");
         assert_int_equal(text_ev(&a, kinds[i], 0, "\"\""), 0);
         struct keel_ev role = {.kind = KEEL_EV_ROLE, .u.role = js("\"assistant\"")};
         assert_int_equal(keel_asm_event(&a, &role), 0);
@@ -426,7 +402,7 @@ static void test_has_content(void **state)
 static void test_finished(void **state)
 {
     struct keel_asm a;
-    keel_asm_init(&a, BIG);
+    keel_asm_init(&a, BIG, "openai");
     assert_false(keel_asm_finished(&a)); /* no choice at all */
     assert_int_equal(text_ev(&a, KEEL_EV_TEXT, 0, "\"a\""), 0);
     assert_int_equal(text_ev(&a, KEEL_EV_TEXT, 1, "\"b\""), 0);
@@ -485,7 +461,7 @@ static void test_cap(void **state)
 static void test_index_limit(void **state)
 {
     struct keel_asm a;
-    keel_asm_init(&a, BIG);
+    keel_asm_init(&a, BIG, "openai");
     assert_int_equal(text_ev(&a, KEEL_EV_TEXT, 127, "\"x\""), 0);
     assert_int_equal(text_ev(&a, KEEL_EV_TEXT, 128, "\"x\""), -ENOBUFS);
     assert_int_equal(text_ev(&a, KEEL_EV_TEXT, UINT32_MAX, "\"x\""), -ENOBUFS);
@@ -505,7 +481,7 @@ static void round_trip(const char *answer_q)
     struct keel_decoder d;
     struct keel_usage u = {0};
     char code[64];
-    keel_asm_init(&a, BIG);
+    keel_asm_init(&a, BIG, "openai");
     keel_decoder_init(&d, &keel_openai_decoder, keel_asm_event, &a);
     assert_int_equal(d.ops->body(&d, answer, len, code, sizeof(code), &u), KEEL_ANSWER_OK);
     assert_int_equal(d.rv, 0);

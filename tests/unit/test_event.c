@@ -137,7 +137,8 @@ static void test_decoder_for(void **state)
 {
     assert_ptr_equal(keel_decoder_for("openai"), &keel_openai_decoder);
     assert_string_equal(keel_openai_decoder.kind, "openai");
-    assert_null(keel_decoder_for("anthropic"));
+    assert_ptr_equal(keel_decoder_for("anthropic"), &keel_anthropic_decoder);
+    assert_null(keel_decoder_for("Anthropic"));
     assert_null(keel_decoder_for(""));
 }
 

@@ -1,0 +1,154 @@
+/* feed.h - whole streams for the decoder and encoder tests (test_anthropic.c, test_openai_stream.c):
+ * an SSE text through the SSE parser, a decoder (core/event.h) and either the assembler or the
+ * OpenAI stream encoder (core/assemble.h), fed whole, cut in two at every byte and one byte per
+ * feed. Every run must judge the same frames the same way, with and without a callback, and
+ * write exactly what the test wrote by hand; what it writes must be JSON to jansson. Texts are
+ * written with ' for " to stay readable; \' is an escaped quote. Included by one file each. */
+#ifndef KEEL_TEST_FEED_H
+#define KEEL_TEST_FEED_H
+
+#include <string.h>
+
+#include "core/assemble.h"
+#include "core/sse_parse.h"
+#include "texts.h"
+
+#define FEED_BIG (1 << 20)
+
+/* an SSE event of a named type (Anthropic names every event) */
+#define EVENT(name, data) "event: " name "\ndata: " data "\n\n"
+
+/* every frame of an encoder's SSE output: "data: X\n\n", X JSON or [DONE] (the last) */
+static void assert_chunks(const char *text, size_t len)
+{
+    if (len == 0)
+        return; /* text may be NULL */
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *stop = memmem(p, (size_t)(end - p), "\n\n", 2);
+        assert_non_null(stop);
+        assert_true(stop - p > 6 && memcmp(p, "data: ", 6) == 0);
+        if (stop - p == 12 && memcmp(p + 6, "[DONE]", 6) == 0)
+            assert_true(stop + 2 == end);
+        else
+            assert_json(p + 6, (size_t)(stop - p - 6));
+        p = stop + 2;
+    }
+}
+
+/* out holds exactly want[0..n) */
+static void assert_wrote(const struct keel_buf *out, const char *want, size_t n)
+{
+    if (out->len != n || (n > 0 && memcmp(out->base, want, n) != 0))
+        fail_msg("wrote\n%.*s\nwanted\n%.*s", (int)out->len, out->len > 0 ? out->base : "", (int)n, want);
+}
+
+enum feed_sink { FEED_ASM, FEED_STREAM };
+
+struct feed {
+    const struct keel_decoder_ops *ops;
+    enum feed_sink sink;
+    int include_usage;
+    struct keel_decoder d, judge; /* with the sink; judging alone */
+    struct keel_asm a;
+    struct keel_stream_enc s;
+    struct keel_buf out; /* the answer written, or the chunks (and the end after a clean one) */
+    char kinds[512];     /* a letter per frame: D(one) P(rogress) I(dle) E(rror) M(alformed) */
+    size_t nkinds;
+    char code[64]; /* the last error frame's code */
+    int done, error;
+};
+
+static int feed_ev(void *ctx, const struct keel_ev *ev)
+{
+    struct feed *f = ctx;
+    if (f->sink == FEED_ASM)
+        return keel_asm_event(&f->a, ev);
+    return keel_openai_chat_encoder.stream_event(&f->s, ev, &f->out);
+}
+
+static int feed_frame(void *ctx, const char *event, const char *data, size_t len)
+{
+    struct feed *f = ctx;
+    struct keel_chunk_info info, alone;
+    f->d.ops->frame(&f->d, event, data, len, &info);
+    f->judge.ops->frame(&f->judge, event, data, len, &alone);
+    assert_memory_equal(&info, &alone, sizeof(info));
+    assert_true(f->nkinds + 1 < sizeof(f->kinds));
+    f->kinds[f->nkinds++] = "DPIEM"[info.kind];
+    if (info.kind == KEEL_CHUNK_ERROR) {
+        f->error = 1;
+        memcpy(f->code, info.error_code, sizeof(f->code));
+    }
+    f->done |= info.kind == KEEL_CHUNK_DONE;
+    return 0;
+}
+
+/* sse[0..len) cut at cuts[0..ncuts) (ascending) into f's decoder and sink, then the answer
+ * written (FEED_ASM) or the stream's end (FEED_STREAM, after a clean end without error). f is
+ * left for the caller to read and feed_release. */
+static void feed_run(struct feed *f, const char *sse, size_t len, const size_t *cuts, size_t ncuts)
+{
+    struct keel_sse_parser p;
+    keel_asm_init(&f->a, FEED_BIG, f->ops->kind);
+    keel_openai_chat_encoder.stream_init(&f->s, f->include_usage);
+    keel_buf_init(&f->out, FEED_BIG);
+    keel_decoder_init(&f->d, f->ops, feed_ev, f);
+    keel_decoder_init(&f->judge, f->ops, NULL, NULL);
+    memset(f->kinds, 0, sizeof(f->kinds));
+    f->nkinds = 0;
+    f->code[0] = '\0';
+    f->done = f->error = 0;
+    keel_sse_parser_init(&p, 1 << 16, feed_frame, NULL, f);
+    feed_pieces(&p, sse, len, cuts, ncuts);
+    keel_sse_parser_release(&p);
+    assert_int_equal(f->d.rv, 0);
+    if (f->sink == FEED_ASM)
+        assert_int_equal(keel_openai_chat_encoder.answer(&f->a, &f->out), 0);
+    else if (f->done && !f->error)
+        assert_int_equal(keel_openai_chat_encoder.stream_end(&f->s, &f->out), 0);
+}
+
+static void feed_release(struct feed *f)
+{
+    keel_asm_release(&f->a);
+    keel_buf_release(&f->out);
+}
+
+/* one run cut at cuts: exactly the frames' kinds, the error code and the output wanted */
+static void feed_cut(struct feed *f, const char *sse, size_t len, const size_t *cuts, size_t ncuts,
+                     const char *kinds, const char *code, const char *want)
+{
+    feed_run(f, sse, len, cuts, ncuts);
+    assert_string_equal(f->kinds, kinds);
+    assert_string_equal(f->code, code);
+    assert_wrote(&f->out, want, strlen(want));
+    feed_release(f);
+}
+
+/* Stream sse_q (' for ") decoded by ops into sink: whole, cut in two anywhere and byte by byte,
+ * its frames judged `kinds`, the last error's code `code`, and exactly want_q written. */
+static void feed_check(const struct keel_decoder_ops *ops, enum feed_sink sink, int include_usage,
+                       const char *sse_q, const char *kinds, const char *code, const char *want_q)
+{
+    static char sse[16384], want[16384];
+    static size_t cuts[16384];
+    static struct feed f;
+    size_t len = dq(sse_q, sse, sizeof(sse));
+    size_t wlen = dq(want_q, want, sizeof(want));
+    if (sink == FEED_ASM)
+        assert_json(want, wlen);
+    else
+        assert_chunks(want, wlen);
+    f.ops = ops;
+    f.sink = sink;
+    f.include_usage = include_usage;
+    feed_cut(&f, sse, len, NULL, 0, kinds, code, want);
+    for (size_t cut = 0; cut <= len; cut++)
+        feed_cut(&f, sse, len, &cut, 1, kinds, code, want);
+    for (size_t i = 0; i < len; i++)
+        cuts[i] = i + 1;
+    feed_cut(&f, sse, len, cuts, len, kinds, code, want);
+}
+
+#endif
