@@ -55,10 +55,21 @@ size_t keel_answer_headers(const struct keel_request *r, struct keel_header *hdr
     return n;
 }
 
+/* a string from text that may quote a client or an upstream cut mid-character (not UTF-8):
+ * its valid prefix rather than no answer at all */
+static json_t *text(const char *s)
+{
+    json_t *j = json_string(s);
+    for (size_t n = strlen(s); j == NULL && n > 0; n--)
+        j = json_stringn(s, n - 1);
+    return j ? j : json_string("");
+}
+
 char *keel_answer_envelope(const struct keel_request *r, const char *type, const char *code, const char *message,
                            uint64_t retry_after)
 {
-    json_t *err = json_pack("{s:s, s:s, s:s, s:n}", "message", message, "type", type, "code", code, "param");
+    json_t *err = json_pack("{s:o, s:s, s:o, s:n}", "message", text(message), "type", type, "code", text(code),
+                            "param");
     if (r != NULL)
         json_object_set_new(err, "attempts", keel_answer_attempts_json(r, 0));
     if (retry_after > 0)

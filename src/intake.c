@@ -109,7 +109,9 @@ static int client_budget(struct keel_http *h, uint64_t *budget)
     if (tv == NULL)
         return 0;
     char v[32];
-    snprintf(v, sizeof(v), "%.*s", (int)(len < sizeof(v) ? len : sizeof(v) - 1), tv);
+    if (len >= sizeof(v))
+        return -1; /* no duration is that long: refused whole, never read cut short */
+    snprintf(v, sizeof(v), "%.*s", (int)len, tv);
     int bad = keel_parse_duration_ms(v, budget) != 0;
     if (bad && keel_parse_uint(v, budget) == 0 && *budget < UINT64_MAX / 1000) {
         *budget *= 1000; /* a bare number is seconds */

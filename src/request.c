@@ -383,7 +383,8 @@ static void untranslatable(struct keel_request *r, const char *why)
     snprintf(r->code, sizeof(r->code), "untranslatable_request");
     r->outcome.code = r->code;
     snprintf(r->content_type, sizeof(r->content_type), "application/json");
-    keel_info("req %s: %s", r->id, msg);
+    /* the reason quotes the client's text: to the client, not the log */
+    keel_info("req %s: untranslatable for %s (%s)", r->id, r->target->upstream->name, r->target->upstream->kind);
     end_attempt(r);
 }
 
@@ -520,6 +521,7 @@ static void close_reader(struct keel_request *r)
         keel_sse_parser_release(&r->sse);
     r->sse.on_event = NULL;
     keel_asm_release(&r->assembly);
+    charge(r); /* what the assembler held is given back now, not when the client has read */
 }
 
 /* Content progress: the only thing that moves first_byte and stall. The timer is armed for the
@@ -683,10 +685,16 @@ static void reencode_body(struct keel_request *r)
         keel_asm_init(&a, MAX_ANSWER, ops->kind);
         keel_decoder_init(&d, ops, keel_asm_event, &a);
         ops->body(&d, r->answer.base, r->answer.len, r->code, sizeof(r->code), NULL);
+        int rv = d.rv;
+        if (rv == 0 && r->gw->mem_held + a.held > r->config->max_memory)
+            rv = -ENOMEM; /* the answer twice over would pass max_memory */
         keel_buf_reset(&r->answer);
-        if (d.rv != 0 || r->enc->answer(&a, &r->answer) != 0)
-            r->outcome.transport = d.rv == -ENOMEM ? keel_err_local : keel_err_too_large;
+        if (rv == 0)
+            rv = r->enc->answer(&a, &r->answer);
+        if (rv != 0)
+            r->outcome.transport = rv == -ENOBUFS ? keel_err_too_large : keel_err_local;
         keel_asm_release(&a);
+        charge(r);
     } else {
         char msg[512] = "";
         struct keel_json root;
@@ -765,6 +773,12 @@ static void on_done(void *ctx, const char *err, const char *detail)
             /* a stream that ended cleanly without [DONE] is finalised at once */
             if (native(r)) {
                 keel_relay_end(r);
+            } else if (!r->saw_done || keel_sse_parser_pending(&r->sse)) {
+                /* re-encoded: its end is keel's to write, so a cut one must not get it */
+                r->outcome.transport = keel_err_reset;
+                cut_stream(r, KEEL_CLASS_RESET, NULL);
+                flush(r);
+                return;
             } else {
                 r->out.max += 4096; /* room for the end's frames even when the queue is full */
                 r->enc->stream_end(&r->senc, &r->out);

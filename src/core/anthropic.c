@@ -266,6 +266,10 @@ static void block_start(struct keel_decoder *d, struct keel_json index, struct k
         st->ntools += st->ntools < UINT16_MAX;
         if (known)
             st->tool[i] = (uint16_t)tool;
+        /* a named call is content, as an OpenAI tool call's name is: an answer that is only a
+         * call to a tool without arguments must not look empty */
+        if (keel_json_nonempty(p[PART_NAME]))
+            info->kind = KEEL_CHUNK_PROGRESS;
         emit_tool(d, tool, p, absent, 0);
     } else if (kind == BLOCK_TEXT || kind == BLOCK_THINKING) {
         struct keel_json s = p[kind == BLOCK_TEXT ? PART_TEXT : PART_THINKING];

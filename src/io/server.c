@@ -575,6 +575,7 @@ int keel_http_write(struct keel_http *h, const char *data, size_t len, int final
             /* out of memory: the response can't go on; the app learns its client is gone (as
              * for any lost client) unless this was its last write anyway */
             h->done = 1;
+            h->on_delivered = NULL; /* the caller learns it from the -1, and may be gone after */
             unwatch(h);
             finish_abandoned(h); /* may free h */
             return -1;

@@ -40,6 +40,7 @@ models:
   - { name: err-mid, targets: [ { upstream: claude, model: error-after-content }, { upstream: oai, model: healthy } ] }
   - { name: err-early, targets: [ { upstream: claude, model: error-before-content }, { upstream: oai, model: healthy } ] }
   - { name: back, targets: [ { upstream: oai, model: "503" }, { upstream: claude, model: healthy } ] }
+  - { name: cut, targets: [ { upstream: claude, model: "cut-after:2" }, { upstream: oai, model: healthy } ] }
 `, sim);
   client = new OpenAI({ baseURL: `${keel.url}/v1`, apiKey: 'sk-client-key', maxRetries: 0, timeout: 20000 });
 });
@@ -170,6 +171,16 @@ describe('failures of an Anthropic target fail over as any other', () => {
     assert.notEqual(data.at(-1), '[DONE]');
     assert.equal(JSON.parse(data.at(-1)).error.code, 'overloaded');
     assert.deepEqual(classes(r), ['ok']); // the header said ok at the commit; the audit says overloaded
+  });
+
+  test('a Messages stream that ends before message_stop: failed over unseen, or cut cleanly once committed', async () => {
+    let r = await post(keel, chat('cut'));
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(classes(r), ['reset', 'ok']);
+    r = await post(keel, chat('cut', { stream: true }));
+    const data = sseData(r.text);
+    assert.notEqual(data.at(-1), '[DONE]', 'no end written for a stream that had none');
+    assert.equal(JSON.parse(data.at(-1)).error.code, 'reset');
   });
 
   test('prompt is too long: context_length, and the 400 in the OpenAI envelope', async () => {

@@ -270,6 +270,14 @@ describe('the body upstream', () => {
 
 describe('invalid requests', () => {
   beforeEach(reset);
+  test('an unknown model whose name is cut mid-character in the message still gets its envelope', async () => {
+    const r = await post(keel, { model: `${'m'.repeat(99)}é-and-more`, messages: [] });
+    assert.equal(r.status, 400);
+    const e = JSON.parse(r.text).error;
+    assert.equal(e.code, 'model_not_found');
+    assert.match(e.message, /^unknown model "m{99}/);
+  });
+
   test('a body that is not JSON, or lacks a model, is a 400 that reaches no upstream', async () => {
     for (const [body, code] of [['{not json', 'invalid_json'], ['[1,2]', 'invalid_json'], ['{"messages":[]}', 'missing_model'], ['{"model":42}', 'missing_model']]) {
       const r = await post(keel, body);

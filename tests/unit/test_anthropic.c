@@ -222,13 +222,14 @@ static void test_tool_use(void **state)
     struct run s;
     start(&s);
     step(&s, "content_block_start", BLOCK(0, "{'type':'text','text':''}"), KEEL_CHUNK_IDLE, "");
-    /* a tool_use block names its call (the encoder writes the type), and is no progress yet */
-    step(&s, "content_block_start", TOOL_BLOCK(1, "toolu_01", "get_weather"), KEEL_CHUNK_IDLE,
+    /* a tool_use block names its call (the encoder writes the type): content, as an OpenAI
+     * tool call's name is, so a call without arguments is an answer */
+    step(&s, "content_block_start", TOOL_BLOCK(1, "toolu_01", "get_weather"), KEEL_CHUNK_PROGRESS,
          "TOOL #0 id='toolu_01' name='get_weather' args=-\n");
     step(&s, "content_block_delta", JSON_DELTA(1, ""), KEEL_CHUNK_IDLE, "TOOL #0 id=- name=- args=''\n");
     step(&s, "content_block_delta", JSON_DELTA(1, "{\\'ci"), KEEL_CHUNK_PROGRESS,
          "TOOL #0 id=- name=- args='{\\'ci'\n");
-    step(&s, "content_block_start", TOOL_BLOCK(2, "toolu_02", "get_time"), KEEL_CHUNK_IDLE,
+    step(&s, "content_block_start", TOOL_BLOCK(2, "toolu_02", "get_time"), KEEL_CHUNK_PROGRESS,
          "TOOL #1 id='toolu_02' name='get_time' args=-\n");
     /* each fragment goes to the call its block started, whatever came between */
     step(&s, "content_block_delta", JSON_DELTA(2, "{}"), KEEL_CHUNK_PROGRESS, "TOOL #1 id=- name=- args='{}'\n");
@@ -246,10 +247,10 @@ static void test_tool_use(void **state)
          "");
     step(&s, "content_block_delta", JSON_DELTA(3, "{\\'query\\':"), KEEL_CHUNK_IDLE, "");
     /* past the blocks remembered: the call is still named and counted, its fragments unplaceable */
-    step(&s, "content_block_start", TOOL_BLOCK(256, "toolu_03", "f"), KEEL_CHUNK_IDLE,
+    step(&s, "content_block_start", TOOL_BLOCK(256, "toolu_03", "f"), KEEL_CHUNK_PROGRESS,
          "TOOL #2 id='toolu_03' name='f' args=-\n");
     step(&s, "content_block_delta", JSON_DELTA(256, "{}"), KEEL_CHUNK_MALFORMED, "");
-    step(&s, "content_block_start", TOOL_BLOCK(255, "toolu_04", "g"), KEEL_CHUNK_IDLE,
+    step(&s, "content_block_start", TOOL_BLOCK(255, "toolu_04", "g"), KEEL_CHUNK_PROGRESS,
          "TOOL #3 id='toolu_04' name='g' args=-\n");
     step(&s, "content_block_delta", JSON_DELTA(255, "[]"), KEEL_CHUNK_PROGRESS, "TOOL #3 id=- name=- args='[]'\n");
 }
@@ -333,7 +334,7 @@ static void test_state_without_events(void **state)
 {
     struct keel_decoder d;
     keel_decoder_init(&d, &keel_anthropic_decoder, NULL, NULL);
-    assert_int_equal(judged(&d, "content_block_start", TOOL_BLOCK(4, "toolu_9", "f")), KEEL_CHUNK_IDLE);
+    assert_int_equal(judged(&d, "content_block_start", TOOL_BLOCK(4, "toolu_9", "f")), KEEL_CHUNK_PROGRESS);
     assert_int_equal(judged(&d, "content_block_delta", JSON_DELTA(4, "{")), KEEL_CHUNK_PROGRESS);
     /* a new answer forgets the last one's blocks */
     keel_decoder_init(&d, &keel_anthropic_decoder, NULL, NULL);
@@ -342,10 +343,10 @@ static void test_state_without_events(void **state)
     struct run s;
     start(&s);
     s.r.stop_at = 1;
-    step(&s, "content_block_start", TOOL_BLOCK(0, "toolu_1", "f"), KEEL_CHUNK_IDLE,
+    step(&s, "content_block_start", TOOL_BLOCK(0, "toolu_1", "f"), KEEL_CHUNK_PROGRESS,
          "TOOL #0 id='toolu_1' name='f' args=-\n");
     assert_int_equal(s.d.rv, 9);
-    step(&s, "content_block_start", TOOL_BLOCK(1, "toolu_2", "g"), KEEL_CHUNK_IDLE, "");
+    step(&s, "content_block_start", TOOL_BLOCK(1, "toolu_2", "g"), KEEL_CHUNK_PROGRESS, "");
     step(&s, "content_block_delta", JSON_DELTA(1, "{"), KEEL_CHUNK_PROGRESS, "");
     assert_int_equal(s.r.n, 1);
 }
@@ -549,7 +550,7 @@ static const char tools_stream[] =
 
 static void test_tools_stream(void **state)
 {
-    feed_check(&keel_anthropic_decoder, FEED_ASM, 0, tools_stream, "IIPIIIPIPPIIPPIID", "",
+    feed_check(&keel_anthropic_decoder, FEED_ASM, 0, tools_stream, "IIPIPIPIPPIPPPIID", "",
                "{'id':'msg_1','object':'chat.completion','model':'claude-sonnet-4-5','choices':[{'index':0,"
                "'message':{'role':'assistant','content':'Let me check.','refusal':null,'tool_calls':["
                "{'id':'toolu_01','type':'function','function':{'name':'get_weather','arguments':"
@@ -557,7 +558,7 @@ static void test_tools_stream(void **state)
                "{'id':'toolu_02','type':'function','function':{'name':'get_time','arguments':'{\\'tz\\': \\'CET\\'}'}}"
                "]},'logprobs':null,'finish_reason':'tool_calls'}],'usage':{'prompt_tokens':100,"
                "'completion_tokens':60,'total_tokens':160}}");
-    feed_check(&keel_anthropic_decoder, FEED_STREAM, 1, tools_stream, "IIPIIIPIPPIIPPIID", "",
+    feed_check(&keel_anthropic_decoder, FEED_STREAM, 1, tools_stream, "IIPIPIPIPPIPPPIID", "",
                CHOICE("{'role':'assistant','content':'Let me check.'}", "null")
                CHOICE("{'tool_calls':[{'index':0,'id':'toolu_01','type':'function','function':{'name':'get_weather',"
                       "'arguments':''}}]}", "null")
