@@ -147,10 +147,16 @@ function cpuSeconds(pid) {
 // ---------------------------------------------------------------- config
 
 const ALIASES = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'];
+// m1-m3 take keel's default for non-stream clients (stream_upstream: the answer streamed
+// upstream and assembled); m4-m6 ask plainly (the bytes pass through). A non-stream answer of
+// 2.4M tokens (the stalled readers' 12 MB) is 2.4M events and 400 MB of SSE when streamed:
+// seconds of keel's CPU each, far past any real answer, so those go to m4-m6 only
+const PLAIN = new Set(['m4', 'm5', 'm6']);
 const UPSTREAMS = ['p1', 'p2', 'p3'];
 function config(simPort, audit, withSendTimeout) {
   const target = (alias, i) =>
-    `      - { upstream: ${UPSTREAMS[i]}, model: "chaos:${FAULT_RATE}#${alias}${'abc'[i]}" }`;
+    `      - { upstream: ${UPSTREAMS[i]}, model: "chaos:${FAULT_RATE}#${alias}${'abc'[i]}"` +
+    `${PLAIN.has(alias) ? ', stream_upstream: false' : ''} }`;
   return `# the soak's keel (bench/soak.mjs): every target a chaos model of its own
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
@@ -194,6 +200,8 @@ function plan(n, seqBase) {
     // and the client's receive buffer), so that keel's write to this client really blocks
     // (a non-stream answer is about 5 bytes a token, a streamed one 170)
     if (behaviour === 'stall' || behaviour === 'stall-vanish') p.tokens = p.stream ? 72000 : 2400000;
+    if ((behaviour === 'stall' || behaviour === 'stall-vanish') && !p.stream && !PLAIN.has(p.alias))
+      p.alias = ['m4', 'm5', 'm6'][Number(p.alias.slice(1)) - 1];
     if (behaviour === 'vanish') p.vanishAfter = between(1, 1500);
     if (behaviour === 'stall-vanish') p.vanishAfter = between(300, 1500);
     if (behaviour === 'normal' && rand() < 0.15) p.budget = between(800, 2500);
