@@ -267,6 +267,24 @@ static void attempt_over(struct keel_request *r, enum keel_class cls)
     r->probe = 0; /* reported: a retry on this target is not the probe again */
 }
 
+/* How each upstream kind is reached: the path under its base_url and how its key is sent. */
+struct protocol {
+    const char *kind, *path, *key_header, *extra_header;
+};
+static const struct protocol protocols[] = {
+    {"openai", "/chat/completions", NULL, NULL},
+    {"anthropic", "/messages", "x-api-key", "anthropic-version: 2023-06-01"},
+};
+
+static const struct protocol *protocol_of(const char *kind)
+{
+    for (size_t i = 0; i < sizeof(protocols) / sizeof(protocols[0]); i++)
+        if (strcmp(protocols[i].kind, kind) == 0)
+            return &protocols[i];
+    assert(0 && "config admits only kinds keel speaks");
+    return &protocols[0];
+}
+
 /* ------------------------------------------------------------------ begin */
 
 void keel_req_begin(struct keel_request *r)
@@ -282,7 +300,8 @@ void keel_req_begin(struct keel_request *r)
         r->route[i] = (struct keel_route_target){.context_window = t->context_window,
                                                  .same_target = t->retry.same_target,
                                                  .backoff_ms = t->retry.backoff_ms,
-                                                 .max_wait_ms = t->retry.max_wait_ms};
+                                                 .max_wait_ms = t->retry.max_wait_ms,
+                                                 .protocol = (int)(protocol_of(t->upstream->kind) - protocols)};
     }
     keel_router_init(&r->router, r->route, r->model->ntargets, admit_target, skip_target, r);
     uv_timer_init(gw->loop, r->timer);
@@ -344,24 +363,6 @@ static void reset_attempt(struct keel_request *r, const struct keel_target_conf 
     };
 }
 
-/* How each upstream kind is reached: the path under its base_url and how its key is sent. */
-struct protocol {
-    const char *kind, *path, *key_header, *extra_header;
-};
-static const struct protocol protocols[] = {
-    {"openai", "/chat/completions", NULL, NULL},
-    {"anthropic", "/messages", "x-api-key", "anthropic-version: 2023-06-01"},
-};
-
-static const struct protocol *protocol_of(const char *kind)
-{
-    for (size_t i = 0; i < sizeof(protocols) / sizeof(protocols[0]); i++)
-        if (strcmp(protocols[i].kind, kind) == 0)
-            return &protocols[i];
-    assert(0 && "config admits only kinds keel speaks");
-    return &protocols[0];
-}
-
 /* the attempt's target speaks the client's protocol: bytes pass through, only model replaced */
 static int native(const struct keel_request *r)
 {
@@ -380,6 +381,7 @@ static void untranslatable(struct keel_request *r, const char *why)
         keel_buf_append(&r->answer, env, strlen(env));
     free(env);
     r->status = r->outcome.status = 400;
+    r->outcome.untranslatable = 1;
     snprintf(r->code, sizeof(r->code), "untranslatable_request");
     r->outcome.code = r->code;
     snprintf(r->content_type, sizeof(r->content_type), "application/json");

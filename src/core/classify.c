@@ -34,6 +34,7 @@ static const char *const names[KEEL_CLASS_COUNT] = {
     [KEEL_CLASS_GATEWAY_BUSY] = "gateway_busy",
     [KEEL_CLASS_DEADLINE_EXCEEDED] = "deadline_exceeded",
     [KEEL_CLASS_LOCAL_ERROR] = "local_error",
+    [KEEL_CLASS_UNTRANSLATABLE] = "untranslatable",
     [KEEL_CLASS_SKIPPED] = "skipped",
 };
 
@@ -73,6 +74,8 @@ static enum keel_class stream_error_class(const char *code)
 enum keel_class keel_classify(const struct keel_outcome *o)
 {
     int s = o->status;
+    if (o->untranslatable)
+        return KEEL_CLASS_UNTRANSLATABLE;
     if (o->transport == keel_err_local)
         return KEEL_CLASS_LOCAL_ERROR; /* whatever the upstream said so far, keel is what failed */
     if (s == 0 || o->transport == keel_err_timeout) {

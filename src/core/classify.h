@@ -31,6 +31,10 @@ enum keel_class {
     /* keel itself failed: out of descriptors or memory, or a limit of its own (max_memory)
      * reached mid-request. Never the upstream's fault: no breaker, no next target (seed 003) */
     KEEL_CLASS_LOCAL_ERROR,
+    /* the request has no form in the target's protocol (audio input for a protocol without
+     * it...): that target is passed over for a target of another protocol, else the 400 goes
+     * to the client. Never the upstream's fault, which never saw it: no breaker */
+    KEEL_CLASS_UNTRANSLATABLE,
     KEEL_CLASS_SKIPPED, /* not an outcome: the target was skipped (breaker open, or cooling) */
     KEEL_CLASS_COUNT
 };
@@ -55,6 +59,7 @@ struct keel_outcome {
     int empty;              /* 200 whose answer had no choices / stream without content progress */
     int malformed;          /* 200 whose body was not JSON */
     int stream_error;       /* an error event inside a 200 stream */
+    int untranslatable;     /* keel could not say the request in the target's protocol */
 };
 
 enum keel_class keel_classify(const struct keel_outcome *o);

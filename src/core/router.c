@@ -82,6 +82,12 @@ struct keel_step keel_router_after(struct keel_router *r, enum keel_class cls, u
             if (r->targets[j].context_window > t->context_window)
                 return move_to(r, j, now);
         return (struct keel_step){.kind = KEEL_STEP_RETURN, .target = r->cur};
+    case KEEL_CLASS_UNTRANSLATABLE:
+        /* a target of the same protocol could not take it either */
+        for (size_t j = r->cur + 1; j < r->n; j++)
+            if (r->targets[j].protocol != t->protocol)
+                return move_to(r, j, now);
+        return (struct keel_step){.kind = KEEL_STEP_RETURN, .target = r->cur};
     case KEEL_CLASS_CLIENT_GONE:
     case KEEL_CLASS_INVALID_REQUEST:
     case KEEL_CLASS_GATEWAY_BUSY:

@@ -19,6 +19,7 @@ struct keel_route_target {
     uint64_t same_target;    /* extra tries on server_error/overloaded */
     uint64_t backoff_ms;     /* base of the full-jitter exponential backoff */
     uint64_t max_wait_ms;    /* the longest Retry-After worth waiting for */
+    int protocol;            /* which protocol the target speaks (any id; equal ids: the same) */
 };
 
 /* may the request use target i now? (NULL: always) */

@@ -136,12 +136,20 @@ describe('OpenAI clients, Anthropic targets', () => {
     assert.doesNotMatch(JSON.stringify(stats), /sk-client-secret/);
   });
 
-  test('a request Anthropic cannot carry is a 400 for the client, not a failure of the target', async () => {
-    const r = await post(keel, chat('claude', { messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }] }] }));
+  test('a request Anthropic cannot carry goes to a target that can; with none, a 400 for the client', async () => {
+    const audio = { messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }] }] };
+    let r = await post(keel, chat('claude', audio));
     assert.equal(r.status, 400, r.text);
     const e = JSON.parse(r.text).error;
     assert.equal(e.code, 'untranslatable_request');
     assert.match(e.message, /claude/);
+    assert.deepEqual(classes(r), ['untranslatable']);
+    // the chain's OpenAI target can carry it; nothing is held against the Anthropic one
+    r = await post(keel, chat('seed001', audio));
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(classes(r), ['untranslatable', 'ok']);
+    const m = await (await fetch(`${keel.adminUrl}/metrics`)).text();
+    assert.match(m, /keel_attempts_total\{upstream="claude",model="pings-only",class="untranslatable"\} 1/);
   });
 });
 
@@ -212,7 +220,7 @@ describe('failures of an Anthropic target fail over as any other', () => {
     assert.match(m, /keel_upstream_info\{upstream="oai",kind="openai"\} 1/);
     const lines = () => (fs.existsSync(auditFile) ? fs.readFileSync(auditFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
     assert.ok(await eventually(() => lines().some((x) => x.model === 'seed001'), { ms: 5000 }));
-    const rec = lines().find((x) => x.model === 'seed001');
+    const rec = lines().find((x) => x.model === 'seed001' && x.attempts[0].class === 'first_byte_timeout');
     assert.deepEqual(rec.attempts.map((a) => [a.upstream, a.kind, a.class]), [
       ['claude', 'anthropic', 'first_byte_timeout'], ['oai', 'openai', 'ok']]);
   });

@@ -152,6 +152,25 @@ static void test_context_length_goes_only_to_a_larger_window(void **state)
     assert_int_equal(s.target, 3);
 }
 
+/* a request one protocol cannot carry goes to the first later target of another; none left:
+ * the 400 as is (the client's request, not a target, is the problem) */
+static void test_untranslatable_goes_to_another_protocol(void **state)
+{
+    struct keel_route_target t[4] = {T(0, 0, 0, 0), T(0, 0, 0, 0), T(0, 0, 0, 0), T(0, 0, 0, 0)};
+    t[0].protocol = t[1].protocol = t[3].protocol = 1; /* t[2] speaks protocol 0 */
+    struct keel_router r;
+    keel_router_init(&r, t, 4, NULL, NULL, NULL);
+    struct keel_step s = keel_router_after(&r, KEEL_CLASS_UNTRANSLATABLE, 0, 0, 60000, 0);
+    assert_int_equal(s.kind, KEEL_STEP_TRY);
+    assert_int_equal(s.target, 2); /* not t[1]: the same protocol could not carry it either */
+    s = keel_router_after(&r, KEEL_CLASS_SERVER_ERROR, 0, 0, 60000, 0);
+    assert_int_equal(s.kind, KEEL_STEP_TRY);
+    assert_int_equal(s.target, 3);
+    s = keel_router_after(&r, KEEL_CLASS_UNTRANSLATABLE, 0, 0, 60000, 0);
+    assert_int_equal(s.kind, KEEL_STEP_RETURN);
+    assert_int_equal(s.target, 3);
+}
+
 /* a fake breaker table: which targets are open, and who was skipped */
 struct fake {
     enum keel_admit admit[4];
@@ -232,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_retry_after_too_long_moves_on_at_once),
         cmocka_unit_test(test_all_rate_limited_is_429_with_smallest_retry_after),
         cmocka_unit_test(test_context_length_goes_only_to_a_larger_window),
+        cmocka_unit_test(test_untranslatable_goes_to_another_protocol),
         cmocka_unit_test(test_open_targets_are_skipped),
         cmocka_unit_test(test_every_target_open_is_503_without_an_attempt),
         cmocka_unit_test(test_a_wait_re_admits_the_target),
