@@ -584,7 +584,7 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
         r->outcome.transport = r->dec.rv == -ENOBUFS ? keel_err_too_large : keel_err_local;
         return r->state == REQ_RELAY ? EV_CUT : EV_FAIL;
     }
-    if (r->state == REQ_ASSEMBLE || !native(r)) {
+    if (r->dec.on_ev != NULL) { /* assembled or re-encoded: the events went there */
         charge(r);
         return EV_GO_ON;
     }
@@ -658,45 +658,19 @@ static int on_data(void *ctx, const char *data, size_t len)
 
 /* ------------------------------------------------------------------ end of an attempt */
 
-/* a non-stream answer's body is complete: judged by the target's decoder */
-static void judge_body(struct keel_request *r)
+/* An answer from a target of another protocol, decoded whole into a: written in the client's
+ * protocol (rv: the decoding's); an error body in the client's envelope, with the upstream's
+ * message. */
+static void reencode_body(struct keel_request *r, struct keel_asm *a, int rv)
 {
-    const struct keel_decoder_ops *ops = keel_decoder_for(r->target->upstream->kind);
     if (r->status >= 200 && r->status < 300) {
-        /* any 2xx must carry an answer: a 204, or a 201 with no choices, is empty (seed 000) */
-        struct keel_decoder d;
-        keel_decoder_init(&d, ops, NULL, NULL);
-        enum keel_answer_kind k = ops->body(&d, r->answer.base, r->answer.len, r->code, sizeof(r->code), &r->usage);
-        r->outcome.empty = k == KEEL_ANSWER_EMPTY;
-        r->outcome.malformed = k == KEEL_ANSWER_MALFORMED;
-        r->outcome.stream_error = k == KEEL_ANSWER_ERROR;
-    } else {
-        ops->error_code(r->answer.base, r->answer.len, r->code, sizeof(r->code));
-    }
-    r->outcome.code = r->code[0] ? r->code : NULL;
-}
-
-/* An answer from a target of another protocol, whole: decoded into the assembler and written
- * in the client's; an error in the client's envelope, with the upstream's message. */
-static void reencode_body(struct keel_request *r)
-{
-    const struct keel_decoder_ops *ops = keel_decoder_for(r->target->upstream->kind);
-    if (r->status >= 200 && r->status < 300) {
-        struct keel_asm a;
-        struct keel_decoder d;
-        keel_asm_init(&a, MAX_ANSWER, ops->kind);
-        keel_decoder_init(&d, ops, keel_asm_event, &a);
-        ops->body(&d, r->answer.base, r->answer.len, r->code, sizeof(r->code), NULL);
-        int rv = d.rv;
-        if (rv == 0 && r->gw->mem_held + a.held > r->config->max_memory)
+        if (rv == 0 && r->gw->mem_held + a->held > r->config->max_memory)
             rv = -ENOMEM; /* the answer twice over would pass max_memory */
         keel_buf_reset(&r->answer);
         if (rv == 0)
-            rv = r->enc->answer(&a, &r->answer);
+            rv = r->enc->answer(a, &r->answer);
         if (rv != 0)
             r->outcome.transport = rv == -ENOBUFS ? keel_err_too_large : keel_err_local;
-        keel_asm_release(&a);
-        charge(r);
     } else {
         char msg[512] = "";
         struct keel_json root;
@@ -710,6 +684,34 @@ static void reencode_body(struct keel_request *r)
         free(env);
     }
     snprintf(r->content_type, sizeof(r->content_type), "application/json");
+}
+
+/* A non-stream answer's body is complete: judged by the target's decoder, in one pass that
+ * also feeds an assembler when the client speaks another protocol, then written in its. */
+static void judge_body(struct keel_request *r)
+{
+    const struct keel_decoder_ops *ops = keel_decoder_for(r->target->upstream->kind);
+    int reencode = !native(r);
+    struct keel_asm a;
+    struct keel_decoder d;
+    if (reencode)
+        keel_asm_init(&a, MAX_ANSWER, ops->kind);
+    keel_decoder_init(&d, ops, reencode ? keel_asm_event : NULL, reencode ? &a : NULL);
+    if (r->status >= 200 && r->status < 300) {
+        /* any 2xx must carry an answer: a 204, or a 201 with no choices, is empty (seed 000) */
+        enum keel_answer_kind k = ops->body(&d, r->answer.base, r->answer.len, r->code, sizeof(r->code), &r->usage);
+        r->outcome.empty = k == KEEL_ANSWER_EMPTY;
+        r->outcome.malformed = k == KEEL_ANSWER_MALFORMED;
+        r->outcome.stream_error = k == KEEL_ANSWER_ERROR;
+    } else {
+        ops->error_code(r->answer.base, r->answer.len, r->code, sizeof(r->code));
+    }
+    r->outcome.code = r->code[0] ? r->code : NULL;
+    if (reencode) {
+        reencode_body(r, &a, d.rv);
+        keel_asm_release(&a);
+        charge(r);
+    }
 }
 
 /* a stream read for a non-stream client ended cleanly: its answer, whole, in the client's JSON */
@@ -754,8 +756,6 @@ static void on_done(void *ctx, const char *err, const char *detail)
     case REQ_BUFFER:
         if (err == NULL)
             judge_body(r);
-        if (err == NULL && !native(r))
-            reencode_body(r);
         end_attempt(r);
         return;
     case REQ_PRECOMMIT:
