@@ -448,7 +448,7 @@ int keel_demo_run(const char *self)
 
     printf("\nkeel demo: an agent talks to keel (127.0.0.1:%d). keel's providers are `keel sim`\n"
            "(127.0.0.1:%d), told by the model name how to misbehave. Every model has a primary\n"
-           "that fails the way a seed (shared/seeds/) saw in the wild, and a backup behind it.\n"
+           "that fails the way a real incident (a seed, numbered) did, and a backup behind it.\n"
            "Deadlines here: first_byte 3s, stall 3s, total 30s.\n\n",
            port, sim_port);
     printf("  %-37s %-6s %-34s %7s  %-16s %s\n", "provider failure (seed)", "mode", "what keel did", "time",
