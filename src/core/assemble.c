@@ -383,6 +383,69 @@ int keel_asm_finished(const struct keel_asm *a)
     return a->nchoices > 0;
 }
 
+/* ---- reading, for the writers of other files ---- */
+
+_Static_assert(TEXT_CONTENT == (int)KEEL_ASM_CONTENT && TEXT_REASONING == (int)KEEL_ASM_REASONING &&
+                   TEXT_REFUSAL == (int)KEEL_ASM_REFUSAL,
+               "keel_asm_text's kinds are the text slots");
+
+static struct keel_json held_meta(const struct keel_asm *a, size_t i)
+{
+    if (a->meta_at[i][1] == 0)
+        return (struct keel_json){NULL, 0};
+    return (struct keel_json){a->meta.base + a->meta_at[i][0], a->meta_at[i][1]};
+}
+
+struct keel_json keel_asm_id(const struct keel_asm *a)
+{
+    return held_meta(a, META_ID);
+}
+
+struct keel_json keel_asm_model(const struct keel_asm *a)
+{
+    return held_meta(a, META_MODEL);
+}
+
+/* a literal kept whole (keep), absent when none came */
+static struct keel_json held_literal(const struct keel_buf *b)
+{
+    return b->len > 0 ? (struct keel_json){b->base, b->len} : (struct keel_json){NULL, 0};
+}
+
+const char *keel_asm_text(const struct keel_asm *a, size_t i, enum keel_asm_text k, size_t *len)
+{
+    assert((int)k >= 0 && (int)k < TEXT_N);
+    *len = 0;
+    if (i >= a->nchoices || !a->choices[i].has_text[k])
+        return NULL;
+    const struct keel_buf *b = &a->choices[i].text[k];
+    *len = b->len;
+    return b->len > 0 ? b->base : "";
+}
+
+struct keel_json keel_asm_finish(const struct keel_asm *a, size_t i)
+{
+    return i < a->nchoices ? held_literal(&a->choices[i].finish) : (struct keel_json){NULL, 0};
+}
+
+size_t keel_asm_ntools(const struct keel_asm *a, size_t i)
+{
+    return i < a->nchoices ? a->choices[i].ntools : 0;
+}
+
+int keel_asm_tool_at(const struct keel_asm *a, size_t i, size_t k, struct keel_asm_tool *t)
+{
+    assert(k < keel_asm_ntools(a, i));
+    const struct tool *src = &a->choices[i].tools[k];
+    if (!src->seen)
+        return -1;
+    t->id = held_literal(&src->id);
+    t->name = held_literal(&src->name);
+    t->args = src->args.len > 0 ? src->args.base : "";
+    t->args_len = src->args.len;
+    return 0;
+}
+
 /* ---- writing ---- */
 
 /* the answer being written: its first failure, after which nothing more is appended */

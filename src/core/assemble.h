@@ -5,11 +5,14 @@
  * logprobs and finish reason; the answer's id, model, created, system fingerprint and usage.
  * Bounded: an event that would need more than `max` bytes allocated in all is refused with
  * -ENOBUFS. Also the stream a stream client gets from events of another protocol, re-encoded
- * event by event (struct keel_stream_enc). Pure. */
+ * event by event (struct keel_stream_enc). The OpenAI chat writers live in assemble.c, the
+ * Anthropic Messages ones in anthropic_enc.c (reading the assembly through the accessors
+ * below). Pure. */
 #ifndef KEEL_ASSEMBLE_H
 #define KEEL_ASSEMBLE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/buf.h"
 #include "core/event.h"
@@ -62,14 +65,78 @@ int keel_asm_finished(const struct keel_asm *a);
  * else "function". */
 int keel_asm_openai_chat(const struct keel_asm *a, struct keel_buf *out);
 
+/* ---- reading an assembly, for the answer writers of other files ----
+ * What they return points into the assembler's buffers: stale at its next event or release. */
+
+enum keel_asm_text { KEEL_ASM_CONTENT, KEEL_ASM_REASONING, KEEL_ASM_REFUSAL };
+
+/* META's first id and model that were not null (a string unless the server erred); absent when
+ * none came */
+struct keel_json keel_asm_id(const struct keel_asm *a);
+struct keel_json keel_asm_model(const struct keel_asm *a);
+
+/* Choice i's text of kind k: its literals' inner bytes joined, escapes as sent (what goes between
+ * a literal's quotes), *len long; NULL with *len 0 when no event of that kind came or there is no
+ * choice i ("" when only empty ones came). */
+const char *keel_asm_text(const struct keel_asm *a, size_t i, enum keel_asm_text k, size_t *len);
+
+/* choice i's finish reason, a string literal: the first non-empty one sent; absent when none came
+ * or there is no choice i */
+struct keel_json keel_asm_finish(const struct keel_asm *a, size_t i);
+
+/* choice i's tool-call slots: one past the highest tool-call index seen (0: none, or no choice i) */
+size_t keel_asm_ntools(const struct keel_asm *a, size_t i);
+
+/* a tool call as assembled */
+struct keel_asm_tool {
+    struct keel_json id, name; /* string literals: the first non-empty ones sent; absent when none came */
+    const char *args;          /* its arguments fragments' inner bytes joined, raw ones escaped ("" when
+                                * none came): a literal's inside */
+    size_t args_len;
+};
+
+/* tool call k of choice i (k < keel_asm_ntools): 0 with *t, or -1 when no fragment of index k came
+ * (a gap below a higher index) */
+int keel_asm_tool_at(const struct keel_asm *a, size_t i, size_t k, struct keel_asm_tool *t);
+
+/* Appends the Anthropic Message for choice 0 of everything assembled to out (other choices are
+ * left out: the protocol has one): {"id","type":"message","role":"assistant","model","content",
+ * "stop_reason","stop_sequence":null,"usage":{"input_tokens","output_tokens"}}, no whitespace.
+ * id and model as META first sent them ("" when none came or not a string). content's blocks:
+ * {"type":"thinking","thinking","signature":""} when reasoning came, {"type":"text","text"} for
+ * the content, then for a refusal's text (each only when not empty), then {"type":"tool_use",
+ * "id","name","input"} per tool call in index order: id "toolu_keel_<index>" when none came
+ * (core reads no clock nor randomness), name "" when none came, input the joined arguments' JSON
+ * text with the whitespace between its tokens dropped ({} when blank). stop_reason from the
+ * finish reason: stop "end_turn", length "max_tokens", tool_calls and function_call "tool_use",
+ * content_filter "refusal"; none or another "end_turn". usage: prompt_tokens and
+ * completion_tokens of the last USAGE (0 when none came). Returns 0; -EPROTO when a tool call's
+ * arguments are not one JSON object (nothing to put in "input" without losing or inventing
+ * data: the caller treats the answer as malformed); -ENOBUFS (out's cap), -ENOMEM. out is as it
+ * was on failure. */
+int keel_asm_anthropic_message(const struct keel_asm *a, struct keel_buf *out);
+
 /* ---- a stream for a stream client, from events of another kind ---- */
 
 /* choices, and tool calls per choice, a stream encoder follows: an index at or past this is
  * refused with -ENOBUFS (the assembler's limit too) */
 #define KEEL_STREAM_MAX_INDEX 128
 
+/* An Anthropic stream client's message so far (anthropic_enc.c): its content blocks are numbered
+ * in the order they started, one open at a time, and a closed one cannot take more. */
+struct keel_stream_anthropic {
+    int started;             /* message_start went out */
+    int open;                /* the open block's kind (anthropic_enc.c's enum block; 0: none open) */
+    uint32_t nblocks;        /* blocks started: the open one is nblocks - 1 */
+    uint32_t tool;           /* the open block's tool-call index, when it is a tool_use block */
+    unsigned char tool_started[KEEL_STREAM_MAX_INDEX / 8]; /* bit t: tool call t's block started */
+    const char *stop_reason; /* choice 0's first non-empty finish reason, mapped: a JSON string
+                              * literal in static storage; NULL until one came */
+};
+
 /* A stream encoder's state: what the client was told so far. Fixed size, nothing allocated:
- * nothing to release. Set up by the encoder's stream_init. */
+ * nothing to release. Set up by the encoder's stream_init. usage and include_usage are every
+ * protocol's, anthropic the Anthropic encoder's, the rest the OpenAI one's. */
 struct keel_stream_enc {
     char id[256], model[256]; /* META's first id and model, string literals as sent, quotes included */
     char created[24];         /* META's first created, an integer as sent */
@@ -79,6 +146,7 @@ struct keel_stream_enc {
                                                                                * of choice c was named */
     struct keel_usage usage; /* the last USAGE's counts (present 0 until one came) */
     int include_usage;       /* the client asked for usage (stream_options.include_usage) */
+    struct keel_stream_anthropic anthropic;
 };
 
 /* The OpenAI chat.completion.chunk stream (keel_openai_chat_encoder's stream ops). Every content
@@ -101,22 +169,69 @@ int keel_openai_stream_event(struct keel_stream_enc *s, const struct keel_ev *ev
  * for it and a USAGE came, then "data: [DONE]\n\n"; all or nothing, as above */
 int keel_openai_stream_end(struct keel_stream_enc *s, struct keel_buf *out);
 
+/* The Anthropic Messages stream (keel_anthropic_encoder's stream ops), for a client of
+ * `POST /v1/messages` served by a target of another kind: named SSE events ("event: NAME\n
+ * data: JSON\n\n", JSON's "type" NAME, no whitespace; the SDK ignores frames without a name),
+ * in the order Anthropic writes them. message_start goes out first, with the first event of any
+ * kind but ERROR: {"type":"message_start","message":{"id","type":"message","role":"assistant",
+ * "model","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,
+ * "output_tokens":0}}}, id and model as META sent them when it is that first event (each ""
+ * when not a string), else "" (OpenAI's first chunk carries them; nothing of them is kept).
+ * Choice 0's TEXT and REFUSAL go into a text block, REASONING into a thinking one
+ * ({"type":"thinking","thinking":"","signature":""}): when the open block is of another kind it
+ * is closed (content_block_stop {"index"}) and one started (content_block_start
+ * {"index","content_block"}), then the text goes out as a content_block_delta ({"type":
+ * "text_delta","text"} or {"type":"thinking_delta","thinking"}); an empty text writes nothing
+ * and starts no block. A tool call's first fragment closes the open block and starts
+ * {"type":"tool_use","id","name","input":{}} (id "toolu_keel_<index>" when none came, name ""),
+ * its arguments go out as {"type":"input_json_delta","partial_json"} (raw ones escaped into
+ * the string). Arguments for a tool call whose block is closed are refused with -EPROTO:
+ * Anthropic cannot reopen a block (an OpenAI server interleaving two calls' arguments; the
+ * caller treats the attempt as malformed); an empty fragment of it writes nothing. FINISH
+ * (the first non-empty: stop_reason, mapped as keel_asm_anthropic_message does) and USAGE (the
+ * last counts) are kept for the end; ROLE, LOGPROBS, a later META and events of other choices
+ * say nothing more; ERROR is the caller's and writes nothing. Each call appends whole frames or
+ * nothing: 0, -ENOBUFS (out's cap, a tool-call index past KEEL_STREAM_MAX_INDEX), -ENOMEM,
+ * -EPROTO; the state moves only with what went out.
+ * include_usage is kept but changes nothing: an Anthropic stream always carries its usage. */
+void keel_anthropic_stream_init(struct keel_stream_enc *s, int include_usage);
+int keel_anthropic_stream_event(struct keel_stream_enc *s, const struct keel_ev *ev, struct keel_buf *out);
+/* after a clean end: message_start when nothing went out yet (an answer with no content is still
+ * a whole message), the open block's content_block_stop, then message_delta {"delta":
+ * {"stop_reason" ("end_turn" when no FINISH came),"stop_sequence":null},"usage":{"input_tokens",
+ * "output_tokens"}} (the last USAGE's prompt and completion tokens, 0 when none came) and
+ * message_stop; all or nothing, as above */
+int keel_anthropic_stream_end(struct keel_stream_enc *s, struct keel_buf *out);
+
 /* An encoder: what clients of one protocol get (STYLE B4; the decoders' counterpart). A stream
  * from an upstream of its native kind reaches a stream client byte for byte (only judged);
  * one of another kind is re-encoded event by event by the stream ops; any answer for a client
  * that asked for no stream is assembled and written by `answer`. */
 struct keel_encoder_ops {
-    const char *protocol;    /* the client protocol: "openai-chat" */
-    const char *native_kind; /* the upstream kind it relays untouched: "openai" */
+    const char *protocol;    /* the client protocol: "openai-chat", "anthropic-messages" */
+    const char *native_kind; /* the upstream kind it relays untouched: "openai", "anthropic" */
+    const char *native_end;  /* what keel writes after a native stream's clean end ("data: [DONE]\n\n"),
+                              * its end frame swallowed; NULL: the end frame is relayed as sent, and
+                              * a native stream without it was cut */
+    const char *error_event; /* the SSE event name of keel's own error event (NULL: unnamed) */
+    int native_frames;       /* a non-stream client's answer from a stream of its native kind is
+                              * built from the frames as sent (core/anthropic_msg.h), not from
+                              * events: Anthropic's blocks carry what events do not (thinking
+                              * signatures, citations, server tools) */
+    /* the whole answer in the protocol's JSON: 0, -ENOBUFS, -ENOMEM, or -EPROTO when the
+     * assembly cannot be said in it (the answer is then malformed); out as it was on failure */
     int (*answer)(const struct keel_asm *a, struct keel_buf *out);
     /* a stream for a stream client from events of another kind (NULL: none) */
     void (*stream_init)(struct keel_stream_enc *s, int include_usage);
-    /* appends whole SSE frames ("data: ...\n\n"): 0, -ENOBUFS, -ENOMEM */
+    /* appends the event's whole SSE frames in the protocol's framing, or nothing: 0, -ENOBUFS,
+     * -ENOMEM, or -EPROTO when the protocol cannot say it (the attempt is then malformed) */
     int (*stream_event)(struct keel_stream_enc *s, const struct keel_ev *ev, struct keel_buf *out);
-    /* after a clean end: the usage chunk when include_usage, then "data: [DONE]\n\n" */
+    /* after a clean end: what closes the protocol's stream (OpenAI: the usage chunk when asked,
+     * then [DONE]; Anthropic: message_delta and message_stop); all or nothing, as above */
     int (*stream_end)(struct keel_stream_enc *s, struct keel_buf *out);
 };
 
 extern const struct keel_encoder_ops keel_openai_chat_encoder;
+extern const struct keel_encoder_ops keel_anthropic_encoder;
 
 #endif

@@ -330,6 +330,7 @@ const struct keel_decoder_ops keel_openai_decoder = {
 const struct keel_encoder_ops keel_openai_chat_encoder = {
     .protocol = "openai-chat",
     .native_kind = "openai",
+    .native_end = "data: [DONE]\n\n",
     .answer = keel_asm_openai_chat,
     .stream_init = keel_openai_stream_init,
     .stream_event = keel_openai_stream_event,

@@ -19,20 +19,22 @@ struct edit {
 #define INSERT_OPTIONS "\"stream_options\":" WITH_USAGE ","
 
 char *keel_reqbody_for(const char *body, size_t len, const struct keel_reqbody *at, const char *model,
-                       int ask_stream, size_t *out_len)
+                       enum keel_reqbody_ask ask, size_t *out_len)
 {
     struct edit e[4];
     size_t n = 0;
     size_t q = keel_json_quote(model, NULL, 0);
     e[n++] = (struct edit){at->model_at, at->model_len, NULL, q};
-    if (ask_stream) {
+    if (ask != KEEL_REQBODY_AS_SENT) {
         /* an absent member goes first in the object: "{" + member + "," + what the client wrote
          * (the body has a "model", so the object is never empty) */
         if (at->stream_len > 0)
             e[n++] = (struct edit){at->stream_at, at->stream_len, STREAM_TRUE, sizeof(STREAM_TRUE) - 1};
         else
             e[n++] = (struct edit){at->root_at + 1, 0, INSERT_STREAM, sizeof(INSERT_STREAM) - 1};
-        if (at->options_len > 0)
+        if (ask != KEEL_REQBODY_STREAM_USAGE)
+            ;
+        else if (at->options_len > 0)
             e[n++] = (struct edit){at->options_at, at->options_len, WITH_USAGE, sizeof(WITH_USAGE) - 1};
         else
             e[n++] = (struct edit){at->root_at + 1, 0, INSERT_OPTIONS, sizeof(INSERT_OPTIONS) - 1};

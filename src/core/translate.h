@@ -1,7 +1,8 @@
 /* translate.h - an OpenAI chat completions request body as an Anthropic Messages request body,
- * for a target whose upstream is `kind: anthropic`. Pure: parses and builds with jansson (the
- * translated path re-serialises anyway; the pass-through path splices, see reqbody.h). Sending
- * it and translating the answer back are left to others. */
+ * for a target whose upstream is `kind: anthropic` (translate.c), and the other way round, for an
+ * OpenAI target serving an Anthropic client (translate_messages.c). Pure: parses and builds with
+ * jansson (the translated path re-serialises anyway; the pass-through path splices, see
+ * reqbody.h). Sending it and translating the answer back are left to others. */
 #ifndef KEEL_TRANSLATE_H
 #define KEEL_TRANSLATE_H
 
@@ -67,6 +68,69 @@ struct keel_translate_opts {
  * comma-separated, each once (e.g. "seed,logprobs,messages[].name"); whole names only, those
  * that do not fit are left out. Filled on success and on failure alike (up to the failure). */
 char *keel_translate_chat_to_messages(const char *body, size_t len, const struct keel_translate_opts *o,
+                                      size_t *out_len, char *err, size_t errlen, char *dropped,
+                                      size_t droppedlen);
+
+/* ---- the other direction: an Anthropic Messages request body as an OpenAI chat body --------- */
+
+struct keel_translate_chat_opts {
+    const char *model; /* the target's model name; never NULL */
+    int stream;        /* nonzero: "stream": true and "stream_options": {"include_usage": true} */
+};
+
+/* thinking.budget_tokens up to these becomes reasoning_effort "low", then "medium"; above, "high" */
+#define KEEL_TRANSLATE_EFFORT_LOW_MAX 1024
+#define KEEL_TRANSLATE_EFFORT_MEDIUM_MAX 8192
+
+/* What becomes what (Anthropic -> OpenAI):
+ *  - system, a string or text blocks -> a first system message, one string, the non-empty texts
+ *    joined with "\n\n" (none: no system message); a system block that is not text is refused;
+ *  - user: a string -> a string content, as is; blocks -> one user message whose content is
+ *    always an array of parts: text -> text parts, image with a base64 source -> an image_url
+ *    part with a data:MEDIA;base64,DATA URL, with a url source -> that URL (a file source is
+ *    refused); each tool_result -> a tool message (tool_call_id, content: its string, or its text
+ *    blocks' non-empty texts joined with "\n\n", "" when it has none; an image or any other block
+ *    in it is refused), the turn's tool messages first in their order, then the user message
+ *    when blocks are left (none left: no user message);
+ *  - assistant: a string -> a string content, as is; blocks: text -> their texts concatenated as
+ *    the string content; tool_use -> tool_calls (id, name, arguments: the input object as
+ *    compact JSON text) in order; content is null when the texts are empty and there are tool
+ *    calls, "" when there is neither; thinking and redacted_thinking blocks are dropped;
+ *  - document, search_result, server_tool_use, the server *_tool_result blocks and any other
+ *    block type are refused; cache_control, citations and other extras inside blocks go
+ *    unlisted. Messages are not merged (OpenAI takes consecutive messages of one role); roles
+ *    other than user and assistant are refused, and so is a request left with no message;
+ *  - max_tokens -> max_completion_tokens (absent: left out); stop_sequences -> stop (an empty
+ *    array is left out); temperature, top_p as they are; top_k dropped;
+ *  - thinking enabled -> reasoning_effort by budget_tokens (the limits above), adaptive ->
+ *    "medium", disabled -> nothing; any other thinking is dropped;
+ *  - tools (type absent or "custom") -> function tools (name, description, parameters: the
+ *    input_schema); Anthropic's own tool types (web_search_..., bash_..., text_editor_...) are
+ *    refused; an empty tools array sends no tools; tool_choice auto/any/none/tool ->
+ *    "auto"/"required"/"none"/a named function, disable_parallel_tool_use true ->
+ *    parallel_tool_calls false; both dropped without tools;
+ *  - metadata.user_id -> user; the request's stream is replaced by o->stream;
+ *  - everything else is dropped: top-level keys by name (service_tier, container, mcp_servers,
+ *    unknown...), the other metadata keys as "metadata.KEY", per-message extras as
+ *    "messages[].KEY", per-tool extras as "tools[].KEY", dropped blocks by their type
+ *    ("messages[].content[].thinking", "messages[].content[].redacted_thinking") and a
+ *    tool_result's is_error when true ("messages[].content[].is_error": OpenAI has no flag).
+ * Strings keep their decoded value (jansson re-escapes them); a real is written with 17
+ * significant digits (0.7 -> 0.69999999999999996, the same double), in tool arguments too. */
+
+/* The OpenAI chat body for the Anthropic Messages body [body, body+len): compact JSON, keys
+ * model, messages, max_completion_tokens, stop, temperature, top_p, reasoning_effort, tools,
+ * tool_choice, parallel_tool_calls, user, stream, stream_options in that order (absent ones left
+ * out). malloc'd and NUL-terminated, the caller frees it; its length in *out_len (0 on failure).
+ *
+ * NULL when the request cannot be translated, with a client-facing message in err[0..errlen)
+ * (e.g. "messages[1].content[0]: document blocks cannot be sent to an OpenAI target"): the
+ * client's request is at fault, never the upstream. NULL with err "" when out of memory (keel's
+ * own failure, not the client's).
+ *
+ * dropped[0..droppedlen) (may be NULL/0) gets the Anthropic fields that were not sent, as for
+ * keel_translate_chat_to_messages (e.g. "top_k,messages[].content[].thinking"). */
+char *keel_translate_messages_to_chat(const char *body, size_t len, const struct keel_translate_chat_opts *o,
                                       size_t *out_len, char *err, size_t errlen, char *dropped,
                                       size_t droppedlen);
 

@@ -1,6 +1,7 @@
-/* feed.h - whole streams for the decoder and encoder tests (test_anthropic.c, test_openai_stream.c):
- * an SSE text through the SSE parser, a decoder (core/event.h) and either the assembler or the
- * OpenAI stream encoder (core/assemble.h), fed whole, cut in two at every byte and one byte per
+/* feed.h - whole streams for the decoder and encoder tests (test_anthropic.c, test_openai_stream.c,
+ * test_anthropic_enc.c): an SSE text through the SSE parser, a decoder (core/event.h) and either
+ * the assembler (its answer written by the OpenAI or the Anthropic encoder) or a stream encoder
+ * (OpenAI's or Anthropic's, core/assemble.h), fed whole, cut in two at every byte and one byte per
  * feed. Every run must judge the same frames the same way, with and without a callback, and
  * write exactly what the test wrote by hand; what it writes must be JSON to jansson. Texts are
  * written with ' for " to stay readable; \' is an escaped quote. Included by one file each. */
@@ -36,6 +37,54 @@ static void assert_chunks(const char *text, size_t len)
     }
 }
 
+/* Every frame of the Anthropic encoder's SSE output: "event: NAME\ndata: X\n\n", X a JSON object
+ * whose "type" is NAME, in the order the protocol allows: message_start first, content blocks
+ * numbered from 0 as they start, one open at a time, deltas and the stop for the open one,
+ * message_delta with none open, message_stop last. */
+static void assert_events(const char *text, size_t len)
+{
+    if (len == 0)
+        return; /* text may be NULL */
+    const char *p = text, *end = text + len;
+    long long open = -1, next = 0;
+    int stopped = 0;
+    for (int first = 1; p < end; first = 0) {
+        const char *stop = memmem(p, (size_t)(end - p), "\n\n", 2);
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        json_error_t err;
+        assert_non_null(stop);
+        assert_false(stopped);
+        assert_true(nl != NULL && nl < stop && nl - p > 7 && memcmp(p, "event: ", 7) == 0);
+        assert_true(stop - nl > 7 && memcmp(nl + 1, "data: ", 6) == 0);
+        assert_json(nl + 7, (size_t)(stop - nl - 7));
+        json_t *v = json_loadb(nl + 7, (size_t)(stop - nl - 7), 0, &err);
+        const char *type = json_string_value(json_object_get(v, "type"));
+        json_t *index = json_object_get(v, "index");
+        size_t tlen = (size_t)(nl - p - 7);
+        if (type == NULL || strlen(type) != tlen || memcmp(type, p + 7, tlen) != 0)
+            fail_msg("event %.*s with data %.*s", (int)tlen, p + 7, (int)(stop - nl - 7), nl + 7);
+        assert_int_equal(first, strcmp(type, "message_start") == 0);
+        if (strcmp(type, "content_block_start") == 0) {
+            assert_int_equal(open, -1);
+            assert_int_equal(json_integer_value(index), next);
+            open = next++;
+        } else if (strcmp(type, "content_block_delta") == 0 || strcmp(type, "content_block_stop") == 0) {
+            assert_true(open >= 0);
+            assert_int_equal(json_integer_value(index), open);
+            if (strcmp(type, "content_block_stop") == 0)
+                open = -1;
+        } else if (strcmp(type, "message_delta") == 0) {
+            assert_int_equal(open, -1);
+        } else if (strcmp(type, "message_stop") == 0) {
+            stopped = 1;
+        } else {
+            assert_string_equal(type, "message_start");
+        }
+        json_decref(v);
+        p = stop + 2;
+    }
+}
+
 /* out holds exactly want[0..n) */
 static void assert_wrote(const struct keel_buf *out, const char *want, size_t n)
 {
@@ -43,7 +92,19 @@ static void assert_wrote(const struct keel_buf *out, const char *want, size_t n)
         fail_msg("wrote\n%.*s\nwanted\n%.*s", (int)out->len, out->len > 0 ? out->base : "", (int)n, want);
 }
 
-enum feed_sink { FEED_ASM, FEED_STREAM };
+/* the assembler, its answer written by the OpenAI or the Anthropic encoder; or their streams */
+enum feed_sink { FEED_ASM, FEED_STREAM, FEED_ASM_ANTHROPIC, FEED_STREAM_ANTHROPIC };
+
+static const struct keel_encoder_ops *feed_enc(enum feed_sink sink)
+{
+    return sink == FEED_ASM_ANTHROPIC || sink == FEED_STREAM_ANTHROPIC ? &keel_anthropic_encoder
+                                                                        : &keel_openai_chat_encoder;
+}
+
+static int feed_assembles(enum feed_sink sink)
+{
+    return sink == FEED_ASM || sink == FEED_ASM_ANTHROPIC;
+}
 
 struct feed {
     const struct keel_decoder_ops *ops;
@@ -62,9 +123,9 @@ struct feed {
 static int feed_ev(void *ctx, const struct keel_ev *ev)
 {
     struct feed *f = ctx;
-    if (f->sink == FEED_ASM)
+    if (feed_assembles(f->sink))
         return keel_asm_event(&f->a, ev);
-    return keel_openai_chat_encoder.stream_event(&f->s, ev, &f->out);
+    return feed_enc(f->sink)->stream_event(&f->s, ev, &f->out);
 }
 
 static int feed_frame(void *ctx, const char *event, const char *data, size_t len)
@@ -85,13 +146,13 @@ static int feed_frame(void *ctx, const char *event, const char *data, size_t len
 }
 
 /* sse[0..len) cut at cuts[0..ncuts) (ascending) into f's decoder and sink, then the answer
- * written (FEED_ASM) or the stream's end (FEED_STREAM, after a clean end without error). f is
+ * written (FEED_ASM*) or the stream's end (FEED_STREAM*, after a clean end without error). f is
  * left for the caller to read and feed_release. */
 static void feed_run(struct feed *f, const char *sse, size_t len, const size_t *cuts, size_t ncuts)
 {
     struct keel_sse_parser p;
     keel_asm_init(&f->a, FEED_BIG, f->ops->kind);
-    keel_openai_chat_encoder.stream_init(&f->s, f->include_usage);
+    feed_enc(f->sink)->stream_init(&f->s, f->include_usage);
     keel_buf_init(&f->out, FEED_BIG);
     keel_decoder_init(&f->d, f->ops, feed_ev, f);
     keel_decoder_init(&f->judge, f->ops, NULL, NULL);
@@ -103,10 +164,10 @@ static void feed_run(struct feed *f, const char *sse, size_t len, const size_t *
     feed_pieces(&p, sse, len, cuts, ncuts);
     keel_sse_parser_release(&p);
     assert_int_equal(f->d.rv, 0);
-    if (f->sink == FEED_ASM)
-        assert_int_equal(keel_openai_chat_encoder.answer(&f->a, &f->out), 0);
+    if (feed_assembles(f->sink))
+        assert_int_equal(feed_enc(f->sink)->answer(&f->a, &f->out), 0);
     else if (f->done && !f->error)
-        assert_int_equal(keel_openai_chat_encoder.stream_end(&f->s, &f->out), 0);
+        assert_int_equal(feed_enc(f->sink)->stream_end(&f->s, &f->out), 0);
 }
 
 static void feed_release(struct feed *f)
@@ -136,10 +197,12 @@ static void feed_check(const struct keel_decoder_ops *ops, enum feed_sink sink, 
     static struct feed f;
     size_t len = dq(sse_q, sse, sizeof(sse));
     size_t wlen = dq(want_q, want, sizeof(want));
-    if (sink == FEED_ASM)
+    if (feed_assembles(sink))
         assert_json(want, wlen);
-    else
+    else if (sink == FEED_STREAM)
         assert_chunks(want, wlen);
+    else
+        assert_events(want, wlen);
     f.ops = ops;
     f.sink = sink;
     f.include_usage = include_usage;

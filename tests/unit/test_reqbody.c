@@ -30,11 +30,11 @@ static struct keel_reqbody spans_of(const char *body)
     return at;
 }
 
-static void check(const char *body, const char *model, int ask_stream, const char *want)
+static void check(const char *body, const char *model, enum keel_reqbody_ask ask, const char *want)
 {
     struct keel_reqbody at = spans_of(body);
     size_t len = 0;
-    char *out = keel_reqbody_for(body, strlen(body), &at, model, ask_stream, &len);
+    char *out = keel_reqbody_for(body, strlen(body), &at, model, ask, &len);
     assert_non_null(out);
     assert_string_equal(out, want);
     assert_int_equal(len, strlen(want));
@@ -46,23 +46,33 @@ static void check(const char *body, const char *model, int ask_stream, const cha
 static void test_model_only(void **state)
 {
     /* everything else byte for byte: spacing, float digits, escapes, key order */
-    check("{\"model\" : \"fast\", \"temperature\":0.70, \"messages\":[{\"content\":\"\\u00e9\"}]}", "gpt-4o", 0,
+    check("{\"model\" : \"fast\", \"temperature\":0.70, \"messages\":[{\"content\":\"\\u00e9\"}]}", "gpt-4o", KEEL_REQBODY_AS_SENT,
           "{\"model\" : \"gpt-4o\", \"temperature\":0.70, \"messages\":[{\"content\":\"\\u00e9\"}]}");
-    check("{\"stream\":false,\"model\":\"m\"}", "a\"b", 0, "{\"stream\":false,\"model\":\"a\\\"b\"}");
+    check("{\"stream\":false,\"model\":\"m\"}", "a\"b", KEEL_REQBODY_AS_SENT, "{\"stream\":false,\"model\":\"a\\\"b\"}");
 }
 
 static void test_ask_stream_inserts(void **state)
 {
-    check("  {\"model\":\"fast\",\"messages\":[]}", "x", 1,
+    check("  {\"model\":\"fast\",\"messages\":[]}", "x", KEEL_REQBODY_STREAM_USAGE,
           "  {\"stream\":true,\"stream_options\":{\"include_usage\":true},\"model\":\"x\",\"messages\":[]}");
 }
 
 static void test_ask_stream_replaces(void **state)
 {
-    check("{\"messages\":[],\"stream\":false,\"model\":\"fast\",\"stream_options\":{\"include_usage\":false}}", "x", 1,
+    check("{\"messages\":[],\"stream\":false,\"model\":\"fast\",\"stream_options\":{\"include_usage\":false}}", "x", KEEL_REQBODY_STREAM_USAGE,
           "{\"messages\":[],\"stream\":true,\"model\":\"x\",\"stream_options\":{\"include_usage\":true}}");
-    check("{\"model\":\"fast\",\"stream\":null}", "longer-name", 1,
+    check("{\"model\":\"fast\",\"stream\":null}", "longer-name", KEEL_REQBODY_STREAM_USAGE,
           "{\"stream_options\":{\"include_usage\":true},\"model\":\"longer-name\",\"stream\":true}");
+}
+
+/* an Anthropic target: stream only (its streams always carry usage); any stream_options the
+ * client wrote is its own business and stays as written */
+static void test_ask_stream_only(void **state)
+{
+    check("{\"model\":\"fast\",\"max_tokens\":5}", "claude", KEEL_REQBODY_STREAM,
+          "{\"stream\":true,\"model\":\"claude\",\"max_tokens\":5}");
+    check("{\"stream\":false,\"model\":\"fast\"}", "claude", KEEL_REQBODY_STREAM,
+          "{\"stream\":true,\"model\":\"claude\"}");
 }
 
 int main(void)
@@ -71,6 +81,7 @@ int main(void)
         cmocka_unit_test(test_model_only),
         cmocka_unit_test(test_ask_stream_inserts),
         cmocka_unit_test(test_ask_stream_replaces),
+        cmocka_unit_test(test_ask_stream_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
