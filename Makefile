@@ -77,7 +77,7 @@ corpus: $(CORPUS_BIN)
 # Each e2e file starts its own keel and keel sim on kernel-chosen loopback ports, so files may
 # run in parallel. npm packages come from the committed lockfile only.
 e2e: $(BUILD)/keel
-	@[ -d tests/e2e/node_modules/openai ] || (cd tests/e2e && npm ci --no-audit --no-fund)
+	@[ -d tests/e2e/node_modules/openai ] && [ -d tests/e2e/node_modules/@anthropic-ai/sdk ] || (cd tests/e2e && npm ci --no-audit --no-fund)
 	KEEL_BIN=$(CURDIR)/$(BUILD)/keel node --test tests/e2e/*.test.mjs
 
 test: unit e2e

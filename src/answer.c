@@ -1,6 +1,7 @@
 /* answer.c - keel's own bytes to a client: headers and error envelopes; see answer.h. */
 #include "answer.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,24 +66,82 @@ static json_t *text(const char *s)
     return j ? j : json_string("");
 }
 
-char *keel_answer_envelope(const struct keel_request *r, const char *type, const char *code, const char *message,
-                           uint64_t retry_after)
+/* OpenAI's: {"error":{"message","type","code","param"}} */
+static json_t *openai_envelope(json_t *err, int status, const char *type, const char *code)
 {
-    json_t *err = json_pack("{s:o, s:s, s:o, s:n}", "message", text(message), "type", type, "code", text(code),
-                            "param");
-    if (r != NULL)
+    json_object_set_new(err, "type", json_string(type));
+    json_object_set_new(err, "code", text(code));
+    json_object_set_new(err, "param", json_null());
+    return json_pack("{s:o}", "error", err);
+}
+
+/* Anthropic's error type for a status (its API's list); 0, an error inside a stream, by code */
+static const char *anthropic_type(int status, const char *code)
+{
+    switch (status) {
+    case 0:
+        return strcmp(code, "deadline_exceeded") == 0 ? "timeout_error"
+               : strcmp(code, "overloaded") == 0      ? "overloaded_error"
+                                                      : "api_error";
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 413:
+        return "request_too_large";
+    case 429:
+        return "rate_limit_error";
+    case 503:
+    case 529:
+        return "overloaded_error";
+    case 504:
+        return "timeout_error";
+    default:
+        return status >= 500 ? "api_error" : "invalid_request_error";
+    }
+}
+
+/* Anthropic's: {"type":"error","error":{"type","message"}}, keel's code beside them */
+static json_t *anthropic_envelope(json_t *err, int status, const char *type, const char *code)
+{
+    (void)type;
+    json_object_set_new(err, "type", json_string(anthropic_type(status, code)));
+    json_object_set_new(err, "code", text(code));
+    return json_pack("{s:s, s:o}", "type", "error", "error", err);
+}
+
+/* each client protocol's envelope around the error object {message, code, attempts, retry_after} */
+static const struct {
+    const char *protocol;
+    json_t *(*wrap)(json_t *err, int status, const char *type, const char *code);
+} envelopes[] = {
+    {"openai-chat", openai_envelope},
+    {"anthropic-messages", anthropic_envelope},
+};
+
+char *keel_answer_envelope(const struct keel_encoder_ops *enc, const struct keel_request *r, int status,
+                           const char *type, const char *code, const char *message, uint64_t retry_after)
+{
+    size_t i = 0;
+    while (i + 1 < sizeof(envelopes) / sizeof(envelopes[0]) && strcmp(envelopes[i].protocol, enc->protocol) != 0)
+        i++;
+    assert(strcmp(envelopes[i].protocol, enc->protocol) == 0);
+    json_t *err = json_pack("{s:o}", "message", text(message));
+    json_t *root = err ? envelopes[i].wrap(err, status, type, code) : NULL;
+    if (root != NULL && r != NULL)
         json_object_set_new(err, "attempts", keel_answer_attempts_json(r, 0));
-    if (retry_after > 0)
+    if (root != NULL && retry_after > 0)
         json_object_set_new(err, "retry_after", json_integer((json_int_t)retry_after));
-    json_t *root = json_pack("{s:o}", "error", err);
-    char *s = json_dumps(root, JSON_COMPACT);
+    char *s = root ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     return s;
 }
 
 void keel_respond_error(struct keel_http *h, int status, const char *type, const char *code, const char *message)
 {
-    char *body = keel_answer_envelope(NULL, type, code, message, 0);
+    char *body = keel_answer_envelope(&keel_openai_chat_encoder, NULL, status, type, code, message, 0);
     struct keel_header hdrs[] = {{"content-type", "application/json"}};
     keel_http_respond(h, status, hdrs, 1, body ? body : "", body ? strlen(body) : 0);
     free(body);

@@ -1,6 +1,6 @@
 /* answer.h - what keel writes to a client itself: the x-keel-* headers every answer carries, and
- * errors in the client protocol's envelope (OpenAI: {"error":{message,type,code,param}}, with
- * keel's attempts). The bytes only: request.c decides when, and sends them. */
+ * errors in the client protocol's envelope (OpenAI's, Anthropic's), with keel's attempts. The
+ * bytes only: request.c decides when, and sends them. */
 #ifndef KEEL_ANSWER_H
 #define KEEL_ANSWER_H
 
@@ -10,6 +10,7 @@
 #include "io/server.h"
 
 struct keel_request;
+struct keel_encoder_ops;
 
 #define KEEL_ANSWER_HEADERS 8 /* the most keel_answer_headers fills, with room for two extra */
 
@@ -18,10 +19,13 @@ struct keel_request;
 size_t keel_answer_headers(const struct keel_request *r, struct keel_header *hdrs, const char *content_type,
                            char *attempts_buf, size_t attempts_len);
 
-/* The error envelope as a malloc'd string (NULL when out of memory). attempts: the request's
- * attempts are listed when r != NULL; retry_after: seconds, 0 = none. */
-char *keel_answer_envelope(const struct keel_request *r, const char *type, const char *code, const char *message,
-                           uint64_t retry_after);
+/* The error envelope of the client protocol enc speaks, as a malloc'd string (NULL when out of
+ * memory): OpenAI's {"error":{"message","type","code","param"}} with type as given; Anthropic's
+ * {"type":"error","error":{"message","type","code"}} with its type for the status (0: an error
+ * event inside a stream, typed by code). attempts: the request's attempts are listed when
+ * r != NULL; retry_after: seconds, 0 = none. */
+char *keel_answer_envelope(const struct keel_encoder_ops *enc, const struct keel_request *r, int status,
+                           const char *type, const char *code, const char *message, uint64_t retry_after);
 
 /* The attempts as a JSON array (json_t *, new reference); for_audit adds each one's ttft_ms and kind. */
 void *keel_answer_attempts_json(const struct keel_request *r, int for_audit);

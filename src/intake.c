@@ -44,24 +44,28 @@ static void models_list(struct keel_gateway *gw, struct keel_http *h)
 
 /* invalid_request (and gateway_busy): answered here, before any upstream is chosen or touched;
  * audited like any request, under the model it asked for (NULL: none could be read) */
-static void reject(struct keel_gateway *gw, struct keel_http *h, const char *model, int status, const char *code,
-                   const char *message)
+static void reject(struct keel_gateway *gw, struct keel_http *h, const struct keel_encoder_ops *enc,
+                   const char *model, int status, const char *code, const char *message)
 {
     char id[24];
     new_id(gw, id, sizeof(id));
     int busy = status == 503;
-    char *body = keel_answer_envelope(NULL, busy ? "server_error" : "invalid_request_error", code, message,
-                                      busy ? 1 : 0);
+    char *body = keel_answer_envelope(enc, NULL, status, busy ? "server_error" : "invalid_request_error", code,
+                                      message, busy ? 1 : 0);
     /* counted under model "": what was asked may be anything, and must not grow the metrics */
     struct keel_model_state *ms = keel_state_model(&gw->state, "");
     struct keel_route_stats *rs = ms ? keel_state_route(ms, "") : NULL;
     const char *cls = busy ? "gateway_busy" : "invalid_request";
     if (rs != NULL)
         rs->requests[busy ? KEEL_CLASS_GATEWAY_BUSY : KEEL_CLASS_INVALID_REQUEST]++;
-    struct keel_header hdrs[] = {{"content-type", "application/json"}, {"x-keel-request-id", id},
-                                 {"x-keel-upstream", "none"}, {"x-keel-model", "none"}, {"x-keel-attempts", ""},
-                                 {"retry-after", "1"}};
-    keel_http_respond(h, status, hdrs, busy ? 6 : 5, body ? body : "", body ? strlen(body) : 0);
+    struct keel_header hdrs[6] = {{"content-type", "application/json"}, {"x-keel-request-id", id},
+                                  {"x-keel-upstream", "none"}, {"x-keel-model", "none"}, {"x-keel-attempts", ""}};
+    size_t n = 5;
+    if (busy)
+        hdrs[n++] = (struct keel_header){"retry-after", "1"};
+    else if (status == 501) /* the SDKs retry any 5xx unless told: asking again changes nothing */
+        hdrs[n++] = (struct keel_header){"x-should-retry", "false"};
+    keel_http_respond(h, status, hdrs, n, body ? body : "", body ? strlen(body) : 0);
     free(body);
     keel_info("req %s: rejected: %d %s", id, status, code);
     keel_audit_record(gw->audit, &(struct keel_audit_record){.start_wall_ms = keel_time_now_ms(),
@@ -125,11 +129,11 @@ static size_t at(const char *text, struct keel_json v)
     return v.p ? (size_t)(v.p - text) : 0;
 }
 
-static void chat(struct keel_gateway *gw, struct keel_http *h)
+static void chat(struct keel_gateway *gw, struct keel_http *h, const struct keel_encoder_ops *enc)
 {
     if (gw->inflight >= gw->config->max_inflight) {
         /* shed load before parsing anything: keel's own limit, never an upstream's fault */
-        reject(gw, h, NULL, 503, "gateway_busy", "keel is at max_inflight: retry shortly");
+        reject(gw, h, enc, NULL, 503, "gateway_busy", "keel is at max_inflight: retry shortly");
         return;
     }
     size_t len;
@@ -137,7 +141,7 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
     /* the body is held three times while the request lives: h2o's copy, r->body and the
      * attempt's; all requests together stay within max_memory, checked before anything is copied */
     if (gw->mem_held + 3 * len > gw->config->max_memory) {
-        reject(gw, h, NULL, 503, "gateway_busy", "keel is at max_memory: retry shortly");
+        reject(gw, h, enc, NULL, 503, "gateway_busy", "keel is at max_memory: retry shortly");
         return;
     }
     struct keel_json root, m, stream, options;
@@ -146,23 +150,23 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
         char msg[96];
         snprintf(msg, sizeof(msg), "request body is nested deeper than %llu levels (max_json_depth)",
                  (unsigned long long)gw->config->max_json_depth);
-        reject(gw, h, NULL, 400, "invalid_json", msg);
+        reject(gw, h, enc, NULL, 400, "invalid_json", msg);
         return;
     }
     if (rv != 0 || keel_json_type(root) != KEEL_JSON_OBJECT) {
-        reject(gw, h, NULL, 400, "invalid_json", "request body is not a JSON object");
+        reject(gw, h, enc, NULL, 400, "invalid_json", "request body is not a JSON object");
         return;
     }
     /* keel routes on "model" and reads "stream"; a body that names either twice is refused, as an
      * upstream's parser may take the other one and serve a model the operator never listed */
     if (top_level_keys(root, &m, &stream, &options) != 0) {
-        reject(gw, h, NULL, 400, "duplicate_key", "request body names \"model\" or \"stream\" more than once");
+        reject(gw, h, enc, NULL, 400, "duplicate_key", "request body names \"model\" or \"stream\" more than once");
         return;
     }
     char name[256];
     long namelen = keel_json_string(m, name, sizeof(name));
     if (namelen <= 0) {
-        reject(gw, h, NULL, 400, "missing_model", "request body has no \"model\"");
+        reject(gw, h, enc, NULL, 400, "missing_model", "request body has no \"model\"");
         return;
     }
     struct keel_config *config = gw->config;
@@ -170,12 +174,12 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
     if (model == NULL) {
         char msg[256];
         snprintf(msg, sizeof(msg), "unknown model \"%.100s\": GET /v1/models lists the configured ones", name);
-        reject(gw, h, name, 400, "model_not_found", msg);
+        reject(gw, h, enc, name, 400, "model_not_found", msg);
         return;
     }
     uint64_t budget;
     if (client_budget(h, &budget) != 0) {
-        reject(gw, h, model->name, 400, "invalid_timeout", "x-keel-timeout: expected a duration such as 90s or 500ms");
+        reject(gw, h, enc, model->name, 400, "invalid_timeout", "x-keel-timeout: expected a duration such as 90s or 500ms");
         return;
     }
     struct keel_request *r = calloc(1, sizeof(*r) + model->ntargets * sizeof(r->route[0]));
@@ -208,7 +212,7 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
                                      .options_at = at(text, options),
                                      .options_len = options.p ? options.len : 0};
     r->stream = keel_json_type(stream) == KEEL_JSON_TRUE;
-    r->enc = &keel_openai_chat_encoder;
+    r->enc = enc;
     r->include_usage = keel_json_type(keel_json_get(options, "include_usage")) == KEEL_JSON_TRUE;
     r->config = keel_config_hold(config);
     r->model = model;
@@ -220,6 +224,15 @@ static void chat(struct keel_gateway *gw, struct keel_http *h)
     keel_req_begin(r);
 }
 
+/* the client protocols keel speaks, by path (each also without its /v1) */
+static const struct {
+    const char *path;
+    const struct keel_encoder_ops *enc;
+} protocols[] = {
+    {"/v1/chat/completions", &keel_openai_chat_encoder},
+    {"/v1/messages", &keel_anthropic_encoder},
+};
+
 void keel_intake_handle(void *app, struct keel_http *h)
 {
     struct keel_gateway *gw = app;
@@ -228,19 +241,28 @@ void keel_intake_handle(void *app, struct keel_http *h)
     const char *path = keel_http_path(h, &plen);
     int post = mlen == 4 && memcmp(method, "POST", 4) == 0;
     int get = mlen == 3 && memcmp(method, "GET", 3) == 0;
-#define PATH_IS(s) (plen == sizeof(s) - 1 && memcmp(path, s, plen) == 0)
-    if (PATH_IS("/v1/chat/completions") || PATH_IS("/chat/completions")) {
-        if (post)
-            chat(gw, h);
-        else
-            reject(gw, h, NULL, 405, "method_not_allowed", "use POST");
-    } else if (PATH_IS("/v1/models") || PATH_IS("/models")) {
+    const struct keel_encoder_ops *openai = &keel_openai_chat_encoder;
+#define PATH_IS(s) (plen == strlen(s) && memcmp(path, s, plen) == 0)
+    for (size_t i = 0; i < sizeof(protocols) / sizeof(protocols[0]); i++) {
+        if (PATH_IS(protocols[i].path) || PATH_IS(protocols[i].path + 3)) {
+            if (post)
+                chat(gw, h, protocols[i].enc);
+            else
+                reject(gw, h, protocols[i].enc, NULL, 405, "method_not_allowed", "use POST");
+            return;
+        }
+    }
+    if (PATH_IS("/v1/models") || PATH_IS("/models")) {
         if (get)
             models_list(gw, h);
         else
-            reject(gw, h, NULL, 405, "method_not_allowed", "use GET");
+            reject(gw, h, openai, NULL, 405, "method_not_allowed", "use GET");
+    } else if (PATH_IS("/v1/messages/count_tokens") || PATH_IS("/messages/count_tokens")) {
+        /* counting needs the target's tokenizer; keel has none (README "Anthropic clients") */
+        reject(gw, h, &keel_anthropic_encoder, NULL, 501, "not_implemented",
+               "keel does not count tokens: POST /v1/messages/count_tokens is not supported");
     } else {
-        reject(gw, h, NULL, 404, "unknown_url", "unknown path");
+        reject(gw, h, openai, NULL, 404, "unknown_url", "unknown path");
     }
 #undef PATH_IS
 }

@@ -8,11 +8,15 @@
 #include "io/server.h"
 #include "request_t.h"
 
-int keel_relay_event(struct keel_request *r, const char *data, size_t len)
+int keel_relay_event(struct keel_request *r, const char *event, const char *data, size_t len)
 {
     struct keel_buf *out = &r->out;
     const char *p = data, *end = data + len;
     size_t mark = out->len;
+    if (event != NULL && strcmp(event, "message") != 0 &&
+        (keel_buf_append(out, "event: ", 7) != 0 || keel_buf_append(out, event, strlen(event)) != 0 ||
+         keel_buf_append(out, "\n", 1) != 0))
+        goto out_undo;
     do {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
@@ -39,17 +43,19 @@ void keel_relay_comment(struct keel_request *r, const char *text, size_t len)
 
 void keel_relay_fail(struct keel_request *r, const char *code, const char *message)
 {
-    char *ev = keel_answer_envelope(NULL, "upstream_error", code, message, 0);
+    char *ev = keel_answer_envelope(r->enc, NULL, 0, "upstream_error", code, message, 0);
     r->out.max += 4096; /* room for the last event even when the queue is full */
-    keel_relay_event(r, ev ? ev : "{}", ev ? strlen(ev) : 2);
+    keel_relay_event(r, r->enc->error_event, ev ? ev : "{}", ev ? strlen(ev) : 2);
     free(ev);
     r->finishing = 1;
 }
 
 void keel_relay_end(struct keel_request *r)
 {
+    const char *end = r->enc->native_end;
     r->out.max += 32;
-    keel_buf_append(&r->out, "data: [DONE]\n\n", 14);
+    if (end != NULL)
+        keel_buf_append(&r->out, end, strlen(end));
     r->finishing = 1;
 }
 

@@ -9,14 +9,18 @@
 
 struct keel_request;
 
-/* one event's data for the client, as "data: ...\n" lines (multi-line data stays so): 0, or -1
- * when the queue is full (nothing queued: a half event would corrupt the next one) */
-int keel_relay_event(struct keel_request *r, const char *data, size_t len);
+/* one event for the client: its name as an "event: ..." line unless it is NULL or "message" (the
+ * default, which OpenAI streams leave unnamed), its data as "data: ...\n" lines (multi-line data
+ * stays so): 0, or -1 when the queue is full (nothing queued: a half event would corrupt the
+ * next one) */
+int keel_relay_event(struct keel_request *r, const char *event, const char *data, size_t len);
 /* an upstream keep-alive comment, passed on to a committed client whose queue has room (its
  * idle timers), never counted as progress */
 void keel_relay_comment(struct keel_request *r, const char *text, size_t len);
-/* the stream's last event: an error in the envelope (after the commit a failure cannot be
- * hidden), and no [DONE]; or the clean end, [DONE]. Either marks the stream finishing. */
+/* the stream's last event: an error in the client protocol's envelope, as an `error` event
+ * (after the commit a failure cannot be hidden), and no end marker; or the clean end, the
+ * protocol's end marker when it has one of keel's own ([DONE]). Either marks the stream
+ * finishing. */
 void keel_relay_fail(struct keel_request *r, const char *code, const char *message);
 void keel_relay_end(struct keel_request *r);
 /* the client lags: the upstream's bytes should wait */

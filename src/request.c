@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "answer.h"
+#include "core/anthropic_msg.h"
 #include "core/json.h"
 #include "core/translate.h"
 #include "gateway_t.h"
@@ -104,10 +105,11 @@ static void set_state(struct keel_request *r, enum keel_req_state to)
 }
 
 /* Brings the request's charge against max_memory up to what it holds now: its body twice (the
- * attempt's copy included), h2o's copy, its answer and stream buffers and what it assembled. */
+ * attempt's copy included), h2o's copy, its answer and stream buffers and what it assembled
+ * (from events or from frames). */
 static void charge(struct keel_request *r)
 {
-    size_t now = 3 * r->body_len + r->answer.cap + r->out.cap + r->assembly.held;
+    size_t now = 3 * r->body_len + r->answer.cap + r->out.cap + r->assembly.held + r->frames.held;
     assert(r->gw->mem_held >= r->mem);
     r->gw->mem_held = r->gw->mem_held - r->mem + now;
     r->mem = now;
@@ -139,7 +141,7 @@ static void respond(struct keel_request *r, int status, const char *content_type
 static void respond_error(struct keel_request *r, int status, const char *type, const char *code,
                           const char *message, uint64_t retry_after)
 {
-    char *body = keel_answer_envelope(r, type, code, message, retry_after);
+    char *body = keel_answer_envelope(r->enc, r, status, type, code, message, retry_after);
     char secs[24];
     snprintf(secs, sizeof(secs), "%llu", (unsigned long long)retry_after);
     struct keel_header ra = {"retry-after", secs};
@@ -267,13 +269,15 @@ static void attempt_over(struct keel_request *r, enum keel_class cls)
     r->probe = 0; /* reported: a retry on this target is not the probe again */
 }
 
-/* How each upstream kind is reached: the path under its base_url and how its key is sent. */
+/* How each upstream kind is reached: the path under its base_url, how its key is sent, and how
+ * a client's body of the same protocol asks it for a stream with usage. */
 struct protocol {
     const char *kind, *path, *key_header, *extra_header;
+    enum keel_reqbody_ask stream_ask;
 };
 static const struct protocol protocols[] = {
-    {"openai", "/chat/completions", NULL, NULL},
-    {"anthropic", "/messages", "x-api-key", "anthropic-version: 2023-06-01"},
+    {"openai", "/chat/completions", NULL, NULL, KEEL_REQBODY_STREAM_USAGE},
+    {"anthropic", "/messages", "x-api-key", "anthropic-version: 2023-06-01", KEEL_REQBODY_STREAM},
 };
 
 static const struct protocol *protocol_of(const char *kind)
@@ -376,7 +380,7 @@ static void untranslatable(struct keel_request *r, const char *why)
     char msg[320];
     snprintf(msg, sizeof(msg), "cannot translate the request for upstream %s (%s): %s", r->target->upstream->name,
              r->target->upstream->kind, why);
-    char *env = keel_answer_envelope(NULL, "invalid_request_error", "untranslatable_request", msg, 0);
+    char *env = keel_answer_envelope(r->enc, NULL, 400, "invalid_request_error", "untranslatable_request", msg, 0);
     if (env != NULL)
         keel_buf_append(&r->answer, env, strlen(env));
     free(env);
@@ -388,6 +392,42 @@ static void untranslatable(struct keel_request *r, const char *why)
     /* the reason quotes the client's text: to the client, not the log */
     keel_info("req %s: untranslatable for %s (%s)", r->id, r->target->upstream->name, r->target->upstream->kind);
     end_attempt(r);
+}
+
+/* A request body in another protocol's words (core/translate.h), by client protocol and target
+ * kind; what the target's protocol cannot carry is dropped (listed in dropped) or refused (err) */
+typedef char *(*translate_fn)(const struct keel_request *r, const struct keel_target_conf *t, int stream,
+                              size_t *len, char *err, size_t errlen, char *dropped, size_t droppedlen);
+
+static char *to_messages(const struct keel_request *r, const struct keel_target_conf *t, int stream, size_t *len,
+                         char *err, size_t errlen, char *dropped, size_t droppedlen)
+{
+    struct keel_translate_opts o = {.model = t->model, .stream = stream, .default_max_tokens = t->max_tokens};
+    return keel_translate_chat_to_messages(r->body, r->body_len, &o, len, err, errlen, dropped, droppedlen);
+}
+
+static char *to_chat(const struct keel_request *r, const struct keel_target_conf *t, int stream, size_t *len,
+                     char *err, size_t errlen, char *dropped, size_t droppedlen)
+{
+    struct keel_translate_chat_opts o = {.model = t->model, .stream = stream};
+    return keel_translate_messages_to_chat(r->body, r->body_len, &o, len, err, errlen, dropped, droppedlen);
+}
+
+static const struct {
+    const char *protocol, *kind;
+    translate_fn fn;
+} translators[] = {
+    {"openai-chat", "anthropic", to_messages},
+    {"anthropic-messages", "openai", to_chat},
+};
+
+static translate_fn translator(const struct keel_request *r, const struct keel_target_conf *t)
+{
+    for (size_t i = 0; i < sizeof(translators) / sizeof(translators[0]); i++)
+        if (strcmp(translators[i].protocol, r->enc->protocol) == 0 && strcmp(translators[i].kind, t->upstream->kind) == 0)
+            return translators[i].fn;
+    assert(0 && "every client protocol has a translator to every upstream kind");
+    return NULL;
 }
 
 /* Starts an attempt on the router's current target. */
@@ -431,12 +471,11 @@ static void start_attempt(struct keel_request *r)
     size_t len = 0;
     char *body;
     if (native(r)) {
-        body = keel_reqbody_for(r->body, r->body_len, &r->spans, t->model, ask_stream && !r->stream, &len);
+        body = keel_reqbody_for(r->body, r->body_len, &r->spans, t->model,
+                                ask_stream && !r->stream ? p->stream_ask : KEEL_REQBODY_AS_SENT, &len);
     } else {
         char err[256] = "", dropped[512] = "";
-        struct keel_translate_opts o = {.model = t->model, .stream = ask_stream, .default_max_tokens = t->max_tokens};
-        body = keel_translate_chat_to_messages(r->body, r->body_len, &o, &len, err, sizeof(err), dropped,
-                                               sizeof(dropped));
+        body = translator(r, t)(r, t, ask_stream, &len, err, sizeof(err), dropped, sizeof(dropped));
         if (dropped[0] != '\0')
             keel_debug("req %s: for %s (%s) dropped: %s", r->id, t->upstream->name, t->upstream->kind, dropped);
         if (body == NULL && err[0] != '\0') {
@@ -503,7 +542,12 @@ static void open_reader(struct keel_request *r)
     keel_sse_parser_init(&r->sse, MAX_SSE_LINE, on_event, on_comment, r);
     const struct keel_decoder_ops *ops = keel_decoder_for(r->target->upstream->kind);
     assert(ops != NULL); /* config admits only kinds that have a decoder */
-    if (r->state == REQ_ASSEMBLE) {
+    if (r->state == REQ_ASSEMBLE && native(r) && r->enc->native_frames) {
+        /* the protocol's own answer built from its frames as sent; the decoder only judges */
+        keel_anthropic_msg_release(&r->frames);
+        keel_anthropic_msg_init(&r->frames, MAX_ANSWER);
+        keel_decoder_init(&r->dec, ops, NULL, NULL);
+    } else if (r->state == REQ_ASSEMBLE) {
         keel_asm_release(&r->assembly);
         keel_asm_init(&r->assembly, MAX_ANSWER, ops->kind);
         keel_decoder_init(&r->dec, ops, keel_asm_event, &r->assembly);
@@ -523,6 +567,7 @@ static void close_reader(struct keel_request *r)
         keel_sse_parser_release(&r->sse);
     r->sse.on_event = NULL;
     keel_asm_release(&r->assembly);
+    keel_anthropic_msg_release(&r->frames);
     charge(r); /* what the assembler held is given back now, not when the client has read */
 }
 
@@ -537,6 +582,17 @@ static void progress(struct keel_request *r)
         r->first_progress_at = r->dl.progress_at;
         arm(r);
     }
+}
+
+/* An answer could not be built: past its cap (too large), out of memory (local), or -EPROTO,
+ * what the target sent does not hold together (a tool call's input that is no JSON object,
+ * frames out of order): malformed, the target's fault. */
+static void answer_failed(struct keel_request *r, int rv)
+{
+    if (rv == -EPROTO)
+        r->outcome.malformed = 1;
+    else
+        r->outcome.transport = rv == -ENOBUFS ? keel_err_too_large : keel_err_local;
 }
 
 /* one frame of a streamed answer: judged by the target's decoder, then held, relayed or
@@ -557,7 +613,9 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
     switch (info.kind) {
     case KEEL_CHUNK_DONE:
         r->saw_done = 1;
-        return EV_GO_ON; /* keel sends its own [DONE] when the transfer ends cleanly */
+        if (r->dec.on_ev != NULL || r->enc->native_end != NULL)
+            return EV_GO_ON; /* keel writes the end itself when the transfer ends cleanly ([DONE]) */
+        break;              /* the protocol's own end frame (message_stop) goes as sent */
     case KEEL_CHUNK_MALFORMED:
         if (r->state == REQ_ASSEMBLE) {
             /* skipped, it would leave a hole in the one answer: the client has seen nothing yet,
@@ -580,7 +638,9 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
     case KEEL_CHUNK_IDLE:
         break; /* role-only, empty and usage chunks go along (held until the commit) */
     }
-    if (r->dec.rv != 0) { /* the assembler's or the encoder's queue is full, or memory ran out */
+    if (r->dec.rv != 0) {
+        /* the assembler's or the encoder's queue is full, memory ran out, or the client's protocol
+         * cannot say what came (-EPROTO: a translation's limit, keel's own, never the target's) */
         r->outcome.transport = r->dec.rv == -ENOBUFS ? keel_err_too_large : keel_err_local;
         return r->state == REQ_RELAY ? EV_CUT : EV_FAIL;
     }
@@ -588,7 +648,15 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
         charge(r);
         return EV_GO_ON;
     }
-    if (keel_relay_event(r, data, len) != 0) {
+    if (r->state == REQ_ASSEMBLE) { /* assembled from the frames as sent */
+        int rv = keel_anthropic_msg_frame(&r->frames, event, data, len);
+        charge(r);
+        if (rv == 0)
+            return EV_GO_ON;
+        answer_failed(r, rv);
+        return EV_FAIL;
+    }
+    if (keel_relay_event(r, event, data, len) != 0) {
         r->outcome.transport = keel_err_too_large;
         return r->state == REQ_RELAY ? EV_CUT : EV_FAIL;
     }
@@ -670,13 +738,14 @@ static void reencode_body(struct keel_request *r, struct keel_asm *a, int rv)
         if (rv == 0)
             rv = r->enc->answer(a, &r->answer);
         if (rv != 0)
-            r->outcome.transport = rv == -ENOBUFS ? keel_err_too_large : keel_err_local;
+            answer_failed(r, rv);
     } else {
         char msg[512] = "";
         struct keel_json root;
         if (r->answer.len > 0 && keel_json_parse(r->answer.base, r->answer.len, &root) == 0)
             keel_json_string(keel_json_get(keel_json_get(root, "error"), "message"), msg, sizeof(msg));
-        char *env = keel_answer_envelope(NULL, "invalid_request_error", r->code[0] ? r->code : "upstream_error",
+        char *env = keel_answer_envelope(r->enc, NULL, r->status, "invalid_request_error",
+                                         r->code[0] ? r->code : "upstream_error",
                                          msg[0] ? msg : "the upstream refused the request", 0);
         keel_buf_reset(&r->answer);
         if (env != NULL)
@@ -724,15 +793,16 @@ static void assembled(struct keel_request *r)
     /* a stream that ends mid-event, or without its end marker and before every choice has its
      * finish reason, was cut: the client has seen nothing, so it fails over (a streaming client
      * would have been committed to it) */
-    if (keel_sse_parser_pending(&r->sse) || (!r->saw_done && !keel_asm_finished(&r->assembly))) {
+    int frames = r->enc->native_frames && native(r);
+    if (keel_sse_parser_pending(&r->sse) || (!r->saw_done && (frames || !keel_asm_finished(&r->assembly)))) {
         keel_info("req %s: %s's stream ended before its answer did", r->id, r->target->upstream->name);
         r->outcome.transport = keel_err_reset;
         return;
     }
     keel_buf_reset(&r->answer);
-    int rv = r->enc->answer(&r->assembly, &r->answer);
+    int rv = frames ? keel_anthropic_msg_write(&r->frames, &r->answer) : r->enc->answer(&r->assembly, &r->answer);
     if (rv != 0) {
-        r->outcome.transport = rv == -ENOBUFS ? keel_err_too_large : keel_err_local;
+        answer_failed(r, rv);
         return;
     }
     snprintf(r->content_type, sizeof(r->content_type), "application/json");
@@ -773,14 +843,17 @@ static void on_done(void *ctx, const char *err, const char *detail)
             cut_stream(r, keel_classify(&r->outcome), NULL);
         } else {
             /* a stream that ended cleanly without [DONE] is finalised at once */
-            if (native(r)) {
+            if (native(r) && r->enc->native_end != NULL) {
                 keel_relay_end(r);
             } else if (!r->saw_done || keel_sse_parser_pending(&r->sse)) {
-                /* re-encoded: its end is keel's to write, so a cut one must not get it */
+                /* its end is the protocol's frame, or keel's to write when re-encoded: a stream
+                 * cut before it must not look whole */
                 r->outcome.transport = keel_err_reset;
                 cut_stream(r, KEEL_CLASS_RESET, NULL);
                 flush(r);
                 return;
+            } else if (native(r)) {
+                keel_relay_end(r); /* its end frame went with the others */
             } else {
                 r->out.max += 4096; /* room for the end's frames even when the queue is full */
                 r->enc->stream_end(&r->senc, &r->out);

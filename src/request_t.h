@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "core/anthropic_msg.h"
 #include "core/assemble.h"
 #include "core/backend.h"
 #include "managed.h"
@@ -108,9 +109,11 @@ struct keel_request {
     struct keel_buf answer;      /* BUFFER: the body so far; ASSEMBLE: the assembled answer */
     struct keel_sse_parser sse;  /* PRECOMMIT, RELAY, ASSEMBLE */
     struct keel_decoder dec;     /* the target's protocol, read into events */
-    struct keel_asm assembly;    /* ASSEMBLE: the answer so far */
+    struct keel_asm assembly;    /* ASSEMBLE: the answer so far, from events */
+    struct keel_anthropic_msg frames; /* ASSEMBLE, the client's own protocol when the encoder
+                                       * builds from frames (native_frames): the answer so far */
     struct keel_stream_enc senc; /* RELAY from another protocol: its events in the client's */
-    int saw_done;                /* the stream's end marker ([DONE]) came */
+    int saw_done;                /* the stream's end frame ([DONE], message_stop) came */
 
     /* the client side of a stream (relay.c) */
     struct keel_buf out; /* SSE bytes not yet handed to the client (held before the commit) */

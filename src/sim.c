@@ -544,6 +544,20 @@ static const struct part tool_parts[] = {
     {PART_FINISH, 0, 0, 0, NULL, NULL},
 };
 
+/* tools:seq: the same calls one after the other, as OpenAI itself sends them */
+static const struct part tool_parts_seq[] = {
+    {PART_CALL, PART_ROLE | PART_NULL_CONTENT, 0, 0, "get_weather", "call_sim_1"},
+    {PART_ARGS, 0, 0, 0, "{\\\"ci", NULL},
+    {PART_ARGS, 0, 0, 0, "ty\\\":\\\"Par", NULL},
+    {PART_ARGS, 0, 0, 0, "is\\\",\\\"un", NULL},
+    {PART_ARGS, 0, 0, 0, "it\\\":\\\"c\\\"}", NULL},
+    {PART_CALL, 0, 0, 1, "get_time", "call_sim_2"},
+    {PART_ARGS, 0, 0, 1, "{\\\"t", NULL},
+    {PART_ARGS, 0, 0, 1, "z\\\":\\\"Europe/", NULL},
+    {PART_ARGS, 0, 0, 1, "Paris\\\"}", NULL},
+    {PART_FINISH, 0, 0, 0, NULL, NULL},
+};
+
 static const struct part refusal_parts[] = {
     {PART_EMPTY, PART_ROLE | PART_NULL_CONTENT, 0, 0, NULL, NULL},
     {PART_REFUSAL, 0, 0, 0, "I", NULL},
@@ -801,7 +815,11 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
     if (IS("tools") || IS("refusal") || IS("unicode") || IS("rich")) {
         struct part parts[MAX_PARTS];
         struct answer a = plain;
-        if (IS("tools")) {
+        if (IS("tools") && sp->arg != NULL && strcmp(sp->arg, "seq") == 0) {
+            a.parts = tool_parts_seq;
+            a.nparts = sizeof(tool_parts_seq) / sizeof(tool_parts_seq[0]);
+            a.finish = "tool_calls";
+        } else if (IS("tools")) {
             a.parts = tool_parts;
             a.nparts = sizeof(tool_parts) / sizeof(tool_parts[0]);
             a.finish = "tool_calls";
