@@ -130,14 +130,15 @@ static size_t on_body(char *buf, size_t size, size_t n, void *userp)
     return len;
 }
 
-static void ask(int port, const char *model, int stream, struct answer *a)
+/* one agent turn, as an OpenAI client or (claude) as an Anthropic Messages client */
+static void ask_as(int port, const char *model, int stream, int claude, struct answer *a)
 {
     memset(a, 0, sizeof(*a));
     char url[128], body[512];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", port);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/%s", port, claude ? "messages" : "chat/completions");
     snprintf(body, sizeof(body),
-             "{\"model\":\"%s\",\"stream\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"Say hello\"}]}", model,
-             stream ? "true" : "false");
+             "{\"model\":\"%s\",\"stream\":%s,%s\"messages\":[{\"role\":\"user\",\"content\":\"Say hello\"}]}",
+             model, stream ? "true" : "false", claude ? "\"max_tokens\":100," : "");
     CURL *e = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_setopt(e, CURLOPT_URL, url);
@@ -156,6 +157,11 @@ static void ask(int port, const char *model, int stream, struct answer *a)
     a->secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     curl_slist_free_all(h);
     curl_easy_cleanup(e);
+}
+
+static void ask(int port, const char *model, int stream, struct answer *a)
+{
+    ask_as(port, model, stream, 0, a);
 }
 
 /* "up/model;class=C;status=S;ms=M, ..." -> "C -> C -> ok" */
@@ -329,23 +335,25 @@ struct scenario {
     const char *failure;  /* what the provider does, and the seed it comes from */
     const char *model;    /* the alias the agent asks for */
     int stream;
+    int claude;           /* the agent speaks Anthropic Messages (POST /v1/messages) */
     enum expect expect;
     const char *upstream; /* who should answer */
     const char *without;  /* what a client without keel got, per the seeds */
 };
 
 static const struct scenario scenarios[] = {
-    {"hangs, never answers (000)", "hang", 1, ANSWERED, "backup", "600 s, then a 502"},
-    {"heartbeats, no tokens (001)", "heartbeat", 1, ANSWERED, "backup", "15+ min; fallback never tried"},
-    {"Anthropic pings, no tokens (001)", "seed001", 1, ANSWERED, "backup", "15+ min; fallback never tried"},
-    {"Anthropic 529 overloaded", "overloaded", 0, ANSWERED, "backup", "the error, or retries on it"},
-    {"503 storm (000)", "storm", 0, ANSWERED, "backup", "3 retries on the same model, then dies"},
-    {"200 with no choices (000)", "empty", 0, ANSWERED, "backup", "an empty 'success'"},
-    {"INTERNAL_ERROR before content (000)", "crash", 1, ANSWERED, "backup", "the error, mid-turn"},
-    {"connection dropped (002)", "drop", 0, ANSWERED, "backup", "a 502"},
-    {"429 with Retry-After: 1", "limited", 0, ANSWERED, "primary", "a 429 to the agent"},
-    {"cut mid-stream (000)", "cut", 1, CUT_CLEANLY, "primary", "a truncated answer that looks complete"},
-    {"the client's own 400 (003)", "bad", 0, RETURNED_400, "primary", "walks the whole chain, failing each"},
+    {"hangs, never answers (000)", "hang", 1, 0, ANSWERED, "backup", "600 s, then a 502"},
+    {"heartbeats, no tokens (001)", "heartbeat", 1, 0, ANSWERED, "backup", "15+ min; fallback never tried"},
+    {"Anthropic pings, no tokens (001)", "seed001", 1, 0, ANSWERED, "backup", "15+ min; fallback never tried"},
+    {"the same, to a Claude client (001)", "seed001", 1, 1, ANSWERED, "backup", "15+ min; fallback never tried"},
+    {"Anthropic 529 overloaded", "overloaded", 0, 0, ANSWERED, "backup", "the error, or retries on it"},
+    {"503 storm (000)", "storm", 0, 0, ANSWERED, "backup", "3 retries on the same model, then dies"},
+    {"200 with no choices (000)", "empty", 0, 0, ANSWERED, "backup", "an empty 'success'"},
+    {"INTERNAL_ERROR before content (000)", "crash", 1, 0, ANSWERED, "backup", "the error, mid-turn"},
+    {"connection dropped (002)", "drop", 0, 0, ANSWERED, "backup", "a 502"},
+    {"429 with Retry-After: 1", "limited", 0, 0, ANSWERED, "primary", "a 429 to the agent"},
+    {"cut mid-stream (000)", "cut", 1, 0, CUT_CLEANLY, "primary", "a truncated answer that looks complete"},
+    {"the client's own 400 (003)", "bad", 0, 0, RETURNED_400, "primary", "walks the whole chain, failing each"},
 };
 
 static const char config_fmt[] =
@@ -387,7 +395,8 @@ static void describe(const struct scenario *s, const struct answer *a, char *dst
 {
     char cls[256];
     classes(a->attempts, cls, sizeof(cls));
-    int done = strstr(a->body, "data: [DONE]") != NULL;
+    /* a whole stream ends with its protocol's end: [DONE], or Anthropic's message_stop */
+    int done = strstr(a->body, s->claude ? "event: message_stop" : "data: [DONE]") != NULL;
     int error_event = strstr(a->body, "\"error\"") != NULL;
     switch (s->expect) {
     case ANSWERED:
@@ -460,7 +469,7 @@ int keel_demo_run(const char *self)
     for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
         const struct scenario *s = &scenarios[i];
         struct answer a;
-        ask(port, s->model, s->stream, &a);
+        ask_as(port, s->model, s->stream, s->claude, &a);
         char did[256], who[160];
         int this_ok = 0;
         describe(s, &a, did, sizeof(did), &this_ok);
@@ -471,8 +480,9 @@ int keel_demo_run(const char *self)
         ok &= this_ok;
         total += a.secs;
     }
-    printf("\n  %zu agent turns, %.1f s in all. Without keel the first three alone cost the agent\n"
-           "  10 to 15 minutes each; with it, each cost one first_byte deadline and the backup answered.\n\n",
+    printf("\n  %zu agent turns, %.1f s in all. Without keel the first four alone cost the agent\n"
+           "  10 to 15 minutes each; with it, each cost one first_byte deadline and the backup answered\n"
+           "  (the Claude client's in Anthropic's events, translated from the OpenAI backup's).\n\n",
            sizeof(scenarios) / sizeof(scenarios[0]), total);
     ok &= storm(port, admin);
     ok &= eviction(port, admin);

@@ -16,6 +16,8 @@ test('keel demo runs every scenario as promised and exits 0', () => {
   assert.match(r.stdout, /first_byte_timeout > ok\s+3\.\d\ds\s+200 backup/);
   // seed 001 as it happened: the Anthropic primary's pings bought it nothing
   assert.match(r.stdout, /Anthropic pings, no tokens \(001\)\s+stream\s+.*first_byte_timeout > ok\s+3\.\d\ds\s+200 backup/);
+  // and to an agent that speaks Anthropic Messages: the OpenAI backup's answer in Anthropic's events
+  assert.match(r.stdout, /the same, to a Claude client \(001\)\s+stream\s+.*first_byte_timeout > ok\s+3\.\d\ds\s+200 backup/);
   // the breaker part: opened, skipped, probed, back
   assert.match(r.stdout, /skipped > ok\s+backup\s+open/);
   assert.match(r.stdout, /back in service after its first good probe/);
