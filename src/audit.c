@@ -263,6 +263,8 @@ void keel_audit_record(struct keel_audit *a, const struct keel_audit_record *rec
                           "client_gone", rec->client_gone, "class", rec->cls);
     if (o != NULL && rec->error != NULL)
         json_object_set_new(o, "error", json_string(rec->error));
+    if (o != NULL && rec->protocol != NULL)
+        json_object_set_new(o, "protocol", json_string(rec->protocol));
     char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (line != NULL)

@@ -39,6 +39,7 @@ struct keel_audit_record {
     int client_gone;
     const char *cls;       /* the request's class */
     const char *error;     /* a rejection's code; NULL: no "error" member */
+    const char *protocol;  /* the client's protocol ("openai-chat", "anthropic-messages"); NULL: none */
 };
 
 /* queues rec's line; a NULL log takes nothing (rec->attempts is freed all the same) */

@@ -73,7 +73,8 @@ static void reject(struct keel_gateway *gw, struct keel_http *h, const struct ke
                                                              .model = model ? model : "",
                                                              .status = status,
                                                              .cls = cls,
-                                                             .error = code});
+                                                             .error = code,
+                                                             .protocol = enc->protocol});
 }
 
 /* The top-level "model", "stream" and "stream_options" members of a parsed object; -1 when

@@ -51,6 +51,7 @@ void keel_record(struct keel_request *r)
                               .total_tokens = r->usage.total_tokens,
                               .client_gone = r->gone,
                               .cls = keel_class_name(cls),
+                              .protocol = r->enc->protocol,
                           });
     /* every request's time, answered or not, feeds the cliff watch; one that comes near the cliff
      * is checked at once (p99 <= max, so the max crossing is the first sign) */

@@ -7,17 +7,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
-import { attemptsOf, post, startKeel, startSim, stop } from './lib.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { attemptsOf, eventually, post, startKeel, startSim, stop, tmpdir } from './lib.mjs';
 
 let sim;
 let keel;
 let client;
+const auditFile = path.join(tmpdir(), 'audit.jsonl');
 
 before(async () => {
   sim = await startSim();
   keel = await startKeel(`
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
+audit_log: ${auditFile}
 defaults: { timeouts: { first_byte: 1s, stall: 600ms, total: 20s } }
 upstreams:
   - { name: claude, kind: anthropic, base_url: "{SIM}", api_key: sk-ant-test-key }
@@ -268,6 +272,19 @@ describe('a chain that crosses protocols, and keel\'s own errors', () => {
     const r = await post(keel, '{"model":', { path: '/v1/messages' });
     assert.equal(r.status, 400);
     assert.equal(JSON.parse(r.text).type, 'error');
+  });
+
+  test('the audit says which protocol each client spoke, and each target\'s kind', async () => {
+    // seed 001's Claude requests above: their primary failed, the OpenAI fallback answered
+    await post(keel, { model: 'o', messages: [{ role: 'user', content: 'hi' }] });
+    const lines = () => (fs.existsSync(auditFile) ? fs.readFileSync(auditFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
+    assert.ok(await eventually(() => lines().some((x) => x.protocol === 'openai-chat'), { ms: 5000 }));
+    const rec = lines().find((x) => x.model === 'seed001' && x.attempts[0].class === 'first_byte_timeout');
+    assert.equal(rec.protocol, 'anthropic-messages');
+    assert.deepEqual(rec.attempts.map((a) => [a.kind, a.class]), [['anthropic', 'first_byte_timeout'], ['openai', 'ok']]);
+    assert.ok(rec.usage.completion_tokens > 0);
+    const rejected = lines().find((x) => x.error === 'model_not_found');
+    assert.equal(rejected.protocol, 'anthropic-messages');
   });
 
   test('count_tokens: 501, and the SDK is told not to retry it', async () => {
