@@ -247,6 +247,7 @@ int keel_gateway_run(struct keel_config *config)
         keel_error("listen: %s", err);
         return 1;
     }
+    keel_server_set_refusal(gw->api, keel_intake_refusal);
 
     gw->admin = keel_server_new(gw->loop, config->admin_host, config->admin_port, 4096, keel_admin_handle, gw,
                                 err, sizeof(err));

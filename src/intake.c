@@ -234,6 +234,36 @@ static const struct {
     {"/v1/messages", &keel_anthropic_encoder},
 };
 
+/* the protocol a path speaks (its own or under it, e.g. /v1/messages/count_tokens); OpenAI's
+ * when none */
+static const struct keel_encoder_ops *protocol_of(const char *path, size_t plen)
+{
+    for (size_t i = 0; i < sizeof(protocols) / sizeof(protocols[0]); i++) {
+        const char *p = protocols[i].path;
+        for (int bare = 0; bare < 2; bare++, p += 3) { /* with /v1, then without */
+            size_t n = strlen(p);
+            if (plen >= n && memcmp(path, p, n) == 0 && (plen == n || path[n] == '/'))
+                return protocols[i].enc;
+        }
+    }
+    return &keel_openai_chat_encoder;
+}
+
+size_t keel_intake_refusal(void *app, const char *path, size_t pathlen, int status, const char *code,
+                           const char *message, char *out, size_t cap)
+{
+    (void)app;
+    char *body = keel_answer_envelope(protocol_of(path, pathlen), NULL, status, "invalid_request_error", code,
+                                      message, 0);
+    size_t n = body ? strlen(body) : 0;
+    if (n >= cap)
+        n = 0;
+    if (n > 0)
+        memcpy(out, body, n);
+    free(body);
+    return n;
+}
+
 void keel_intake_handle(void *app, struct keel_http *h)
 {
     struct keel_gateway *gw = app;

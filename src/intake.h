@@ -4,9 +4,17 @@
 #ifndef KEEL_INTAKE_H
 #define KEEL_INTAKE_H
 
+#include <stddef.h>
+
 struct keel_http;
 
-/* the client listener's request callback: POST /v1/chat/completions, GET /v1/models */
+/* the client listener's request callback: POST /v1/chat/completions, POST /v1/messages,
+ * GET /v1/models */
 void keel_intake_handle(void *gw, struct keel_http *h);
+
+/* the client listener's refusal body (keel_server_refusal_cb): the envelope of the protocol the
+ * path speaks */
+size_t keel_intake_refusal(void *gw, const char *path, size_t pathlen, int status, const char *code,
+                           const char *message, char *out, size_t cap);
 
 #endif

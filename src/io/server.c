@@ -42,6 +42,7 @@ struct keel_server {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     keel_server_request_cb on_request;
+    keel_server_refusal_cb refusal; /* NULL: OpenAI's envelope */
     void *app;
     uv_timer_t probe;
     struct keel_http *watched; /* head of the list of requests whose client is probed */
@@ -76,6 +77,11 @@ struct conn {
 
 struct handler {
     h2o_handler_t super;
+    struct keel_server *s;
+};
+
+struct too_large_filter {
+    h2o_filter_t super;
     struct keel_server *s;
 };
 
@@ -538,18 +544,37 @@ void keel_http_respond(struct keel_http *h, int status, const struct keel_header
     h2o_send_inline(h->req, body, len);
 }
 
-/* A request refused by the server itself (a limit or an ambiguous head), in the OpenAI envelope
- * keel's clients read, and the connection closed after it: what follows the head can't be trusted. */
-static void respond_refusal(struct keel_http *h, int status, const char *code, const char *message)
+/* A refusal's body in the envelope of the protocol the request's path speaks (the app's
+ * refusal callback), else OpenAI's: its length in out[0..cap) */
+static size_t refusal_body(struct keel_server *s, h2o_req_t *req, int status, const char *code, const char *message,
+                           char *out, size_t cap)
 {
-    char body[512];
-    int n = snprintf(body, sizeof(body),
+    size_t n = s->refusal ? s->refusal(s->app, req->path_normalized.base, req->path_normalized.len, status, code,
+                                       message, out, cap)
+                          : 0;
+    if (n > 0)
+        return n;
+    int w = snprintf(out, cap,
                      "{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\",\"code\":\"%s\","
                      "\"param\":null}}",
                      message, code);
+    return w > 0 && (size_t)w < cap ? (size_t)w : 0;
+}
+
+/* A request refused by the server itself (a limit or an ambiguous head), in the envelope its
+ * client reads, and the connection closed after it: what follows the head can't be trusted. */
+static void respond_refusal(struct keel_http *h, int status, const char *code, const char *message)
+{
+    char body[1024];
+    size_t n = refusal_body(h->s, h->req, status, code, message, body, sizeof(body));
     struct keel_header hdrs[] = {{"content-type", "application/json"}};
     h->req->http1_is_persistent = 0;
-    keel_http_respond(h, status, hdrs, 1, body, n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0);
+    keel_http_respond(h, status, hdrs, 1, body, n);
+}
+
+void keel_server_set_refusal(struct keel_server *s, keel_server_refusal_cb cb)
+{
+    s->refusal = cb;
 }
 
 void keel_http_start(struct keel_http *h, int status, const struct keel_header *hdrs, size_t nhdrs,
@@ -613,35 +638,36 @@ void keel_http_abort(struct keel_http *h)
 /* ------------------------------------------------------------------ h2o's own 413 */
 
 /* h2o refuses a body over max_body itself, before keel's handler runs, with a plain-text 413 on
- * the host's fallback path. This filter on that path gives it the OpenAI envelope keel's clients
- * parse, and has the connection drained after h2o closes it (struct lingerer). */
-#define TOO_LARGE_BODY                                                                                    \
-    "{\"error\":{\"message\":\"request body is larger than max_body\",\"type\":\"invalid_request_error\","   \
-    "\"code\":\"request_too_large\",\"param\":null}}"
+ * the host's fallback path. This filter on that path gives it the envelope keel's clients parse
+ * (refusal_body), and has the connection drained after h2o closes it (struct lingerer). */
+#define TOO_LARGE_MAX 1024
 
 struct too_large_ostream {
     h2o_ostream_t super;
+    h2o_iovec_t body; /* in the request's pool */
     int sent;
 };
 
 static void on_too_large_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t n, h2o_send_state_t state)
 {
     struct too_large_ostream *o = (struct too_large_ostream *)self;
-    h2o_iovec_t buf = h2o_iovec_init(H2O_STRLIT(TOO_LARGE_BODY));
-    h2o_ostream_send_next(&o->super, req, o->sent ? NULL : &buf, o->sent ? 0 : 1, state);
+    h2o_ostream_send_next(&o->super, req, o->sent ? NULL : &o->body, o->sent ? 0 : 1, state);
     o->sent = 1;
 }
 
 static void on_setup_too_large(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
 {
     if (req->res.status == 413) {
-        req->res.content_length = sizeof(TOO_LARGE_BODY) - 1;
-        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
+        struct conn *c = conn_of(req);
         struct too_large_ostream *o = (struct too_large_ostream *)h2o_add_ostream(req, sizeof(*o), slot);
+        char *body = h2o_mem_alloc_pool(&req->pool, TOO_LARGE_MAX);
+        o->body = h2o_iovec_init(body, refusal_body(((struct too_large_filter *)self)->s, req, 413, "request_too_large",
+                                                    "request body is larger than max_body", body, TOO_LARGE_MAX));
+        req->res.content_length = o->body.len;
+        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
         o->super.do_send = on_too_large_send;
         o->sent = 0;
         slot = &o->super.next;
-        struct conn *c = conn_of(req);
         if (c != NULL && c->sock != NULL && c->linger_fd < 0)
             c->linger_fd = fcntl(h2o_socket_get_fd(c->sock), F_DUPFD_CLOEXEC, 3);
     }
@@ -849,8 +875,10 @@ struct keel_server *keel_server_new(uv_loop_t *loop, const char *host, int port,
     struct handler *hd = (struct handler *)h2o_create_handler(pathconf, sizeof(*hd));
     hd->super.on_req = on_req;
     hd->s = s;
-    h2o_filter_t *too_large = h2o_create_filter(&hostconf->fallback_path, sizeof(*too_large));
-    too_large->on_setup_ostream = on_setup_too_large;
+    struct too_large_filter *too_large =
+        (struct too_large_filter *)h2o_create_filter(&hostconf->fallback_path, sizeof(*too_large));
+    too_large->super.on_setup_ostream = on_setup_too_large;
+    too_large->s = s;
     h2o_context_init(&s->ctx, loop, &s->config);
     s->accept_ctx.ctx = &s->ctx;
     s->accept_ctx.hosts = s->config.hosts;

@@ -52,6 +52,12 @@ struct keel_server_stats {
 /* Binds host:port (port 0 = any free port); NULL with a message in err on failure. */
 struct keel_server *keel_server_new(uv_loop_t *loop, const char *host, int port, size_t max_body,
                                     keel_server_request_cb on_request, void *app, char *err, size_t errlen);
+/* A refusal the server answers itself (a limit, an ambiguous head, a body over max_body), written
+ * as the body the client's protocol reads, which the app picks by the request's path: its length
+ * (0: it has none, or out is too small). Without one the server writes OpenAI's envelope. */
+typedef size_t (*keel_server_refusal_cb)(void *app, const char *path, size_t pathlen, int status, const char *code,
+                                         const char *message, char *out, size_t cap);
+void keel_server_set_refusal(struct keel_server *s, keel_server_refusal_cb cb);
 int keel_server_port(const struct keel_server *s);
 uint64_t keel_server_accepted(const struct keel_server *s); /* connections accepted so far */
 /* sets (or, on a reload, changes) the limits; until called, none but max_body and h2o's own */

@@ -203,6 +203,13 @@ models: [ { name: desk, targets: [ { upstream: a, model: echo } ] } ]
     assert.equal(JSON.parse(body(r.data)).error.code, 'request_header_fields_too_large');
     r = await raw(keel.port, req(`content-length: 30\r\nx-big: ${'a'.repeat(5000)}\r\n`));
     assert.match(r.data, /^HTTP\/1\.1 431 /);
+    // a refusal on the Anthropic path is in Anthropic's envelope
+    r = await raw(keel.port, req(`content-length: 30\r\n${many}`).replace('/v1/chat/completions', '/v1/messages'));
+    assert.match(r.data, /^HTTP\/1\.1 431 /);
+    const e = JSON.parse(body(r.data));
+    assert.equal(e.type, 'error');
+    assert.equal(e.error.code, 'request_header_fields_too_large');
+    assert.equal(e.error.type, 'invalid_request_error');
     assert.ok((await metric(keel, 'keel_client_rejected_total{reason="headers_too_large"}')) >= 2);
   });
 
@@ -451,6 +458,18 @@ models: [ { name: ok, targets: [ { upstream: a, model: healthy } ] } ]
     assert.equal(err.code, 'request_too_large');
     assert.equal(connections, 1, 'the SDK did not retry');
     assert.equal((await post(keel, chat('ok'))).status, 200);
+  });
+
+  test('on /v1/messages, a 413 in Anthropic\'s envelope, which its SDK reads', async () => {
+    const { default: Anthropic } = await import('@anthropic-ai/sdk');
+    const client = new Anthropic({ baseURL: keel.url, apiKey: 'k', maxRetries: 0, timeout: 10000 });
+    const big = 'x'.repeat(1 << 20);
+    const err = await client.messages.create({ model: 'ok', max_tokens: 10, messages: [{ role: 'user', content: big }] }).then(() => null, (e) => e);
+    assert.ok(err, 'the call failed');
+    assert.equal(err.status, 413, `${err.constructor.name}: ${err.message}`);
+    assert.equal(err.error.type, 'error');
+    assert.equal(err.error.error.type, 'request_too_large');
+    assert.equal(err.error.error.code, 'request_too_large');
   });
 });
 
