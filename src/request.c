@@ -430,6 +430,26 @@ static translate_fn translator(const struct keel_request *r, const struct keel_t
     return NULL;
 }
 
+/* An Anthropic client's anthropic-beta header as a header line for an Anthropic target (the
+ * features it opts into are the request's meaning, as its body is), "" when there is none to
+ * send: another protocol on either side, or a value past the line's room (logged). */
+static void forwarded_beta(const struct keel_request *r, char *line, size_t n)
+{
+    size_t len;
+    const char *v = native(r) && strcmp(r->target->upstream->kind, "anthropic") == 0 && r->http != NULL
+                        ? keel_http_header(r->http, "anthropic-beta", &len)
+                        : NULL;
+    line[0] = '\0';
+    if (v == NULL)
+        return;
+    if (len + sizeof("anthropic-beta: ") > n) {
+        keel_warn("req %s: anthropic-beta of %zu bytes not forwarded (at most %zu)", r->id, len,
+                  n - sizeof("anthropic-beta: "));
+        return;
+    }
+    snprintf(line, n, "anthropic-beta: %.*s", (int)len, v);
+}
+
 /* Starts an attempt on the router's current target. */
 static void start_attempt(struct keel_request *r)
 {
@@ -483,13 +503,14 @@ static void start_attempt(struct keel_request *r)
             return;
         }
     }
-    char url[2048];
+    char url[2048], beta[1024];
     snprintf(url, sizeof(url), "%s%s", t->upstream->base_url, p->path);
+    forwarded_beta(r, beta, sizeof(beta));
     struct keel_upstream_spec spec = {
         .url = url,
         .bearer = t->upstream->api_key,
         .key_header = p->key_header,
-        .extra_header = p->extra_header,
+        .extra_headers = {p->extra_header, beta[0] ? beta : NULL},
         .body = body,
         .body_len = len,
         .give_body = 1,

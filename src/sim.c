@@ -64,6 +64,7 @@ struct counter {
     char auth[128]; /* the last Authorization header seen (test keys only) */
     char api_key[128]; /* the last x-api-key header seen (test keys only) */
     char version[64];  /* the last anthropic-version header seen */
+    char beta[128];    /* the last anthropic-beta header seen */
     uint64_t chaos[NFAULTS]; /* chaos requests by the fault drawn (index into faults[]) */
     int is_chaos;            /* a chaos name: /sim/stats lists its faults */
 };
@@ -1470,7 +1471,7 @@ static void reply_json(struct keel_http *h, int status, json_t *j)
 static void stats(struct sim *sim, struct keel_http *h)
 {
     json_t *hits = json_object(), *gone = json_object(), *auth = json_object(), *writes = json_object();
-    json_t *api_key = json_object(), *version = json_object(), *chaos = json_object();
+    json_t *api_key = json_object(), *version = json_object(), *beta = json_object(), *chaos = json_object();
     for (size_t i = 0; i < sim->ncounters; i++) {
         struct counter *c = &sim->counters[i];
         json_object_set_new(hits, c->name, json_integer((json_int_t)c->hits));
@@ -1478,6 +1479,7 @@ static void stats(struct sim *sim, struct keel_http *h)
         json_object_set_new(auth, c->name, json_string(c->auth));
         json_object_set_new(api_key, c->name, json_string(c->api_key));
         json_object_set_new(version, c->name, json_string(c->version));
+        json_object_set_new(beta, c->name, json_string(c->beta));
         json_object_set_new(writes, c->name, json_integer((json_int_t)c->writes));
         if (!c->is_chaos)
             continue;
@@ -1487,8 +1489,9 @@ static void stats(struct sim *sim, struct keel_http *h)
                 json_object_set_new(f, faults[k], json_integer((json_int_t)c->chaos[k]));
         json_object_set_new(chaos, c->name, f);
     }
-    reply_json(h, 200, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:I}", "hits", hits, "gone", gone, "auth",
-                                 auth, "x_api_key", api_key, "anthropic_version", version, "writes", writes,
+    reply_json(h, 200, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:I}", "hits", hits, "gone", gone,
+                                 "auth", auth, "x_api_key", api_key, "anthropic_version", version, "anthropic_beta",
+                                 beta, "writes", writes,
                                  "connections", (json_int_t)keel_server_accepted(sim->srv), "chaos", chaos, "seed",
                                  (json_int_t)sim->seed));
 }
@@ -1513,6 +1516,7 @@ static struct sim_req *sr_new(struct sim *sim, struct keel_http *h, const char *
     record(sr->counter->auth, sizeof(sr->counter->auth), h, "authorization");
     record(sr->counter->api_key, sizeof(sr->counter->api_key), h, "x-api-key");
     record(sr->counter->version, sizeof(sr->counter->version), h, "anthropic-version");
+    record(sr->counter->beta, sizeof(sr->counter->beta), h, "anthropic-beta");
     uv_timer_init(sim->loop, &sr->timer);
     sr->timer.data = sr;
     return sr;

@@ -483,8 +483,10 @@ struct keel_upstream_xfer *keel_upstream_xfer_start(struct keel_upstream *u, con
             free(line);
         }
     }
-    if (h != NULL && spec->extra_header != NULL)
-        h = curl_slist_append(h, spec->extra_header);
+    for (size_t i = 0; h != NULL && i < sizeof(spec->extra_headers) / sizeof(spec->extra_headers[0]) &&
+                       spec->extra_headers[i] != NULL;
+         i++)
+        h = curl_slist_append(h, spec->extra_headers[i]);
     x->headers = h;
     if (h == NULL) {
         xfer_free(x);

@@ -28,7 +28,7 @@ struct keel_upstream_spec {
     const char *url;
     const char *bearer; /* secret: goes into the Authorization header only; may be NULL */
     const char *key_header;   /* NULL: bearer as "Authorization: Bearer"; else the header it goes in as is */
-    const char *extra_header; /* one more "Name: value" line, or NULL */
+    const char *extra_headers[3]; /* more "Name: value" lines; a NULL ends them */
     const char *body;   /* JSON; copied, unless give_body. NULL: a GET */
     size_t body_len;
     int give_body;      /* body is malloc'd, NUL-terminated, and the transfer frees it (also when

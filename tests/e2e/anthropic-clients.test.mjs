@@ -115,12 +115,17 @@ describe('Anthropic clients, Anthropic targets: the same protocol', () => {
     const body = JSON.stringify({ model: 'c-echo', max_tokens: 7, temperature: 0.70, messages: [
       { role: 'user', content: 'weather?' }, { role: 'assistant', content: m.content },
       { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_sim_1', content: '18C' }] }] });
-    const r = await fetch(`${keel.url}/v1/messages`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-api-key': 'sk-client-secret' } });
+    const r = await fetch(`${keel.url}/v1/messages?beta=true`, { method: 'POST', body, headers: {
+      'content-type': 'application/json', 'x-api-key': 'sk-client-secret', 'anthropic-beta': 'interleaved-thinking-2025-05-14' } });
     const echoed = (await r.json()).content[0].text;
     assert.equal(echoed, body.replace('"model":"c-echo"', '"model":"echo"'), 'only model replaced');
     const stats = await (await fetch(`${sim.url}/sim/stats`)).json();
     assert.equal(stats.x_api_key.echo, 'sk-ant-test-key', 'the target\'s key, never the client\'s');
     assert.doesNotMatch(JSON.stringify(stats), /sk-client-secret/);
+    // the features the client opted into go with its request to an Anthropic target
+    assert.equal(stats.anthropic_beta.echo, 'interleaved-thinking-2025-05-14');
+    await client.messages.create(messages('o-echo'), { headers: { 'anthropic-beta': 'x-feature' } });
+    assert.equal((await (await fetch(`${sim.url}/sim/stats`)).json()).anthropic_beta.echo, '', 'never to an OpenAI one');
   });
 
   test('a committed stream that fails: Anthropic\'s error event, which the SDK throws', async () => {
