@@ -28,13 +28,20 @@ static void new_id(struct keel_gateway *gw, char *dst, size_t n)
     snprintf(dst, n, "%016llx", (unsigned long long)z);
 }
 
+/* GET /v1/models: the aliases, in one list both SDKs read (OpenAI's keys, and Anthropic's: type,
+ * display_name, created_at, has_more, first_id, last_id) */
 static void models_list(struct keel_gateway *gw, struct keel_http *h)
 {
     json_t *data = json_array();
-    for (size_t i = 0; i < gw->config->nmodels; i++)
-        json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s}", "id", gw->config->models[i].name, "object",
-                                              "model", "created", 0, "owned_by", "keel"));
-    json_t *root = json_pack("{s:s, s:o}", "object", "list", "data", data);
+    const struct keel_config *c = gw->config;
+    for (size_t i = 0; i < c->nmodels; i++)
+        json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "id", c->models[i].name, "object",
+                                              "model", "created", 0, "owned_by", "keel", "type", "model",
+                                              "display_name", c->models[i].name, "created_at",
+                                              "1970-01-01T00:00:00Z"));
+    json_t *root = json_pack("{s:s, s:o, s:b, s:s?, s:s?}", "object", "list", "data", data, "has_more", 0, "first_id",
+                             c->nmodels ? c->models[0].name : NULL, "last_id",
+                             c->nmodels ? c->models[c->nmodels - 1].name : NULL);
     char *body = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     struct keel_header hdrs[] = {{"content-type", "application/json"}};

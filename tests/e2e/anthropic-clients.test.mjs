@@ -292,6 +292,14 @@ describe('a chain that crosses protocols, and keel\'s own errors', () => {
     assert.equal(rejected.protocol, 'anthropic-messages');
   });
 
+  test('models.list through the Anthropic SDK: the aliases', async () => {
+    const ids = [];
+    for await (const m of client.models.list()) ids.push([m.id, m.type]);
+    assert.ok(ids.length > 10);
+    assert.deepEqual(ids[0], ['c', 'model']);
+    assert.ok(ids.some(([id]) => id === 'seed001'));
+  });
+
   test('count_tokens: 501, and the SDK is told not to retry it', async () => {
     const r = await fetch(`${keel.url}/v1/messages/count_tokens`, { method: 'POST', body: JSON.stringify(messages('c')), headers: { 'content-type': 'application/json' } });
     assert.equal(r.status, 501);
