@@ -11,70 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/writer.h"
+
 /* the open content block's kind (struct keel_stream_anthropic.open) */
 enum block { BLOCK_NONE, BLOCK_TEXT, BLOCK_THINKING, BLOCK_TOOL };
 
 /* ---- writing ---- */
-
-/* what is being written: its first failure, after which nothing more is appended */
-struct writer {
-    struct keel_buf *out;
-    int rv;
-};
-
-static void w(struct writer *o, const char *p, size_t n)
-{
-    if (o->rv == 0)
-        o->rv = keel_buf_append(o->out, p, n);
-}
-
-static void ws(struct writer *o, const char *s)
-{
-    w(o, s, strlen(s));
-}
-
-static void wnum(struct writer *o, long long v)
-{
-    char d[24];
-    size_t n = sizeof(d);
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        d[--n] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (v < 0)
-        d[--n] = '-';
-    w(o, d + n, sizeof(d) - n);
-}
-
-/* JSON text [p, p+n) as the inside of the string literal holding it: '"', '\\' and control
- * characters escaped (assemble.c's escape, which the assembler applies to raw arguments) */
-static void wescaped(struct writer *o, const char *p, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t from = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        char e[6] = {'\\', (char)c, '0', '0', hex[c >> 4], hex[c & 15]};
-        size_t elen = 2;
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        if (c == '\n') {
-            e[1] = 'n';
-        } else if (c == '\r') {
-            e[1] = 'r';
-        } else if (c == '\t') {
-            e[1] = 't';
-        } else if (c < 0x20) {
-            e[1] = 'u';
-            elen = 6;
-        }
-        w(o, p + from, i - from);
-        w(o, e, elen);
-        from = i + 1;
-    }
-    w(o, p + from, n - from);
-}
 
 /* a string literal as sent when v is one, else "" */
 static void wstring(struct writer *o, struct keel_json v)
@@ -247,16 +189,6 @@ int keel_asm_anthropic_message(const struct keel_asm *a, struct keel_buf *out)
 
 /* ---- a stream, re-encoded event by event ---- */
 
-static int bit(const unsigned char *set, uint32_t i)
-{
-    return set[i / 8] >> (i % 8) & 1;
-}
-
-static void set_bit(unsigned char *set, uint32_t i)
-{
-    set[i / 8] |= (unsigned char)(1u << (i % 8));
-}
-
 void keel_anthropic_stream_init(struct keel_stream_enc *s, int include_usage)
 {
     memset(s, 0, sizeof(*s));
@@ -387,24 +319,21 @@ static int tool_call(struct writer *o, struct keel_stream_anthropic *st, const s
     uint32_t t = ev->u.tool.index;
     if (t >= KEEL_STREAM_MAX_INDEX)
         return -ENOBUFS;
-    if (!bit(st->tool_started, t)) {
+    if (!keel_stream_bit(st->tool_started, t)) {
         int rv = wopen(o, st, BLOCK_TOOL, ev);
         if (rv != 0)
             return rv;
-        set_bit(st->tool_started, t);
+        keel_stream_set_bit(st->tool_started, t);
     } else if (st->open != BLOCK_TOOL || st->tool != t) {
         return says_args(ev) ? -EPROTO : 0; /* its block is closed: Anthropic cannot reopen one */
     }
     if (!says_args(ev))
         return 0;
     wdelta(o, st, "input_json_delta", "partial_json");
-    if (ev->u.tool.args_raw) {
-        ws(o, "\"");
-        wescaped(o, ev->u.tool.args.p, ev->u.tool.args.len);
-        ws(o, "\"");
-    } else {
+    if (ev->u.tool.args_raw)
+        wescaped(o, ev->u.tool.args);
+    else
         w(o, ev->u.tool.args.p, ev->u.tool.args.len);
-    }
     ws(o, "}");
     wframe_end(o);
     return 0;

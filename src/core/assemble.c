@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/writer.h"
+
 /* choices, and tool calls per choice: an index at or past this is refused with -ENOBUFS */
 #define MAX_INDEX KEEL_STREAM_MAX_INDEX
 
@@ -77,38 +79,6 @@ static int join(struct keel_asm *a, struct keel_buf *b, struct keel_json s)
     return put(a, b, s.p + 1, s.len - 2);
 }
 
-/* JSON text [p, p+n) as the inner bytes of the string literal that holds it, handed to sink in
- * runs: '"' and '\\' escaped, and control characters (valid JSON text holds raw only the
- * whitespace between its tokens). Returns the first failure sink returned. */
-static int escape(const char *p, size_t n, int (*sink)(void *ctx, const char *p, size_t n), void *ctx)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t from = 0;
-    int rv = 0;
-    for (size_t i = 0; i < n && rv == 0; i++) {
-        unsigned char c = (unsigned char)p[i];
-        char e[6] = {'\\', (char)c, '0', '0', hex[c >> 4], hex[c & 15]};
-        size_t elen = 2;
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        if (c == '\n') {
-            e[1] = 'n';
-        } else if (c == '\r') {
-            e[1] = 'r';
-        } else if (c == '\t') {
-            e[1] = 't';
-        } else if (c < 0x20) {
-            e[1] = 'u';
-            elen = 6;
-        }
-        rv = sink(ctx, p + from, i - from);
-        if (rv == 0)
-            rv = sink(ctx, e, elen);
-        from = i + 1;
-    }
-    return rv == 0 ? sink(ctx, p + from, n - from) : rv;
-}
-
 struct held {
     struct keel_asm *a;
     struct keel_buf *b;
@@ -126,7 +96,7 @@ static int join_args(struct keel_asm *a, struct keel_buf *b, const struct keel_e
     struct held h = {a, b};
     if (!ev->u.tool.args_raw)
         return join(a, b, ev->u.tool.args);
-    return escape(ev->u.tool.args.p, ev->u.tool.args.len, put_held, &h);
+    return keel_json_escape(ev->u.tool.args.p, ev->u.tool.args.len, put_held, &h);
 }
 
 static int space(char c)
@@ -448,55 +418,9 @@ int keel_asm_tool_at(const struct keel_asm *a, size_t i, size_t k, struct keel_a
 
 /* ---- writing ---- */
 
-/* the answer being written: its first failure, after which nothing more is appended */
-struct writer {
-    struct keel_buf *out;
-    int rv;
-};
-
-static void w(struct writer *o, const char *p, size_t n)
-{
-    if (o->rv == 0)
-        o->rv = keel_buf_append(o->out, p, n);
-}
-
-static void ws(struct writer *o, const char *s)
-{
-    w(o, s, strlen(s));
-}
-
 static void wbuf(struct writer *o, const struct keel_buf *b)
 {
     w(o, b->base, b->len);
-}
-
-static void wnum(struct writer *o, long long v)
-{
-    char d[24];
-    size_t n = sizeof(d);
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        d[--n] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (v < 0)
-        d[--n] = '-';
-    w(o, d + n, sizeof(d) - n);
-}
-
-static int wsink(void *ctx, const char *p, size_t n)
-{
-    struct writer *o = ctx;
-    w(o, p, n);
-    return o->rv;
-}
-
-/* a string literal holding raw JSON text */
-static void wescaped(struct writer *o, struct keel_json raw)
-{
-    ws(o, "\"");
-    escape(raw.p, raw.len, wsink, o);
-    ws(o, "\"");
 }
 
 /* usage in OpenAI's three counts */
@@ -631,16 +555,6 @@ int keel_asm_openai_chat(const struct keel_asm *a, struct keel_buf *out)
 }
 
 /* ---- a stream, re-encoded event by event ---- */
-
-static int bit(const unsigned char *set, uint32_t i)
-{
-    return set[i / 8] >> (i % 8) & 1;
-}
-
-static void set_bit(unsigned char *set, uint32_t i)
-{
-    set[i / 8] |= (unsigned char)(1u << (i % 8));
-}
 
 void keel_openai_stream_init(struct keel_stream_enc *s, int include_usage)
 {
@@ -817,8 +731,8 @@ int keel_openai_stream_event(struct keel_stream_enc *s, const struct keel_ev *ev
     /* the role goes out with the choice's first delta that says something, LOGPROBS and FINISH
      * aside (their delta stays empty) */
     int carries_role = ev->kind != KEEL_EV_LOGPROBS && ev->kind != KEEL_EV_FINISH;
-    int role = carries_role && !bit(s->role_sent, c);
-    int first_tool = ev->kind == KEEL_EV_TOOL_CALL && !bit(s->tool_sent[c], t);
+    int role = carries_role && !keel_stream_bit(s->role_sent, c);
+    int first_tool = ev->kind == KEEL_EV_TOOL_CALL && !keel_stream_bit(s->tool_sent[c], t);
     int says;
     switch (ev->kind) {
     case KEEL_EV_ROLE:
@@ -844,9 +758,9 @@ int keel_openai_stream_event(struct keel_stream_enc *s, const struct keel_ev *ev
         return o.rv;
     }
     if (role)
-        set_bit(s->role_sent, c);
+        keel_stream_set_bit(s->role_sent, c);
     if (first_tool)
-        set_bit(s->tool_sent[c], t);
+        keel_stream_set_bit(s->tool_sent[c], t);
     return 0;
 }
 

@@ -149,6 +149,17 @@ struct keel_stream_enc {
     struct keel_stream_anthropic anthropic;
 };
 
+/* for the encoders: bit i of one of the bit sets above (role_sent, tool_sent[c], tool_started) */
+static inline int keel_stream_bit(const unsigned char *set, uint32_t i)
+{
+    return set[i / 8] >> (i % 8) & 1;
+}
+
+static inline void keel_stream_set_bit(unsigned char *set, uint32_t i)
+{
+    set[i / 8] |= (unsigned char)(1u << (i % 8));
+}
+
 /* The OpenAI chat.completion.chunk stream (keel_openai_chat_encoder's stream ops). Every content
  * event is one chunk {"id","object":"chat.completion.chunk","created","model","choices":[{"index",
  * "delta","logprobs":null,"finish_reason":null}]}: TEXT {"content"}, REASONING

@@ -489,3 +489,32 @@ size_t keel_json_quote(const char *s, char *out, size_t cap)
         out[n < cap ? n : cap - 1] = '\0';
     return n;
 }
+
+int keel_json_escape(const char *p, size_t n, int (*sink)(void *ctx, const char *run, size_t len), void *ctx)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t from = 0;
+    int rv = 0;
+    for (size_t i = 0; i < n && rv == 0; i++) {
+        unsigned char c = (unsigned char)p[i];
+        char e[6] = {'\\', (char)c, '0', '0', hex[c >> 4], hex[c & 15]};
+        size_t elen = 2;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if (c == '\n') {
+            e[1] = 'n';
+        } else if (c == '\r') {
+            e[1] = 'r';
+        } else if (c == '\t') {
+            e[1] = 't';
+        } else if (c < 0x20) {
+            e[1] = 'u';
+            elen = 6;
+        }
+        rv = sink(ctx, p + from, i - from);
+        if (rv == 0)
+            rv = sink(ctx, e, elen);
+        from = i + 1;
+    }
+    return rv == 0 ? sink(ctx, p + from, n - from) : rv;
+}

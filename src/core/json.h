@@ -63,4 +63,11 @@ int keel_json_int(struct keel_json v, long long *out);
  * needs (like snprintf), so a caller may size a buffer with cap 0. */
 size_t keel_json_quote(const char *s, char *out, size_t cap);
 
+/* JSON text [p, p+n) (e.g. a tool call's raw arguments) as the inside of the string literal holding
+ * it, handed to sink(ctx, run, len) in runs (some empty): '"' and '\\' escaped, \n \r \t as
+ * such and other control characters as \u00XX (valid JSON text holds raw only the whitespace
+ * between its tokens); every other byte as it is. Returns 0, or the first nonzero value sink
+ * returned (it is not called again). */
+int keel_json_escape(const char *p, size_t n, int (*sink)(void *ctx, const char *run, size_t len), void *ctx);
+
 #endif

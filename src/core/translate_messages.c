@@ -1,156 +1,26 @@
 /* translate_messages.c - an Anthropic Messages body as an OpenAI chat body; see translate.h.
- * Built like translate.c, whose file-local helpers are repeated here: builders put what they
- * make straight into their parent and carry on when jansson runs out of memory (ctx.oom; the
- * result is thrown away at the end); a request that cannot be translated stops at the first
- * problem (ctx.failed, its message in ctx.err). */
+ * Built like translate.c, on the same bookkeeping (translate_ctx.h): builders put what they make
+ * straight into their parent and carry on when jansson runs out of memory (c->oom; the result is
+ * thrown away at the end); a request that cannot be translated stops at the first problem
+ * (c->failed, its message in c->err). */
 #include "core/translate.h"
 
 #include <assert.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h> /* snprintf */
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/json.h"
-
-struct ctx {
-    char *err; /* NULL or errlen bytes; written by the first fail() only */
-    size_t errlen;
-    char *dropped; /* NULL or droppedlen bytes, always NUL-terminated */
-    size_t droppedlen;
-    int failed; /* the request cannot be translated: err says why */
-    int oom;    /* an allocation failed: the result is discarded */
-};
+#include "core/translate_ctx.h"
 
 /* a block's place in the request, "messages[1].content[0].content[2]" at most */
 #define PATH_MAX_LEN 128
-
-/* ---- bookkeeping ---------------------------------------------------------------------------- */
-
-/* Records why the request cannot be translated; returns NULL for `return fail(...)`. */
-__attribute__((format(printf, 2, 3))) static json_t *fail(struct ctx *c, const char *fmt, ...)
-{
-    if (!c->failed && c->err != NULL && c->errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(c->err, c->errlen, fmt, ap);
-        va_end(ap);
-    }
-    c->failed = 1;
-    return NULL;
-}
-
-/* Lists `name` as not sent, once. A client's unknown key reaches the logs this way, so bytes
- * outside [A-Za-z0-9_.[]-] become '?' and a name is cut at 63 bytes. */
-static void drop(struct ctx *c, const char *name)
-{
-    char clean[64];
-    size_t n = 0;
-    if (c->dropped == NULL || c->droppedlen == 0)
-        return;
-    for (; name[n] != '\0' && n < sizeof(clean) - 1; n++) {
-        char ch = name[n];
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                 strchr("_.[]-", ch) != NULL;
-        clean[n] = ok ? ch : '?';
-    }
-    clean[n] = '\0';
-    size_t used = strlen(c->dropped);
-    for (size_t at = 0; at < used;) {
-        size_t end = at;
-        while (end < used && c->dropped[end] != ',')
-            end++;
-        if (end - at == n && memcmp(c->dropped + at, clean, n) == 0)
-            return;
-        at = end + 1;
-    }
-    if (n == 0 || used + (used > 0) + n + 1 > c->droppedlen)
-        return;
-    if (used > 0)
-        c->dropped[used++] = ',';
-    memcpy(c->dropped + used, clean, n + 1);
-}
-
-/* The set_new/append_new of jansson, noting a failure (they free `v` when they fail; a NULL `v`
- * is one that could not be made). */
-static void put(struct ctx *c, json_t *obj, const char *key, json_t *v)
-{
-    if (json_object_set_new(obj, key, v) != 0)
-        c->oom = 1;
-}
-
-static void push(struct ctx *c, json_t *arr, json_t *v)
-{
-    if (json_array_append_new(arr, v) != 0)
-        c->oom = 1;
-}
-
-/* v, noting an allocation failure when it is NULL without a fail() */
-static json_t *need(struct ctx *c, json_t *v)
-{
-    if (v == NULL && !c->failed)
-        c->oom = 1;
-    return v;
-}
-
-/* obj's member `key`; a JSON null counts as absent */
-static json_t *get(const json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_null(v) ? NULL : v;
-}
-
-/* jansson's tree of [s, s+n); NULL when it failed, the reason in *code. jansson reports running
- * out of memory as a syntax error, so a failure on a text keel's scanner accepts is taken for one
- * (c->oom), unless jansson says why it refuses valid JSON (a number past 64 bits, a NUL in a
- * key). Without JSON_DECODE_ANY only an object or array is a tree. */
-static json_t *load(struct ctx *c, const char *s, size_t n, enum json_error_code *code)
-{
-    json_error_t je;
-    struct keel_json root;
-    json_t *v = json_loadb(s, n, JSON_ALLOW_NUL, &je);
-    if (v != NULL)
-        return v;
-    *code = json_error_code(&je);
-    if (*code != json_error_numeric_overflow && *code != json_error_null_byte_in_key && keel_json_parse(s, n, &root) == 0 &&
-        (keel_json_type(root) == KEEL_JSON_OBJECT || keel_json_type(root) == KEEL_JSON_ARRAY))
-        c->oom = 1;
-    return NULL;
-}
-
-static int nonempty(const json_t *s)
-{
-    return json_is_string(s) && json_string_length(s) > 0;
-}
-
-static int in_list(const char *key, const char *const *list)
-{
-    for (; *list != NULL; list++)
-        if (strcmp(key, *list) == 0)
-            return 1;
-    return 0;
-}
-
-/* Lists obj's non-null members that are not in `known` as dropped, `prefix` before each. */
-static void drop_unknown(struct ctx *c, const json_t *obj, const char *const *known, const char *prefix)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)obj, key, v) {
-        char name[64];
-        if (json_is_null(v) || in_list(key, known))
-            continue;
-        snprintf(name, sizeof(name), "%s%s", prefix, key);
-        drop(c, name);
-    }
-}
 
 /* ---- text ----------------------------------------------------------------------------------- */
 
 /* texts (an array of JSON strings) joined with sep, empty ones left out, as a new string; NULL
  * when out of memory (noted) */
-static json_t *join(struct ctx *c, const json_t *texts, const char *sep)
+static json_t *join(struct keel_tctx *c, const json_t *texts, const char *sep)
 {
     size_t k, seplen = strlen(sep), total = 1, used = 0;
     json_t *s;
@@ -173,13 +43,13 @@ static json_t *join(struct ctx *c, const json_t *texts, const char *sep)
         used += n;
     }
     assert(used < total);
-    json_t *joined = need(c, json_stringn_nocheck(buf, used));
+    json_t *joined = keel_tctx_need(c, json_stringn_nocheck(buf, used));
     free(buf);
     return joined;
 }
 
 /* v as compact JSON text, in a new string; NULL when out of memory (noted) */
-static json_t *json_text(struct ctx *c, const json_t *v)
+static json_t *json_text(struct keel_tctx *c, const json_t *v)
 {
     size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
     size_t n = json_dumpb(v, NULL, 0, flags);
@@ -188,44 +58,44 @@ static json_t *json_text(struct ctx *c, const json_t *v)
     if (buf != NULL && json_dumpb(v, buf, n, flags) == n)
         s = json_stringn_nocheck(buf, n);
     free(buf);
-    return need(c, s);
+    return keel_tctx_need(c, s);
 }
 
 /* ---- content blocks ------------------------------------------------------------------------- */
 
-/* block's "type", or NULL after fail(); `path` names the block in the error */
-static const char *block_type(struct ctx *c, const char *path, const json_t *block)
+/* block's "type", or NULL after keel_tctx_fail(); `path` names the block in the error */
+static const char *block_type(struct keel_tctx *c, const char *path, const json_t *block)
 {
     const char *type = json_string_value(json_object_get(block, "type"));
     if (type == NULL)
-        fail(c, "%s: must be an object with a string type", path);
+        keel_tctx_fail(c, "%s: must be an object with a string type", path);
     return type;
 }
 
-/* block[key] as a string, or NULL after fail() */
-static json_t *block_string(struct ctx *c, const char *path, const json_t *block, const char *key)
+/* block[key] as a string, or NULL after keel_tctx_fail() */
+static json_t *block_string(struct keel_tctx *c, const char *path, const json_t *block, const char *key)
 {
     json_t *s = json_object_get(block, key);
     if (!json_is_string(s))
-        return fail(c, "%s.%s: must be a string", path, key);
+        return keel_tctx_fail(c, "%s.%s: must be a string", path, key);
     return s;
 }
 
 /* Refuses a block of a `user` (else assistant) message; one the other role takes is named with
  * the role it is in, as OpenAI could carry it there. Returns NULL. */
-static json_t *refuse_block(struct ctx *c, const char *path, const char *type, int user)
+static json_t *refuse_block(struct keel_tctx *c, const char *path, const char *type, int user)
 {
     static const char *const user_only[] = {"image", "tool_result", NULL};
     static const char *const assistant_only[] = {"tool_use", "thinking", "redacted_thinking", NULL};
-    if (in_list(type, user ? assistant_only : user_only))
-        return fail(c, "%s: %s blocks in %s messages cannot be sent to an OpenAI target", path, type,
-                    user ? "user" : "assistant");
-    return fail(c, "%s: %.64s blocks cannot be sent to an OpenAI target", path, type);
+    if (keel_tctx_in_list(type, user ? assistant_only : user_only))
+        return keel_tctx_fail(c, "%s: %s blocks in %s messages cannot be sent to an OpenAI target", path, type,
+                              user ? "user" : "assistant");
+    return keel_tctx_fail(c, "%s: %.64s blocks cannot be sent to an OpenAI target", path, type);
 }
 
 /* An image block as an image_url part: a base64 source as a data: URL, a url source as its URL.
- * NULL after fail(). */
-static json_t *image_part(struct ctx *c, const char *path, const json_t *block)
+ * NULL after keel_tctx_fail(). */
+static json_t *image_part(struct keel_tctx *c, const char *path, const json_t *block)
 {
     static const char b64[] = ";base64,";
     json_t *src = json_object_get(block, "source");
@@ -233,15 +103,15 @@ static json_t *image_part(struct ctx *c, const char *path, const json_t *block)
     char sub[PATH_MAX_LEN + 8];
     snprintf(sub, sizeof(sub), "%s.source", path);
     if (type == NULL)
-        return fail(c, "%s: must be an object with a string type", sub);
+        return keel_tctx_fail(c, "%s: must be an object with a string type", sub);
     if (strcmp(type, "url") == 0) {
         json_t *url = block_string(c, sub, src, "url");
         if (url == NULL)
             return NULL;
-        return need(c, json_pack("{s:s, s:{s:O}}", "type", "image_url", "image_url", "url", url));
+        return keel_tctx_need(c, json_pack("{s:s, s:{s:O}}", "type", "image_url", "image_url", "url", url));
     }
     if (strcmp(type, "base64") != 0)
-        return fail(c, "%s: %.64s image sources cannot be sent to an OpenAI target", sub, type);
+        return keel_tctx_fail(c, "%s: %.64s image sources cannot be sent to an OpenAI target", sub, type);
     json_t *media = block_string(c, sub, src, "media_type");
     json_t *data = media != NULL ? block_string(c, sub, src, "data") : NULL;
     if (data == NULL)
@@ -262,27 +132,27 @@ static json_t *image_part(struct ctx *c, const char *path, const json_t *block)
         c->oom = 1;
         return NULL;
     }
-    return need(c, json_pack("{s:s, s:{s:o}}", "type", "image_url", "image_url", "url", s));
+    return keel_tctx_need(c, json_pack("{s:s, s:{s:o}}", "type", "image_url", "image_url", "url", s));
 }
 
 /* A tool_result block as a tool message: its content a string as is, text blocks joined, none
- * as "". NULL after fail(). */
-static json_t *tool_message(struct ctx *c, const char *path, const json_t *block)
+ * as "". NULL after keel_tctx_fail(). */
+static json_t *tool_message(struct keel_tctx *c, const char *path, const json_t *block)
 {
     json_t *id = json_object_get(block, "tool_use_id");
-    json_t *content = get(block, "content");
+    json_t *content = keel_tctx_get(block, "content");
     json_t *text = NULL;
-    if (!nonempty(id))
-        return fail(c, "%s.tool_use_id: must be a non-empty string", path);
+    if (!keel_tctx_nonempty(id))
+        return keel_tctx_fail(c, "%s.tool_use_id: must be a non-empty string", path);
     /* OpenAI's tool messages carry no error flag; the text usually says it anyway */
     if (json_is_true(json_object_get(block, "is_error")))
-        drop(c, "messages[].content[].is_error");
+        keel_tctx_drop(c, "messages[].content[].is_error");
     if (content == NULL) {
-        text = need(c, json_string(""));
+        text = keel_tctx_need(c, json_string(""));
     } else if (json_is_string(content)) {
         text = json_incref(content);
     } else if (json_is_array(content)) {
-        json_t *texts = need(c, json_array());
+        json_t *texts = keel_tctx_need(c, json_array());
         size_t k;
         json_t *b;
         json_array_foreach(content, k, b) {
@@ -290,11 +160,11 @@ static json_t *tool_message(struct ctx *c, const char *path, const json_t *block
             snprintf(sub, sizeof(sub), "%s.content[%zu]", path, k);
             const char *type = block_type(c, sub, b);
             if (type != NULL && strcmp(type, "text") != 0) {
-                fail(c, "%s: %.64s blocks in a tool_result cannot be sent to an OpenAI target", sub, type);
+                keel_tctx_fail(c, "%s: %.64s blocks in a tool_result cannot be sent to an OpenAI target", sub, type);
             } else if (type != NULL) {
                 json_t *s = block_string(c, sub, b, "text");
                 if (s != NULL)
-                    push(c, texts, json_incref(s));
+                    keel_tctx_push(c, texts, json_incref(s));
             }
             if (c->failed)
                 break;
@@ -303,29 +173,29 @@ static json_t *tool_message(struct ctx *c, const char *path, const json_t *block
             text = join(c, texts, "\n\n");
         json_decref(texts);
     } else {
-        return fail(c, "%s.content: must be a string or an array of text blocks", path);
+        return keel_tctx_fail(c, "%s.content: must be a string or an array of text blocks", path);
     }
     if (text == NULL)
         return NULL;
-    return need(c, json_pack("{s:s, s:O, s:o}", "role", "tool", "tool_call_id", id, "content", text));
+    return keel_tctx_need(c, json_pack("{s:s, s:O, s:o}", "role", "tool", "tool_call_id", id, "content", text));
 }
 
-/* A tool_use block as a tool call, its input as the arguments' JSON text. NULL after fail(). */
-static json_t *tool_call(struct ctx *c, const char *path, const json_t *block)
+/* A tool_use block as a tool call, its input as the arguments' JSON text. NULL after keel_tctx_fail(). */
+static json_t *tool_call(struct keel_tctx *c, const char *path, const json_t *block)
 {
     json_t *id = json_object_get(block, "id"), *name = json_object_get(block, "name");
     json_t *input = json_object_get(block, "input");
-    if (!nonempty(id))
-        return fail(c, "%s.id: must be a non-empty string", path);
-    if (!nonempty(name))
-        return fail(c, "%s.name: must be a non-empty string", path);
+    if (!keel_tctx_nonempty(id))
+        return keel_tctx_fail(c, "%s.id: must be a non-empty string", path);
+    if (!keel_tctx_nonempty(name))
+        return keel_tctx_fail(c, "%s.name: must be a non-empty string", path);
     if (!json_is_object(input))
-        return fail(c, "%s.input: must be an object", path);
+        return keel_tctx_fail(c, "%s.input: must be an object", path);
     json_t *args = json_text(c, input);
     if (args == NULL)
         return NULL;
-    return need(c, json_pack("{s:O, s:s, s:{s:O, s:o}}", "id", id, "type", "function", "function", "name", name,
-                             "arguments", args));
+    return keel_tctx_need(c, json_pack("{s:O, s:s, s:{s:O, s:o}}", "id", id, "type", "function", "function", "name",
+                                       name, "arguments", args));
 }
 
 /* ---- one message per role ------------------------------------------------------------------- */
@@ -333,15 +203,15 @@ static json_t *tool_call(struct ctx *c, const char *path, const json_t *block)
 /* A user message's content as OpenAI messages appended to out: a string as a user message as it
  * is; blocks as the tool messages of the tool_result blocks (OpenAI wants them right after the
  * assistant's tool calls), then one user message with the other blocks as parts, if any. */
-static void user_messages(struct ctx *c, json_t *out, size_t i, const json_t *content)
+static void user_messages(struct keel_tctx *c, json_t *out, size_t i, const json_t *content)
 {
     size_t j;
     json_t *b;
     if (json_is_string(content)) {
-        push(c, out, need(c, json_pack("{s:s, s:O}", "role", "user", "content", content)));
+        keel_tctx_push(c, out, keel_tctx_need(c, json_pack("{s:s, s:O}", "role", "user", "content", content)));
         return;
     }
-    json_t *parts = need(c, json_array());
+    json_t *parts = keel_tctx_need(c, json_array());
     json_array_foreach(content, j, b) {
         char path[PATH_MAX_LEN];
         snprintf(path, sizeof(path), "messages[%zu].content[%zu]", i, j);
@@ -351,15 +221,15 @@ static void user_messages(struct ctx *c, json_t *out, size_t i, const json_t *co
         } else if (strcmp(type, "text") == 0) {
             json_t *s = block_string(c, path, b, "text");
             if (s != NULL)
-                push(c, parts, json_pack("{s:s, s:O}", "type", "text", "text", s));
+                keel_tctx_push(c, parts, json_pack("{s:s, s:O}", "type", "text", "text", s));
         } else if (strcmp(type, "image") == 0) {
             json_t *part = image_part(c, path, b);
             if (!c->failed)
-                push(c, parts, part);
+                keel_tctx_push(c, parts, part);
         } else if (strcmp(type, "tool_result") == 0) {
             json_t *m = tool_message(c, path, b);
             if (!c->failed)
-                push(c, out, m);
+                keel_tctx_push(c, out, m);
         } else {
             refuse_block(c, path, type, 1);
         }
@@ -367,21 +237,21 @@ static void user_messages(struct ctx *c, json_t *out, size_t i, const json_t *co
             break;
     }
     if (!c->failed && json_array_size(parts) > 0)
-        push(c, out, json_pack("{s:s, s:O}", "role", "user", "content", parts));
+        keel_tctx_push(c, out, json_pack("{s:s, s:O}", "role", "user", "content", parts));
     json_decref(parts);
 }
 
 /* An assistant message's content as one assistant message appended to out: a string as it is;
  * blocks as their texts concatenated and their tool calls, thinking dropped. */
-static void assistant_message(struct ctx *c, json_t *out, size_t i, const json_t *content)
+static void assistant_message(struct keel_tctx *c, json_t *out, size_t i, const json_t *content)
 {
     size_t j;
     json_t *b;
     if (json_is_string(content)) {
-        push(c, out, need(c, json_pack("{s:s, s:O}", "role", "assistant", "content", content)));
+        keel_tctx_push(c, out, keel_tctx_need(c, json_pack("{s:s, s:O}", "role", "assistant", "content", content)));
         return;
     }
-    json_t *texts = need(c, json_array()), *calls = need(c, json_array());
+    json_t *texts = keel_tctx_need(c, json_array()), *calls = keel_tctx_need(c, json_array());
     json_array_foreach(content, j, b) {
         char path[PATH_MAX_LEN];
         snprintf(path, sizeof(path), "messages[%zu].content[%zu]", i, j);
@@ -391,15 +261,15 @@ static void assistant_message(struct ctx *c, json_t *out, size_t i, const json_t
         } else if (strcmp(type, "text") == 0) {
             json_t *s = block_string(c, path, b, "text");
             if (s != NULL)
-                push(c, texts, json_incref(s));
+                keel_tctx_push(c, texts, json_incref(s));
         } else if (strcmp(type, "tool_use") == 0) {
             json_t *call = tool_call(c, path, b);
             if (!c->failed)
-                push(c, calls, call);
+                keel_tctx_push(c, calls, call);
         } else if (strcmp(type, "thinking") == 0) {
-            drop(c, "messages[].content[].thinking");
+            keel_tctx_drop(c, "messages[].content[].thinking");
         } else if (strcmp(type, "redacted_thinking") == 0) {
-            drop(c, "messages[].content[].redacted_thinking");
+            keel_tctx_drop(c, "messages[].content[].redacted_thinking");
         } else {
             refuse_block(c, path, type, 0);
         }
@@ -409,22 +279,22 @@ static void assistant_message(struct ctx *c, json_t *out, size_t i, const json_t
     if (!c->failed) {
         int has_calls = json_array_size(calls) > 0;
         json_t *text = join(c, texts, "");
-        json_t *m = need(c, json_pack("{s:s}", "role", "assistant"));
+        json_t *m = keel_tctx_need(c, json_pack("{s:s}", "role", "assistant"));
         if (text != NULL && has_calls && json_string_length(text) == 0) {
             json_decref(text);
             text = json_null();
         }
-        put(c, m, "content", text);
+        keel_tctx_put(c, m, "content", text);
         if (has_calls)
-            put(c, m, "tool_calls", json_incref(calls));
-        push(c, out, m);
+            keel_tctx_put(c, m, "tool_calls", json_incref(calls));
+        keel_tctx_push(c, out, m);
     }
     json_decref(texts);
     json_decref(calls);
 }
 
 /* system as a first system message appended to out, nothing when it holds no text */
-static void system_message(struct ctx *c, json_t *out, const json_t *system)
+static void system_message(struct keel_tctx *c, json_t *out, const json_t *system)
 {
     json_t *text = NULL;
     if (system == NULL)
@@ -432,7 +302,7 @@ static void system_message(struct ctx *c, json_t *out, const json_t *system)
     if (json_is_string(system)) {
         text = json_incref((json_t *)system);
     } else if (json_is_array(system)) {
-        json_t *texts = need(c, json_array());
+        json_t *texts = keel_tctx_need(c, json_array());
         size_t k;
         json_t *b;
         json_array_foreach(system, k, b) {
@@ -440,53 +310,53 @@ static void system_message(struct ctx *c, json_t *out, const json_t *system)
             snprintf(path, sizeof(path), "system[%zu]", k);
             const char *type = json_string_value(json_object_get(b, "type"));
             json_t *s = type != NULL && strcmp(type, "text") == 0 ? block_string(c, path, b, "text")
-                                                                 : fail(c, "%s: must be a text block", path);
+                                                                  : keel_tctx_fail(c, "%s: must be a text block", path);
             if (s == NULL)
                 break;
-            push(c, texts, json_incref(s));
+            keel_tctx_push(c, texts, json_incref(s));
         }
         if (!c->failed)
             text = join(c, texts, "\n\n");
         json_decref(texts);
     } else {
-        fail(c, "system: must be a string or an array of text blocks");
+        keel_tctx_fail(c, "system: must be a string or an array of text blocks");
     }
     if (text != NULL && json_string_length(text) > 0)
-        push(c, out, json_pack("{s:s, s:o}", "role", "system", "content", text));
+        keel_tctx_push(c, out, json_pack("{s:s, s:o}", "role", "system", "content", text));
     else
         json_decref(text);
 }
 
 /* ---- the conversation ----------------------------------------------------------------------- */
 
-/* The OpenAI messages for the request's system and messages; NULL after fail(). */
-static json_t *conversation(struct ctx *c, const json_t *req)
+/* The OpenAI messages for the request's system and messages; NULL after keel_tctx_fail(). */
+static json_t *conversation(struct keel_tctx *c, const json_t *req)
 {
     static const char *const known[] = {"role", "content", NULL};
-    json_t *msgs = get(req, "messages"), *out = need(c, json_array());
+    json_t *msgs = keel_tctx_get(req, "messages"), *out = keel_tctx_need(c, json_array());
     size_t i;
     json_t *m;
-    system_message(c, out, get(req, "system"));
+    system_message(c, out, keel_tctx_get(req, "system"));
     size_t first = json_array_size(out);
     if (!c->failed && !json_is_array(msgs))
-        fail(c, "messages: must be an array");
+        keel_tctx_fail(c, "messages: must be an array");
     else if (!c->failed && json_array_size(msgs) == 0)
-        fail(c, "messages: must not be empty");
+        keel_tctx_fail(c, "messages: must not be empty");
     json_array_foreach(c->failed ? NULL : msgs, i, m) {
         const char *role = json_string_value(json_object_get(m, "role"));
-        json_t *content = get(m, "content");
+        json_t *content = keel_tctx_get(m, "content");
         int user = role != NULL && strcmp(role, "user") == 0;
         if (!json_is_object(m))
-            fail(c, "messages[%zu]: must be an object", i);
+            keel_tctx_fail(c, "messages[%zu]: must be an object", i);
         else if (role == NULL)
-            fail(c, "messages[%zu].role: must be a string", i);
+            keel_tctx_fail(c, "messages[%zu].role: must be a string", i);
         else if (!user && strcmp(role, "assistant") != 0)
-            fail(c, "messages[%zu].role: must be \"user\" or \"assistant\", not \"%.64s\"", i, role);
+            keel_tctx_fail(c, "messages[%zu].role: must be \"user\" or \"assistant\", not \"%.64s\"", i, role);
         else if (!json_is_string(content) && !json_is_array(content))
-            fail(c, "messages[%zu].content: must be a string or an array of content blocks", i);
+            keel_tctx_fail(c, "messages[%zu].content: must be a string or an array of content blocks", i);
         if (c->failed)
             break;
-        drop_unknown(c, m, known, "messages[].");
+        keel_tctx_drop_unknown(c, m, known, "messages[].");
         if (user)
             user_messages(c, out, i, content);
         else
@@ -495,7 +365,7 @@ static json_t *conversation(struct ctx *c, const json_t *req)
             break;
     }
     if (!c->failed && !c->oom && json_array_size(out) == first)
-        fail(c, "messages: no message with content");
+        keel_tctx_fail(c, "messages: no message with content");
     if (c->failed) {
         json_decref(out);
         return NULL;
@@ -505,31 +375,31 @@ static json_t *conversation(struct ctx *c, const json_t *req)
 
 /* ---- parameters ----------------------------------------------------------------------------- */
 
-/* stop_sequences as stop; NULL when none (or empty) or after fail() */
-static json_t *stop_of(struct ctx *c, const json_t *seqs)
+/* stop_sequences as stop; NULL when none (or empty) or after keel_tctx_fail() */
+static json_t *stop_of(struct keel_tctx *c, const json_t *seqs)
 {
     size_t k;
     json_t *s;
     if (seqs == NULL)
         return NULL;
     if (!json_is_array(seqs))
-        return fail(c, "stop_sequences: must be an array of strings");
+        return keel_tctx_fail(c, "stop_sequences: must be an array of strings");
     json_array_foreach(seqs, k, s)
         if (!json_is_string(s))
-            return fail(c, "stop_sequences[%zu]: must be a string", k);
+            return keel_tctx_fail(c, "stop_sequences[%zu]: must be a string", k);
     return json_array_size(seqs) > 0 ? json_incref((json_t *)seqs) : NULL;
 }
 
-/* v as it is when it is a number; NULL when absent or after fail() */
-static json_t *number(struct ctx *c, const json_t *v, const char *name)
+/* v as it is when it is a number; NULL when absent or after keel_tctx_fail() */
+static json_t *number(struct keel_tctx *c, const json_t *v, const char *name)
 {
     if (v != NULL && !json_is_number(v))
-        return fail(c, "%s: must be a number", name);
+        return keel_tctx_fail(c, "%s: must be a number", name);
     return json_incref((json_t *)v);
 }
 
 /* thinking as reasoning_effort; NULL when none (disabled, or dropped: not one we know) */
-static json_t *effort_of(struct ctx *c, const json_t *thinking)
+static json_t *effort_of(struct keel_tctx *c, const json_t *thinking)
 {
     const char *type = json_string_value(json_object_get(thinking, "type"));
     json_t *budget = json_object_get(thinking, "budget_tokens");
@@ -543,14 +413,14 @@ static json_t *effort_of(struct ctx *c, const json_t *thinking)
         effort = n <= KEEL_TRANSLATE_EFFORT_LOW_MAX ? "low" : n <= KEEL_TRANSLATE_EFFORT_MEDIUM_MAX ? "medium" : "high";
     }
     if (effort == NULL) {
-        drop(c, "thinking");
+        keel_tctx_drop(c, "thinking");
         return NULL;
     }
-    return need(c, json_string(effort));
+    return keel_tctx_need(c, json_string(effort));
 }
 
-/* tools as OpenAI function tools; NULL when none or after fail() */
-static json_t *tools_of(struct ctx *c, const json_t *tools)
+/* tools as OpenAI function tools; NULL when none or after keel_tctx_fail() */
+static json_t *tools_of(struct keel_tctx *c, const json_t *tools)
 {
     static const char *const known[] = {"type", "name", "description", "input_schema", "cache_control", NULL};
     json_t *out, *t;
@@ -558,34 +428,35 @@ static json_t *tools_of(struct ctx *c, const json_t *tools)
     if (tools == NULL)
         return NULL;
     if (!json_is_array(tools))
-        return fail(c, "tools: must be an array");
-    out = need(c, json_array());
+        return keel_tctx_fail(c, "tools: must be an array");
+    out = keel_tctx_need(c, json_array());
     json_array_foreach(tools, i, t) {
-        json_t *tt = get(t, "type"), *name = json_object_get(t, "name"), *desc = get(t, "description");
+        json_t *tt = keel_tctx_get(t, "type"), *name = json_object_get(t, "name"),
+               *desc = keel_tctx_get(t, "description");
         json_t *schema = json_object_get(t, "input_schema");
         const char *type = json_string_value(tt);
         if (!json_is_object(t))
-            fail(c, "tools[%zu]: must be an object", i);
+            keel_tctx_fail(c, "tools[%zu]: must be an object", i);
         else if (tt != NULL && type == NULL)
-            fail(c, "tools[%zu].type: must be a string", i);
+            keel_tctx_fail(c, "tools[%zu].type: must be a string", i);
         else if (type != NULL && strcmp(type, "custom") != 0)
-            fail(c, "tools[%zu]: %.64s is an Anthropic tool; an OpenAI target has no equivalent", i, type);
-        else if (!nonempty(name))
-            fail(c, "tools[%zu].name: must be a non-empty string", i);
+            keel_tctx_fail(c, "tools[%zu]: %.64s is an Anthropic tool; an OpenAI target has no equivalent", i, type);
+        else if (!keel_tctx_nonempty(name))
+            keel_tctx_fail(c, "tools[%zu].name: must be a non-empty string", i);
         else if (desc != NULL && !json_is_string(desc))
-            fail(c, "tools[%zu].description: must be a string", i);
+            keel_tctx_fail(c, "tools[%zu].description: must be a string", i);
         else if (!json_is_object(schema))
-            fail(c, "tools[%zu].input_schema: must be a JSON Schema object", i);
+            keel_tctx_fail(c, "tools[%zu].input_schema: must be a JSON Schema object", i);
         if (c->failed) {
             json_decref(out);
             return NULL;
         }
-        drop_unknown(c, t, known, "tools[].");
-        json_t *fn = need(c, json_pack("{s:O}", "name", name));
+        keel_tctx_drop_unknown(c, t, known, "tools[].");
+        json_t *fn = keel_tctx_need(c, json_pack("{s:O}", "name", name));
         if (desc != NULL)
-            put(c, fn, "description", json_incref(desc));
-        put(c, fn, "parameters", json_incref(schema));
-        push(c, out, need(c, json_pack("{s:s, s:o}", "type", "function", "function", fn)));
+            keel_tctx_put(c, fn, "description", json_incref(desc));
+        keel_tctx_put(c, fn, "parameters", json_incref(schema));
+        keel_tctx_push(c, out, keel_tctx_need(c, json_pack("{s:s, s:o}", "type", "function", "function", fn)));
     }
     if (json_array_size(out) == 0) {
         json_decref(out);
@@ -595,12 +466,12 @@ static json_t *tools_of(struct ctx *c, const json_t *tools)
 }
 
 /* tool_choice as OpenAI's, and its disable_parallel_tool_use: true as *parallel (false); NULL
- * when absent or after fail() */
-static json_t *tool_choice_of(struct ctx *c, const json_t *choice, json_t **parallel)
+ * when absent or after keel_tctx_fail() */
+static json_t *tool_choice_of(struct keel_tctx *c, const json_t *choice, json_t **parallel)
 {
     static const char *const names[][2] = {{"auto", "auto"}, {"any", "required"}, {"none", "none"}};
     const char *type = json_string_value(json_object_get(choice, "type"));
-    json_t *name = json_object_get(choice, "name"), *dp = get(choice, "disable_parallel_tool_use");
+    json_t *name = json_object_get(choice, "name"), *dp = keel_tctx_get(choice, "disable_parallel_tool_use");
     json_t *out = NULL;
     int known = 0;
     *parallel = NULL;
@@ -608,20 +479,21 @@ static json_t *tool_choice_of(struct ctx *c, const json_t *choice, json_t **para
         return NULL;
     for (size_t k = 0; type != NULL && k < sizeof(names) / sizeof(names[0]); k++) {
         if (strcmp(type, names[k][0]) == 0) {
-            out = need(c, json_string(names[k][1]));
+            out = keel_tctx_need(c, json_string(names[k][1]));
             known = 1;
         }
     }
-    if (type != NULL && strcmp(type, "tool") == 0 && nonempty(name)) {
-        out = need(c, json_pack("{s:s, s:{s:O}}", "type", "function", "function", "name", name));
+    if (type != NULL && strcmp(type, "tool") == 0 && keel_tctx_nonempty(name)) {
+        out = keel_tctx_need(c, json_pack("{s:s, s:{s:O}}", "type", "function", "function", "name", name));
         known = 1;
     }
     if (!known)
-        return fail(c, "tool_choice: must be {\"type\": \"auto\"}, {\"type\": \"any\"}, {\"type\": \"none\"} or "
-                       "{\"type\": \"tool\", \"name\": ...}");
+        return keel_tctx_fail(c,
+                              "tool_choice: must be {\"type\": \"auto\"}, {\"type\": \"any\"}, {\"type\": \"none\"} or "
+                              "{\"type\": \"tool\", \"name\": ...}");
     if (dp != NULL && !json_is_boolean(dp)) {
         json_decref(out);
-        return fail(c, "tool_choice.disable_parallel_tool_use: must be a boolean");
+        return keel_tctx_fail(c, "tool_choice.disable_parallel_tool_use: must be a boolean");
     }
     if (json_is_true(dp))
         *parallel = json_false();
@@ -629,14 +501,14 @@ static json_t *tool_choice_of(struct ctx *c, const json_t *choice, json_t **para
 }
 
 /* metadata.user_id as user (the other keys dropped); NULL when none */
-static json_t *user_of(struct ctx *c, const json_t *md)
+static json_t *user_of(struct keel_tctx *c, const json_t *md)
 {
     const char *key;
     json_t *v, *uid = NULL;
     if (md == NULL)
         return NULL;
     if (!json_is_object(md)) {
-        drop(c, "metadata");
+        keel_tctx_drop(c, "metadata");
         return NULL;
     }
     json_object_foreach((json_t *)md, key, v) {
@@ -648,7 +520,7 @@ static json_t *user_of(struct ctx *c, const json_t *md)
             continue;
         }
         snprintf(name, sizeof(name), "metadata.%s", key);
-        drop(c, name);
+        keel_tctx_drop(c, name);
     }
     return json_incref(uid);
 }
@@ -667,94 +539,51 @@ static const char *const translated[] = {"model", "system", "messages", "max_tok
                                          "top_p", "thinking", "tools", "tool_choice", "metadata", "stream", NULL};
 
 /* Fills v[] from the request; stops at the first problem (c->failed). */
-static void translate(struct ctx *c, const json_t *req, const struct keel_translate_chat_opts *o, json_t **v)
+static void translate(struct keel_tctx *c, const json_t *req, const struct keel_translate_chat_opts *o, json_t **v)
 {
-    json_t *max = get(req, "max_tokens");
-    drop_unknown(c, req, translated, "");
-    v[K_MESSAGES] = need(c, conversation(c, req));
+    json_t *max = keel_tctx_get(req, "max_tokens");
+    keel_tctx_drop_unknown(c, req, translated, "");
+    v[K_MESSAGES] = keel_tctx_need(c, conversation(c, req));
     if (!c->failed && max != NULL && !(json_is_integer(max) && json_integer_value(max) >= 1))
-        fail(c, "max_tokens: must be a positive integer");
+        keel_tctx_fail(c, "max_tokens: must be a positive integer");
     else if (!c->failed)
         v[K_MAX_TOKENS] = json_incref(max);
     if (!c->failed)
-        v[K_STOP] = stop_of(c, get(req, "stop_sequences"));
+        v[K_STOP] = stop_of(c, keel_tctx_get(req, "stop_sequences"));
     if (!c->failed)
-        v[K_TEMPERATURE] = number(c, get(req, "temperature"), "temperature");
+        v[K_TEMPERATURE] = number(c, keel_tctx_get(req, "temperature"), "temperature");
     if (!c->failed)
-        v[K_TOP_P] = number(c, get(req, "top_p"), "top_p");
+        v[K_TOP_P] = number(c, keel_tctx_get(req, "top_p"), "top_p");
     if (!c->failed)
-        v[K_EFFORT] = effort_of(c, get(req, "thinking"));
+        v[K_EFFORT] = effort_of(c, keel_tctx_get(req, "thinking"));
     if (!c->failed)
-        v[K_TOOLS] = tools_of(c, get(req, "tools"));
+        v[K_TOOLS] = tools_of(c, keel_tctx_get(req, "tools"));
     if (!c->failed && v[K_TOOLS] != NULL)
-        v[K_TOOL_CHOICE] = tool_choice_of(c, get(req, "tool_choice"), &v[K_PARALLEL]);
-    else if (!c->failed && get(req, "tool_choice") != NULL)
-        drop(c, "tool_choice");
+        v[K_TOOL_CHOICE] = tool_choice_of(c, keel_tctx_get(req, "tool_choice"), &v[K_PARALLEL]);
+    else if (!c->failed && keel_tctx_get(req, "tool_choice") != NULL)
+        keel_tctx_drop(c, "tool_choice");
     if (c->failed)
         return;
-    v[K_MODEL] = need(c, json_string(o->model));
-    v[K_USER] = user_of(c, get(req, "metadata"));
+    v[K_MODEL] = keel_tctx_need(c, json_string(o->model));
+    v[K_USER] = user_of(c, keel_tctx_get(req, "metadata"));
     if (o->stream) {
         v[K_STREAM] = json_true();
-        v[K_STREAM_OPTIONS] = need(c, json_pack("{s:b}", "include_usage", 1));
+        v[K_STREAM_OPTIONS] = keel_tctx_need(c, json_pack("{s:b}", "include_usage", 1));
     }
-}
-
-/* compact JSON, malloc'd (not jansson's allocator: the caller frees with free()) */
-static char *dump(const json_t *out, size_t *out_len)
-{
-    size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
-    size_t n = json_dumpb(out, NULL, 0, flags);
-    char *s = n > 0 ? malloc(n + 1) : NULL;
-    if (s == NULL)
-        return NULL;
-    if (json_dumpb(out, s, n, flags) != n) {
-        free(s);
-        return NULL;
-    }
-    s[n] = '\0';
-    *out_len = n;
-    return s;
 }
 
 char *keel_translate_messages_to_chat(const char *body, size_t len, const struct keel_translate_chat_opts *o,
                                       size_t *out_len, char *err, size_t errlen, char *dropped,
                                       size_t droppedlen)
 {
-    struct ctx c = {err, errlen, dropped, droppedlen, 0, 0};
+    struct keel_tctx c;
     json_t *v[K_COUNT] = {NULL};
-    json_t *req = NULL, *out = NULL;
-    char *s = NULL;
     assert(o != NULL && o->model != NULL);
     *out_len = 0;
-    if (err != NULL && errlen > 0)
-        err[0] = '\0';
-    if (dropped != NULL && droppedlen > 0)
-        dropped[0] = '\0';
-    enum json_error_code code = json_error_unknown;
-    if (body != NULL && len > 0)
-        req = load(&c, body, len, &code);
-    if (c.oom)
-        return NULL;
-    if (req == NULL && code == json_error_numeric_overflow)
-        fail(&c, "request body: a number is out of range");
-    else if (req == NULL && code == json_error_null_byte_in_key)
-        fail(&c, "request body: an object key holds a NUL character");
-    else if (!json_is_object(req))
-        fail(&c, "request body must be a JSON object");
-    else
+    json_t *req = keel_tctx_begin(&c, body, len, err, errlen, dropped, droppedlen);
+    if (req != NULL)
         translate(&c, req, o, v);
-    if (!c.failed) {
-        out = json_object();
-        for (size_t k = 0; k < K_COUNT; k++)
-            if (v[k] != NULL)
-                put(&c, out, out_names[k], json_incref(v[k]));
-    }
-    if (!c.failed && !c.oom)
-        s = dump(out, out_len);
-    json_decref(out);
-    for (size_t k = 0; k < K_COUNT; k++)
-        json_decref(v[k]);
+    char *s = keel_tctx_finish(&c, v, out_names, K_COUNT, out_len);
     json_decref(req);
     return s;
 }

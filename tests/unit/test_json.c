@@ -1,5 +1,5 @@
 /* test_json.c - the span scanner: RFC 8259 grammar accepted and rejected, lookups (escaped
- * keys, repeated keys, nesting), string decoding and quoting. */
+ * keys, repeated keys, nesting), string decoding, quoting and escaping. */
 #include "unit.h"
 
 #include <string.h>
@@ -142,6 +142,57 @@ static void test_quote(void **state)
     assert_string_equal(out, "h\xc3\xa9 \"x\"\t");
 }
 
+/* keel_json_escape's runs gathered into a string literal's inside; fail_at: the call that fails */
+struct sink {
+    char buf[128];
+    size_t len;
+    int calls, fail_at;
+};
+
+static int into(void *ctx, const char *p, size_t n)
+{
+    struct sink *k = ctx;
+    if (++k->calls == k->fail_at)
+        return -7;
+    assert_true(k->len + n <= sizeof(k->buf));
+    memcpy(k->buf + k->len, p, n);
+    k->len += n;
+    return 0;
+}
+
+static void test_escape(void **state)
+{
+    static const char raw[] = "{\"a\": \"x\\\"y\",\n\t\"b\":\r\"\x01\xc3\xa9\"}";
+    static const char want[] = "{\\\"a\\\": \\\"x\\\\\\\"y\\\",\\n\\t\\\"b\\\":\\r\\\"\\u0001\xc3\xa9\\\"}";
+    struct sink k = {.fail_at = 0};
+    assert_int_equal(keel_json_escape(raw, sizeof(raw) - 1, into, &k), 0);
+    assert_int_equal(k.len, sizeof(want) - 1);
+    assert_memory_equal(k.buf, want, k.len);
+    /* in quotes it is a literal whose value is the text */
+    char lit[160], out[64];
+    lit[0] = '"';
+    memcpy(lit + 1, k.buf, k.len);
+    lit[k.len + 1] = '"';
+    struct keel_json v;
+    assert_int_equal(keel_json_parse(lit, k.len + 2, &v), 0);
+    assert_int_equal(keel_json_string(v, out, sizeof(out)), (long)sizeof(raw) - 1);
+    assert_memory_equal(out, raw, sizeof(raw) - 1);
+    /* nothing to escape: one run; nothing at all: one empty run */
+    k = (struct sink){.fail_at = 0};
+    assert_int_equal(keel_json_escape("[1, 2]", 6, into, &k), 0);
+    assert_int_equal(k.calls, 1);
+    assert_int_equal(k.len, 6);
+    k = (struct sink){.fail_at = 0};
+    assert_int_equal(keel_json_escape("", 0, into, &k), 0);
+    assert_int_equal(k.len, 0);
+    /* the sink's first failure is returned and it is not called again */
+    for (int at = 1; at <= 3; at++) {
+        k = (struct sink){.fail_at = at};
+        assert_int_equal(keel_json_escape("\"a\"", 3, into, &k), -7);
+        assert_int_equal(k.calls, at);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +202,7 @@ int main(void)
         cmocka_unit_test(test_get),
         cmocka_unit_test(test_strings_and_numbers),
         cmocka_unit_test(test_quote),
+        cmocka_unit_test(test_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
