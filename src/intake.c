@@ -28,25 +28,37 @@ static void new_id(struct keel_gateway *gw, char *dst, size_t n)
     snprintf(dst, n, "%016llx", (unsigned long long)z);
 }
 
-/* GET /v1/models: the aliases, in one list both SDKs read (OpenAI's keys, and Anthropic's: type,
- * display_name, created_at, has_more, first_id, last_id) */
+/* an alias as a model object both SDKs read: OpenAI's keys and Anthropic's (type, display_name,
+ * created_at) */
+static json_t *model_json(const char *name)
+{
+    return json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "id", name, "object", "model", "created", 0, "owned_by",
+                     "keel", "type", "model", "display_name", name, "created_at", "1970-01-01T00:00:00Z");
+}
+
+static void respond_json(struct keel_http *h, json_t *root)
+{
+    char *body = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    struct keel_header hdrs[] = {{"content-type", "application/json"}};
+    if (body != NULL)
+        keel_http_respond(h, 200, hdrs, 1, body, strlen(body));
+    else
+        keel_respond_error(h, 503, "server_error", "local_error", "out of memory");
+    free(body);
+}
+
+/* GET /v1/models: the aliases, in one list both SDKs read (with Anthropic's has_more, first_id,
+ * last_id) */
 static void models_list(struct keel_gateway *gw, struct keel_http *h)
 {
     json_t *data = json_array();
     const struct keel_config *c = gw->config;
     for (size_t i = 0; i < c->nmodels; i++)
-        json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "id", c->models[i].name, "object",
-                                              "model", "created", 0, "owned_by", "keel", "type", "model",
-                                              "display_name", c->models[i].name, "created_at",
-                                              "1970-01-01T00:00:00Z"));
-    json_t *root = json_pack("{s:s, s:o, s:b, s:s?, s:s?}", "object", "list", "data", data, "has_more", 0, "first_id",
-                             c->nmodels ? c->models[0].name : NULL, "last_id",
-                             c->nmodels ? c->models[c->nmodels - 1].name : NULL);
-    char *body = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    struct keel_header hdrs[] = {{"content-type", "application/json"}};
-    keel_http_respond(h, 200, hdrs, 1, body, strlen(body));
-    free(body);
+        json_array_append_new(data, model_json(c->models[i].name));
+    respond_json(h, json_pack("{s:s, s:o, s:b, s:s?, s:s?}", "object", "list", "data", data, "has_more", 0,
+                              "first_id", c->nmodels ? c->models[0].name : NULL, "last_id",
+                              c->nmodels ? c->models[c->nmodels - 1].name : NULL));
 }
 
 /* invalid_request (and gateway_busy): answered here, before any upstream is chosen or touched;
@@ -232,6 +244,30 @@ static void chat(struct keel_gateway *gw, struct keel_http *h, const struct keel
     keel_req_begin(r);
 }
 
+/* GET /v1/models/{id}: the alias as a model object, else 404 model_not_found (in Anthropic's
+ * envelope for a client that sends anthropic-version, as its SDK does) */
+static void model_get(struct keel_gateway *gw, struct keel_http *h, const char *id, size_t len)
+{
+    size_t vlen;
+    const struct keel_encoder_ops *enc =
+        keel_http_header(h, "anthropic-version", &vlen) ? &keel_anthropic_encoder : &keel_openai_chat_encoder;
+    char name[256];
+    const struct keel_model_conf *m = NULL;
+    if (len < sizeof(name)) {
+        memcpy(name, id, len);
+        name[len] = '\0';
+        m = keel_config_model(gw->config, name);
+    }
+    if (m != NULL) {
+        respond_json(h, model_json(m->name));
+        return;
+    }
+    char msg[256];
+    snprintf(msg, sizeof(msg), "unknown model \"%.*s\": GET /v1/models lists the configured ones",
+             (int)(len < 100 ? len : 100), id);
+    reject(gw, h, enc, len < sizeof(name) ? name : NULL, 404, "model_not_found", msg);
+}
+
 /* the client protocols keel speaks, by path (each also without its /v1) */
 static const struct {
     const char *path;
@@ -295,6 +331,10 @@ void keel_intake_handle(void *app, struct keel_http *h)
             models_list(gw, h);
         else
             reject(gw, h, openai, NULL, 405, "method_not_allowed", "use GET");
+    } else if (get && plen > 11 && memcmp(path, "/v1/models/", 11) == 0) {
+        model_get(gw, h, path + 11, plen - 11);
+    } else if (get && plen > 8 && memcmp(path, "/models/", 8) == 0) {
+        model_get(gw, h, path + 8, plen - 8);
     } else if (PATH_IS("/v1/messages/count_tokens") || PATH_IS("/messages/count_tokens")) {
         /* counting needs the target's tokenizer; keel has none (README "Anthropic clients") */
         reject(gw, h, &keel_anthropic_encoder, NULL, 501, "not_implemented",

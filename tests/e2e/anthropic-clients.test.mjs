@@ -298,6 +298,13 @@ describe('a chain that crosses protocols, and keel\'s own errors', () => {
     assert.ok(ids.length > 10);
     assert.deepEqual(ids[0], ['c', 'model']);
     assert.ok(ids.some(([id]) => id === 'seed001'));
+    const m = await client.models.retrieve('seed001');
+    assert.deepEqual([m.id, m.type, m.display_name], ['seed001', 'model', 'seed001']);
+    await assert.rejects(client.models.retrieve('nope'), (e) => {
+      assert.equal(e.status, 404);
+      assert.equal(e.error.error.type, 'not_found_error');
+      return true;
+    });
   });
 
   test('count_tokens: 501, and the SDK is told not to retry it', async () => {

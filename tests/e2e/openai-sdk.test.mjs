@@ -78,3 +78,14 @@ test('models.list shows the aliases', async () => {
   for await (const m of client.models.list()) ids.push(m.id);
   assert.deepEqual(ids, ['desk', 'strict', 'down']);
 });
+
+test('models.retrieve finds an alias; an unknown one is a 404 model_not_found', async () => {
+  const m = await client.models.retrieve('strict');
+  assert.equal(m.id, 'strict');
+  assert.equal(m.object, 'model');
+  await assert.rejects(client.models.retrieve('nope'), (e) => {
+    assert.equal(e.status, 404);
+    assert.equal(e.code, 'model_not_found');
+    return true;
+  });
+});
