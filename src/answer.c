@@ -139,6 +139,11 @@ char *keel_answer_envelope(const struct keel_encoder_ops *enc, const struct keel
     return s;
 }
 
+int keel_answer_should_retry(int status)
+{
+    return status < 400 || status == 503;
+}
+
 void keel_respond_error(struct keel_http *h, int status, const char *type, const char *code, const char *message)
 {
     char *body = keel_answer_envelope(&keel_openai_chat_encoder, NULL, status, type, code, message, 0);

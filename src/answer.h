@@ -30,6 +30,14 @@ char *keel_answer_envelope(const struct keel_encoder_ops *enc, const struct keel
 /* The attempts as a JSON array (json_t *, new reference); for_audit adds each one's ttft_ms and kind. */
 void *keel_answer_attempts_json(const struct keel_request *r, int for_audit);
 
+/* Whether a client's own retry of an answer with this error status can help, for the
+ * x-should-retry header the SDKs obey (they retry 408, 409, 429 and every 5xx unless told):
+ * only a 503 (keel busy, its memory full, every breaker open: Retry-After says when). A 4xx is
+ * the client's request (a 429 too: keel already waited what was worth waiting), a 502 a chain
+ * keel walked to its end, a 504 a budget spent, a 501 a path keel does not serve: asked again,
+ * each would cost the providers keel's attempts again for the same answer. */
+int keel_answer_should_retry(int status);
+
 /* answers with the envelope, no request behind it (404s and the like) */
 void keel_respond_error(struct keel_http *h, int status, const char *type, const char *code, const char *message);
 

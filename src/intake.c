@@ -82,7 +82,7 @@ static void reject(struct keel_gateway *gw, struct keel_http *h, const struct ke
     size_t n = 5;
     if (busy)
         hdrs[n++] = (struct keel_header){"retry-after", "1"};
-    else if (status == 501) /* the SDKs retry any 5xx unless told: asking again changes nothing */
+    else if (!keel_answer_should_retry(status))
         hdrs[n++] = (struct keel_header){"x-should-retry", "false"};
     keel_http_respond(h, status, hdrs, n, body ? body : "", body ? strlen(body) : 0);
     free(body);

@@ -129,6 +129,8 @@ static void respond(struct keel_request *r, int status, const char *content_type
     size_t n = keel_answer_headers(r, hdrs, content_type, attempts, sizeof(attempts));
     if (extra != NULL)
         hdrs[n++] = *extra;
+    if (!keel_answer_should_retry(status))
+        hdrs[n++] = (struct keel_header){"x-should-retry", "false"};
     struct keel_http *h = r->http;
     r->http = NULL;
     r->status_sent = status;

@@ -567,9 +567,10 @@ static void respond_refusal(struct keel_http *h, int status, const char *code, c
 {
     char body[1024];
     size_t n = refusal_body(h->s, h->req, status, code, message, body, sizeof(body));
-    struct keel_header hdrs[] = {{"content-type", "application/json"}};
+    /* a refusal is the request's own doing: asked again it is refused again */
+    struct keel_header hdrs[] = {{"content-type", "application/json"}, {"x-should-retry", "false"}};
     h->req->http1_is_persistent = 0;
-    keel_http_respond(h, status, hdrs, 1, body, n);
+    keel_http_respond(h, status, hdrs, 2, body, n);
 }
 
 void keel_server_set_refusal(struct keel_server *s, keel_server_refusal_cb cb)
@@ -665,6 +666,8 @@ static void on_setup_too_large(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t
                                                     "request body is larger than max_body", body, TOO_LARGE_MAX));
         req->res.content_length = o->body.len;
         h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-should-retry"), 0, NULL,
+                              H2O_STRLIT("false"));
         o->super.do_send = on_too_large_send;
         o->sent = 0;
         slot = &o->super.next;
