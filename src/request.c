@@ -13,6 +13,7 @@
 
 #include "answer.h"
 #include "core/anthropic_msg.h"
+#include "core/headers.h"
 #include "core/json.h"
 #include "core/translate.h"
 #include "gateway_t.h"
@@ -119,16 +120,27 @@ static void charge(struct keel_request *r)
 
 static void on_delivered(void *ctx, int delivered);
 
-/* the one final answer: status, keel's headers, the body */
+/* the answering attempt's upstream headers (on_header) after keel's own in hdrs[n..] */
+static size_t with_upstream_headers(const struct keel_request *r, struct keel_header *hdrs, size_t n)
+{
+    for (size_t i = 0; i < r->nback; i++)
+        hdrs[n++] = r->back[i];
+    return n;
+}
+
+/* the one final answer: status, keel's headers (the upstream's allowed ones too when it is the
+ * attempt's own answer: from_upstream), the body */
 static void respond(struct keel_request *r, int status, const char *content_type, const char *body, size_t len,
-                    const struct keel_header *extra)
+                    const struct keel_header *extra, int from_upstream)
 {
     assert(r->http != NULL && r->status_sent == 0); /* one answer per request */
-    struct keel_header hdrs[KEEL_ANSWER_HEADERS];
+    struct keel_header hdrs[KEEL_ANSWER_HEADERS + KEEL_BACK_HEADERS];
     char attempts[2048];
     size_t n = keel_answer_headers(r, hdrs, content_type, attempts, sizeof(attempts));
     if (extra != NULL)
         hdrs[n++] = *extra;
+    if (from_upstream)
+        n = with_upstream_headers(r, hdrs, n);
     if (!keel_answer_should_retry(status))
         hdrs[n++] = (struct keel_header){"x-should-retry", "false"};
     struct keel_http *h = r->http;
@@ -147,7 +159,8 @@ static void respond_error(struct keel_request *r, int status, const char *type, 
     char secs[24];
     snprintf(secs, sizeof(secs), "%llu", (unsigned long long)retry_after);
     struct keel_header ra = {"retry-after", secs};
-    respond(r, status, "application/json", body ? body : "", body ? strlen(body) : 0, retry_after > 0 ? &ra : NULL);
+    respond(r, status, "application/json", body ? body : "", body ? strlen(body) : 0, retry_after > 0 ? &ra : NULL,
+            0);
     free(body);
 }
 
@@ -161,10 +174,11 @@ static void commit(struct keel_request *r)
     assert(r->http != NULL && r->status_sent == 0);
     record_attempt(r, KEEL_CLASS_OK);
     r->ttft_ms = now_ms(r) - r->start_ms;
-    struct keel_header hdrs[KEEL_ANSWER_HEADERS];
+    struct keel_header hdrs[KEEL_ANSWER_HEADERS + KEEL_BACK_HEADERS];
     char attempts[2048];
     size_t n = keel_answer_headers(r, hdrs, "text/event-stream", attempts, sizeof(attempts));
     hdrs[n++] = (struct keel_header){"cache-control", "no-cache"};
+    n = with_upstream_headers(r, hdrs, n);
     r->status_sent = 200;
     keel_http_start(r->http, 200, hdrs, n, on_written);
 }
@@ -323,7 +337,8 @@ static void on_head(void *ctx, int status, const char *content_type, uint64_t re
 static int on_data(void *ctx, const char *data, size_t len);
 static void on_done(void *ctx, const char *err, const char *detail);
 
-static const struct keel_upstream_cbs upstream_cbs = {on_head, on_data, on_done};
+static void on_header(void *ctx, const char *name, size_t nlen, const char *value, size_t vlen);
+static const struct keel_upstream_cbs upstream_cbs = {on_head, on_data, on_done, on_header};
 
 static void deadline_exceeded(struct keel_request *r);
 
@@ -360,6 +375,8 @@ static void reset_attempt(struct keel_request *r, const struct keel_target_conf 
     r->attempt_start_ms = now;
     r->first_progress_at = 0;
     r->saw_done = 0;
+    r->nback = 0;
+    r->back_len = 0;
     r->usage = (struct keel_usage){0};
     r->dl = (struct keel_deadline){
         .total_at = keel_deadline_total(r->start_ms, t->timeouts.total_ms, r->client_budget_ms),
@@ -432,24 +449,31 @@ static translate_fn translator(const struct keel_request *r, const struct keel_t
     return NULL;
 }
 
-/* An Anthropic client's anthropic-beta header as a header line for an Anthropic target (the
- * features it opts into are the request's meaning, as its body is), "" when there is none to
- * send: another protocol on either side, or a value past the line's room (logged). */
-static void forwarded_beta(const struct keel_request *r, char *line, size_t n)
+/* The attempt's header lines beyond its protocol's own: the client's headers the allowlist lets
+ * go to a target of this kind (core/headers.h; anthropic-beta only from a client that speaks
+ * Anthropic too), as "name: value" in buf. Returns how many went into lines[]; a header past
+ * buf's room is left out (logged). */
+static size_t up_headers(const struct keel_request *r, const struct keel_target_conf *t, const char **lines,
+                         size_t max, char *buf, size_t cap)
 {
-    size_t len;
-    const char *v = native(r) && strcmp(r->target->upstream->kind, "anthropic") == 0 && r->http != NULL
-                        ? keel_http_header(r->http, "anthropic-beta", &len)
-                        : NULL;
-    line[0] = '\0';
-    if (v == NULL)
-        return;
-    if (len + sizeof("anthropic-beta: ") > n) {
-        keel_warn("req %s: anthropic-beta of %zu bytes not forwarded (at most %zu)", r->id, len,
-                  n - sizeof("anthropic-beta: "));
-        return;
+    size_t n = 0, used = 0;
+    for (size_t i = 0; r->http != NULL && i < keel_http_header_count(r->http) && n < max; i++) {
+        const char *name, *value;
+        size_t nlen, vlen;
+        keel_http_header_at(r->http, i, &name, &nlen, &value, &vlen);
+        if (!keel_header_up(name, nlen, t->upstream->kind))
+            continue;
+        if (nlen == 14 && memcmp(name, "anthropic-beta", 14) == 0 && !native(r))
+            continue;
+        if (used + nlen + vlen + 3 > cap) {
+            keel_warn("req %s: header %.*s not forwarded: the request's forwarded headers pass %zu bytes", r->id,
+                      (int)nlen, name, cap);
+            continue;
+        }
+        lines[n++] = buf + used;
+        used += (size_t)snprintf(buf + used, cap - used, "%.*s: %.*s", (int)nlen, name, (int)vlen, value) + 1;
     }
-    snprintf(line, n, "anthropic-beta: %.*s", (int)len, v);
+    return n;
 }
 
 /* Starts an attempt on the router's current target. */
@@ -505,14 +529,19 @@ static void start_attempt(struct keel_request *r)
             return;
         }
     }
-    char url[2048], beta[1024];
+    char url[2048], hbuf[2048];
+    const char *lines[12];
     snprintf(url, sizeof(url), "%s%s", t->upstream->base_url, p->path);
-    forwarded_beta(r, beta, sizeof(beta));
+    size_t nlines = 0;
+    if (p->extra_header != NULL)
+        lines[nlines++] = p->extra_header;
+    nlines += up_headers(r, t, lines + nlines, sizeof(lines) / sizeof(lines[0]) - nlines, hbuf, sizeof(hbuf));
     struct keel_upstream_spec spec = {
         .url = url,
         .bearer = t->upstream->api_key,
         .key_header = p->key_header,
-        .extra_headers = {p->extra_header, beta[0] ? beta : NULL},
+        .headers = lines,
+        .nheaders = nlines,
         .body = body,
         .body_len = len,
         .give_body = 1,
@@ -525,6 +554,30 @@ static void start_attempt(struct keel_request *r)
     keel_error("req %s: cannot start a transfer to %s: out of memory", r->id, t->upstream->name);
     r->outcome.transport = keel_err_local;
     end_attempt(r);
+}
+
+/* An upstream response header: kept for the client's answer when the allowlist says it goes
+ * back (core/headers.h: request ids, rate limits...), the attempt's own, while there is room. */
+static void on_header(void *ctx, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    struct keel_request *r = ctx;
+    if (name == NULL) { /* a 1xx came first: its headers are not the answer's */
+        r->nback = 0;
+        r->back_len = 0;
+        return;
+    }
+    if (!keel_header_back(name, nlen) || r->nback == sizeof(r->back) / sizeof(r->back[0]) ||
+        r->back_len + nlen + vlen + 2 > sizeof(r->back_buf))
+        return;
+    char *n = r->back_buf + r->back_len, *v = n + nlen + 1;
+    memcpy(n, name, nlen);
+    n[nlen] = '\0';
+    memcpy(v, value, vlen);
+    v[vlen] = '\0';
+    for (char *c = n; *c; c++) /* HTTP/1.1 names in lower case, as h2o writes its own */
+        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+    r->back_len += nlen + vlen + 2;
+    r->back[r->nback++] = (struct keel_header){n, v};
 }
 
 static void on_head(void *ctx, int status, const char *content_type, uint64_t retry_after_ms)
@@ -979,12 +1032,12 @@ static void next_step(struct keel_request *r, struct keel_step step)
         r->answered = 1;
         /* the answer's first content: its first token when it streamed, else the answer itself */
         r->ttft_ms = (r->first_progress_at ? r->first_progress_at : now_ms(r)) - r->start_ms;
-        respond(r, 200, ct, r->answer.base ? r->answer.base : "", r->answer.len, NULL);
+        respond(r, 200, ct, r->answer.base ? r->answer.base : "", r->answer.len, NULL, 1);
         set_state(r, REQ_END);
         return;
     case KEEL_STEP_RETURN:
         /* the client's own fault: the upstream's answer, as is */
-        respond(r, r->status, ct, r->answer.base ? r->answer.base : "", r->answer.len, NULL);
+        respond(r, r->status, ct, r->answer.base ? r->answer.base : "", r->answer.len, NULL, 1);
         set_state(r, REQ_END);
         return;
     case KEEL_STEP_GIVE_UP:

@@ -22,8 +22,10 @@
 #include "core/event.h"
 #include "core/router.h"
 #include "core/sse_parse.h"
+#include "io/server.h"
 
 #define MAX_ATTEMPTS 32
+#define KEEL_BACK_HEADERS 16 /* an upstream's headers passed back to the client, at most */
 #define MAX_ANSWER (64u << 20)     /* a non-stream answer or error body, bytes; an assembled one too */
 #define MAX_SSE_LINE (4u << 20)    /* one SSE line or event */
 #define OUT_HIGH_WATER (64u << 10) /* client bytes pending before the upstream is paused */
@@ -114,6 +116,11 @@ struct keel_request {
                                        * builds from frames (native_frames): the answer so far */
     struct keel_stream_enc senc; /* RELAY from another protocol: its events in the client's */
     int saw_done;                /* the stream's end frame ([DONE], message_stop) came */
+    struct keel_header back[KEEL_BACK_HEADERS]; /* the upstream's headers that go back with its
+                                                 * answer (core/headers.h), into back_buf */
+    size_t nback;
+    char back_buf[1536];
+    size_t back_len;
 
     /* the client side of a stream (relay.c) */
     struct keel_buf out; /* SSE bytes not yet handed to the client (held before the commit) */

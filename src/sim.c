@@ -65,6 +65,7 @@ struct counter {
     char api_key[128]; /* the last x-api-key header seen (test keys only) */
     char version[64];  /* the last anthropic-version header seen */
     char beta[128];    /* the last anthropic-beta header seen */
+    char passed[512];  /* the last request's headers a gateway passes on (PASSED), "name: value\n" each */
     uint64_t chaos[NFAULTS]; /* chaos requests by the fault drawn (index into faults[]) */
     int is_chaos;            /* a chaos name: /sim/stats lists its faults */
 };
@@ -109,6 +110,8 @@ struct sim_req {
     char cid[40];      /* the answer's "id": chatcmpl-sim, chaos's own per request (chatcmpl-sim-N) */
     unsigned choices;  /* rich: the request's n, 1 to MAX_CHOICES */
     int logprobs;      /* rich: the request's logprobs is true */
+    int anthropic;     /* asked on /v1/messages */
+    char rid[64];      /* its request id header's value: req_sim_<hits> */
     uv_timer_t timer; /* freed with sr in its close callback (STACK trap 6) */
     struct action acts[MAX_ACTIONS];
     size_t nacts, next;
@@ -1386,6 +1389,17 @@ static void on_gone(void *ctx)
     sr_free(sr);
 }
 
+/* what each API sends with every answer, as the real ones do: its request id (x-request-id;
+ * Anthropic's request-id) and a rate-limit header (keel passes these back to its client) */
+static size_t ids(const struct sim_req *sr, struct keel_header *hdrs, size_t n)
+{
+    hdrs[n++] = (struct keel_header){sr->anthropic ? "request-id" : "x-request-id", sr->rid};
+    hdrs[n++] = (struct keel_header){sr->anthropic ? "anthropic-ratelimit-requests-remaining"
+                                                   : "x-ratelimit-remaining-requests",
+                                     "99"};
+    return n;
+}
+
 /* runs actions until one has to wait (a delay, a write) or the script ends */
 static void run(struct sim_req *sr)
 {
@@ -1397,8 +1411,11 @@ static void run(struct sim_req *sr)
         }
         switch (a->kind) {
         case ACT_HEAD: {
-            struct keel_header hdrs[] = {{"content-type", a->content_type}, {"x-sim-fault", sr->fault}};
-            keel_http_start(sr->h, a->status, hdrs, sr->fault ? 2 : 1, on_written);
+            struct keel_header hdrs[5] = {{"content-type", a->content_type}};
+            size_t n = ids(sr, hdrs, 1);
+            if (sr->fault)
+                hdrs[n++] = (struct keel_header){"x-sim-fault", sr->fault};
+            keel_http_start(sr->h, a->status, hdrs, n, on_written);
             sr->next++;
             break;
         }
@@ -1417,8 +1434,8 @@ static void run(struct sim_req *sr)
             return;
         case ACT_RESPOND: {
             char ra[24];
-            struct keel_header hdrs[3] = {{"content-type", "application/json"}};
-            size_t n = 1;
+            struct keel_header hdrs[6] = {{"content-type", "application/json"}};
+            size_t n = ids(sr, hdrs, 1);
             snprintf(ra, sizeof(ra), "%llu", (unsigned long long)a->retry_after);
             if (a->retry_after)
                 hdrs[n++] = (struct keel_header){"retry-after", ra};
@@ -1472,6 +1489,7 @@ static void stats(struct sim *sim, struct keel_http *h)
 {
     json_t *hits = json_object(), *gone = json_object(), *auth = json_object(), *writes = json_object();
     json_t *api_key = json_object(), *version = json_object(), *beta = json_object(), *chaos = json_object();
+    json_t *passed = json_object();
     for (size_t i = 0; i < sim->ncounters; i++) {
         struct counter *c = &sim->counters[i];
         json_object_set_new(hits, c->name, json_integer((json_int_t)c->hits));
@@ -1480,6 +1498,13 @@ static void stats(struct sim *sim, struct keel_http *h)
         json_object_set_new(api_key, c->name, json_string(c->api_key));
         json_object_set_new(version, c->name, json_string(c->version));
         json_object_set_new(beta, c->name, json_string(c->beta));
+        json_t *p = json_object();
+        for (const char *l = c->passed; *l != '\0';) {
+            const char *colon = strchr(l, ':'), *nl = strchr(l, '\n');
+            json_object_setn_new(p, l, (size_t)(colon - l), json_stringn(colon + 2, (size_t)(nl - colon - 2)));
+            l = nl + 1;
+        }
+        json_object_set_new(passed, c->name, p);
         json_object_set_new(writes, c->name, json_integer((json_int_t)c->writes));
         if (!c->is_chaos)
             continue;
@@ -1489,9 +1514,9 @@ static void stats(struct sim *sim, struct keel_http *h)
                 json_object_set_new(f, faults[k], json_integer((json_int_t)c->chaos[k]));
         json_object_set_new(chaos, c->name, f);
     }
-    reply_json(h, 200, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:I}", "hits", hits, "gone", gone,
-                                 "auth", auth, "x_api_key", api_key, "anthropic_version", version, "anthropic_beta",
-                                 beta, "writes", writes,
+    reply_json(h, 200, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:I}", "hits", hits, "gone",
+                                 gone, "auth", auth, "x_api_key", api_key, "anthropic_version", version,
+                                 "anthropic_beta", beta, "passed", passed, "writes", writes,
                                  "connections", (json_int_t)keel_server_accepted(sim->srv), "chaos", chaos, "seed",
                                  (json_int_t)sim->seed));
 }
@@ -1505,6 +1530,24 @@ static void record(char *dst, size_t cap, struct keel_http *h, const char *name)
 }
 
 /* a request for model, counted and its credentials recorded; freed by sr_free() */
+/* the headers a gateway is expected to pass on from its client (keel's core/headers.h), which
+ * /sim/stats shows under "passed" */
+static const char *const PASSED[] = {"idempotency-key", "traceparent", "tracestate", "openai-organization",
+                                     "openai-project", "http-referer", "x-title"};
+
+static void record_passed(struct counter *c, struct keel_http *h)
+{
+    size_t off = 0;
+    c->passed[0] = '\0';
+    for (size_t i = 0; i < COUNT(PASSED); i++) {
+        size_t len;
+        const char *v = keel_http_header(h, PASSED[i], &len);
+        int w = v ? snprintf(c->passed + off, sizeof(c->passed) - off, "%s: %.*s\n", PASSED[i], (int)len, v) : 0;
+        if (w > 0 && (size_t)w < sizeof(c->passed) - off)
+            off += (size_t)w;
+    }
+}
+
 static struct sim_req *sr_new(struct sim *sim, struct keel_http *h, const char *model)
 {
     struct sim_req *sr = calloc(1, sizeof(*sr));
@@ -1513,10 +1556,12 @@ static struct sim_req *sr_new(struct sim *sim, struct keel_http *h, const char *
     sr->counter = counter(sim, model);
     snprintf(sr->cid, sizeof(sr->cid), "chatcmpl-sim");
     sr->counter->hits++;
+    snprintf(sr->rid, sizeof(sr->rid), "req_sim_%llu", (unsigned long long)sr->counter->hits);
     record(sr->counter->auth, sizeof(sr->counter->auth), h, "authorization");
     record(sr->counter->api_key, sizeof(sr->counter->api_key), h, "x-api-key");
     record(sr->counter->version, sizeof(sr->counter->version), h, "anthropic-version");
     record(sr->counter->beta, sizeof(sr->counter->beta), h, "anthropic-beta");
+    record_passed(sr->counter, h);
     uv_timer_init(sim->loop, &sr->timer);
     sr->timer.data = sr;
     return sr;
@@ -1605,6 +1650,7 @@ static void messages(struct sim *sim, struct keel_http *h)
         return;
     }
     struct sim_req *sr = sr_new(sim, h, model);
+    sr->anthropic = 1;
     const char *why = refused(body);
     if (why != NULL) {
         respond_anthropic(sr, 400, "invalid_request_error", why);

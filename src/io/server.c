@@ -475,6 +475,22 @@ const char *keel_http_header(struct keel_http *h, const char *name, size_t *len)
     return h->req->headers.entries[i].value.base;
 }
 
+size_t keel_http_header_count(struct keel_http *h)
+{
+    return h->req->headers.size;
+}
+
+void keel_http_header_at(struct keel_http *h, size_t i, const char **name, size_t *nlen, const char **value,
+                         size_t *vlen)
+{
+    assert(i < h->req->headers.size);
+    const h2o_header_t *e = &h->req->headers.entries[i];
+    *name = e->name->base;
+    *nlen = e->name->len;
+    *value = e->value.base;
+    *vlen = e->value.len;
+}
+
 int keel_http_check_gone(struct keel_http *h)
 {
     if (h->done || h->req == NULL || !peer_closed(h))

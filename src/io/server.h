@@ -71,6 +71,10 @@ const char *keel_http_method(struct keel_http *h, size_t *len);
 const char *keel_http_path(struct keel_http *h, size_t *len); /* without the query */
 const char *keel_http_body(struct keel_http *h, size_t *len);
 const char *keel_http_header(struct keel_http *h, const char *name, size_t *len); /* NULL if absent */
+/* every request header in turn: its name (lower case) and value, i below the count */
+size_t keel_http_header_count(struct keel_http *h);
+void keel_http_header_at(struct keel_http *h, size_t i, const char **name, size_t *nlen, const char **value,
+                         size_t *vlen);
 
 /* The app's final bytes were taken by the client (delivered = 1), or the connection was dropped
  * before they were (a send_timeout, a reset): called once, when the server lets go of `h`. */

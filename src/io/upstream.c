@@ -370,6 +370,18 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 
 /* ------------------------------------------------------------------ transfer callbacks */
 
+/* a "Name: value\r\n" line to the app's on_header, trimmed */
+static void header_line(struct keel_upstream_xfer *x, const char *buf, size_t len)
+{
+    const char *colon = memchr(buf, ':', len), *end = buf + len;
+    const char *v = colon + 1;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    x->cbs.on_header(x->ctx, buf, (size_t)(colon - buf), v, (size_t)(end - v));
+}
+
 static size_t on_header(char *buf, size_t size, size_t n, void *userp)
 {
     struct keel_upstream_xfer *x = userp;
@@ -378,17 +390,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *userp)
         return 0;
     if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
         x->retry_after_ms = 0; /* a new response (after a 1xx) */
-    } else if (len > 12 && strncasecmp(buf, "retry-after:", 12) == 0) {
-        char v[32];
-        size_t i = 12, j = 0;
-        while (i < len && buf[i] == ' ')
-            i++;
-        while (i < len && j < sizeof(v) - 1 && buf[i] >= '0' && buf[i] <= '9')
-            v[j++] = buf[i++];
-        v[j] = '\0';
-        uint64_t secs;
-        if (j > 0 && keel_parse_uint(v, &secs) == 0 && secs < 86400)
-            x->retry_after_ms = secs * 1000;
+        if (x->cbs.on_header != NULL)
+            x->cbs.on_header(x->ctx, NULL, 0, NULL, 0);
     } else if ((len == 2 && buf[0] == '\r') || (len == 1 && buf[0] == '\n')) {
         long status = 0;
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -399,6 +402,21 @@ static size_t on_header(char *buf, size_t size, size_t n, void *userp)
             x->cbs.on_head(x->ctx, (int)status, ct ? ct : "", x->retry_after_ms);
             if (x->cancelled)
                 return 0;
+        }
+    } else if (!x->head_sent && memchr(buf, ':', len) != NULL) { /* trailers are not the head's */
+        if (x->cbs.on_header != NULL)
+            header_line(x, buf, len);
+        if (len > 12 && strncasecmp(buf, "retry-after:", 12) == 0) {
+            char v[32];
+            size_t i = 12, j = 0;
+            while (i < len && buf[i] == ' ')
+                i++;
+            while (i < len && j < sizeof(v) - 1 && buf[i] >= '0' && buf[i] <= '9')
+                v[j++] = buf[i++];
+            v[j] = '\0';
+            uint64_t secs;
+            if (j > 0 && keel_parse_uint(v, &secs) == 0 && secs < 86400)
+                x->retry_after_ms = secs * 1000;
         }
     }
     return len;
@@ -483,10 +501,8 @@ struct keel_upstream_xfer *keel_upstream_xfer_start(struct keel_upstream *u, con
             free(line);
         }
     }
-    for (size_t i = 0; h != NULL && i < sizeof(spec->extra_headers) / sizeof(spec->extra_headers[0]) &&
-                       spec->extra_headers[i] != NULL;
-         i++)
-        h = curl_slist_append(h, spec->extra_headers[i]);
+    for (size_t i = 0; h != NULL && i < spec->nheaders; i++)
+        h = curl_slist_append(h, spec->headers[i]);
     x->headers = h;
     if (h == NULL) {
         xfer_free(x);

@@ -22,13 +22,17 @@ struct keel_upstream_cbs {
     int (*on_data)(void *ctx, const char *data, size_t len);
     /* the transfer ended: err is NULL or a keel_err_* identity; the xfer is freed after return */
     void (*on_done)(void *ctx, const char *err, const char *detail);
+    /* one header of a response (name and value trimmed, not NUL-terminated); a new response
+     * after a 1xx starts with name NULL: what came before is void. NULL: none wanted */
+    void (*on_header)(void *ctx, const char *name, size_t nlen, const char *value, size_t vlen);
 };
 
 struct keel_upstream_spec {
     const char *url;
     const char *bearer; /* secret: goes into the Authorization header only; may be NULL */
     const char *key_header;   /* NULL: bearer as "Authorization: Bearer"; else the header it goes in as is */
-    const char *extra_headers[3]; /* more "Name: value" lines; a NULL ends them */
+    const char *const *headers; /* more "Name: value" lines, [nheaders] */
+    size_t nheaders;
     const char *body;   /* JSON; copied, unless give_body. NULL: a GET */
     size_t body_len;
     int give_body;      /* body is malloc'd, NUL-terminated, and the transfer frees it (also when
