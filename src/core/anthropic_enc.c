@@ -19,6 +19,12 @@ enum block { BLOCK_NONE, BLOCK_TEXT, BLOCK_THINKING, BLOCK_TOOL };
 /* ---- writing ---- */
 
 /* a string literal as sent when v is one, else "" */
+/* a token count as Anthropic's usage says one: never negative (an OpenAI server's -1 is none) */
+static long long tokens(long long n)
+{
+    return n > 0 ? n : 0;
+}
+
 static void wstring(struct writer *o, struct keel_json v)
 {
     if (keel_json_type(v) == KEEL_JSON_STRING)
@@ -178,9 +184,9 @@ int keel_asm_anthropic_message(const struct keel_asm *a, struct keel_buf *out)
     ws(&o, "],\"stop_reason\":");
     ws(&o, stop_reason(keel_asm_finish(a, 0)));
     ws(&o, ",\"stop_sequence\":null,\"usage\":{\"input_tokens\":");
-    wnum(&o, a->counts.prompt_tokens);
+    wnum(&o, tokens(a->counts.prompt_tokens));
     ws(&o, ",\"output_tokens\":");
-    wnum(&o, a->counts.completion_tokens);
+    wnum(&o, tokens(a->counts.completion_tokens));
     ws(&o, "}}");
     if (o.rv != 0)
         out->len = was; /* nothing half-written */
@@ -404,9 +410,9 @@ int keel_anthropic_stream_end(struct keel_stream_enc *s, struct keel_buf *out)
     ws(&o, ",\"delta\":{\"stop_reason\":");
     ws(&o, st.stop_reason != NULL ? st.stop_reason : "\"end_turn\"");
     ws(&o, ",\"stop_sequence\":null},\"usage\":{\"input_tokens\":");
-    wnum(&o, s->usage.prompt_tokens);
+    wnum(&o, tokens(s->usage.prompt_tokens));
     ws(&o, ",\"output_tokens\":");
-    wnum(&o, s->usage.completion_tokens);
+    wnum(&o, tokens(s->usage.completion_tokens));
     ws(&o, "}");
     wframe_end(&o);
     wframe(&o, "message_stop");

@@ -207,11 +207,19 @@ static int parse_object(const char *text, size_t len, json_t **out)
     return type == KEEL_JSON_OBJECT || type == KEEL_JSON_ARRAY ? -ENOMEM : -EPROTO;
 }
 
+/* a "type" member's string; NULL when it is none, or holds a NUL (\u0000), which no type does:
+ * read up to the NUL it would pass for another type the decoder does not take it for (fuzz) */
+static const char *type_string(json_t *t)
+{
+    const char *s = json_string_value(t);
+    return s != NULL && strlen(s) == json_string_length(t) ? s : NULL;
+}
+
 /* the frame's type: its data's "type" when it has one (a string, else T_OTHER), else the name */
 static enum type type_of(const char *event, json_t *root)
 {
     json_t *t = json_object_get(root, "type");
-    const char *name = t != NULL ? json_string_value(t) : event;
+    const char *name = t != NULL ? type_string(t) : event;
     size_t i = 0;
     if (name == NULL)
         return T_OTHER;
@@ -291,7 +299,7 @@ static int block_delta(struct keel_anthropic_msg *m, json_t *index, json_t *delt
     int rv = block_at(m, index, &block, &b);
     if (rv != 0 || !json_is_object(delta))
         return rv != 0 ? rv : -EPROTO;
-    const char *type = json_string_value(json_object_get(delta, "type"));
+    const char *type = type_string(json_object_get(delta, "type"));
     if (type == NULL)
         return 0;
     if (strcmp(type, "text_delta") == 0)

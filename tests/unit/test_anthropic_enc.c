@@ -300,6 +300,11 @@ static void test_no_events(void **state)
     struct keel_ev u = {.kind = KEEL_EV_USAGE, .u.usage = {.n = {1, 3, 0, 3}}};
     writes(&s, u, START("", ""));
     ends(&s, END("end_turn", 3, 0));
+    /* a negative count (a server's -1 for "unknown") is none: Anthropic's counts never are */
+    enc->stream_init(&s, 0);
+    u.u.usage.n = (struct keel_usage){1, -1, -2, -3};
+    writes(&s, u, START("", ""));
+    ends(&s, END("end_turn", 0, 0));
 }
 
 /* META's id and model that are no strings are "" */
