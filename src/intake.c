@@ -61,8 +61,28 @@ static void models_list(struct keel_gateway *gw, struct keel_http *h)
                               c->nmodels ? c->models[c->nmodels - 1].name : NULL));
 }
 
-/* invalid_request (and gateway_busy): answered here, before any upstream is chosen or touched;
- * audited like any request, under the model it asked for (NULL: none could be read) */
+/* A refused request counted and audited like any request, under the model it asked for (NULL:
+ * none could be read); counted under model "": what was asked may be anything, and must not grow
+ * the metrics */
+static void record_refusal(struct keel_gateway *gw, const struct keel_encoder_ops *enc, const char *id,
+                           const char *model, int status, const char *code)
+{
+    int busy = status == 503;
+    struct keel_model_state *ms = keel_state_model(&gw->state, "");
+    struct keel_route_stats *rs = ms ? keel_state_route(ms, "") : NULL;
+    if (rs != NULL)
+        rs->requests[busy ? KEEL_CLASS_GATEWAY_BUSY : KEEL_CLASS_INVALID_REQUEST]++;
+    keel_info("req %s: rejected: %d %s", id, status, code);
+    keel_audit_record(gw->audit, &(struct keel_audit_record){.start_wall_ms = keel_time_now_ms(),
+                                                             .id = id,
+                                                             .model = model ? model : "",
+                                                             .status = status,
+                                                             .cls = busy ? "gateway_busy" : "invalid_request",
+                                                             .error = code,
+                                                             .protocol = enc->protocol});
+}
+
+/* invalid_request (and gateway_busy): answered here, before any upstream is chosen or touched */
 static void reject(struct keel_gateway *gw, struct keel_http *h, const struct keel_encoder_ops *enc,
                    const char *model, int status, const char *code, const char *message)
 {
@@ -71,12 +91,6 @@ static void reject(struct keel_gateway *gw, struct keel_http *h, const struct ke
     int busy = status == 503;
     char *body = keel_answer_envelope(enc, NULL, status, busy ? "server_error" : "invalid_request_error", code,
                                       message, busy ? 1 : 0);
-    /* counted under model "": what was asked may be anything, and must not grow the metrics */
-    struct keel_model_state *ms = keel_state_model(&gw->state, "");
-    struct keel_route_stats *rs = ms ? keel_state_route(ms, "") : NULL;
-    const char *cls = busy ? "gateway_busy" : "invalid_request";
-    if (rs != NULL)
-        rs->requests[busy ? KEEL_CLASS_GATEWAY_BUSY : KEEL_CLASS_INVALID_REQUEST]++;
     struct keel_header hdrs[6] = {{"content-type", "application/json"}, {"x-keel-request-id", id},
                                   {"x-keel-upstream", "none"}, {"x-keel-model", "none"}, {"x-keel-attempts", ""}};
     size_t n = 5;
@@ -86,14 +100,7 @@ static void reject(struct keel_gateway *gw, struct keel_http *h, const struct ke
         hdrs[n++] = (struct keel_header){"x-should-retry", "false"};
     keel_http_respond(h, status, hdrs, n, body ? body : "", body ? strlen(body) : 0);
     free(body);
-    keel_info("req %s: rejected: %d %s", id, status, code);
-    keel_audit_record(gw->audit, &(struct keel_audit_record){.start_wall_ms = keel_time_now_ms(),
-                                                             .id = id,
-                                                             .model = model ? model : "",
-                                                             .status = status,
-                                                             .cls = cls,
-                                                             .error = code,
-                                                             .protocol = enc->protocol});
+    record_refusal(gw, enc, id, model, status, code);
 }
 
 /* The top-level "model", "stream" and "stream_options" members of a parsed object; -1 when
@@ -295,9 +302,11 @@ static const struct keel_encoder_ops *protocol_of(const char *path, size_t plen)
 size_t keel_intake_refusal(void *app, const char *path, size_t pathlen, int status, const char *code,
                            const char *message, char *out, size_t cap)
 {
-    (void)app;
-    char *body = keel_answer_envelope(protocol_of(path, pathlen), NULL, status, "invalid_request_error", code,
-                                      message, 0);
+    const struct keel_encoder_ops *enc = protocol_of(path, pathlen);
+    char id[24];
+    new_id(app, id, sizeof(id));
+    record_refusal(app, enc, id, NULL, status, code);
+    char *body = keel_answer_envelope(enc, NULL, status, "invalid_request_error", code, message, 0);
     size_t n = body ? strlen(body) : 0;
     if (n >= cap)
         n = 0;

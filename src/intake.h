@@ -12,8 +12,9 @@ struct keel_http;
  * GET /v1/models */
 void keel_intake_handle(void *gw, struct keel_http *h);
 
-/* the client listener's refusal body (keel_server_refusal_cb): the envelope of the protocol the
- * path speaks */
+/* the client listener's refusals (keel_server_refusal_cb: past max_body, max_headers, an
+ * ambiguous length): counted and audited as any rejected request, answered in the envelope of
+ * the protocol the path speaks */
 size_t keel_intake_refusal(void *gw, const char *path, size_t pathlen, int status, const char *code,
                            const char *message, char *out, size_t cap);
 

@@ -426,10 +426,12 @@ models: [ { name: echo, targets: [ { upstream: a, model: "echo#ma" }, { upstream
 
 describe('a body over max_body', () => {
   let keel;
+  const auditFile = path.join(tmpdir(), 'audit-413.jsonl');
   before(async () => {
     keel = await startKeel(`
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
+audit_log: ${auditFile}
 max_body: 64k
 upstreams: [ { name: a, base_url: "{SIM}" } ]
 models: [ { name: ok, targets: [ { upstream: a, model: healthy } ] } ]
@@ -470,6 +472,15 @@ models: [ { name: ok, targets: [ { upstream: a, model: healthy } ] } ]
     assert.equal(err.error.type, 'error');
     assert.equal(err.error.error.type, 'request_too_large');
     assert.equal(err.error.error.code, 'request_too_large');
+  });
+
+  test('every refusal is audited like any rejected request, with the protocol it came in', async () => {
+    const lines = () => (fs.existsSync(auditFile) ? fs.readFileSync(auditFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
+    assert.ok(await eventually(() => lines().filter((x) => x.status === 413).length >= 2, { ms: 5000 }), JSON.stringify(lines()));
+    const refused = lines().filter((x) => x.status === 413);
+    assert.deepEqual(refused.map((x) => [x.error, x.class, x.model]).slice(0, 2), [
+      ['request_too_large', 'invalid_request', ''], ['request_too_large', 'invalid_request', '']]);
+    assert.deepEqual(refused.map((x) => x.protocol).sort(), ['anthropic-messages', 'openai-chat']);
   });
 });
 
