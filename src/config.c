@@ -1,8 +1,13 @@
 /* config.c - YAML config loader; see config.h. Walks libyaml's document tree so every node
- * still knows its line; the first problem found is reported and nothing is half-applied. */
+ * still knows its line; every problem found is reported (a key whose value is refused is skipped,
+ * and whatever depends on it is not checked, so one mistake gives one error), and a config with
+ * any error is refused whole: nothing is half-applied. */
 #include "config.h"
 
+#include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,22 +22,66 @@ struct ctx {
     const char *file;
     yaml_document_t *doc;
     const char *(*getenv_fn)(const char *);
-    char *err;
-    size_t errlen;
+    struct keel_config_errors *errs;
+    size_t nerr;        /* errors reported so far, kept or not */
+    int upstreams_vague; /* some upstream has no name (or the list none): "unknown upstream" is a guess */
 };
 
 /* ------------------------------------------------------------------ errors */
 
+/* Keeps errs sorted by line, the first KEEL_CONFIG_MAX_ERRORS in the file; an equal line goes
+ * after the ones already there (the order found). */
+static void add_error(struct keel_config_errors *e, unsigned long line, const char *msg)
+{
+    size_t i = e->n;
+    while (i > 0 && e->_line[i - 1] > line)
+        i--;
+    if (i == KEEL_CONFIG_MAX_ERRORS) {
+        e->more++;
+        return;
+    }
+    if (e->n == KEEL_CONFIG_MAX_ERRORS) { /* the last one in the file gives way */
+        e->more++;
+        e->n--;
+    }
+    memmove(&e->msg[i + 1], &e->msg[i], (e->n - i) * sizeof(e->msg[0]));
+    memmove(&e->_line[i + 1], &e->_line[i], (e->n - i) * sizeof(e->_line[0]));
+    snprintf(e->msg[i], sizeof(e->msg[i]), "%s", msg);
+    e->_line[i] = line;
+    e->n++;
+}
+
+/* Reports "FILE:LINE: key: problem" (LINE: n's) and returns -1, for `return fail(...)`. */
 static int fail(struct ctx *x, const yaml_node_t *n, const char *key, const char *fmt, ...)
 {
-    char msg[256];
+    char msg[256], line[sizeof(x->errs->msg[0])];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    snprintf(x->err, x->errlen, "%s:%lu: %s: %s", x->file, n ? (unsigned long)n->start_mark.line + 1 : 0UL, key,
-             msg);
+    unsigned long lineno = n ? (unsigned long)n->start_mark.line + 1 : 0UL;
+    snprintf(line, sizeof(line), "%s:%lu: %s: %s", x->file, lineno, key, msg);
+    add_error(x->errs, lineno, line);
+    x->nerr++;
     return -1;
+}
+
+/* errors that concern no line: the file itself, memory */
+static void fail_file(struct keel_config_errors *e, const char *file, const char *fmt, ...)
+{
+    char msg[256], line[sizeof(e->msg[0])];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(line, sizeof(line), "%s: %s", file, msg);
+    add_error(e, 0, line);
+}
+
+/* -1 if anything was reported since `before` (x->nerr then), else 0 */
+static int failed_since(const struct ctx *x, size_t before)
+{
+    return x->nerr > before ? -1 : 0;
 }
 
 static const char *type_name(const yaml_node_t *n)
@@ -59,36 +108,49 @@ static const char *scalar(const yaml_node_t *n)
     return (const char *)n->data.scalar.value;
 }
 
-/* A key given twice in one mapping is an error, as an unknown one is: YAML leaves it undefined,
- * and which one "wins" would be a silent choice (the second env: list also overflowed the first's
- * count, found by fuzz_config). */
-static int unique_keys(struct ctx *x, const yaml_node_t *map, const char *key)
+/* The earlier pair of map whose key repeats p's, or NULL. */
+static const yaml_node_pair_t *earlier_same_key(struct ctx *x, const yaml_node_t *map, const yaml_node_pair_t *p)
 {
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        const yaml_node_t *k = node(x, p->key);
-        if (k == NULL || k->type != YAML_SCALAR_NODE)
-            continue;
-        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
-            const yaml_node_t *e = node(x, q->key);
-            if (e != NULL && e->type == YAML_SCALAR_NODE && e->data.scalar.length == k->data.scalar.length &&
-                memcmp(e->data.scalar.value, k->data.scalar.value, k->data.scalar.length) == 0) {
-                char path[256];
-                if (key[0] == '\0' || strcmp(key, "(top level)") == 0)
-                    snprintf(path, sizeof(path), "%s", (const char *)k->data.scalar.value);
-                else
-                    snprintf(path, sizeof(path), "%s.%s", key, (const char *)k->data.scalar.value);
-                return fail(x, k, path, "duplicate key (already given on line %lu)",
-                            (unsigned long)e->start_mark.line + 1);
-            }
-        }
+    const yaml_node_t *k = node(x, p->key);
+    if (k == NULL || k->type != YAML_SCALAR_NODE)
+        return NULL;
+    for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+        const yaml_node_t *e = node(x, q->key);
+        if (e != NULL && e->type == YAML_SCALAR_NODE && e->data.scalar.length == k->data.scalar.length &&
+            memcmp(e->data.scalar.value, k->data.scalar.value, k->data.scalar.length) == 0)
+            return q;
     }
-    return 0;
+    return NULL;
 }
 
+/* A key given twice in one mapping is an error, as an unknown one is: YAML leaves it undefined,
+ * and which one "wins" would be a silent choice (the second env: list also overflowed the first's
+ * count, found by fuzz_config). Each repeat is reported here, and FOREACH_PAIR skips it. */
+static void unique_keys(struct ctx *x, const yaml_node_t *map, const char *key)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        const yaml_node_pair_t *q = earlier_same_key(x, map, p);
+        if (q == NULL)
+            continue;
+        const yaml_node_t *k = node(x, p->key), *e = node(x, q->key);
+        char path[256];
+        if (key[0] == '\0' || strcmp(key, "(top level)") == 0)
+            snprintf(path, sizeof(path), "%s", (const char *)k->data.scalar.value);
+        else
+            snprintf(path, sizeof(path), "%s.%s", key, (const char *)k->data.scalar.value);
+        fail(x, k, path, "duplicate key (already given on line %lu)", (unsigned long)e->start_mark.line + 1);
+    }
+}
+
+/* A mapping with a repeated key is still walked (FOREACH_PAIR skips the repeats), so the errors
+ * in the rest of it are found too: only a wrong type returns -1. */
 static int expect(struct ctx *x, const yaml_node_t *n, yaml_node_type_t t, const char *key)
 {
-    if (n->type == t)
-        return t == YAML_MAPPING_NODE ? unique_keys(x, n, key) : 0;
+    if (n->type == t) {
+        if (t == YAML_MAPPING_NODE)
+            unique_keys(x, n, key);
+        return 0;
+    }
     const char *want = t == YAML_SCALAR_NODE ? "a scalar" : t == YAML_SEQUENCE_NODE ? "a list" : "a mapping";
     return fail(x, n, key, "expected %s, got %s", want, type_name(n));
 }
@@ -227,24 +289,93 @@ int keel_parse_hostport(const char *s, char **host, int *port)
     return 0;
 }
 
-static int get_hostport(struct ctx *x, const yaml_node_t *n, const char *key, char **host, int *port)
+/* An IP literal as the listener's uv_ip4_addr/uv_ip6_addr read it: with a ':' IPv6 (a "%zone"
+ * suffix allowed), else dotted IPv4. */
+static int ip_literal(const char *host)
+{
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (strchr(host, ':') == NULL)
+        return inet_pton(AF_INET, host, bin) == 1;
+    char v6[INET6_ADDRSTRLEN];
+    size_t len = strcspn(host, "%");
+    if (len >= sizeof(v6))
+        return 0;
+    memcpy(v6, host, len);
+    v6[len] = '\0';
+    return inet_pton(AF_INET6, v6, bin) == 1;
+}
+
+/* The numeric address a listener binds for host: a literal as written; a name resolved now, so
+ * `keel check` refuses what `keel serve` could not bind, to its first IPv4 address if it has one
+ * (a client of "localhost" may well try 127.0.0.1 only), else its first IPv6 one. 0 and *addr
+ * (malloc'd), or -1 with why. */
+static int bind_address(const char *host, int port, char **addr, char *why, size_t whylen)
+{
+    if (ip_literal(host)) {
+        *addr = strdup(host);
+        return *addr != NULL ? 0 : (snprintf(why, whylen, "out of memory"), -1);
+    }
+    char service[8];
+    snprintf(service, sizeof(service), "%d", port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int rv = getaddrinfo(host, service, &hints, &res);
+    if (rv != 0) {
+        snprintf(why, whylen, "cannot resolve \"%s\": %s", host,
+                 rv == EAI_SYSTEM ? strerror(errno) : gai_strerror(rv));
+        return -1;
+    }
+    const struct addrinfo *pick = NULL;
+    for (const struct addrinfo *a = res; a != NULL; a = a->ai_next) {
+        if (a->ai_family == AF_INET) {
+            pick = a;
+            break;
+        }
+        if (a->ai_family == AF_INET6 && pick == NULL)
+            pick = a;
+    }
+    char buf[NI_MAXHOST];
+    rv = pick == NULL ? EAI_FAMILY
+                      : getnameinfo(pick->ai_addr, pick->ai_addrlen, buf, sizeof(buf), NULL, 0, NI_NUMERICHOST);
+    freeaddrinfo(res);
+    if (rv != 0) {
+        snprintf(why, whylen, "cannot resolve \"%s\": %s", host,
+                 pick == NULL ? "no IPv4 or IPv6 address" : gai_strerror(rv));
+        return -1;
+    }
+    *addr = strdup(buf);
+    return *addr != NULL ? 0 : (snprintf(why, whylen, "out of memory"), -1);
+}
+
+/* HOST:PORT into *host (as written), *addr (what to bind) and *port; all three or none change */
+static int get_hostport(struct ctx *x, const yaml_node_t *n, const char *key, char **host, char **addr, int *port)
 {
     if (expect(x, n, YAML_SCALAR_NODE, key) != 0)
         return -1;
-    char *h;
-    if (keel_parse_hostport(scalar(n), &h, port) != 0)
+    char *h, *a, why[256];
+    int p;
+    if (keel_parse_hostport(scalar(n), &h, &p) != 0)
         return fail(x, n, key, "expected HOST:PORT, got \"%s\"", scalar(n));
+    if (bind_address(h, p, &a, why, sizeof(why)) != 0) {
+        free(h);
+        return fail(x, n, key, "%s", why);
+    }
     free(*host);
+    free(*addr);
     *host = h;
+    *addr = a;
+    *port = p;
     return 0;
 }
 
 /* ------------------------------------------------------------------ mappings */
 
-/* Iterates a mapping's pairs; unknown keys are an error naming the known ones. */
+/* Iterates a mapping's pairs but a repeated key's (expect reported it); unknown keys are an error
+ * naming the known ones. `continue` goes on with the next pair. */
 #define FOREACH_PAIR(x, map, k, v)                                                                 \
     for (yaml_node_pair_t *_p = (map)->data.mapping.pairs.start; _p < (map)->data.mapping.pairs.top; _p++) \
-        for (yaml_node_t *k = node(x, _p->key), *v = node(x, _p->value); k != NULL; k = NULL)
+        if (earlier_same_key(x, map, _p) == NULL)                                                  \
+            for (yaml_node_t *k = node(x, _p->key), *v = node(x, _p->value); k != NULL; k = NULL)
 
 static void join(char *dst, size_t n, const char *prefix, const char *key)
 {
@@ -268,11 +399,12 @@ static int timeouts(struct ctx *x, const yaml_node_t *map, const char *prefix, s
 {
     if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
         return -1;
+    size_t before = x->nerr;
     FOREACH_PAIR(x, map, k, v)
     {
         char path[256];
         if (key_name(x, k, prefix, path, sizeof(path)) != 0)
-            return -1;
+            continue;
         const char *name = scalar(k);
         uint64_t *dst = strcmp(name, "connect") == 0      ? &t->connect_ms
                         : strcmp(name, "first_byte") == 0 ? &t->first_byte_ms
@@ -280,111 +412,101 @@ static int timeouts(struct ctx *x, const yaml_node_t *map, const char *prefix, s
                         : strcmp(name, "total") == 0      ? &t->total_ms
                                                           : NULL;
         if (dst == NULL)
-            return fail(x, k, path, "unknown key (expected connect, first_byte, stall, total)");
-        if (get_duration(x, v, path, dst) != 0)
-            return -1;
-        if (*dst == 0)
-            return fail(x, v, path, "must be greater than zero");
+            fail(x, k, path, "unknown key (expected connect, first_byte, stall, total)");
+        else
+            get_positive_duration(x, v, path, dst);
     }
-    return 0;
+    return failed_since(x, before);
 }
 
 static int retry(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_retry *r)
 {
     if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
         return -1;
+    size_t before = x->nerr;
     FOREACH_PAIR(x, map, k, v)
     {
         char path[256];
         if (key_name(x, k, prefix, path, sizeof(path)) != 0)
-            return -1;
-        int rv;
+            continue;
         if (strcmp(scalar(k), "same_target") == 0)
-            rv = get_uint(x, v, path, &r->same_target);
+            get_uint(x, v, path, &r->same_target);
         else if (strcmp(scalar(k), "backoff") == 0)
-            rv = get_duration(x, v, path, &r->backoff_ms);
+            get_duration(x, v, path, &r->backoff_ms);
         else if (strcmp(scalar(k), "max_wait") == 0)
-            rv = get_duration(x, v, path, &r->max_wait_ms);
+            get_duration(x, v, path, &r->max_wait_ms);
         else
-            rv = fail(x, k, path, "unknown key (expected same_target, backoff, max_wait)");
-        if (rv != 0)
-            return -1;
+            fail(x, k, path, "unknown key (expected same_target, backoff, max_wait)");
     }
-    return 0;
+    return failed_since(x, before);
 }
 
 static int breaker(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_breaker_conf *b)
 {
     if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
         return -1;
+    size_t before = x->nerr;
     FOREACH_PAIR(x, map, k, v)
     {
         char path[256];
         if (key_name(x, k, prefix, path, sizeof(path)) != 0)
-            return -1;
-        int rv;
+            continue;
         if (strcmp(scalar(k), "failures") == 0) {
-            rv = get_uint(x, v, path, &b->failures);
-            if (rv == 0 && b->failures == 0)
-                rv = fail(x, v, path, "must be at least 1");
+            if (get_uint(x, v, path, &b->failures) == 0 && b->failures == 0)
+                fail(x, v, path, "must be at least 1");
         } else if (strcmp(scalar(k), "cooldown") == 0) {
-            rv = get_duration(x, v, path, &b->cooldown_ms);
+            get_duration(x, v, path, &b->cooldown_ms);
         } else if (strcmp(scalar(k), "max_cooldown") == 0) {
-            rv = get_duration(x, v, path, &b->max_cooldown_ms);
+            get_duration(x, v, path, &b->max_cooldown_ms);
         } else if (strcmp(scalar(k), "rejections") == 0) {
-            rv = get_uint(x, v, path, &b->rejections);
-            if (rv == 0 && b->rejections == 0)
-                rv = fail(x, v, path, "must be at least 1");
+            if (get_uint(x, v, path, &b->rejections) == 0 && b->rejections == 0)
+                fail(x, v, path, "must be at least 1");
         } else {
-            rv = fail(x, k, path, "unknown key (expected failures, rejections, cooldown, max_cooldown)");
+            fail(x, k, path, "unknown key (expected failures, rejections, cooldown, max_cooldown)");
         }
-        if (rv != 0)
-            return -1;
     }
-    return 0;
+    return failed_since(x, before);
 }
 
 static int defaults(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
 {
     if (expect(x, map, YAML_MAPPING_NODE, "defaults") != 0)
         return -1;
+    size_t before = x->nerr;
     FOREACH_PAIR(x, map, k, v)
     {
         char path[256];
         if (key_name(x, k, "defaults", path, sizeof(path)) != 0)
-            return -1;
-        int rv;
+            continue;
         if (strcmp(scalar(k), "timeouts") == 0)
-            rv = timeouts(x, v, path, &c->timeouts);
+            timeouts(x, v, path, &c->timeouts);
         else if (strcmp(scalar(k), "retry") == 0)
-            rv = retry(x, v, path, &c->retry);
+            retry(x, v, path, &c->retry);
         else if (strcmp(scalar(k), "breaker") == 0)
-            rv = breaker(x, v, path, &c->breaker);
+            breaker(x, v, path, &c->breaker);
         else
-            rv = fail(x, k, path, "unknown key (expected timeouts, retry, breaker)");
-        if (rv != 0)
-            return -1;
+            fail(x, k, path, "unknown key (expected timeouts, retry, breaker)");
     }
-    return 0;
+    return failed_since(x, before);
 }
 
 static int events(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_config *c)
 {
     if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
         return -1;
+    size_t before = x->nerr;
     FOREACH_PAIR(x, map, k, v)
     {
         char path[256];
         if (key_name(x, k, prefix, path, sizeof(path)) != 0)
-            return -1;
+            continue;
         if (strcmp(scalar(k), "webhook") != 0)
-            return fail(x, k, path, "unknown key (expected webhook)");
-        if (get_string(x, v, path, &c->webhook) != 0)
-            return -1;
-        if (strncmp(c->webhook, "http://", 7) != 0 && strncmp(c->webhook, "https://", 8) != 0)
-            return fail(x, v, path, "must start with http:// or https://");
+            fail(x, k, path, "unknown key (expected webhook)");
+        else if (get_string(x, v, path, &c->webhook) == 0 && strncmp(c->webhook, "http://", 7) != 0 &&
+                 strncmp(c->webhook, "https://", 8) != 0)
+            fail(x, v, path, "must start with http:// or https://");
     }
-    return 0;
+    return failed_since(x, before);
 }
 
 /* ------------------------------------------------------------------ upstreams */
@@ -426,6 +548,60 @@ static void managed_free(struct keel_managed_conf *m)
     free(m);
 }
 
+/* the command's words; all of them or -1 (an error for each that is refused) */
+static int command(struct ctx *x, const yaml_node_t *seq, const char *path, struct keel_managed_conf *m)
+{
+    if (expect(x, seq, YAML_SEQUENCE_NODE, path) != 0)
+        return -1;
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (n == 0)
+        return fail(x, seq, path, "empty: the command to run is needed");
+    m->argv = calloc(n + 1, sizeof(*m->argv));
+    if (m->argv == NULL)
+        return fail(x, seq, path, "out of memory");
+    m->argc = n; /* argv[i] stays NULL where a word is refused: managed_free takes that */
+    size_t before = x->nerr;
+    for (size_t i = 0; i < n; i++)
+        expand(x, node(x, seq->data.sequence.items.start[i]), path, &m->argv[i]);
+    if (failed_since(x, before) != 0)
+        return -1;
+    char *exe = resolve(m->argv[0]);
+    if (exe == NULL)
+        return fail(x, seq, path, "\"%s\" is not an executable file (nor found in PATH)", m->argv[0]);
+    free(m->argv[0]);
+    m->argv[0] = exe;
+    return 0;
+}
+
+static int env(struct ctx *x, const yaml_node_t *map, const char *path, struct keel_managed_conf *m)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, path) != 0)
+        return -1;
+    size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    m->env = calloc(n + 1, sizeof(*m->env));
+    if (m->env == NULL)
+        return fail(x, map, path, "out of memory");
+    size_t before = x->nerr;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char epath[300];
+        if (key_name(x, k, path, epath, sizeof(epath)) != 0)
+            continue;
+        char *val = NULL;
+        if (expand(x, v, epath, &val) != 0)
+            continue;
+        assert(m->nenv < n); /* FOREACH_PAIR visits each pair at most once */
+        size_t l = strlen(scalar(k)) + strlen(val) + 2;
+        m->env[m->nenv] = malloc(l);
+        if (m->env[m->nenv] != NULL)
+            snprintf(m->env[m->nenv++], l, "%s=%s", scalar(k), val);
+        else
+            fail(x, v, epath, "out of memory");
+        free(val);
+    }
+    return failed_since(x, before);
+}
+
 static int managed(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_upstream_conf *u)
 {
     if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
@@ -435,134 +611,108 @@ static int managed(struct ctx *x, const yaml_node_t *map, const char *prefix, st
         return fail(x, map, prefix, "out of memory");
     u->managed = m;
     m->start_timeout_ms = 60000;
+    size_t before = x->nerr;
+    int has_command = 0;
     FOREACH_PAIR(x, map, k, v)
     {
         char path[256];
         if (key_name(x, k, prefix, path, sizeof(path)) != 0)
-            return -1;
+            continue;
         const char *name = scalar(k);
-        int rv = 0;
         if (strcmp(name, "command") == 0) {
-            if (expect(x, v, YAML_SEQUENCE_NODE, path) != 0)
-                return -1;
-            size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-            if (n == 0)
-                return fail(x, v, path, "empty: the command to run is needed");
-            m->argv = calloc(n + 1, sizeof(*m->argv));
-            if (m->argv == NULL)
-                return fail(x, v, path, "out of memory");
-            for (size_t i = 0; i < n; i++) {
-                if (expand(x, node(x, v->data.sequence.items.start[i]), path, &m->argv[i]) != 0)
-                    return -1;
-                m->argc = i + 1;
-            }
-            char *exe = resolve(m->argv[0]);
-            if (exe == NULL)
-                return fail(x, v, path, "\"%s\" is not an executable file (nor found in PATH)", m->argv[0]);
-            free(m->argv[0]);
-            m->argv[0] = exe;
+            has_command = 1;
+            command(x, v, path, m);
         } else if (strcmp(name, "env") == 0) {
-            if (expect(x, v, YAML_MAPPING_NODE, path) != 0)
-                return -1;
-            size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
-            m->env = calloc(n + 1, sizeof(*m->env));
-            if (m->env == NULL)
-                return fail(x, v, path, "out of memory");
-            FOREACH_PAIR(x, v, ek, ev)
-            {
-                char epath[300];
-                if (key_name(x, ek, path, epath, sizeof(epath)) != 0)
-                    return -1;
-                char *val = NULL;
-                if (expand(x, ev, epath, &val) != 0)
-                    return -1;
-                size_t l = strlen(scalar(ek)) + strlen(val) + 2;
-                m->env[m->nenv] = malloc(l);
-                if (m->env[m->nenv] != NULL)
-                    snprintf(m->env[m->nenv++], l, "%s=%s", scalar(ek), val);
-                free(val);
-            }
+            env(x, v, path, m);
         } else if (strcmp(name, "health") == 0) {
-            rv = get_string(x, v, path, &m->health);
-            if (rv == 0 && m->health[0] != '/')
-                rv = fail(x, v, path, "must be a path starting with /");
+            if (get_string(x, v, path, &m->health) == 0 && m->health[0] != '/')
+                fail(x, v, path, "must be a path starting with /");
         } else if (strcmp(name, "start_timeout") == 0) {
-            rv = get_duration(x, v, path, &m->start_timeout_ms);
+            get_duration(x, v, path, &m->start_timeout_ms);
         } else if (strcmp(name, "idle_unload") == 0) {
-            rv = get_duration(x, v, path, &m->idle_unload_ms);
+            get_duration(x, v, path, &m->idle_unload_ms);
         } else if (strcmp(name, "port") == 0) {
             uint64_t p;
-            rv = get_uint(x, v, path, &p);
-            if (rv == 0 && (p == 0 || p > 65535))
-                rv = fail(x, v, path, "expected a port from 1 to 65535");
-            m->port = (int)p;
+            if (get_uint(x, v, path, &p) != 0)
+                continue;
+            if (p == 0 || p > 65535)
+                fail(x, v, path, "expected a port from 1 to 65535");
+            else
+                m->port = (int)p;
         } else if (strcmp(name, "ready_probe") == 0) {
-            rv = get_bool(x, v, path, &m->ready_probe);
+            get_bool(x, v, path, &m->ready_probe);
         } else if (strcmp(name, "probe_model") == 0) {
-            rv = get_string(x, v, path, &m->probe_model);
+            get_string(x, v, path, &m->probe_model);
         } else {
-            rv = fail(x, k, path,
-                      "unknown key (expected command, env, health, start_timeout, port, ready_probe, probe_model, "
-                      "idle_unload)");
+            fail(x, k, path,
+                 "unknown key (expected command, env, health, start_timeout, port, ready_probe, probe_model, "
+                 "idle_unload)");
         }
-        if (rv != 0)
-            return -1;
     }
-    if (m->argv == NULL)
-        return fail(x, map, prefix, "missing command");
+    if (!has_command)
+        fail(x, map, prefix, "missing command");
     if (m->health == NULL)
         m->health = strdup("/health");
-    return 0;
+    return failed_since(x, before);
 }
 
 static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_upstream_conf *u)
 {
     if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
         return -1;
+    size_t before = x->nerr;
+    int has_name = 0, has_base_url = 0, has_managed = 0, managed_ok = 0;
     FOREACH_PAIR(x, map, k, v)
     {
         char path[256];
         if (key_name(x, k, prefix, path, sizeof(path)) != 0)
-            return -1;
+            continue;
         const char *name = scalar(k);
-        int rv;
         if (strcmp(name, "name") == 0) {
-            rv = get_string(x, v, path, &u->name);
+            has_name = 1;
+            get_string(x, v, path, &u->name);
         } else if (strcmp(name, "kind") == 0) {
-            rv = expect(x, v, YAML_SCALAR_NODE, path);
-            if (rv == 0 && strcmp(scalar(v), "openai") != 0 && strcmp(scalar(v), "anthropic") != 0)
-                rv = fail(x, v, path, "unknown kind \"%s\" (supported: openai, anthropic)", scalar(v));
-            if (rv == 0) /* a static string: the decoders are looked up by it */
+            if (expect(x, v, YAML_SCALAR_NODE, path) != 0)
+                continue;
+            if (strcmp(scalar(v), "openai") != 0 && strcmp(scalar(v), "anthropic") != 0)
+                fail(x, v, path, "unknown kind \"%s\" (supported: openai, anthropic)", scalar(v));
+            else /* a static string: the decoders are looked up by it */
                 u->kind = strcmp(scalar(v), "openai") == 0 ? "openai" : "anthropic";
         } else if (strcmp(name, "base_url") == 0) {
-            rv = get_string(x, v, path, &u->base_url);
-            if (rv == 0 && strncmp(u->base_url, "http://", 7) != 0 && strncmp(u->base_url, "https://", 8) != 0)
-                rv = fail(x, v, path, "must start with http:// or https://");
-            size_t l = rv == 0 ? strlen(u->base_url) : 0;
+            has_base_url = 1;
+            if (get_string(x, v, path, &u->base_url) != 0)
+                continue;
+            if (strncmp(u->base_url, "http://", 7) != 0 && strncmp(u->base_url, "https://", 8) != 0) {
+                fail(x, v, path, "must start with http:// or https://");
+                free(u->base_url); /* refused: nothing below checks it */
+                u->base_url = NULL;
+                continue;
+            }
+            size_t l = strlen(u->base_url);
             while (l > 0 && u->base_url[l - 1] == '/')
                 u->base_url[--l] = '\0';
         } else if (strcmp(name, "api_key") == 0) {
             /* never echo the value in an error: it may be a secret */
-            rv = get_string(x, v, path, &u->api_key);
+            get_string(x, v, path, &u->api_key);
         } else if (strcmp(name, "managed") == 0) {
-            rv = managed(x, v, path, u);
+            has_managed = 1;
+            managed_ok = managed(x, v, path, u) == 0;
         } else {
-            rv = fail(x, k, path, "unknown key (expected name, kind, base_url, api_key, managed)");
+            fail(x, k, path, "unknown key (expected name, kind, base_url, api_key, managed)");
         }
-        if (rv != 0)
-            return -1;
     }
-    if (u->name == NULL)
-        return fail(x, map, prefix, "missing name");
+    if (!has_name)
+        fail(x, map, prefix, "missing name");
     if (u->kind == NULL)
         u->kind = "openai";
-    if (u->base_url == NULL)
-        return fail(x, map, prefix, "missing base_url");
-    if (u->managed == NULL && strstr(u->base_url, "{port}") != NULL)
-        return fail(x, map, prefix, "base_url has {port} but no managed: block to give it one");
-    if (u->managed != NULL && u->managed->port == 0 && strstr(u->base_url, "{port}") == NULL)
-        return fail(x, map, prefix, "managed: base_url needs {port}, or managed.port set");
-    return 0;
+    if (!has_base_url)
+        fail(x, map, prefix, "missing base_url");
+    /* {port} against the managed block: only when both were read as given */
+    if (u->base_url != NULL && !has_managed && strstr(u->base_url, "{port}") != NULL)
+        fail(x, map, prefix, "base_url has {port} but no managed: block to give it one");
+    if (u->base_url != NULL && managed_ok && u->managed->port == 0 && strstr(u->base_url, "{port}") == NULL)
+        fail(x, map, prefix, "managed: base_url needs {port}, or managed.port set");
+    return failed_since(x, before);
 }
 
 /* ------------------------------------------------------------------ models */
@@ -577,51 +727,53 @@ static int target(struct ctx *x, const yaml_node_t *map, const char *prefix, str
     t->breaker = c->breaker;
     t->stream_upstream = 1;
     t->max_tokens = 4096;
+    size_t before = x->nerr;
+    int has_upstream = 0, has_model = 0;
     FOREACH_PAIR(x, map, k, v)
     {
         char path[256];
         if (key_name(x, k, prefix, path, sizeof(path)) != 0)
-            return -1;
+            continue;
         const char *name = scalar(k);
-        int rv;
         if (strcmp(name, "upstream") == 0) {
-            rv = expect(x, v, YAML_SCALAR_NODE, path);
-            for (size_t i = 0; rv == 0 && i < c->nupstreams; i++)
-                if (strcmp(c->upstreams[i].name, scalar(v)) == 0)
+            has_upstream = 1;
+            if (expect(x, v, YAML_SCALAR_NODE, path) != 0)
+                continue;
+            for (size_t i = 0; i < c->nupstreams; i++)
+                if (c->upstreams[i].name != NULL && strcmp(c->upstreams[i].name, scalar(v)) == 0)
                     t->upstream = &c->upstreams[i];
-            if (rv == 0 && t->upstream == NULL)
-                rv = fail(x, v, path, "unknown upstream \"%s\"", scalar(v));
+            /* with an upstream whose name was refused, this one may be it: not a second error */
+            if (t->upstream == NULL && !x->upstreams_vague)
+                fail(x, v, path, "unknown upstream \"%s\"", scalar(v));
         } else if (strcmp(name, "model") == 0) {
-            rv = get_string(x, v, path, &t->model);
+            has_model = 1;
+            get_string(x, v, path, &t->model);
         } else if (strcmp(name, "timeouts") == 0) {
-            rv = timeouts(x, v, path, &t->timeouts);
+            timeouts(x, v, path, &t->timeouts);
         } else if (strcmp(name, "retry") == 0) {
-            rv = retry(x, v, path, &t->retry);
+            retry(x, v, path, &t->retry);
         } else if (strcmp(name, "breaker") == 0) {
-            rv = breaker(x, v, path, &t->breaker);
+            breaker(x, v, path, &t->breaker);
         } else if (strcmp(name, "context_window") == 0) {
-            rv = expect(x, v, YAML_SCALAR_NODE, path);
-            if (rv == 0 && keel_parse_count(scalar(v), &t->context_window) != 0)
-                rv = fail(x, v, path, "expected a token count such as 32000 or 32k, got \"%s\"", scalar(v));
+            if (expect(x, v, YAML_SCALAR_NODE, path) == 0 && keel_parse_count(scalar(v), &t->context_window) != 0)
+                fail(x, v, path, "expected a token count such as 32000 or 32k, got \"%s\"", scalar(v));
         } else if (strcmp(name, "stream_upstream") == 0) {
-            rv = get_bool(x, v, path, &t->stream_upstream);
+            get_bool(x, v, path, &t->stream_upstream);
         } else if (strcmp(name, "max_tokens") == 0) {
-            rv = expect(x, v, YAML_SCALAR_NODE, path);
-            if (rv == 0 && (keel_parse_count(scalar(v), &t->max_tokens) != 0 || t->max_tokens == 0))
-                rv = fail(x, v, path, "expected a token count such as 4096 or 8k, got \"%s\"", scalar(v));
+            if (expect(x, v, YAML_SCALAR_NODE, path) == 0 &&
+                (keel_parse_count(scalar(v), &t->max_tokens) != 0 || t->max_tokens == 0))
+                fail(x, v, path, "expected a token count such as 4096 or 8k, got \"%s\"", scalar(v));
         } else {
-            rv = fail(x, k, path,
-                      "unknown key (expected upstream, model, timeouts, retry, breaker, context_window, "
-                      "stream_upstream, max_tokens)");
+            fail(x, k, path,
+                 "unknown key (expected upstream, model, timeouts, retry, breaker, context_window, "
+                 "stream_upstream, max_tokens)");
         }
-        if (rv != 0)
-            return -1;
     }
-    if (t->upstream == NULL)
-        return fail(x, map, prefix, "missing upstream");
-    if (t->model == NULL)
-        return fail(x, map, prefix, "missing model");
-    return 0;
+    if (!has_upstream)
+        fail(x, map, prefix, "missing upstream");
+    if (!has_model)
+        fail(x, map, prefix, "missing model");
+    return failed_since(x, before);
 }
 
 static int model(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_config *c,
@@ -629,48 +781,50 @@ static int model(struct ctx *x, const yaml_node_t *map, const char *prefix, stru
 {
     if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
         return -1;
-    const yaml_node_t *targets = NULL;
+    size_t before = x->nerr;
+    const yaml_node_t *targets = NULL; /* a list, once read */
+    int has_name = 0, has_targets = 0;
     FOREACH_PAIR(x, map, k, v)
     {
         char path[256];
         if (key_name(x, k, prefix, path, sizeof(path)) != 0)
-            return -1;
-        int rv;
+            continue;
         if (strcmp(scalar(k), "name") == 0) {
-            rv = get_string(x, v, path, &m->name);
+            has_name = 1;
+            get_string(x, v, path, &m->name);
         } else if (strcmp(scalar(k), "targets") == 0) {
-            rv = expect(x, v, YAML_SEQUENCE_NODE, path);
-            targets = v;
+            has_targets = 1;
+            if (expect(x, v, YAML_SEQUENCE_NODE, path) == 0)
+                targets = v;
         } else if (strcmp(scalar(k), "cliff") == 0) {
-            rv = get_duration(x, v, path, &m->cliff_ms);
+            get_duration(x, v, path, &m->cliff_ms);
         } else {
-            rv = fail(x, k, path, "unknown key (expected name, targets, cliff)");
+            fail(x, k, path, "unknown key (expected name, targets, cliff)");
         }
-        if (rv != 0)
-            return -1;
     }
-    if (m->name == NULL)
-        return fail(x, map, prefix, "missing name");
+    if (!has_name)
+        fail(x, map, prefix, "missing name");
     if (m->cliff_ms == 0)
         m->cliff_ms = c->cliff_ms;
     char path[256];
     join(path, sizeof(path), prefix, "targets");
-    if (targets == NULL)
+    if (!has_targets)
         return fail(x, map, path, "missing: a model needs at least one target");
+    if (targets == NULL) /* refused above */
+        return -1;
     size_t n = (size_t)(targets->data.sequence.items.top - targets->data.sequence.items.start);
     if (n == 0)
         return fail(x, targets, path, "empty: a model needs at least one target");
     m->targets = calloc(n, sizeof(*m->targets));
     if (m->targets == NULL)
         return fail(x, targets, path, "out of memory");
+    m->ntargets = n; /* a refused target's fields stay NULL: keel_config_free takes that */
     for (size_t i = 0; i < n; i++) {
         char tpath[256];
         snprintf(tpath, sizeof(tpath), "%s[%zu]", path, i);
-        m->ntargets = i + 1;
-        if (target(x, node(x, targets->data.sequence.items.start[i]), tpath, c, &m->targets[i]) != 0)
-            return -1;
+        target(x, node(x, targets->data.sequence.items.start[i]), tpath, c, &m->targets[i]);
     }
-    return 0;
+    return failed_since(x, before);
 }
 
 /* ------------------------------------------------------------------ top level */
@@ -691,24 +845,28 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
 {
     if (expect(x, map, YAML_MAPPING_NODE, "(top level)") != 0)
         return -1;
+    size_t before = x->nerr;
     /* defaults first, so targets inherit them wherever they appear in the file */
     const yaml_node_t *ups = NULL, *models = NULL;
     FOREACH_PAIR(x, map, k, v)
     {
-        if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), "defaults") == 0 && defaults(x, v, c) != 0)
-            return -1;
+        if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), "defaults") == 0)
+            defaults(x, v, c);
     }
+    int addr_refused = 0; /* listen or admin_listen: comparing them would be a guess */
     FOREACH_PAIR(x, map, k, v)
     {
         char path[256];
         if (key_name(x, k, "", path, sizeof(path)) != 0)
-            return -1;
+            continue;
         const char *name = scalar(k);
         int rv = 0;
         if (strcmp(name, "listen") == 0) {
-            rv = get_hostport(x, v, path, &c->listen_host, &c->listen_port);
+            rv = get_hostport(x, v, path, &c->listen_host, &c->listen_addr, &c->listen_port);
+            addr_refused |= rv != 0;
         } else if (strcmp(name, "admin_listen") == 0) {
-            rv = get_hostport(x, v, path, &c->admin_host, &c->admin_port);
+            rv = get_hostport(x, v, path, &c->admin_host, &c->admin_addr, &c->admin_port);
+            addr_refused |= rv != 0;
         } else if (strcmp(name, "audit_log") == 0) {
             rv = get_string(x, v, path, &c->audit_log);
         } else if (strcmp(name, "audit_max_size") == 0) {
@@ -772,42 +930,48 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
                       "max_header_size, max_json_depth, header_timeout, body_timeout, idle_timeout, send_timeout, "
                       "cliff, cliff_margin, events, defaults, upstreams, models)");
         }
-        if (rv != 0)
-            return -1;
     }
-    if (ups == NULL)
-        return fail(x, map, "upstreams", "missing: at least one upstream is needed");
-    if (list(x, ups, "upstreams", sizeof(*c->upstreams), (void **)&c->upstreams, &c->nupstreams) != 0)
-        return -1;
+    if (ups == NULL) {
+        fail(x, map, "upstreams", "missing: at least one upstream is needed");
+        x->upstreams_vague = 1;
+    } else if (list(x, ups, "upstreams", sizeof(*c->upstreams), (void **)&c->upstreams, &c->nupstreams) != 0) {
+        x->upstreams_vague = 1;
+    }
     for (size_t i = 0; i < c->nupstreams; i++) {
         char path[64];
         snprintf(path, sizeof(path), "upstreams[%zu]", i);
         const yaml_node_t *n = node(x, ups->data.sequence.items.start[i]);
-        if (upstream(x, n, path, &c->upstreams[i]) != 0)
-            return -1;
+        upstream(x, n, path, &c->upstreams[i]);
+        if (c->upstreams[i].name == NULL) {
+            x->upstreams_vague = 1;
+            continue;
+        }
         for (size_t j = 0; j < i; j++)
-            if (strcmp(c->upstreams[j].name, c->upstreams[i].name) == 0)
-                return fail(x, n, path, "duplicate upstream name \"%s\"", c->upstreams[i].name);
+            if (c->upstreams[j].name != NULL && strcmp(c->upstreams[j].name, c->upstreams[i].name) == 0) {
+                fail(x, n, path, "duplicate upstream name \"%s\"", c->upstreams[i].name);
+                break;
+            }
     }
     if (models == NULL)
-        return fail(x, map, "models", "missing: at least one model is needed");
-    if (list(x, models, "models", sizeof(*c->models), (void **)&c->models, &c->nmodels) != 0)
-        return -1;
-    if (c->nmodels == 0)
-        return fail(x, models, "models", "empty: at least one model is needed");
+        fail(x, map, "models", "missing: at least one model is needed");
+    else if (list(x, models, "models", sizeof(*c->models), (void **)&c->models, &c->nmodels) == 0 &&
+             c->nmodels == 0)
+        fail(x, models, "models", "empty: at least one model is needed");
     for (size_t i = 0; i < c->nmodels; i++) {
         char path[64];
         snprintf(path, sizeof(path), "models[%zu]", i);
         const yaml_node_t *n = node(x, models->data.sequence.items.start[i]);
-        if (model(x, n, path, c, &c->models[i]) != 0)
-            return -1;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(c->models[j].name, c->models[i].name) == 0)
-                return fail(x, n, path, "duplicate model name \"%s\"", c->models[i].name);
+        model(x, n, path, c, &c->models[i]);
+        for (size_t j = 0; j < i && c->models[i].name != NULL; j++)
+            if (c->models[j].name != NULL && strcmp(c->models[j].name, c->models[i].name) == 0) {
+                fail(x, n, path, "duplicate model name \"%s\"", c->models[i].name);
+                break;
+            }
     }
-    if (c->listen_port != 0 && c->listen_port == c->admin_port && strcmp(c->listen_host, c->admin_host) == 0)
-        return fail(x, map, "admin_listen", "must differ from listen");
-    return 0;
+    if (!addr_refused && c->listen_port != 0 && c->listen_port == c->admin_port &&
+        strcmp(c->listen_addr, c->admin_addr) == 0)
+        fail(x, map, "admin_listen", "must differ from listen");
+    return failed_since(x, before);
 }
 
 static const char *plain_getenv(const char *name)
@@ -815,19 +979,29 @@ static const char *plain_getenv(const char *name)
     return getenv(name);
 }
 
-struct keel_config *keel_config_parse(const char *file, const char *text, size_t len,
-                                      const char *(*getenv_fn)(const char *), char *err, size_t errlen)
+struct keel_config *keel_config_parse_all(const char *file, const char *text, size_t len,
+                                          const char *(*getenv_fn)(const char *), struct keel_config_errors *errs)
 {
+    errs->n = 0;
+    errs->more = 0;
     struct keel_config *c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        snprintf(err, errlen, "%s: out of memory", file);
+        fail_file(errs, file, "out of memory");
         return NULL;
     }
     c->file = strdup(file);
     c->listen_host = strdup("127.0.0.1");
+    c->listen_addr = strdup("127.0.0.1");
     c->listen_port = 4000;
     c->admin_host = strdup("127.0.0.1");
+    c->admin_addr = strdup("127.0.0.1");
     c->admin_port = 4001;
+    if (c->file == NULL || c->listen_host == NULL || c->listen_addr == NULL || c->admin_host == NULL ||
+        c->admin_addr == NULL) {
+        fail_file(errs, file, "out of memory");
+        keel_config_free(c);
+        return NULL;
+    }
     c->max_body = 8u << 20;
     c->drain_ms = 30000;
     c->max_inflight = 10000;
@@ -852,56 +1026,68 @@ struct keel_config *keel_config_parse(const char *file, const char *text, size_t
 
     yaml_parser_t parser;
     yaml_document_t doc;
-    struct ctx x = {.file = file, .doc = &doc, .getenv_fn = getenv_fn ? getenv_fn : plain_getenv,
-                    .err = err, .errlen = errlen};
+    struct ctx x = {.file = file, .doc = &doc, .getenv_fn = getenv_fn ? getenv_fn : plain_getenv, .errs = errs};
     if (!yaml_parser_initialize(&parser)) {
-        snprintf(err, errlen, "%s: out of memory", file);
+        fail_file(errs, file, "out of memory");
         keel_config_free(c);
         return NULL;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%lu: (yaml): %s%s%s", file, (unsigned long)parser.problem_mark.line + 1,
+    if (!yaml_parser_load(&parser, &doc)) { /* where the syntax breaks, the rest means nothing */
+        char msg[sizeof(errs->msg[0])];
+        unsigned long line = (unsigned long)parser.problem_mark.line + 1;
+        snprintf(msg, sizeof(msg), "%s:%lu: (yaml): %s%s%s", file, line,
                  parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
                  parser.context ? parser.context : "");
+        add_error(errs, line, msg);
         yaml_parser_delete(&parser);
         keel_config_free(c);
         return NULL;
     }
     yaml_node_t *top = yaml_document_get_root_node(&doc);
-    int rv = top == NULL ? (snprintf(err, errlen, "%s:1: (top level): the file is empty", file), -1) : root(&x, top, c);
+    if (top == NULL) {
+        char msg[sizeof(errs->msg[0])];
+        snprintf(msg, sizeof(msg), "%s:1: (top level): the file is empty", file);
+        add_error(errs, 1, msg);
+        x.nerr++;
+    } else {
+        root(&x, top, c);
+    }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
-    if (rv != 0) {
+    assert(x.nerr == errs->n + errs->more); /* every error reported went through fail() */
+    if (errs->n > 0) {
         keel_config_free(c);
         return NULL;
     }
     return c;
 }
 
-struct keel_config *keel_config_load(const char *file, char *err, size_t errlen)
+/* the file's text (malloc'd, *len bytes, not NUL-terminated), or NULL with an error in errs */
+static char *read_file(const char *file, size_t *len, struct keel_config_errors *errs)
 {
     FILE *f = fopen(file, "rb");
     if (f == NULL) {
-        snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
+        fail_file(errs, file, "cannot open: %s", strerror(errno));
         return NULL;
     }
     char *text = NULL;
-    size_t len = 0, cap = 0;
+    size_t cap = 0;
+    *len = 0;
     for (;;) {
-        if (len + 4096 > cap) {
+        if (*len + 4096 > cap) {
             cap = cap ? cap * 2 : 8192;
             char *nt = realloc(text, cap);
             if (nt == NULL) {
                 free(text);
                 fclose(f);
-                snprintf(err, errlen, "%s: out of memory", file);
+                fail_file(errs, file, "out of memory");
                 return NULL;
             }
             text = nt;
         }
-        size_t r = fread(text + len, 1, cap - len, f);
-        len += r;
+        size_t r = fread(text + *len, 1, cap - *len, f);
+        *len += r;
         if (r == 0)
             break;
     }
@@ -909,11 +1095,52 @@ struct keel_config *keel_config_load(const char *file, char *err, size_t errlen)
     fclose(f);
     if (rerr) {
         free(text);
-        snprintf(err, errlen, "%s: read failed", file);
+        fail_file(errs, file, "read failed");
         return NULL;
     }
-    struct keel_config *c = keel_config_parse(file, text, len, NULL, err, errlen);
+    return text;
+}
+
+struct keel_config *keel_config_load_all(const char *file, struct keel_config_errors *errs)
+{
+    errs->n = 0;
+    errs->more = 0;
+    size_t len;
+    char *text = read_file(file, &len, errs);
+    if (text == NULL)
+        return NULL;
+    struct keel_config *c = keel_config_parse_all(file, text, len, NULL, errs);
     free(text);
+    return c;
+}
+
+/* errs on one line: the first error, and how many more */
+static void first_error(const struct keel_config_errors *errs, char *err, size_t errlen)
+{
+    assert(errs->n > 0);
+    size_t others = errs->n - 1 + errs->more;
+    if (others == 0)
+        snprintf(err, errlen, "%s", errs->msg[0]);
+    else
+        snprintf(err, errlen, "%s (and %zu more error%s)", errs->msg[0], others, others == 1 ? "" : "s");
+}
+
+struct keel_config *keel_config_parse(const char *file, const char *text, size_t len,
+                                      const char *(*getenv_fn)(const char *), char *err, size_t errlen)
+{
+    struct keel_config_errors errs;
+    struct keel_config *c = keel_config_parse_all(file, text, len, getenv_fn, &errs);
+    if (c == NULL)
+        first_error(&errs, err, errlen);
+    return c;
+}
+
+struct keel_config *keel_config_load(const char *file, char *err, size_t errlen)
+{
+    struct keel_config_errors errs;
+    struct keel_config *c = keel_config_load_all(file, &errs);
+    if (c == NULL)
+        first_error(&errs, err, errlen);
     return c;
 }
 
@@ -940,7 +1167,9 @@ void keel_config_free(struct keel_config *c)
     free(c->upstreams);
     free(c->models);
     free(c->listen_host);
+    free(c->listen_addr);
     free(c->admin_host);
+    free(c->admin_addr);
     free(c->audit_log);
     free(c->webhook);
     free(c->file);

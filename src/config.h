@@ -1,6 +1,7 @@
 /* config.h - keel's configuration (DESIGN.md "Configuration"), loaded from YAML with libyaml.
- * Every error names FILE:LINE: key: problem. The loaded config is immutable and owned by one
- * struct keel_config; everything in it dies with keel_config_free. */
+ * Every error names FILE:LINE: key: problem, and one load reports every error it finds (struct
+ * keel_config_errors). The loaded config is immutable and owned by one struct keel_config;
+ * everything in it dies with keel_config_free. */
 #ifndef KEEL_CONFIG_H
 #define KEEL_CONFIG_H
 
@@ -70,9 +71,12 @@ struct keel_model_conf {
 struct keel_config {
     int refs;                /* keel_config_hold/drop: the gateway and each request hold one */
     char *file;
-    char *listen_host;
-    int listen_port; /* 0 = any free port (tests) */
-    char *admin_host;
+    char *listen_host; /* as written: an IP literal or a host name */
+    char *listen_addr; /* the numeric address to bind: listen_host itself if a literal, else what
+                        * it resolved to at load (its first IPv4 address, else its first IPv6 one) */
+    int listen_port;   /* 0 = any free port (tests) */
+    char *admin_host;  /* admin_listen, as listen_host */
+    char *admin_addr;  /* as listen_addr */
     int admin_port;
     char *audit_log;         /* NULL if none */
     uint64_t audit_max_size; /* rotate past this many bytes */
@@ -101,8 +105,29 @@ struct keel_config {
     size_t nmodels;
 };
 
-/* Returns a config, or NULL with "FILE:LINE: key: problem" in err. Caller frees with
- * keel_config_free. `getenv_fn` resolves ${VAR} (NULL = getenv). */
+#define KEEL_CONFIG_MAX_ERRORS 20
+
+/* The errors one load found, in file order: sorted by line, in the order found within a line.
+ * Past KEEL_CONFIG_MAX_ERRORS the first ones in the file are kept and the rest only counted.
+ * Caller storage, filled whole by each load (no pointers in it, nothing to free). A load stops
+ * early only where the rest would mean nothing: a YAML syntax error, a file that is not a
+ * mapping, a file that cannot be read. */
+struct keel_config_errors {
+    size_t n;    /* entries of msg[]: 0 iff the load returned a config; <= KEEL_CONFIG_MAX_ERRORS */
+    size_t more; /* errors found past the cap: counted, not kept */
+    char msg[KEEL_CONFIG_MAX_ERRORS][512]; /* "FILE:LINE: key: problem" ("FILE: problem": no line) */
+    unsigned long _line[KEEL_CONFIG_MAX_ERRORS]; /* msg[i]'s line (0: none), the sort key */
+};
+
+/* Returns a config, or NULL with every error found in errs. Caller frees with keel_config_free.
+ * `getenv_fn` resolves ${VAR} (NULL = getenv). listen and admin_listen host names are resolved
+ * here (getaddrinfo: /etc/hosts, DNS), so a name that does not resolve is a config error. */
+struct keel_config *keel_config_load_all(const char *file, struct keel_config_errors *errs);
+struct keel_config *keel_config_parse_all(const char *file, const char *text, size_t len,
+                                          const char *(*getenv_fn)(const char *),
+                                          struct keel_config_errors *errs);
+/* The same for a caller that reports on one line (SIGHUP's log line, the fuzz drivers): err gets
+ * the first error in the file, then " (and N more errors)" if there are others. */
 struct keel_config *keel_config_load(const char *file, char *err, size_t errlen);
 struct keel_config *keel_config_parse(const char *file, const char *text, size_t len,
                                       const char *(*getenv_fn)(const char *), char *err, size_t errlen);

@@ -121,8 +121,8 @@ static void reload(struct keel_gateway *gw)
         keel_error("SIGHUP: reload refused, the running config stays: %s", err);
         return;
     }
-    if (c->listen_port != gw->config->listen_port || strcmp(c->listen_host, gw->config->listen_host) != 0 ||
-        c->admin_port != gw->config->admin_port || strcmp(c->admin_host, gw->config->admin_host) != 0)
+    if (c->listen_port != gw->config->listen_port || strcmp(c->listen_addr, gw->config->listen_addr) != 0 ||
+        c->admin_port != gw->config->admin_port || strcmp(c->admin_addr, gw->config->admin_addr) != 0)
         keel_warn("SIGHUP: listen and admin_listen changes take effect at the next start");
     keel_gateway_apply(gw, c);
     struct keel_config *old = gw->config;
@@ -241,7 +241,7 @@ int keel_gateway_run(struct keel_config *config)
             return 1;
         }
     }
-    gw->api = keel_server_new(gw->loop, config->listen_host, config->listen_port, config->max_body,
+    gw->api = keel_server_new(gw->loop, config->listen_addr, config->listen_port, config->max_body,
                               keel_intake_handle, gw, err, sizeof(err));
     if (gw->api == NULL) {
         keel_error("listen: %s", err);
@@ -249,7 +249,7 @@ int keel_gateway_run(struct keel_config *config)
     }
     keel_server_set_refusal(gw->api, keel_intake_refusal);
 
-    gw->admin = keel_server_new(gw->loop, config->admin_host, config->admin_port, 4096, keel_admin_handle, gw,
+    gw->admin = keel_server_new(gw->loop, config->admin_addr, config->admin_port, 4096, keel_admin_handle, gw,
                                 err, sizeof(err));
     if (gw->admin == NULL) {
         keel_error("admin_listen: %s", err);
@@ -272,8 +272,8 @@ int keel_gateway_run(struct keel_config *config)
     sigemptyset(&hup);
     sigaddset(&hup, SIGHUP);
     sigprocmask(SIG_UNBLOCK, &hup, NULL);
-    keel_info("listening api=%s:%d admin=%s:%d models=%zu upstreams=%zu", config->listen_host,
-              keel_server_port(gw->api), config->admin_host, keel_server_port(gw->admin), config->nmodels,
+    keel_info("listening api=%s:%d admin=%s:%d models=%zu upstreams=%zu", config->listen_addr,
+              keel_server_port(gw->api), config->admin_addr, keel_server_port(gw->admin), config->nmodels,
               config->nupstreams);
     uv_run(gw->loop, UV_RUN_DEFAULT);
     if (gw->audit != NULL)

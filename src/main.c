@@ -17,29 +17,88 @@
 #include "report.h"
 #include "sim.h"
 
+/* every subcommand and every flag it takes (tests/e2e/cli.test.mjs holds it to that); audit's
+ * flags are parsed in report.c, sim's seed in sim.c */
 static const char usage[] =
-    "usage: keel serve -c FILE [-v]     run the gateway\n"
-    "       keel check -c FILE          validate a config and exit\n"
-    "       keel sim [--listen ADDR]    run the fault simulator (default 127.0.0.1:4100)\n"
-    "       keel demo                   simulated providers + keel + an agent meeting failures\n"
-    "       keel audit [FILE...] [--since DUR] [--model M] [--json] [--hang DUR] [--cliff DUR] [--margin DUR]\n"
-    "                  [--html OUT]     per-model latency percentiles from the audit log (--html: the\n"
-    "                                   status page as a standalone report)\n";
+    "usage: keel COMMAND [FLAGS]\n"
+    "\n"
+    "  keel serve -c FILE [-v]     run the gateway (SIGTERM drains, SIGHUP reloads FILE)\n"
+    "      -c, --config FILE       the YAML config\n"
+    "      -v                      debug logging\n"
+    "  keel check -c FILE          validate a config: every error as FILE:LINE: key: problem,\n"
+    "                              exit 1 if there is any, refusing what serve would refuse\n"
+    "      -c, --config FILE       the YAML config\n"
+    "  keel sim [-l HOST:PORT]     run the fault simulator (KEEL_SIM_SEED=N: chaos's seed, default 1)\n"
+    "      -l, --listen HOST:PORT  where to listen, an IP address (default 127.0.0.1:4100; port 0:\n"
+    "                              any free one)\n"
+    "  keel demo                   simulated providers + keel + an agent meeting failures\n"
+    "  keel audit [FILE...] [FLAGS]\n"
+    "                              per-model latency percentiles, errors, hangs and failovers from\n"
+    "                              the audit log FILE and its rotations (default keel-audit.jsonl)\n"
+    "      --since DUR             only requests of the last DUR (e.g. 1h)\n"
+    "      --model NAME            only this model\n"
+    "      --json                  JSON instead of a table\n"
+    "      --html OUT              write the status page to OUT as a standalone report\n"
+    "      --hang DUR              a request this long counts as a hang (default 120s)\n"
+    "      --cliff DUR             the clients' cancel deadline (default 660s)\n"
+    "      --margin DUR            NEAR CLIFF when p99 or max is this close to it (default 120s)\n"
+    "  keel help, -h, --help       this text (so does -h or --help after any command)\n"
+    "\n"
+    "DUR is e.g. 250ms, 5s, 2m, 1h. An unknown flag prints this text and exits 2. (keel _exec CMD...\n"
+    "is internal: how serve starts a managed backend.)\n";
 
-static const char *opt(int argc, char **argv, const char *a, const char *b)
+/* argv[2..] of serve, check, sim and demo: its flags, each known one once or more (the last wins) */
+struct args {
+    const char *config; /* -c, --config */
+    const char *listen; /* -l, --listen */
+    int verbose;        /* -v */
+    int help;           /* -h, --help: print the usage, do nothing else */
+};
+
+enum arg_flags {
+    ARG_CONFIG = 1 << 0,
+    ARG_VERBOSE = 1 << 1,
+    ARG_LISTEN = 1 << 2,
+};
+
+/* 0, or -EINVAL after saying which argument is wrong, and the usage */
+static int parse_args(int argc, char **argv, unsigned allowed, struct args *a)
 {
-    for (int i = 2; i < argc - 1; i++)
-        if (strcmp(argv[i], a) == 0 || (b && strcmp(argv[i], b) == 0))
-            return argv[i + 1];
-    return NULL;
+    const char *cmd = argv[1];
+    for (int i = 2; i < argc; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
+            a->help = 1;
+            continue;
+        }
+        const char **dst = NULL;
+        if ((allowed & ARG_CONFIG) && (strcmp(s, "-c") == 0 || strcmp(s, "--config") == 0))
+            dst = &a->config;
+        else if ((allowed & ARG_LISTEN) && (strcmp(s, "-l") == 0 || strcmp(s, "--listen") == 0))
+            dst = &a->listen;
+        if (dst != NULL) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "keel %s: %s needs a value\n%s", cmd, s, usage);
+                return -EINVAL;
+            }
+            *dst = argv[++i];
+        } else if ((allowed & ARG_VERBOSE) && strcmp(s, "-v") == 0) {
+            a->verbose = 1;
+        } else {
+            fprintf(stderr, "keel %s: unknown %s \"%s\"\n%s", cmd, s[0] == '-' ? "flag" : "argument", s, usage);
+            return -EINVAL;
+        }
+    }
+    return 0;
 }
 
-static int flag(int argc, char **argv, const char *a)
+/* every error of a refused config, one a line, in file order */
+static void print_errors(const struct keel_config_errors *errs)
 {
-    for (int i = 2; i < argc; i++)
-        if (strcmp(argv[i], a) == 0)
-            return 1;
-    return 0;
+    for (size_t i = 0; i < errs->n; i++)
+        fprintf(stderr, "%s\n", errs->msg[i]);
+    if (errs->more > 0)
+        fprintf(stderr, "... and %zu more error%s\n", errs->more, errs->more == 1 ? "" : "s");
 }
 
 /* Each stream holds two descriptors (client and upstream): take what the hard limit allows, as
@@ -131,40 +190,58 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    struct args a = {0};
+    unsigned allowed = strcmp(cmd, "serve") == 0   ? ARG_CONFIG | ARG_VERBOSE
+                       : strcmp(cmd, "check") == 0 ? ARG_CONFIG
+                       : strcmp(cmd, "sim") == 0   ? ARG_LISTEN
+                                                   : 0;
+    if (allowed != 0 || strcmp(cmd, "demo") == 0) {
+        if (parse_args(argc, argv, allowed, &a) != 0)
+            return 2;
+        if (a.help) {
+            fputs(usage, stdout);
+            return 0;
+        }
+    }
     if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "check") == 0) {
-        const char *file = opt(argc, argv, "-c", "--config");
-        if (file == NULL) {
+        int serve = strcmp(cmd, "serve") == 0;
+        if (a.config == NULL) {
             fprintf(stderr, "keel %s: missing -c FILE\n%s", cmd, usage);
             return 2;
         }
-        char err[512];
-        struct keel_config *c = keel_config_load(file, err, sizeof(err));
+        static struct keel_config_errors errs; /* 10 KiB: off the stack */
+        struct keel_config *c = keel_config_load_all(a.config, &errs);
         if (c == NULL) {
-            fprintf(stderr, "%s\n", err);
+            print_errors(&errs);
             return 1;
         }
-        if (strcmp(cmd, "check") == 0) {
-            printf("%s: ok (%zu upstreams, %zu models)\n", file, c->nupstreams, c->nmodels);
+        if (!serve) {
+            printf("%s: ok (%zu upstreams, %zu models)\n", a.config, c->nupstreams, c->nmodels);
             keel_config_free(c);
             return 0;
         }
-        if (flag(argc, argv, "-v"))
+        if (a.verbose)
             keel_log_set_level(KEEL_LOG_DEBUG);
         unsigned long long nofile = raise_fd_limit();
         keel_info("open file limit %llu: room for about %llu concurrent streams", nofile, nofile / 2);
         return keel_gateway_run(c);
     }
     if (strcmp(cmd, "sim") == 0) {
-        const char *listen = opt(argc, argv, "--listen", "-l");
         raise_fd_limit();
-        return keel_sim_run(listen ? listen : "127.0.0.1:4100");
+        return keel_sim_run(a.listen ? a.listen : "127.0.0.1:4100");
     }
-    if (strcmp(cmd, "_exec") == 0 && argc >= 3)
+    if (strcmp(cmd, "_exec") == 0 && argc >= 3) /* internal: how keel starts a managed backend */
         return exec_backend(&argv[2]);
     if (strcmp(cmd, "demo") == 0)
         return keel_demo_run(argv[0]);
-    if (strcmp(cmd, "audit") == 0)
+    if (strcmp(cmd, "audit") == 0) { /* its flags are report.c's, but for help */
+        for (int i = 2; i < argc; i++)
+            if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+                fputs(usage, stdout);
+                return 0;
+            }
         return keel_report_run(argc, argv);
+    }
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         fputs(usage, stdout);
         return 0;

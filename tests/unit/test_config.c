@@ -1,7 +1,9 @@
-/* test_config.c - the config loader: one test per kind of error (each must name FILE:LINE: key),
- * and the merging of defaults, overrides and ${VAR}s in a valid file. */
+/* test_config.c - the config loader: one test per kind of error (each must name FILE:LINE: key,
+ * and come alone: no error that only follows from another), every error of a file reported in
+ * file order up to the cap, and the merging of defaults, overrides and ${VAR}s in a valid file. */
 #include "unit.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,23 +18,42 @@ static const char *fake_env(const char *name)
     return NULL;
 }
 
+static struct keel_config_errors errs; /* 10 KiB: off the stack */
+
 static struct keel_config *parse(const char *yaml, char *err, size_t n)
 {
     err[0] = '\0';
     return keel_config_parse("t.yaml", yaml, strlen(yaml), fake_env, err, n);
 }
 
-/* the config must be refused with exactly this error */
-static void refused(const char *yaml, const char *want)
+/* the config must be refused with this many errors; they are in errs */
+static void refused_n(const char *yaml, size_t n)
 {
-    char err[512];
-    struct keel_config *c = parse(yaml, err, sizeof(err));
+    struct keel_config *c = keel_config_parse_all("t.yaml", yaml, strlen(yaml), fake_env, &errs);
     if (c != NULL) {
         keel_config_free(c);
-        fail_msg("accepted, expected: %s", want);
+        fail_msg("accepted, expected %zu errors", n);
     }
-    if (strstr(err, want) != err)
-        fail_msg("got \"%s\", expected it to start with \"%s\"", err, want);
+    if (errs.n + errs.more != n) {
+        for (size_t i = 0; i < errs.n; i++)
+            print_error("  %s\n", errs.msg[i]);
+        fail_msg("got %zu errors (%zu more), expected %zu", errs.n, errs.more, n);
+    }
+}
+
+/* errs.msg[i] starts with want */
+static void error_is(size_t i, const char *want)
+{
+    assert_true(i < errs.n);
+    if (strstr(errs.msg[i], want) != errs.msg[i])
+        fail_msg("error %zu is \"%s\", expected it to start with \"%s\"", i, errs.msg[i], want);
+}
+
+/* the config must be refused with exactly this error, and no other */
+static void refused(const char *yaml, const char *want)
+{
+    refused_n(yaml, 1);
+    error_is(0, want);
 }
 
 #define UP "upstreams:\n  - { name: a, kind: openai, base_url: \"http://127.0.0.1:9/v1\" }\n"
@@ -233,14 +254,13 @@ static void test_yaml_syntax_error(void **state)
 
 static void test_secret_never_in_errors(void **state)
 {
-    char err[512];
-    struct keel_config *c = parse("upstreams:\n  - { name: a, base_url: \"ftp://x\", api_key: sk-canary-999 }\n" MODELS,
-                                  err, sizeof(err));
-    assert_null(c);
-    assert_null(strstr(err, "sk-canary"));
-    c = parse("upstreams:\n  - { name: a, base_url: \"http://x\", api_key: [sk-canary-999] }\n" MODELS, err, sizeof(err));
-    assert_null(c);
-    assert_null(strstr(err, "sk-canary"));
+    refused_n("upstreams:\n  - { name: a, base_url: \"ftp://x\", api_key: sk-canary-999 }\n" MODELS, 1);
+    assert_null(strstr(errs.msg[0], "sk-canary"));
+    refused_n("upstreams:\n  - { name: a, base_url: \"http://x\", api_key: [sk-canary-999] }\n"
+              "  - { name: b, base_url: \"http://${NOPE}\", api_key: \"\" }\n" MODELS,
+              3);
+    for (size_t i = 0; i < errs.n; i++)
+        assert_null(strstr(errs.msg[i], "sk-canary"));
 }
 
 static void test_load_missing_file(void **state)
@@ -248,6 +268,177 @@ static void test_load_missing_file(void **state)
     char err[512];
     assert_null(keel_config_load("/nonexistent/keel.yaml", err, sizeof(err)));
     assert_non_null(strstr(err, "/nonexistent/keel.yaml: cannot open"));
+    assert_null(keel_config_load_all("/nonexistent/keel.yaml", &errs));
+    assert_int_equal(errs.n, 1);
+    assert_int_equal(errs.more, 0);
+    assert_non_null(strstr(errs.msg[0], "/nonexistent/keel.yaml: cannot open"));
+}
+
+/* ------------------------------------------------------------------ every error */
+
+/* independent mistakes in one file: each reported with its own line, in file order */
+static void test_every_error_in_file_order(void **state)
+{
+    refused_n("listen: 127.0.0.1\n"                                         /* 1 */
+              "max_body: 0\n"                                               /* 2 */
+              "upstreams:\n"                                                /* 3 */
+              "  - { name: a, base_url: \"ftp://x\" }\n"                  /* 4 */
+              "models:\n"                                                   /* 5 */
+              "  - { name: m, targets: [ { upstream: a, model: x } ] }\n",  /* 6 */
+              3);
+    error_is(0, "t.yaml:1: listen: expected HOST:PORT");
+    error_is(1, "t.yaml:2: max_body: must be greater than zero");
+    error_is(2, "t.yaml:4: upstreams[0].base_url: must start with http");
+    assert_int_equal(errs.more, 0);
+
+    /* defaults are read first, the names checked last: the list is still in file order */
+    refused_n(UP                                                             /* 1, 2 */
+              "models:\n"                                                   /* 3 */
+              "  - { name: m, targets: [ { upstream: b, model: x } ] }\n"   /* 4 */
+              "  - { name: m, targets: [ { upstream: a, model: y } ] }\n"   /* 5 */
+              "defaults: { timeouts: { stall: soon } }\n"                   /* 6 */
+              "colour: blue\n",                                             /* 7 */
+              4);
+    error_is(0, "t.yaml:4: models[0].targets[0].upstream: unknown upstream \"b\"");
+    error_is(1, "t.yaml:5: models[1]: duplicate model name \"m\"");
+    error_is(2, "t.yaml:6: defaults.timeouts.stall: bad duration \"soon\"");
+    error_is(3, "t.yaml:7: colour: unknown key");
+
+    /* inside one mapping too: a bad key does not hide the next one */
+    refused_n("upstreams:\n"
+              "  - name: a\n"
+              "    kind: grpc\n"
+              "    base_url: \"http://x\"\n"
+              "    api_key: \"${NOT_SET_ANYWHERE}\"\n"
+              "  - { name: a, base_url: \"http://y\" }\n"
+              "models:\n"
+              "  - name: m\n"
+              "    targets:\n"
+              "      - { upstream: a, model: x, timeouts: { connect: 0s, total: never }, retry: { tries: 2 } }\n"
+              "      - { model: y }\n",
+              7);
+    error_is(0, "t.yaml:3: upstreams[0].kind: unknown kind \"grpc\"");
+    error_is(1, "t.yaml:5: upstreams[0].api_key: environment variable NOT_SET_ANYWHERE is not set");
+    error_is(2, "t.yaml:6: upstreams[1]: duplicate upstream name \"a\"");
+    error_is(3, "t.yaml:10: models[0].targets[0].timeouts.connect: must be greater than zero");
+    error_is(4, "t.yaml:10: models[0].targets[0].timeouts.total: bad duration \"never\"");
+    error_is(5, "t.yaml:10: models[0].targets[0].retry.tries: unknown key");
+    error_is(6, "t.yaml:11: models[0].targets[1]: missing upstream");
+
+    /* every repeated key, and the rest of that mapping still read */
+    refused_n("max_body: 1m\nmax_body: 2m\nmax_body: 3m\ndrain_timeout: later\n" UP MODELS, 3);
+    error_is(0, "t.yaml:2: max_body: duplicate key (already given on line 1)");
+    error_is(1, "t.yaml:3: max_body: duplicate key (already given on line 1)");
+    error_is(2, "t.yaml:4: drain_timeout: bad duration");
+}
+
+/* a value refused is not checked again by what depends on it: one mistake, one error */
+static void test_no_error_follows_from_another(void **state)
+{
+    /* an upstream whose name is refused may be the one a target names */
+    refused(UP "  - { name: \"${NOT_SET_ANYWHERE}\", base_url: \"http://y\" }\n"
+               "models:\n  - { name: m, targets: [ { upstream: b, model: x } ] }\n",
+            "t.yaml:3: upstreams[1].name: environment variable");
+    refused(MODELS, "t.yaml:1: upstreams: missing");
+    /* a refused base_url is not also "missing", nor checked for {port} */
+    refused("upstreams:\n  - { name: a, base_url: \"\" }\n" MODELS, "t.yaml:2: upstreams[0].base_url: must not be empty");
+    /* a refused managed block is not also "no managed: block" */
+    refused("upstreams:\n  - { name: a, base_url: \"http://x:{port}\", managed: [sh] }\n" MODELS,
+            "t.yaml:2: upstreams[0].managed: expected a mapping");
+    /* a refused command is not also "missing" */
+    refused("upstreams:\n  - { name: a, base_url: \"http://x:{port}\", managed: { command: sh } }\n" MODELS,
+            "t.yaml:2: upstreams[0].managed.command: expected a list");
+    /* a refused listen is not compared with admin_listen */
+    refused("listen: nope.invalid:4001\nadmin_listen: 127.0.0.1:4001\n" UP MODELS, "t.yaml:1: listen: cannot resolve");
+}
+
+/* past the cap, the first ones in the file are kept and the rest counted */
+static void test_error_cap(void **state)
+{
+    char yaml[4096];
+    size_t len = 0;
+    /* 25 unknown keys, the first 20 lines after the models: all found after the models' lines */
+    len += (size_t)snprintf(yaml + len, sizeof(yaml) - len, "%s%s", UP, MODELS);
+    for (int i = 0; i < 25; i++)
+        len += (size_t)snprintf(yaml + len, sizeof(yaml) - len, "bad%02d: 1\n", i);
+    refused_n(yaml, 25);
+    assert_int_equal(errs.n, KEEL_CONFIG_MAX_ERRORS);
+    assert_int_equal(errs.more, 25 - KEEL_CONFIG_MAX_ERRORS);
+    for (size_t i = 0; i < errs.n; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "t.yaml:%zu: bad%02zu: unknown key", i + 5, i);
+        error_is(i, want);
+    }
+    /* found last but first in the file: it displaces the last one kept */
+    len = 0;
+    len += (size_t)snprintf(yaml + len, sizeof(yaml) - len, "%s",
+                            "upstreams:\n  - { name: a, base_url: \"ftp://x\" }\n");
+    for (int i = 0; i < 25; i++)
+        len += (size_t)snprintf(yaml + len, sizeof(yaml) - len, "bad%02d: 1\n", i);
+    len += (size_t)snprintf(yaml + len, sizeof(yaml) - len, "%s", MODELS);
+    refused_n(yaml, 26);
+    assert_int_equal(errs.n, KEEL_CONFIG_MAX_ERRORS);
+    assert_int_equal(errs.more, 26 - KEEL_CONFIG_MAX_ERRORS);
+    error_is(0, "t.yaml:2: upstreams[0].base_url: must start with http");
+    error_is(1, "t.yaml:3: bad00: unknown key");
+    error_is(KEEL_CONFIG_MAX_ERRORS - 1, "t.yaml:21: bad18: unknown key");
+}
+
+/* keel_config_parse, for one log line: the first error, and how many more */
+static void test_one_line_form(void **state)
+{
+    char err[512];
+    assert_null(parse("listen: 127.0.0.1\nmax_body: 0\n" UP MODELS, err, sizeof(err)));
+    assert_string_equal(err, "t.yaml:1: listen: expected HOST:PORT, got \"127.0.0.1\" (and 1 more error)");
+    assert_null(parse("max_body: 0\n" UP MODELS, err, sizeof(err)));
+    assert_string_equal(err, "t.yaml:1: max_body: must be greater than zero");
+}
+
+/* ------------------------------------------------------------------ listen addresses */
+
+/* check refuses what serve could not bind: a host name is resolved at load (no network needed:
+ * localhost is in /etc/hosts, and .invalid never resolves, RFC 6761) */
+static void test_listen_host_names(void **state)
+{
+    char err[512];
+    struct keel_config *c = parse("listen: localhost:0\nadmin_listen: localhost:4001\n" UP MODELS, err, sizeof(err));
+    assert_non_null(c);
+    assert_string_equal(c->listen_host, "localhost");
+    assert_true(strcmp(c->listen_addr, "127.0.0.1") == 0 || strcmp(c->listen_addr, "::1") == 0);
+    assert_string_equal(c->admin_host, "localhost");
+    assert_string_equal(c->admin_addr, c->listen_addr);
+    assert_int_equal(c->listen_port, 0);
+    assert_int_equal(c->admin_port, 4001);
+    keel_config_free(c);
+
+    /* IP literals stay as written, not resolved */
+    c = parse("listen: 0.0.0.0:4000\nadmin_listen: \"[::1]:4001\"\n" UP MODELS, err, sizeof(err));
+    assert_non_null(c);
+    assert_string_equal(c->listen_addr, "0.0.0.0");
+    assert_string_equal(c->admin_host, "::1");
+    assert_string_equal(c->admin_addr, "::1");
+    keel_config_free(c);
+    c = parse(UP MODELS, err, sizeof(err));
+    assert_non_null(c);
+    assert_string_equal(c->listen_addr, "127.0.0.1");
+    assert_string_equal(c->admin_addr, "127.0.0.1");
+    keel_config_free(c);
+
+    refused(UP MODELS "admin_listen: no-such-host.invalid:4001\n",
+            "t.yaml:5: admin_listen: cannot resolve \"no-such-host.invalid\"");
+    refused_n("listen: no-such-host.invalid:4000\nadmin_listen: also-not.invalid:4001\n" UP MODELS, 2);
+    error_is(0, "t.yaml:1: listen: cannot resolve \"no-such-host.invalid\"");
+    error_is(1, "t.yaml:2: admin_listen: cannot resolve \"also-not.invalid\"");
+
+    /* the same address under two spellings is the same listener */
+    c = parse("listen: localhost:5000\n" UP MODELS, err, sizeof(err));
+    assert_non_null(c);
+    int v6 = strchr(c->listen_addr, ':') != NULL;
+    char yaml[512];
+    snprintf(yaml, sizeof(yaml), "listen: localhost:5000\nadmin_listen: \"%s%s%s:5000\"\n" UP MODELS, v6 ? "[" : "",
+             c->listen_addr, v6 ? "]" : "");
+    keel_config_free(c);
+    refused(yaml, "t.yaml:1: admin_listen: must differ from listen");
 }
 
 int main(void)
@@ -269,6 +460,11 @@ int main(void)
         cmocka_unit_test(test_yaml_syntax_error),
         cmocka_unit_test(test_secret_never_in_errors),
         cmocka_unit_test(test_load_missing_file),
+        cmocka_unit_test(test_every_error_in_file_order),
+        cmocka_unit_test(test_no_error_follows_from_another),
+        cmocka_unit_test(test_error_cap),
+        cmocka_unit_test(test_one_line_form),
+        cmocka_unit_test(test_listen_host_names),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
