@@ -9,7 +9,7 @@
 #include <string.h>
 
 
-static const char *ws(const char *p, const char *end)
+static const char *skip_ws(const char *p, const char *end)
 {
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
@@ -182,28 +182,28 @@ static const char *value_end(const char *p, const char *end, size_t depth, size_
             *deep = 1;
             return NULL;
         }
-        p = ws(p + 1, end);
+        p = skip_ws(p + 1, end);
         if (p < end && *p == close)
             return p + 1;
         for (;;) {
             if (close == '}') {
                 if (p >= end || *p != '"' || (p = string_end(p, end)) == NULL)
                     return NULL;
-                p = ws(p, end);
+                p = skip_ws(p, end);
                 if (p >= end || *p != ':')
                     return NULL;
-                p = ws(p + 1, end);
+                p = skip_ws(p + 1, end);
             }
             if ((p = value_end(p, end, depth + 1, max, deep)) == NULL)
                 return NULL;
-            p = ws(p, end);
+            p = skip_ws(p, end);
             if (p >= end)
                 return NULL;
             if (*p == close)
                 return p + 1;
             if (*p != ',')
                 return NULL;
-            p = ws(p + 1, end);
+            p = skip_ws(p + 1, end);
         }
     }
     default:
@@ -267,12 +267,12 @@ int keel_json_parse_depth(const char *text, size_t len, size_t max_depth, struct
     if (len == 0)
         return -1; /* and text may be NULL (an empty buffer): no arithmetic on it */
     const char *end = text + len;
-    const char *p = ws(text, end);
+    const char *p = skip_ws(text, end);
     int deep = 0;
     const char *e = value_end(p, end, 0, max_depth, &deep);
     if (deep)
         return -2;
-    if (e == NULL || ws(e, end) != end)
+    if (e == NULL || skip_ws(e, end) != end)
         return -1;
     root->p = p;
     root->len = (size_t)(e - p);
@@ -312,9 +312,9 @@ int keel_json_next(struct keel_json v, size_t *pos, struct keel_json *key, struc
     if (t != KEEL_JSON_OBJECT && t != KEEL_JSON_ARRAY)
         return 0;
     const char *end = v.p + v.len - 1; /* the closing bracket */
-    const char *p = ws(v.p + (*pos == 0 ? 1 : *pos), end);
+    const char *p = skip_ws(v.p + (*pos == 0 ? 1 : *pos), end);
     if (p < end && *pos != 0 && *p == ',')
-        p = ws(p + 1, end);
+        p = skip_ws(p + 1, end);
     if (p >= end)
         return 0;
     if (t == KEEL_JSON_OBJECT) {
@@ -323,7 +323,7 @@ int keel_json_next(struct keel_json v, size_t *pos, struct keel_json *key, struc
             return 0;
         if (key != NULL)
             *key = (struct keel_json){k, (size_t)(p - k)};
-        p = ws(ws(p, end) + 1, end); /* past the ':' */
+        p = skip_ws(skip_ws(p, end) + 1, end); /* past the ':' */
     }
     const char *e = skip_value(p, end);
     if (e == NULL)
