@@ -1,6 +1,8 @@
 /* translate.h - an OpenAI chat completions request body as an Anthropic Messages request body,
  * for a target whose upstream is `kind: anthropic` (translate.c), and the other way round, for an
- * OpenAI target serving an Anthropic client (translate_messages.c). Pure: parses and builds with
+ * OpenAI target serving an Anthropic client (translate_messages.c); an OpenAI Responses API body
+ * as a chat body, for any target of a /v1/responses client (translate_responses.c; chained with
+ * translate.c for an Anthropic one). Pure: parses and builds with
  * jansson (the translated path re-serialises anyway; the pass-through path splices, see
  * reqbody.h). Sending it and translating the answer back are left to others. */
 #ifndef KEEL_TRANSLATE_H
@@ -133,5 +135,73 @@ struct keel_translate_chat_opts {
 char *keel_translate_messages_to_chat(const char *body, size_t len, const struct keel_translate_chat_opts *o,
                                       size_t *out_len, char *err, size_t errlen, char *dropped,
                                       size_t droppedlen);
+
+/* ---- a Responses API request body as an OpenAI chat body (translate_responses.c) ------------ */
+
+struct keel_translate_responses_opts {
+    const char *model; /* the target's model name; never NULL */
+    int stream;        /* nonzero: "stream": true and "stream_options": {"include_usage": true} */
+};
+
+/* What becomes what (Responses -> chat):
+ *  - instructions -> a first system message (an empty one is left out); input as a string -> one
+ *    user message;
+ *  - input items, in order: messages (type "message" or no type, with a role and a content) ->
+ *    chat messages of that role, "developer" sent as "system" (older OpenAI-compatible servers
+ *    refuse "developer"). A string content is sent as it is. Parts: user input_text -> text
+ *    parts, input_image with an image_url (a URL or a data: URL, sent as it is) -> image_url
+ *    parts (detail kept), an empty array sends no message; system and developer input_text ->
+ *    one string, the texts concatenated; assistant output_text and input_text -> one string
+ *    content, the texts concatenated, refusal -> the message's refusal. input_image with only a
+ *    file_id, input_file, input_audio, images outside user messages and any other part are
+ *    refused;
+ *  - function_call items -> tool_calls (id: call_id, name, arguments as they are) of an assistant
+ *    message: consecutive calls, and the assistant message right before them, become one message
+ *    (chat wants a turn's parallel calls in one message before their results); content is null
+ *    when it has no text; reasoning items between them do not separate them;
+ *  - function_call_output -> a tool message (tool_call_id: call_id, content: the output string,
+ *    or its input_text parts' texts concatenated; an image or file in it is refused);
+ *  - reasoning items are dropped ("input[].reasoning"); item_reference, and an item with only an
+ *    id, is refused (it names server-side state); every other item type (web_search_call,
+ *    computer_call, custom_tool_call, mcp_call...) is refused by its type;
+ *  - tools: function tools (flat: name, description, parameters, strict) -> chat function tools;
+ *    any other type (web_search, file_search, mcp, custom...) is refused; an empty array sends no
+ *    tools; tool_choice "auto"/"none"/"required" as they are, {"type":"function","name":N} -> a
+ *    named function, any other form refused; tool_choice and parallel_tool_calls are dropped
+ *    without tools;
+ *  - text.format json_schema -> response_format json_schema (name, schema, strict, description),
+ *    json_object -> json_object, text -> nothing; text.verbosity -> verbosity;
+ *  - max_output_tokens -> max_completion_tokens; reasoning.effort -> reasoning_effort as sent,
+ *    reasoning.summary dropped; top_logprobs -> logprobs true and top_logprobs; temperature,
+ *    top_p, user, safety_identifier, prompt_cache_key, prompt_cache_retention and service_tier as
+ *    they are;
+ *  - previous_response_id, conversation, prompt, store true and background true are refused:
+ *    keel keeps no conversation state (store and background false are dropped);
+ *  - the request's stream and stream_options are replaced by o->stream; everything else is
+ *    dropped and listed: top-level keys by name (metadata, which chat takes only with store,
+ *    include, truncation, max_tool_calls...), per-item extras as "input[].KEY" (id and status go
+ *    unlisted: they only name stored items), per-tool extras as "tools[].KEY", "text.KEY",
+ *    "text.format.KEY", "reasoning.KEY". Inside content parts, extras (annotations, logprobs...) go unlisted.
+ * Strings keep their decoded value (jansson re-escapes them); a real is written with 17
+ * significant digits (0.7 -> 0.69999999999999996, the same double). */
+
+/* The OpenAI chat body for the Responses body [body, body+len): compact JSON, keys model,
+ * messages, max_completion_tokens, temperature, top_p, reasoning_effort, verbosity,
+ * response_format, tools, tool_choice, parallel_tool_calls, logprobs, top_logprobs, user,
+ * safety_identifier, prompt_cache_key, prompt_cache_retention, service_tier, stream,
+ * stream_options in that order (absent ones left out). malloc'd and NUL-terminated, the caller
+ * frees it; its length in *out_len (0 on failure).
+ *
+ * NULL when the request cannot be translated, with a client-facing message in err[0..errlen)
+ * naming the field (e.g. "input[2].content[0]: input_file parts cannot be sent to a chat
+ * completions target", "previous_response_id needs server-side state: ..."): the caller answers
+ * 400 invalid_request. NULL with err "" when out of memory (keel's own failure, not the
+ * client's).
+ *
+ * dropped[0..droppedlen) (may be NULL/0) gets the Responses fields that were not sent, as for
+ * keel_translate_chat_to_messages (e.g. "include,store,input[].reasoning"). */
+char *keel_translate_responses_to_chat(const char *body, size_t len, const struct keel_translate_responses_opts *o,
+                                       size_t *out_len, char *err, size_t errlen, char *dropped,
+                                       size_t droppedlen);
 
 #endif
