@@ -1,5 +1,5 @@
-/* translate_ctx.h - the bookkeeping the two request translators share (translate.c,
- * translate_messages.c; private to them, translate.h is the contract): a translation's first
+/* translate_ctx.h - the bookkeeping the request translators share (translate.c,
+ * translate_messages.c, translate_responses.c; private to them, translate.h is the contract): a translation's first
  * failure and the fields it did not send, jansson's builders noting running out of memory, and
  * the entry points' parse and serialise. Builders put what they make straight into their parent
  * and carry on when jansson runs out of memory (oom; the result is thrown away at the end); a

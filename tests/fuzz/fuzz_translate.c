@@ -1,6 +1,6 @@
 /* fuzz_translate.c - libFuzzer driver for the request translators (core/translate.h): the input
- * as a client's request body through keel_translate_chat_to_messages and
- * keel_translate_messages_to_chat, each asked for no stream and for a stream, and once more with
+ * as a client's request body through keel_translate_chat_to_messages,
+ * keel_translate_messages_to_chat and keel_translate_responses_to_chat, each asked for no stream and for a stream, and once more with
  * small err and dropped buffers. Never a crash or leak; a body translated is a JSON object of the
  * keys the header lists in its order, "model" the one passed, its length *out_len, and the shape
  * the target's protocol wants; a body refused has *out_len 0 and a message ("" only when out of
@@ -27,7 +27,7 @@ static void broken(int line, const char *what)
     abort();
 }
 
-enum dir { TO_MESSAGES, TO_CHAT };
+enum dir { TO_MESSAGES, TO_CHAT, RESPONSES_TO_CHAT };
 
 /* one translation and what came back */
 struct call {
@@ -158,14 +158,24 @@ static void check_messages_body(json_t *v, int stream)
         broken(__LINE__, "stream not as asked");
 }
 
-/* an OpenAI chat body as translate.h says keel_translate_messages_to_chat writes it */
-static void check_chat_body(json_t *v, int stream)
+/* the keys keel_translate_messages_to_chat writes, in their order */
+static const char *const from_messages[] = {"model",       "messages",       "max_completion_tokens",
+                                            "stop",        "temperature",    "top_p",
+                                            "reasoning_effort", "tools",     "tool_choice",
+                                            "parallel_tool_calls", "user",   "stream",
+                                            "stream_options", NULL};
+/* and keel_translate_responses_to_chat */
+static const char *const from_responses[] = {
+    "model",           "messages",          "max_completion_tokens", "temperature",     "top_p",
+    "reasoning_effort", "verbosity",        "response_format",       "tools",           "tool_choice",
+    "parallel_tool_calls", "logprobs",      "top_logprobs",          "user",            "safety_identifier",
+    "prompt_cache_key", "prompt_cache_retention", "service_tier",    "stream",          "stream_options",
+    NULL};
+
+/* an OpenAI chat body as translate.h says the translator whose keys those are writes it (the
+ * Responses one passes reasoning effort as sent) */
+static void check_chat_body(json_t *v, int stream, const char *const *keys)
 {
-    static const char *const keys[] = {"model",       "messages",       "max_completion_tokens",
-                                       "stop",        "temperature",    "top_p",
-                                       "reasoning_effort", "tools",     "tool_choice",
-                                       "parallel_tool_calls", "user",   "stream",
-                                       "stream_options", NULL};
     json_t *msgs = json_object_get(v, "messages"), *m, *opts = json_object_get(v, "stream_options");
     const char *effort = json_string_value(json_object_get(v, "reasoning_effort"));
     size_t i;
@@ -181,7 +191,7 @@ static void check_chat_body(json_t *v, int stream)
                                           !json_is_string(json_object_get(m, "content"))))
             broken(__LINE__, "a tool message without its id or string content");
     }
-    if (json_object_get(v, "reasoning_effort") != NULL &&
+    if (json_object_get(v, "reasoning_effort") != NULL && keys == from_messages &&
         (effort == NULL ||
          (strcmp(effort, "low") != 0 && strcmp(effort, "medium") != 0 && strcmp(effort, "high") != 0)))
         broken(__LINE__, "a reasoning_effort OpenAI does not take");
@@ -214,10 +224,14 @@ static void translate(enum dir dir, const uint8_t *d, size_t n, int stream, uint
         struct keel_translate_opts o = {.model = MODEL, .stream = stream, .default_max_tokens = max_tokens};
         c->out = keel_translate_chat_to_messages((const char *)d, n, &o, &c->out_len, c->err, errlen, c->dropped,
                                                  droppedlen);
-    } else {
+    } else if (dir == TO_CHAT) {
         struct keel_translate_chat_opts o = {.model = MODEL, .stream = stream};
         c->out = keel_translate_messages_to_chat((const char *)d, n, &o, &c->out_len, c->err, errlen, c->dropped,
                                                  droppedlen);
+    } else {
+        struct keel_translate_responses_opts o = {.model = MODEL, .stream = stream};
+        c->out = keel_translate_responses_to_chat((const char *)d, n, &o, &c->out_len, c->err, errlen, c->dropped,
+                                                  droppedlen);
     }
     if (memchr(c->err, '\0', errlen) == NULL)
         broken(__LINE__, "err not NUL-terminated within its size");
@@ -246,7 +260,7 @@ static void translate(enum dir dir, const uint8_t *d, size_t n, int stream, uint
     if (dir == TO_MESSAGES)
         check_messages_body(v, stream);
     else
-        check_chat_body(v, stream);
+        check_chat_body(v, stream, dir == TO_CHAT ? from_messages : from_responses);
     json_decref(v);
 }
 
@@ -300,7 +314,7 @@ static void direction(enum dir dir, const uint8_t *d, size_t n)
         }
     }
     if (getenv("KEEL_FUZZ_VERBOSE") != NULL)
-        fprintf(stderr, "%s: %s\n  err \"%s\" dropped \"%s\"\n", dir == TO_MESSAGES ? "to messages" : "to chat",
+        fprintf(stderr, "%s: %s\n  err \"%s\" dropped \"%s\"\n", dir == TO_MESSAGES ? "to messages" : dir == TO_CHAT ? "to chat" : "responses to chat",
                 a.out != NULL ? a.out : "(refused)", a.err, a.dropped);
     release(&a);
     release(&b);
@@ -311,5 +325,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     direction(TO_MESSAGES, data, size);
     direction(TO_CHAT, data, size);
+    direction(RESPONSES_TO_CHAT, data, size);
     return 0;
 }
