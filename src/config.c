@@ -717,8 +717,11 @@ static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, s
 
 /* ------------------------------------------------------------------ models */
 
+/* One target of a model serving `api`: an embeddings model's target must not be on a kind
+ * anthropic upstream (reported on its upstream line); stream_upstream and max_tokens are read for
+ * every api and used by chat only. */
 static int target(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_config *c,
-                  struct keel_target_conf *t)
+                  enum keel_api api, struct keel_target_conf *t)
 {
     if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
         return -1;
@@ -729,6 +732,7 @@ static int target(struct ctx *x, const yaml_node_t *map, const char *prefix, str
     t->max_tokens = 4096;
     size_t before = x->nerr;
     int has_upstream = 0, has_model = 0;
+    const yaml_node_t *upstream_at = NULL; /* the upstream key's value, where t->upstream was named */
     FOREACH_PAIR(x, map, k, v)
     {
         char path[256];
@@ -742,6 +746,7 @@ static int target(struct ctx *x, const yaml_node_t *map, const char *prefix, str
             for (size_t i = 0; i < c->nupstreams; i++)
                 if (c->upstreams[i].name != NULL && strcmp(c->upstreams[i].name, scalar(v)) == 0)
                     t->upstream = &c->upstreams[i];
+            upstream_at = v;
             /* with an upstream whose name was refused, this one may be it: not a second error */
             if (t->upstream == NULL && !x->upstreams_vague)
                 fail(x, v, path, "unknown upstream \"%s\"", scalar(v));
@@ -773,6 +778,9 @@ static int target(struct ctx *x, const yaml_node_t *map, const char *prefix, str
         fail(x, map, prefix, "missing upstream");
     if (!has_model)
         fail(x, map, prefix, "missing model");
+    if (api == KEEL_API_EMBEDDINGS && t->upstream != NULL && strcmp(t->upstream->kind, "anthropic") == 0)
+        fail(x, upstream_at, prefix, "upstream \"%s\" is kind anthropic, which has no embeddings API",
+             t->upstream->name);
     return failed_since(x, before);
 }
 
@@ -796,10 +804,20 @@ static int model(struct ctx *x, const yaml_node_t *map, const char *prefix, stru
             has_targets = 1;
             if (expect(x, v, YAML_SEQUENCE_NODE, path) == 0)
                 targets = v;
+        } else if (strcmp(scalar(k), "api") == 0) {
+            /* an unknown value leaves chat: its targets are not checked against embeddings */
+            if (expect(x, v, YAML_SCALAR_NODE, path) != 0)
+                continue;
+            if (strcmp(scalar(v), "chat") == 0)
+                m->api = KEEL_API_CHAT;
+            else if (strcmp(scalar(v), "embeddings") == 0)
+                m->api = KEEL_API_EMBEDDINGS;
+            else
+                fail(x, v, path, "unknown api \"%s\" (supported: chat, embeddings)", scalar(v));
         } else if (strcmp(scalar(k), "cliff") == 0) {
             get_duration(x, v, path, &m->cliff_ms);
         } else {
-            fail(x, k, path, "unknown key (expected name, targets, cliff)");
+            fail(x, k, path, "unknown key (expected name, api, targets, cliff)");
         }
     }
     if (!has_name)
@@ -822,7 +840,7 @@ static int model(struct ctx *x, const yaml_node_t *map, const char *prefix, stru
     for (size_t i = 0; i < n; i++) {
         char tpath[256];
         snprintf(tpath, sizeof(tpath), "%s[%zu]", path, i);
-        target(x, node(x, targets->data.sequence.items.start[i]), tpath, c, &m->targets[i]);
+        target(x, node(x, targets->data.sequence.items.start[i]), tpath, c, m->api, &m->targets[i]);
     }
     return failed_since(x, before);
 }

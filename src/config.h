@@ -61,8 +61,17 @@ struct keel_target_conf {
     uint64_t max_tokens;     /* sent to a target whose protocol requires it when the client set none */
 };
 
+/* the API an alias serves (a model's `api` key): the endpoint its clients call and the one its
+ * targets are asked on */
+enum keel_api {
+    KEEL_API_CHAT,       /* "chat", the default: chat completions (and Messages, translated) */
+    KEEL_API_EMBEDDINGS, /* "embeddings": POST /v1/embeddings; no target on a kind anthropic
+                          * upstream (it has no such API); stream_upstream, max_tokens unused */
+};
+
 struct keel_model_conf {
     char *name;        /* the alias clients send as "model" */
+    enum keel_api api; /* KEEL_API_CHAT unless the model says `api: embeddings` */
     uint64_t cliff_ms; /* the client's cancel deadline for this model (seed 000) */
     struct keel_target_conf *targets;
     size_t ntargets; /* >= 1 */

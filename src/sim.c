@@ -1,14 +1,16 @@
-/* sim.c - `keel sim`: a fault simulator speaking OpenAI (POST /v1/chat/completions) and
- * Anthropic Messages (POST /v1/messages), keel's demo provider and its test fixture. The requested
- * model name picks the behaviour, "NAME" or "NAME:PARAM", "+sse" to stream whatever the request
- * asked (see the README), the same names on both APIs; "chaos[:rate]" (OpenAI) picks one of the
- * others at random per request (the soak, bench/soak.mjs). Each request runs a short script of
- * actions (wait, write, abort, stay silent...). GET /sim/stats counts hits, client disconnects and
- * chaos faults per model name. Answers are each API's shapes, key for key; a stream joins into its
- * whole answer. */
+/* sim.c - `keel sim`: a fault simulator speaking OpenAI (POST /v1/chat/completions, and
+ * POST /v1/embeddings: a deterministic unit vector per input, floats or base64) and Anthropic
+ * Messages (POST /v1/messages), keel's demo provider and its test fixture. The requested model name
+ * picks the behaviour, "NAME" or "NAME:PARAM", "+sse" to stream whatever the request asked (see the
+ * README), the same names on every API where they mean something; "chaos[:rate]" (chat) picks one
+ * of the others at random per request (the soak, bench/soak.mjs). Each request runs a short script
+ * of actions (wait, write, abort, stay silent...). GET /sim/stats counts hits, client disconnects
+ * and chaos faults per model name. Answers are each API's shapes, key for key; a stream joins into
+ * its whole answer. */
 #include "sim.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -746,6 +748,45 @@ static int early_fault(struct sim_req *sr, const struct spec *sp, int keep_alive
     return 0;
 }
 
+/* fail-then-heal, rate-limit-then-heal while failing: OpenAI's 503 / 429 (retry-after: 1) */
+static void respond_failing(struct sim_req *sr, const struct spec *sp)
+{
+    if (IS("fail-then-heal")) {
+        respond_error(sr, 503, "The server is temporarily unavailable", "server_error", "service_unavailable");
+        return;
+    }
+    respond_error(sr, 429, "Rate limit reached for requests", "requests", "rate_limit_exceeded");
+    sr->acts[sr->nacts - 1].retry_after = 1;
+}
+
+/* The error answers every OpenAI endpoint gives alike: 500 502 503 529 429[:s] quota 401 404.
+ * 0 if sp is one of them (the answer is scripted), else -1. */
+static int openai_error(struct sim_req *sr, const struct spec *sp)
+{
+    if (IS("500")) {
+        respond_error(sr, 500, "Internal server error", "server_error", NULL);
+    } else if (IS("502")) {
+        add(sr, ACT_RESPOND, 0, 502, strdup("{\"error\":{\"message\":\"Bad gateway\",\"type\":\"api_error\",\"code\":502}}"));
+    } else if (IS("503")) {
+        respond_error(sr, 503, "The server is overloaded or not ready yet.", "server_error", "service_unavailable");
+    } else if (IS("529")) {
+        add(sr, ACT_RESPOND, 0, 529, strdup("{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}"));
+    } else if (IS("429")) {
+        respond_error(sr, 429, "Rate limit reached for requests", "requests", "rate_limit_exceeded");
+        sr->acts[sr->nacts - 1].retry_after = P(1) ? P(1) : 1; /* seconds */
+    } else if (IS("quota")) {
+        respond_error(sr, 429, "You exceeded your current quota, please check your plan and billing details",
+                      "insufficient_quota", "insufficient_quota");
+    } else if (IS("401")) {
+        respond_error(sr, 401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key");
+    } else if (IS("404")) {
+        respond_error(sr, 404, "The model does not exist", "invalid_request_error", "model_not_found");
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
 static int script(struct sim_req *sr, const char *as, const char *model, int stream, int usage, const char *body,
                   size_t body_len);
 
@@ -779,15 +820,12 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
     if (IS("chaos"))
         return chaos(sr, sp->arg, model, stream, usage);
     if (failing(sr, sp)) {
-        if (IS("fail-then-heal")) {
-            respond_error(sr, 503, "The server is temporarily unavailable", "server_error", "service_unavailable");
-        } else {
-            respond_error(sr, 429, "Rate limit reached for requests", "requests", "rate_limit_exceeded");
-            sr->acts[sr->nacts - 1].retry_after = 1;
-        }
+        respond_failing(sr, sp);
         return 0;
     }
     if (early_fault(sr, sp, IS("heartbeat-only")) == 0)
+        return 0;
+    if (openai_error(sr, sp) == 0)
         return 0;
     if (IS("healthy") || IS("slow-first-token") || IS("slow-tokens") || IS("no-done") || IS("drift")) {
         uint64_t first, gap;
@@ -884,21 +922,7 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
         add(sr, ACT_SILENCE, 0, 0, NULL);
         return 0;
     }
-    if (IS("500")) {
-        respond_error(sr, 500, "Internal server error", "server_error", NULL);
-    } else if (IS("502")) {
-        add(sr, ACT_RESPOND, 0, 502, strdup("{\"error\":{\"message\":\"Bad gateway\",\"type\":\"api_error\",\"code\":502}}"));
-    } else if (IS("503")) {
-        respond_error(sr, 503, "The server is overloaded or not ready yet.", "server_error", "service_unavailable");
-    } else if (IS("529")) {
-        add(sr, ACT_RESPOND, 0, 529, strdup("{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}"));
-    } else if (IS("429")) {
-        respond_error(sr, 429, "Rate limit reached for requests", "requests", "rate_limit_exceeded");
-        sr->acts[sr->nacts - 1].retry_after = P(1) ? P(1) : 1; /* seconds */
-    } else if (IS("quota")) {
-        respond_error(sr, 429, "You exceeded your current quota, please check your plan and billing details",
-                      "insufficient_quota", "insufficient_quota");
-    } else if (IS("400")) {
+    if (IS("400")) {
         respond_error(sr, 400, "Invalid value for 'messages': expected an array", "invalid_request_error",
                       "invalid_value");
     } else if (IS("context-length")) {
@@ -907,10 +931,6 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
     } else if (IS("content-policy")) {
         respond_error(sr, 400, "Your request was rejected by the safety system", "invalid_request_error",
                       "content_policy_violation");
-    } else if (IS("401")) {
-        respond_error(sr, 401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key");
-    } else if (IS("404")) {
-        respond_error(sr, 404, "The model does not exist", "invalid_request_error", "model_not_found");
     } else if (IS("empty-choices")) {
         if (!stream) {
             add(sr, ACT_RESPOND, 0, 200, strdup("{\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion\",\"choices\":[]}"));
@@ -1322,6 +1342,212 @@ static int script_messages(struct sim_req *sr, const char *model, int stream, co
     return -1;
 }
 
+/* ------------------------------------------------------------------ embeddings, in OpenAI's shapes */
+
+#define MAX_INPUTS 2048     /* inputs in one request, OpenAI's own cap */
+#define MAX_DIMENSIONS 4096 /* a vector's length: the request's dimensions, at most this */
+#define DIMENSIONS 8        /* without dimensions in the request */
+
+/* one POST /v1/embeddings, read and checked */
+struct embed_req {
+    json_t *input;     /* the request's input: one input itself (one), or the array of them; the body's */
+    int one;           /* input is a single string or token array */
+    size_t n;          /* inputs: 1 if one, else input's length, 1 to MAX_INPUTS */
+    unsigned dims;     /* each vector's length, 1 to MAX_DIMENSIONS */
+    int base64;        /* encoding_format "base64": each vector as its little-endian float32s in base64 */
+    uint64_t tokens;   /* usage: whitespace-separated words of the strings, plus the tokens of the arrays */
+};
+
+static json_t *embed_input(const struct embed_req *er, size_t i)
+{
+    return er->one ? er->input : json_array_get(er->input, i);
+}
+
+/* a token array: non-empty, integers >= 0 only */
+static int is_tokens(json_t *a)
+{
+    size_t i;
+    json_t *t;
+    if (!json_is_array(a) || json_array_size(a) == 0)
+        return 0;
+    json_array_foreach(a, i, t)
+        if (!json_is_integer(t) || json_integer_value(t) < 0)
+            return 0;
+    return 1;
+}
+
+static uint64_t words_in(const char *s)
+{
+    uint64_t n = 0;
+    for (int in = 0; *s != '\0'; s++) {
+        int space = strchr(" \t\n\r\f\v", *s) != NULL;
+        n += !space && !in;
+        in = !space;
+    }
+    return n;
+}
+
+/* An OpenAI 400, its param named. */
+static void respond_invalid(struct sim_req *sr, const char *message, const char *param, const char *code)
+{
+    add(sr, ACT_RESPOND, 0, 400,
+        dump(json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", message, "type", "invalid_request_error",
+                       "param", param, "code", code)));
+}
+
+/* Reads body's input, dimensions and encoding_format into er as the real API takes them: input a
+ * string, an array of strings, a token array or an array of token arrays, none of them empty.
+ * 0, or -1 with the 400 it gets scripted. */
+static int embed_read(struct sim_req *sr, json_t *body, struct embed_req *er)
+{
+    json_t *input = json_object_get(body, "input"), *dims = json_object_get(body, "dimensions");
+    json_t *format = json_object_get(body, "encoding_format");
+    *er = (struct embed_req){.input = input, .dims = DIMENSIONS};
+    if (input == NULL) {
+        respond_invalid(sr, "Missing required parameter: 'input'.", "input", "missing_required_parameter");
+        return -1;
+    }
+    er->one = json_is_string(input) || is_tokens(input);
+    er->n = er->one ? 1 : json_is_array(input) ? json_array_size(input) : 0;
+    int ok = er->n > 0 && er->n <= MAX_INPUTS, text = json_is_string(embed_input(er, 0));
+    for (size_t i = 0; ok && i < er->n; i++) { /* all strings, or all token arrays */
+        json_t *in = embed_input(er, i);
+        ok = text ? json_is_string(in) && json_string_length(in) > 0 : is_tokens(in);
+        if (ok)
+            er->tokens += text ? words_in(json_string_value(in)) : json_array_size(in);
+    }
+    if (!ok) {
+        respond_invalid(sr,
+                        "Invalid value for 'input': expected a non-empty string, an array of them (at most 2048), "
+                        "an array of integers, or an array of such arrays.",
+                        "input", "invalid_value");
+        return -1;
+    }
+    if (dims != NULL && !json_is_null(dims)) {
+        json_int_t d = json_integer_value(dims);
+        if (!json_is_integer(dims) || d < 1 || d > MAX_DIMENSIONS) {
+            respond_invalid(sr, "Invalid value for 'dimensions': expected an integer from 1 to 4096.", "dimensions",
+                            "invalid_value");
+            return -1;
+        }
+        er->dims = (unsigned)d;
+    }
+    const char *f = json_string_value(format);
+    int absent = format == NULL || json_is_null(format);
+    if (!absent && (f == NULL || (strcmp(f, "float") != 0 && strcmp(f, "base64") != 0))) {
+        respond_invalid(sr, "Invalid value for 'encoding_format': expected 'float' or 'base64'.", "encoding_format",
+                        "invalid_value");
+        return -1;
+    }
+    er->base64 = f != NULL && strcmp(f, "base64") == 0;
+    return 0;
+}
+
+/* The input's vector, dims floats into v: a pure function of the input (its text, or its tokens)
+ * and dims, each component drawn in [-1, 1] from a hash of the input, then scaled to unit length.
+ * One input's vector in two lengths: the shorter is the longer's first components, rescaled. */
+static void embed_vector(json_t *in, unsigned dims, float *v)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a over the text, or splitmix over the tokens */
+    if (json_is_string(in)) {
+        const unsigned char *p = (const unsigned char *)json_string_value(in);
+        for (size_t i = 0; i < json_string_length(in); i++)
+            h = (h ^ p[i]) * 1099511628211ULL;
+    } else {
+        size_t i;
+        json_t *t;
+        h = mix(h ^ 't');
+        json_array_foreach(in, i, t)
+            h = mix(h ^ (uint64_t)json_integer_value(t));
+    }
+    double norm = 0, d[MAX_DIMENSIONS];
+    for (unsigned k = 0; k < dims; k++) {
+        d[k] = (double)(mix(h ^ mix(k)) >> 11) * 0x1.0p-53 * 2 - 1;
+        norm += d[k] * d[k];
+    }
+    norm = norm > 0 ? 1 / sqrt(norm) : 0;
+    for (unsigned k = 0; k < dims; k++)
+        v[k] = (float)(d[k] * norm);
+}
+
+/* v's dims floats as little-endian float32s in base64 (what the openai SDKs ask for and decode) */
+static json_t *base64_floats(const float *v, unsigned dims)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = (size_t)dims * 4;
+    unsigned char raw[MAX_DIMENSIONS * 4];
+    char out[(MAX_DIMENSIONS * 4 + 2) / 3 * 4 + 1], *o = out;
+    for (unsigned k = 0; k < dims; k++) {
+        uint32_t u;
+        memcpy(&u, &v[k], 4);
+        for (unsigned b = 0; b < 4; b++)
+            raw[4 * k + b] = (unsigned char)(u >> (8 * b));
+    }
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t w = (uint32_t)raw[i] << 16 | (i + 1 < n ? (uint32_t)raw[i + 1] << 8 : 0) |
+                     (i + 2 < n ? raw[i + 2] : 0);
+        *o++ = abc[w >> 18];
+        *o++ = abc[(w >> 12) & 63];
+        *o++ = i + 1 < n ? abc[(w >> 6) & 63] : '=';
+        *o++ = i + 2 < n ? abc[w & 63] : '=';
+    }
+    return json_stringn(out, (size_t)(o - out));
+}
+
+/* the answer, OpenAI's keys in OpenAI's order: a list of one embedding per input, in input order
+ * (none if empty), the model as asked, usage; NULL if out of memory */
+static char *embed_answer(const struct embed_req *er, const char *model, int empty)
+{
+    json_t *data = json_array();
+    float v[MAX_DIMENSIONS];
+    for (size_t i = 0; !empty && data != NULL && i < er->n; i++) {
+        embed_vector(embed_input(er, i), er->dims, v);
+        json_t *e = NULL;
+        if (er->base64) {
+            e = base64_floats(v, er->dims);
+        } else {
+            e = json_array();
+            for (unsigned k = 0; e != NULL && k < er->dims; k++)
+                json_array_append_new(e, json_real(v[k]));
+        }
+        json_array_append_new(data, json_pack("{s:s, s:I, s:o}", "object", "embedding", "index", (json_int_t)i,
+                                               "embedding", e));
+    }
+    return dump(json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data, "model", model, "usage",
+                          "prompt_tokens", (json_int_t)er->tokens, "total_tokens", (json_int_t)er->tokens));
+}
+
+/* Builds the script for one POST /v1/embeddings: model names the behaviour as script() reads it
+ * ("+sse" means nothing here) and is the name the answer carries. Returns 0, or -1 for an unknown
+ * name. */
+static int script_embeddings(struct sim_req *sr, const char *model, const struct embed_req *er)
+{
+    struct spec spec, *sp = &spec;
+    parse_spec(sp, model, 0);
+    sp->stream = 0;
+    if (failing(sr, sp)) {
+        respond_failing(sr, sp);
+        return 0;
+    }
+    if (early_fault(sr, sp, 0) == 0 || openai_error(sr, sp) == 0)
+        return 0;
+    if (IS("healthy") || IS("slow-first-token") || IS("empty")) {
+        add(sr, ACT_RESPOND, IS("slow-first-token") ? P(2000) : 0, 200, embed_answer(er, model, IS("empty")));
+        return 0;
+    }
+    if (IS("400")) {
+        respond_invalid(sr, "'$.input' is invalid. Please check the API reference: "
+                            "https://platform.openai.com/docs/api-reference.", NULL, NULL);
+        return 0;
+    }
+    if (IS("403")) {
+        respond_error(sr, 403, "Project does not have access to this model", "invalid_request_error",
+                      "model_not_found");
+        return 0;
+    }
+    return -1;
+}
+
 #undef IS
 #undef P
 
@@ -1664,6 +1890,35 @@ static void messages(struct sim *sim, struct keel_http *h)
     sr_start(sr);
 }
 
+/* POST /v1/embeddings (and /embeddings), OpenAI's embeddings API: counted by model like chat();
+ * a body whose input, dimensions or encoding_format the real API would refuse gets its 400 (the
+ * hit still counts) */
+static void embeddings(struct sim *sim, struct keel_http *h)
+{
+    size_t text_len;
+    const char *text, *model;
+    json_t *body = request_body(h, &text, &text_len, &model);
+    if (model == NULL) {
+        int object = json_is_object(body);
+        json_decref(body);
+        reply_json(h, 400, json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message",
+                                     object ? "Missing required parameter: 'model'."
+                                            : "We could not parse the JSON body of your request.",
+                                     "type", "invalid_request_error", "param", object ? "model" : NULL, "code",
+                                     object ? "missing_required_parameter" : NULL));
+        return;
+    }
+    struct sim_req *sr = sr_new(sim, h, model);
+    struct embed_req er;
+    if (embed_read(sr, body, &er) == 0 && script_embeddings(sr, model, &er) != 0) {
+        sr_unscript(sr);
+        respond_error(sr, 404, "The model does not exist: keel sim knows healthy, hang, 503, ... (see README)",
+                      "invalid_request_error", "model_not_found");
+    }
+    json_decref(body);
+    sr_start(sr);
+}
+
 static void on_request(void *app, struct keel_http *h)
 {
     struct sim *sim = app;
@@ -1676,6 +1931,8 @@ static void on_request(void *app, struct keel_http *h)
         chat(sim, h);
     } else if ((PATH_IS("/v1/messages") || PATH_IS("/messages")) && post) {
         messages(sim, h);
+    } else if ((PATH_IS("/v1/embeddings") || PATH_IS("/embeddings")) && post) {
+        embeddings(sim, h);
     } else if (PATH_IS("/health")) {
         reply_json(h, 200, json_pack("{s:s}", "status", "ok"));
     } else if (PATH_IS("/sim/stats")) {

@@ -1,6 +1,7 @@
 /* test_config.c - the config loader: one test per kind of error (each must name FILE:LINE: key,
  * and come alone: no error that only follows from another), every error of a file reported in
- * file order up to the cap, and the merging of defaults, overrides and ${VAR}s in a valid file. */
+ * file order up to the cap, the merging of defaults, overrides and ${VAR}s in a valid file, and
+ * the api a model serves (chat, embeddings: never on an anthropic upstream). */
 #include "unit.h"
 
 #include <stdio.h>
@@ -441,6 +442,84 @@ static void test_listen_host_names(void **state)
     refused(yaml, "t.yaml:1: admin_listen: must differ from listen");
 }
 
+/* ------------------------------------------------------------------ the api a model serves */
+
+#define UP2 "upstreams:\n"                                                               \
+            "  - { name: a, kind: openai, base_url: \"http://127.0.0.1:9/v1\" }\n"       \
+            "  - { name: b, kind: anthropic, base_url: \"http://127.0.0.1:9/v1\" }\n"
+
+static void test_api_default_chat(void **state)
+{
+    char err[512];
+    struct keel_config *c = parse(UP MODELS, err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->models[0].api, KEEL_API_CHAT);
+    keel_config_free(c);
+    /* said outright, on a chat model an anthropic target is fine */
+    c = parse(UP2 "models:\n  - { name: m, api: chat, targets: [ { upstream: b, model: x } ] }\n", err, sizeof(err));
+    assert_non_null(c);
+    assert_int_equal(c->models[0].api, KEEL_API_CHAT);
+    keel_config_free(c);
+}
+
+static void test_api_embeddings(void **state)
+{
+    char err[512];
+    /* stream_upstream and max_tokens mean nothing to embeddings: read, not refused */
+    struct keel_config *c = parse(UP2 "models:\n"
+                                      "  - name: embed\n"
+                                      "    api: embeddings\n"
+                                      "    targets:\n"
+                                      "      - { upstream: a, model: text-embedding-3-small, stream_upstream: false }\n"
+                                      "      - { upstream: a, model: other, max_tokens: 8k }\n"
+                                      "  - { name: chat, targets: [ { upstream: b, model: claude } ] }\n",
+                                  err, sizeof(err));
+    if (c == NULL)
+        fail_msg("refused: %s", err);
+    const struct keel_model_conf *m = keel_config_model(c, "embed");
+    assert_non_null(m);
+    assert_int_equal(m->api, KEEL_API_EMBEDDINGS);
+    assert_int_equal(m->ntargets, 2);
+    assert_string_equal(m->targets[0].model, "text-embedding-3-small");
+    assert_int_equal(keel_config_model(c, "chat")->api, KEEL_API_CHAT);
+    keel_config_free(c);
+}
+
+static void test_api_embeddings_refuses_anthropic(void **state)
+{
+    /* the line is the target's upstream, wherever api: comes in the model's mapping */
+    refused(UP2 "models:\n"                                /* 4 */
+                "  - name: embed\n"                        /* 5 */
+                "    targets:\n"                           /* 6 */
+                "      - { upstream: a, model: e1 }\n"     /* 7 */
+                "      - model: e2\n"                      /* 8 */
+                "        upstream: b\n"                    /* 9 */
+                "    api: embeddings\n",                   /* 10 */
+            "t.yaml:9: models[0].targets[1]: upstream \"b\" is kind anthropic, which has no embeddings API");
+    /* each such target, each model, with the file's other errors, in file order */
+    refused_n(UP2 "models:\n"
+                  "  - { name: e, api: embeddings, targets: [ { upstream: b, model: x } ] }\n" /* 5 */
+                  "  - { name: f, api: embeddings, targets: [ { upstream: b, model: y } ] }\n" /* 6 */
+                  "colour: blue\n",                                                         /* 7 */
+              3);
+    error_is(0, "t.yaml:5: models[0].targets[0]: upstream \"b\" is kind anthropic");
+    error_is(1, "t.yaml:6: models[1].targets[0]: upstream \"b\" is kind anthropic");
+    error_is(2, "t.yaml:7: colour: unknown key");
+}
+
+static void test_api_unknown_value(void **state)
+{
+    refused(UP "models:\n  - { name: m, api: completions, targets: [ { upstream: a, model: x } ] }\n",
+            "t.yaml:4: models[0].api: unknown api \"completions\" (supported: chat, embeddings)");
+    refused(UP "models:\n  - { name: m, api: [embeddings], targets: [ { upstream: a, model: x } ] }\n",
+            "t.yaml:4: models[0].api: expected a scalar, got a list");
+    /* one mistake, one error: a refused api is not then checked against the targets' kinds */
+    refused(UP2 "models:\n  - { name: m, api: embedding, targets: [ { upstream: b, model: x } ] }\n",
+            "t.yaml:5: models[0].api: unknown api \"embedding\"");
+    refused(UP "models:\n  - { name: m, api: embeddings, api: chat, targets: [ { upstream: a, model: x } ] }\n",
+            "t.yaml:4: models[0].api: duplicate key");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -465,6 +544,10 @@ int main(void)
         cmocka_unit_test(test_error_cap),
         cmocka_unit_test(test_one_line_form),
         cmocka_unit_test(test_listen_host_names),
+        cmocka_unit_test(test_api_default_chat),
+        cmocka_unit_test(test_api_embeddings),
+        cmocka_unit_test(test_api_embeddings_refuses_anthropic),
+        cmocka_unit_test(test_api_unknown_value),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
