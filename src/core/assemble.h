@@ -6,8 +6,8 @@
  * Bounded: an event that would need more than `max` bytes allocated in all is refused with
  * -ENOBUFS. Also the stream a stream client gets from events of another protocol, re-encoded
  * event by event (struct keel_stream_enc). The OpenAI chat writers live in assemble.c, the
- * Anthropic Messages ones in anthropic_enc.c (reading the assembly through the accessors
- * below). Pure. */
+ * Anthropic Messages ones in anthropic_enc.c, the OpenAI Responses ones in responses_enc.c
+ * (reading the assembly through the accessors below). Pure. */
 #ifndef KEEL_ASSEMBLE_H
 #define KEEL_ASSEMBLE_H
 
@@ -30,6 +30,9 @@ struct keel_asm {
     size_t held; /* bytes allocated: buffers (their growth slack too) and choice/tool-call slots; the
                   * figure for keel's max_memory, never past max */
     size_t max;
+    long long created_at; /* the caller's clock (Unix seconds), for a protocol that dates its answer
+                           * when the upstream sent no created (the Responses API's created_at):
+                           * core reads no clock. 0 until set after keel_asm_init (release clears it) */
 };
 
 /* kind: the kind of the decoder whose events it gets (keel_decoder_ops.kind), static storage */
@@ -75,6 +78,15 @@ enum keel_asm_text { KEEL_ASM_CONTENT, KEEL_ASM_REASONING, KEEL_ASM_REFUSAL };
 struct keel_json keel_asm_id(const struct keel_asm *a);
 struct keel_json keel_asm_model(const struct keel_asm *a);
 
+/* META's first created that was not null (an integer unless the server erred), absent when none
+ * came: meta_at's third span (meta's order: id, model, created, fingerprint, tier) */
+static inline struct keel_json keel_asm_created(const struct keel_asm *a)
+{
+    if (a->meta_at[2][1] == 0)
+        return (struct keel_json){NULL, 0};
+    return (struct keel_json){a->meta.base + a->meta_at[2][0], a->meta_at[2][1]};
+}
+
 /* Choice i's text of kind k: its literals' inner bytes joined, escapes as sent (what goes between
  * a literal's quotes), *len long; NULL with *len 0 when no event of that kind came or there is no
  * choice i ("" when only empty ones came). */
@@ -116,6 +128,32 @@ int keel_asm_tool_at(const struct keel_asm *a, size_t i, size_t k, struct keel_a
  * was on failure. */
 int keel_asm_anthropic_message(const struct keel_asm *a, struct keel_buf *out);
 
+/* Appends the OpenAI Responses API Response for choice 0 of everything assembled to out (other
+ * choices are left out: the protocol has one), no whitespace (responses_enc.c):
+ * {"id","object":"response","created_at","status","error":null,"incomplete_details",
+ * "instructions":null,"metadata":{},"model","output","parallel_tool_calls":true,
+ * "temperature":null,"tool_choice":"auto","tools":[],"top_p":null,"usage"}: the keys the openai
+ * SDK's Response type requires (keel knows none of the request's: they say null or the default).
+ * id "resp_" and META's id kept to [A-Za-z0-9_-] (64 of them at most), "resp_keel" when none
+ * came (or none is left); created_at META's created when an integer came, else a->created_at;
+ * model META's ("" when none came or not a string). output: a reasoning item
+ * {"type":"reasoning","id","summary":[{"type":"summary_text","text"}]} when reasoning came, a
+ * message item {"type":"message","id","status","role":"assistant","content"} when text or a
+ * refusal came (its parts {"type":"output_text","text","annotations":[]} and
+ * {"type":"refusal","refusal"}, each only when not empty), then {"type":"function_call","id",
+ * "call_id","name","arguments","status"} per tool call in index order (call_id the one sent,
+ * else "call_<index>_<tail>"; name "" when none came; arguments joined, raw ones escaped into
+ * the string). Item ids: "rs_", "msg_" or "fc_", the output index, "_", and the response id's
+ * tail (what follows "resp_"): deterministic, core reads no clock nor randomness. status
+ * "completed", or "incomplete" with incomplete_details {"reason":"max_output_tokens"} when the
+ * finish reason was length, {"reason":"content_filter"} when content_filter (else null); the
+ * last item's status says the same (the one cut), the others "completed". usage:
+ * {"input_tokens","input_tokens_details":{"cached_tokens":0},"output_tokens",
+ * "output_tokens_details":{"reasoning_tokens":0},"total_tokens"} from the last USAGE's counts
+ * (each 0 when none came or negative; total their sum). Returns 0, -ENOBUFS (out's cap),
+ * -ENOMEM; out is as it was on failure. */
+int keel_asm_responses(const struct keel_asm *a, struct keel_buf *out);
+
 /* ---- a stream for a stream client, from events of another kind ---- */
 
 /* choices, and tool calls per choice, a stream encoder follows: an index at or past this is
@@ -134,10 +172,52 @@ struct keel_stream_anthropic {
                               * literal in static storage; NULL until one came */
 };
 
-/* A stream encoder's state: what the client was told so far. Fixed size, nothing allocated:
- * nothing to release. Set up by the encoder's stream_init. usage and include_usage are every
- * protocol's, anthropic the Anthropic encoder's, the rest the OpenAI one's. */
+/* what a stream encoder that keeps what it said (the Responses one) may hold unless the caller
+ * sets less (struct keel_stream_enc's max) */
+#define KEEL_STREAM_MAX_HELD (64u << 20)
+
+/* one output item of a Responses stream (responses_enc.c) */
+struct keel_stream_item;
+
+/* What a Responses stream client was told (responses_enc.c): its output items are numbered in the
+ * order they started, one open at a time, and a closed one cannot take more. Copied, moved and put
+ * back by each call only when all it wrote went out. */
+struct keel_stream_told {
+    size_t nitems; /* items started: the open one is nitems - 1 */
+    uint64_t seq;  /* the next frame's sequence_number (from 0; the caller's own error frame takes
+                    * it too) */
+    int started;   /* response.created and response.in_progress went out */
+    int open;      /* the last item is open */
+    unsigned head; /* which of META's id, model and created (bits 0, 1, 2) response.created said,
+                    * from the first event: the Response says the same to the end */
+    unsigned char tool_started[KEEL_STREAM_MAX_INDEX / 8]; /* bit t: tool call t's item started */
+};
+
+/* A Responses stream client's answer so far: its .done events and its final Response repeat
+ * what went out whole, so it is kept (bounded by keel_stream_enc's max, counted in its held). */
+struct keel_stream_responses {
+    struct keel_asm a; /* choice 0's events (and META, USAGE): everything said so far; its max kept
+                        * at the state's max less the items' bytes */
+    struct keel_stream_item *items; /* owned, [cap], the first told.nitems in use; NULL until an
+                                     * item started; freed by stream_release */
+    size_t cap;
+    struct keel_stream_told told;
+};
+
+/* A stream encoder's state: what the client was told so far. Set up by the encoder's stream_init;
+ * given back by its stream_release (when it has one) once the stream is over, whatever happened,
+ * before another stream_init of the same state. usage and include_usage are every protocol's,
+ * anthropic the Anthropic encoder's, max, held, created_at and responses the Responses one's, the
+ * rest the OpenAI one's. */
 struct keel_stream_enc {
+    size_t max;  /* bytes an encoder may hold on the heap (only the Responses one holds any, and
+                  * its stream_init sets KEEL_STREAM_MAX_HELD): the caller may set less before the
+                  * first event. Past it a call is refused with -ENOBUFS */
+    size_t held; /* bytes it holds now, for the caller's memory cap (never past max); 0 after
+                  * stream_release */
+    long long created_at; /* the caller's clock (Unix seconds) for a protocol that dates its answer
+                           * when the first event says no created (Responses): set before the
+                           * first event; 0 after stream_init */
     char id[256], model[256]; /* META's first id and model, string literals as sent, quotes included */
     char created[24];         /* META's first created, an integer as sent */
     size_t id_len, model_len, created_len; /* 0: none came (written "", "" and 0: core reads no clock) */
@@ -147,6 +227,7 @@ struct keel_stream_enc {
     struct keel_usage usage; /* the last USAGE's counts (present 0 until one came) */
     int include_usage;       /* the client asked for usage (stream_options.include_usage) */
     struct keel_stream_anthropic anthropic;
+    struct keel_stream_responses responses;
 };
 
 /* for the encoders: bit i of one of the bit sets above (role_sent, tool_sent[c], tool_started) */
@@ -214,13 +295,57 @@ int keel_anthropic_stream_event(struct keel_stream_enc *s, const struct keel_ev 
  * message_stop; all or nothing, as above */
 int keel_anthropic_stream_end(struct keel_stream_enc *s, struct keel_buf *out);
 
+/* The OpenAI Responses API stream (keel_responses_encoder's stream ops), for a client of
+ * `POST /v1/responses` served by a target of another kind: named SSE events ("event: TYPE\n
+ * data: JSON\n\n", JSON {"type":TYPE,...,"sequence_number":N}, N from 0 and one more per
+ * frame; no whitespace), in the order OpenAI writes them. response.created then
+ * response.in_progress go out first, with the first event of any kind but ERROR, each with the
+ * Response so far (status "in_progress", output [], usage null; id, created_at and model as
+ * keel_asm_responses says them, from that first event when it is META, else "resp_keel", the
+ * state's created_at and "": they stay so to the end). Choice 0's output is a run of items, one
+ * open at a time, a new one started when an event of another kind comes (the open one closed
+ * first): REASONING a reasoning item (response.output_item.added {"output_index","item"} with
+ * summary [], response.reasoning_summary_part.added, then per fragment
+ * response.reasoning_summary_text.delta {"item_id","output_index","summary_index":0,"delta"});
+ * TEXT a message item with an output_text part (output_item.added, response.content_part.added
+ * {"item_id","output_index","content_index":0,"part"}, response.output_text.delta {...,"delta",
+ * "logprobs":[]}); REFUSAL a message item with a refusal part (response.refusal.delta); an empty
+ * text writes nothing and starts no item. A tool call's first fragment starts a function_call
+ * item (call_id the id sent, else made as keel_asm_responses makes it; name "" when none came;
+ * arguments ""), its arguments go out as response.function_call_arguments.delta {"item_id",
+ * "output_index","delta"} (raw ones escaped into the string). Arguments for a tool call whose
+ * item is closed are refused with -EPROTO (an item cannot reopen: an OpenAI server interleaving
+ * two calls' arguments; the caller treats the attempt as malformed); an empty fragment of it
+ * writes nothing. An item closes with its whole text: response.reasoning_summary_text.done and
+ * response.reasoning_summary_part.done, response.output_text.done (or response.refusal.done) and
+ * response.content_part.done, response.function_call_arguments.done {"item_id","output_index",
+ * "name","arguments"}; then response.output_item.done with the item whole. Item ids, statuses and
+ * parts as keel_asm_responses writes them. META (the first event's only), FINISH and USAGE are
+ * kept for the end; ROLE, LOGPROBS and events of other choices say nothing; ERROR is the
+ * caller's and writes nothing. Each call appends whole frames or nothing: 0, -ENOBUFS (out's
+ * cap, the state's max, a tool-call index past KEEL_STREAM_MAX_INDEX), -ENOMEM, -EPROTO; out
+ * as it was on failure and the stream's position unmoved (what is kept may hold part of a
+ * refused event: a stream refused is over). */
+void keel_responses_stream_init(struct keel_stream_enc *s, int include_usage);
+int keel_responses_stream_event(struct keel_stream_enc *s, const struct keel_ev *ev, struct keel_buf *out);
+/* after a clean end: response.created and response.in_progress when nothing went out yet, the
+ * open item's closing frames, then response.completed (or response.incomplete, when the finish
+ * reason was length or content_filter) {"response"}: the whole Response, its output the items in
+ * the order they went out, each whole, the last one "incomplete" with it; usage from the last
+ * USAGE. All or nothing, as above. */
+int keel_responses_stream_end(struct keel_stream_enc *s, struct keel_buf *out);
+/* gives back what the stream kept: held 0 (idempotent) */
+void keel_responses_stream_release(struct keel_stream_enc *s);
+
 /* An encoder: what clients of one protocol get (STYLE B4; the decoders' counterpart). A stream
  * from an upstream of its native kind reaches a stream client byte for byte (only judged);
  * one of another kind is re-encoded event by event by the stream ops; any answer for a client
  * that asked for no stream is assembled and written by `answer`. */
 struct keel_encoder_ops {
-    const char *protocol;    /* the client protocol: "openai-chat", "anthropic-messages" */
-    const char *native_kind; /* the upstream kind it relays untouched: "openai", "anthropic" */
+    const char *protocol;    /* the client protocol: "openai-chat", "anthropic-messages",
+                              * "openai-responses" */
+    const char *native_kind; /* the upstream kind it relays untouched: "openai", "anthropic"
+                              * ("openai-responses": no upstream kind has it yet) */
     const char *native_end;  /* what keel writes after a native stream's clean end ("data: [DONE]\n\n"),
                               * its end frame swallowed; NULL: the end frame is relayed as sent, and
                               * a native stream without it was cut */
@@ -240,9 +365,14 @@ struct keel_encoder_ops {
     /* after a clean end: what closes the protocol's stream (OpenAI: the usage chunk when asked,
      * then [DONE]; Anthropic: message_delta and message_stop); all or nothing, as above */
     int (*stream_end)(struct keel_stream_enc *s, struct keel_buf *out);
+    /* called once after stream_init when the stream is over, whatever happened (a clean end, a
+     * refused event, an error, a cut), before another stream_init of the same state: gives back
+     * what the state holds (held 0). NULL: it holds nothing (OpenAI, Anthropic) */
+    void (*stream_release)(struct keel_stream_enc *s);
 };
 
 extern const struct keel_encoder_ops keel_openai_chat_encoder;
 extern const struct keel_encoder_ops keel_anthropic_encoder;
+extern const struct keel_encoder_ops keel_responses_encoder;
 
 #endif

@@ -1,9 +1,8 @@
 /* writer.h - appending JSON text to a keel_buf, for the answer and stream encoders (assemble.c,
- * anthropic_enc.c) and private to them. A writer keeps its first failure and appends nothing
+ * anthropic_enc.c, responses_enc.c) and private to them. A writer keeps its first failure and appends nothing
  * after it, so an answer or a frame is written piece by piece unchecked and judged once at the
  * end, where the caller puts out->len back (nothing half-written). The names are short, as
- * file-local ones are (STYLE N2): an encoder is made of them, and only those two files include
- * this. */
+ * file-local ones are (STYLE N2): an encoder is made of them, and only those files include this. */
 #ifndef KEEL_WRITER_H
 #define KEEL_WRITER_H
 

@@ -1,8 +1,8 @@
 /* feed.h - whole streams for the decoder and encoder tests (test_anthropic.c, test_openai_stream.c,
- * test_anthropic_enc.c): an SSE text through the SSE parser, a decoder (core/event.h) and either
- * the assembler (its answer written by the OpenAI or the Anthropic encoder) or a stream encoder
- * (OpenAI's or Anthropic's, core/assemble.h), fed whole, cut in two at every byte and one byte per
- * feed. Every run must judge the same frames the same way, with and without a callback, and
+ * test_anthropic_enc.c, test_responses_enc.c): an SSE text through the SSE parser, a decoder
+ * (core/event.h) and either the assembler (its answer written by the OpenAI, the Anthropic or the
+ * Responses encoder) or a stream encoder (OpenAI's, Anthropic's or the Responses one,
+ * core/assemble.h), fed whole, cut in two at every byte and one byte per feed. Every run must judge the same frames the same way, with and without a callback, and
  * write exactly what the test wrote by hand; what it writes must be JSON to jansson. Texts are
  * written with ' for " to stay readable; \' is an escaped quote. Included by one file each. */
 #ifndef KEEL_TEST_FEED_H
@@ -85,6 +85,75 @@ static void assert_events(const char *text, size_t len)
     }
 }
 
+/* Every frame of the Responses encoder's SSE output: "event: TYPE\ndata: X\n\n", X a JSON object
+ * whose "type" is TYPE and whose "sequence_number" is the frame's place from 0, in the order the
+ * protocol allows: response.created, response.in_progress, then output items numbered from 0 as
+ * they are added, one open at a time, every frame about one naming the open one (its output_index
+ * and its id), its output_item.done closing it with the id it was added with; last (when the
+ * stream ended) response.completed or response.incomplete with none open, its output those items
+ * by id, in order. */
+static void assert_responses(const char *text, size_t len)
+{
+    static char ids[KEEL_STREAM_MAX_INDEX * 4][128];
+    if (len == 0)
+        return; /* text may be NULL */
+    const char *p = text, *end = text + len;
+    long long open = -1, next = 0, seq = 0;
+    int ended = 0;
+    for (; p < end; seq++) {
+        const char *stop = memmem(p, (size_t)(end - p), "\n\n", 2);
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        json_error_t err;
+        assert_non_null(stop);
+        assert_false(ended);
+        assert_true(nl != NULL && nl < stop && nl - p > 7 && memcmp(p, "event: ", 7) == 0);
+        assert_true(stop - nl > 7 && memcmp(nl + 1, "data: ", 6) == 0);
+        assert_json(nl + 7, (size_t)(stop - nl - 7));
+        json_t *v = json_loadb(nl + 7, (size_t)(stop - nl - 7), 0, &err);
+        const char *type = json_string_value(json_object_get(v, "type"));
+        size_t tlen = (size_t)(nl - p - 7);
+        if (type == NULL || strlen(type) != tlen || memcmp(type, p + 7, tlen) != 0)
+            fail_msg("event %.*s with data %.*s", (int)tlen, p + 7, (int)(stop - nl - 7), nl + 7);
+        json_t *sn = json_object_get(v, "sequence_number");
+        assert_true(json_is_integer(sn));
+        assert_int_equal(json_integer_value(sn), seq);
+        json_t *index = json_object_get(v, "output_index"), *item = json_object_get(v, "item");
+        const char *item_id = json_string_value(json_object_get(v, "item_id"));
+        assert_int_equal(seq == 0, strcmp(type, "response.created") == 0);
+        assert_int_equal(seq == 1, strcmp(type, "response.in_progress") == 0);
+        if (strcmp(type, "response.output_item.added") == 0) {
+            assert_int_equal(open, -1);
+            assert_int_equal(json_integer_value(index), next);
+            assert_true(next < (long long)(sizeof(ids) / sizeof(ids[0])));
+            const char *id = json_string_value(json_object_get(item, "id"));
+            assert_non_null(id);
+            assert_true(strlen(id) < sizeof(ids[0]));
+            memcpy(ids[next], id, strlen(id) + 1);
+            open = next++;
+        } else if (strcmp(type, "response.completed") == 0 || strcmp(type, "response.incomplete") == 0) {
+            json_t *output = json_object_get(json_object_get(v, "response"), "output");
+            assert_int_equal(open, -1);
+            assert_int_equal(json_array_size(output), next);
+            for (long long i = 0; i < next; i++)
+                assert_string_equal(json_string_value(json_object_get(json_array_get(output, (size_t)i), "id")),
+                                    ids[i]);
+            ended = 1;
+        } else if (seq > 1) {
+            assert_true(open >= 0);
+            assert_int_equal(json_integer_value(index), open);
+            if (strcmp(type, "response.output_item.done") == 0) {
+                assert_string_equal(json_string_value(json_object_get(item, "id")), ids[open]);
+                open = -1;
+            } else {
+                assert_non_null(item_id);
+                assert_string_equal(item_id, ids[open]);
+            }
+        }
+        json_decref(v);
+        p = stop + 2;
+    }
+}
+
 /* out holds exactly want[0..n) */
 static void assert_wrote(const struct keel_buf *out, const char *want, size_t n)
 {
@@ -92,18 +161,31 @@ static void assert_wrote(const struct keel_buf *out, const char *want, size_t n)
         fail_msg("wrote\n%.*s\nwanted\n%.*s", (int)out->len, out->len > 0 ? out->base : "", (int)n, want);
 }
 
-/* the assembler, its answer written by the OpenAI or the Anthropic encoder; or their streams */
-enum feed_sink { FEED_ASM, FEED_STREAM, FEED_ASM_ANTHROPIC, FEED_STREAM_ANTHROPIC };
+/* the assembler, its answer written by the OpenAI, the Anthropic or the Responses encoder; or
+ * their streams */
+enum feed_sink {
+    FEED_ASM,
+    FEED_STREAM,
+    FEED_ASM_ANTHROPIC,
+    FEED_STREAM_ANTHROPIC,
+    FEED_ASM_RESPONSES,
+    FEED_STREAM_RESPONSES
+};
+
+/* the caller's clock the Responses encoder is given (created_at when the stream sends none) */
+#define FEED_NOW 1760000000
 
 static const struct keel_encoder_ops *feed_enc(enum feed_sink sink)
 {
+    if (sink == FEED_ASM_RESPONSES || sink == FEED_STREAM_RESPONSES)
+        return &keel_responses_encoder;
     return sink == FEED_ASM_ANTHROPIC || sink == FEED_STREAM_ANTHROPIC ? &keel_anthropic_encoder
                                                                         : &keel_openai_chat_encoder;
 }
 
 static int feed_assembles(enum feed_sink sink)
 {
-    return sink == FEED_ASM || sink == FEED_ASM_ANTHROPIC;
+    return sink == FEED_ASM || sink == FEED_ASM_ANTHROPIC || sink == FEED_ASM_RESPONSES;
 }
 
 struct feed {
@@ -152,7 +234,9 @@ static void feed_run(struct feed *f, const char *sse, size_t len, const size_t *
 {
     struct keel_sse_parser p;
     keel_asm_init(&f->a, FEED_BIG, f->ops->kind);
+    f->a.created_at = FEED_NOW;
     feed_enc(f->sink)->stream_init(&f->s, f->include_usage);
+    f->s.created_at = FEED_NOW;
     keel_buf_init(&f->out, FEED_BIG);
     keel_decoder_init(&f->d, f->ops, feed_ev, f);
     keel_decoder_init(&f->judge, f->ops, NULL, NULL);
@@ -172,6 +256,9 @@ static void feed_run(struct feed *f, const char *sse, size_t len, const size_t *
 
 static void feed_release(struct feed *f)
 {
+    if (feed_enc(f->sink)->stream_release != NULL)
+        feed_enc(f->sink)->stream_release(&f->s);
+    assert_int_equal(f->s.held, 0);
     keel_asm_release(&f->a);
     keel_buf_release(&f->out);
 }
@@ -201,6 +288,8 @@ static void feed_check(const struct keel_decoder_ops *ops, enum feed_sink sink, 
         assert_json(want, wlen);
     else if (sink == FEED_STREAM)
         assert_chunks(want, wlen);
+    else if (sink == FEED_STREAM_RESPONSES)
+        assert_responses(want, wlen);
     else
         assert_events(want, wlen);
     f.ops = ops;
