@@ -119,6 +119,8 @@ static const struct {
 } envelopes[] = {
     {"openai-chat", openai_envelope},
     {"anthropic-messages", anthropic_envelope},
+    {"openai-responses", openai_envelope},
+    {"openai-embeddings", openai_envelope},
 };
 
 char *keel_answer_envelope(const struct keel_encoder_ops *enc, const struct keel_request *r, int status,

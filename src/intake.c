@@ -204,6 +204,17 @@ static void chat(struct keel_gateway *gw, struct keel_http *h, const struct keel
         reject(gw, h, enc, name, 400, "model_not_found", msg);
         return;
     }
+    /* an alias serves one API: embeddings, or the chat ones in any of their protocols */
+    int embeddings = enc == &keel_openai_embeddings_encoder;
+    if ((model->api == KEEL_API_EMBEDDINGS) != embeddings) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "model \"%.100s\" is %s model: %s", model->name,
+                 embeddings ? "a chat" : "an embeddings",
+                 embeddings ? "POST /v1/embeddings needs an alias with api: embeddings"
+                            : "use POST /v1/embeddings");
+        reject(gw, h, enc, model->name, 400, "model_not_found", msg);
+        return;
+    }
     uint64_t budget;
     if (client_budget(h, &budget) != 0) {
         reject(gw, h, enc, model->name, 400, "invalid_timeout", "x-keel-timeout: expected a duration such as 90s or 500ms");
@@ -282,6 +293,8 @@ static const struct {
 } protocols[] = {
     {"/v1/chat/completions", &keel_openai_chat_encoder},
     {"/v1/messages", &keel_anthropic_encoder},
+    {"/v1/responses", &keel_responses_encoder},
+    {"/v1/embeddings", &keel_openai_embeddings_encoder},
 };
 
 /* the protocol a path speaks (its own or under it, e.g. /v1/messages/count_tokens); OpenAI's

@@ -43,11 +43,15 @@ void keel_relay_comment(struct keel_request *r, const char *text, size_t len)
 
 void keel_relay_fail(struct keel_request *r, const char *code, const char *message)
 {
-    char *ev = keel_answer_envelope(r->enc, NULL, 0, "upstream_error", code, message, 0);
     r->out.max += 4096; /* room for the last event even when the queue is full */
+    r->finishing = 1;
+    if (r->senc_open && r->enc->stream_error != NULL) { /* the protocol's own error event */
+        r->enc->stream_error(&r->senc, code, message, &r->out);
+        return;
+    }
+    char *ev = keel_answer_envelope(r->enc, NULL, 0, "upstream_error", code, message, 0);
     keel_relay_event(r, r->enc->error_event, ev ? ev : "{}", ev ? strlen(ev) : 2);
     free(ev);
-    r->finishing = 1;
 }
 
 void keel_relay_end(struct keel_request *r)

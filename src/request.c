@@ -110,7 +110,7 @@ static void set_state(struct keel_request *r, enum keel_req_state to)
  * (from events or from frames). */
 static void charge(struct keel_request *r)
 {
-    size_t now = 3 * r->body_len + r->answer.cap + r->out.cap + r->assembly.held + r->frames.held;
+    size_t now = 3 * r->body_len + r->answer.cap + r->out.cap + r->assembly.held + r->frames.held + r->senc.held;
     assert(r->gw->mem_held >= r->mem);
     r->gw->mem_held = r->gw->mem_held - r->mem + now;
     r->mem = now;
@@ -432,12 +432,42 @@ static char *to_chat(const struct keel_request *r, const struct keel_target_conf
     return keel_translate_messages_to_chat(r->body, r->body_len, &o, len, err, errlen, dropped, droppedlen);
 }
 
+/* A Responses request for a chat target, and for an Anthropic one through chat (what the
+ * second step drops is listed after the first's) */
+static char *responses_to_chat(const struct keel_request *r, const struct keel_target_conf *t, int stream,
+                               size_t *len, char *err, size_t errlen, char *dropped, size_t droppedlen)
+{
+    struct keel_translate_responses_opts o = {.model = t->model, .stream = stream};
+    return keel_translate_responses_to_chat(r->body, r->body_len, &o, len, err, errlen, dropped, droppedlen);
+}
+
+static char *responses_to_messages(const struct keel_request *r, const struct keel_target_conf *t, int stream,
+                                   size_t *len, char *err, size_t errlen, char *dropped, size_t droppedlen)
+{
+    struct keel_translate_responses_opts o = {.model = t->model, .stream = 0};
+    size_t chat_len;
+    char *chat = keel_translate_responses_to_chat(r->body, r->body_len, &o, &chat_len, err, errlen, dropped,
+                                                  droppedlen);
+    if (chat == NULL)
+        return NULL;
+    char more[512] = "";
+    struct keel_translate_opts m = {.model = t->model, .stream = stream, .default_max_tokens = t->max_tokens};
+    char *body = keel_translate_chat_to_messages(chat, chat_len, &m, len, err, errlen, more, sizeof(more));
+    free(chat);
+    size_t used = dropped != NULL ? strlen(dropped) : 0;
+    if (more[0] != '\0' && used + strlen(more) + 2 <= droppedlen)
+        snprintf(dropped + used, droppedlen - used, "%s%s", used > 0 ? "," : "", more);
+    return body;
+}
+
 static const struct {
     const char *protocol, *kind;
     translate_fn fn;
 } translators[] = {
     {"openai-chat", "anthropic", to_messages},
     {"anthropic-messages", "openai", to_chat},
+    {"openai-responses", "openai", responses_to_chat},
+    {"openai-responses", "anthropic", responses_to_messages},
 };
 
 static translate_fn translator(const struct keel_request *r, const struct keel_target_conf *t)
@@ -512,7 +542,7 @@ static void start_attempt(struct keel_request *r)
     /* a client that did not ask for a stream gets one answer either way; asking the target for a
      * stream (stream_upstream) lets first_byte and stall watch the generation, and any failure
      * before the end fail over unseen */
-    int ask_stream = r->stream || t->stream_upstream;
+    int ask_stream = r->enc->stream_init != NULL && (r->stream || t->stream_upstream);
     const struct protocol *p = protocol_of(t->upstream->kind);
     size_t len = 0;
     char *body;
@@ -531,7 +561,8 @@ static void start_attempt(struct keel_request *r)
     }
     char url[2048], hbuf[2048];
     const char *lines[12];
-    snprintf(url, sizeof(url), "%s%s", t->upstream->base_url, p->path);
+    snprintf(url, sizeof(url), "%s%s", t->upstream->base_url,
+             native(r) && r->enc->native_path != NULL ? r->enc->native_path : p->path);
     size_t nlines = 0;
     if (p->extra_header != NULL)
         lines[nlines++] = p->extra_header;
@@ -590,7 +621,8 @@ static void on_head(void *ctx, int status, const char *content_type, uint64_t re
     snprintf(r->content_type, sizeof(r->content_type), "%s", content_type);
     /* decided by what the upstream sent, not by what was asked (STACK trap 8): a stream goes to
      * a stream client through the commit point, to any other client through the assembler */
-    if (status >= 200 && status < 300 && strncmp(content_type, "text/event-stream", 17) == 0)
+    if (status >= 200 && status < 300 && strncmp(content_type, "text/event-stream", 17) == 0 &&
+        r->enc->stream_init != NULL)
         set_state(r, r->stream ? REQ_PRECOMMIT : REQ_ASSEMBLE);
     else
         set_state(r, REQ_BUFFER);
@@ -610,6 +642,14 @@ static int to_client(void *ctx, const struct keel_ev *ev)
     return r->enc->stream_event(&r->senc, ev, &r->out);
 }
 
+/* the stream encoder's state, once it is over (whatever happened): what it held given back */
+static void release_senc(struct keel_request *r)
+{
+    if (r->senc_open && r->enc->stream_release != NULL)
+        r->enc->stream_release(&r->senc);
+    r->senc_open = 0;
+}
+
 /* entry of PRECOMMIT and ASSEMBLE: the stream's framing, and the target's protocol read into
  * events. A stream client of the same protocol only needs each frame judged: its bytes pass
  * through untouched (the hot path decodes nothing); an assembled answer needs every event. */
@@ -626,12 +666,17 @@ static void open_reader(struct keel_request *r)
     } else if (r->state == REQ_ASSEMBLE) {
         keel_asm_release(&r->assembly);
         keel_asm_init(&r->assembly, MAX_ANSWER, ops->kind);
+        r->assembly.created_at = r->start_wall_ms / 1000; /* when the upstream sends none */
         keel_decoder_init(&r->dec, ops, keel_asm_event, &r->assembly);
     } else if (native(r)) {
         keel_decoder_init(&r->dec, ops, NULL, NULL);
     } else {
         /* another protocol's stream, re-encoded event by event in the client's */
+        release_senc(r);
         r->enc->stream_init(&r->senc, r->include_usage);
+        r->senc_open = 1;
+        r->senc.max = MAX_ANSWER;
+        r->senc.created_at = r->start_wall_ms / 1000;
         keel_decoder_init(&r->dec, ops, to_client, r);
     }
 }
@@ -644,6 +689,7 @@ static void close_reader(struct keel_request *r)
     r->sse.on_event = NULL;
     keel_asm_release(&r->assembly);
     keel_anthropic_msg_release(&r->frames);
+    release_senc(r);
     charge(r); /* what the assembler held is given back now, not when the client has read */
 }
 
@@ -841,10 +887,15 @@ static void judge_body(struct keel_request *r)
     struct keel_decoder d;
     if (reencode)
         keel_asm_init(&a, MAX_ANSWER, ops->kind);
+    if (reencode)
+        a.created_at = r->start_wall_ms / 1000;
     keel_decoder_init(&d, ops, reencode ? keel_asm_event : NULL, reencode ? &a : NULL);
     if (r->status >= 200 && r->status < 300) {
         /* any 2xx must carry an answer: a 204, or a 201 with no choices, is empty (seed 000) */
-        enum keel_answer_kind k = ops->body(&d, r->answer.base, r->answer.len, r->code, sizeof(r->code), &r->usage);
+        enum keel_answer_kind k =
+            !reencode && r->enc->judge != NULL
+                ? r->enc->judge(r->answer.base, r->answer.len, r->code, sizeof(r->code), &r->usage)
+                : ops->body(&d, r->answer.base, r->answer.len, r->code, sizeof(r->code), &r->usage);
         r->outcome.empty = k == KEEL_ANSWER_EMPTY;
         r->outcome.malformed = k == KEEL_ANSWER_MALFORMED;
         r->outcome.stream_error = k == KEEL_ANSWER_ERROR;
@@ -931,7 +982,9 @@ static void on_done(void *ctx, const char *err, const char *detail)
             } else if (native(r)) {
                 keel_relay_end(r); /* its end frame went with the others */
             } else {
-                r->out.max += 4096; /* room for the end's frames even when the queue is full */
+                /* room for the end's frames even when the queue is full: a Responses stream ends
+                 * with the whole answer again */
+                r->out.max += 4096 + r->senc.held;
                 r->enc->stream_end(&r->senc, &r->out);
                 r->finishing = 1;
             }

@@ -115,6 +115,7 @@ struct keel_request {
     struct keel_anthropic_msg frames; /* ASSEMBLE, the client's own protocol when the encoder
                                        * builds from frames (native_frames): the answer so far */
     struct keel_stream_enc senc; /* RELAY from another protocol: its events in the client's */
+    int senc_open;               /* senc was set up and not yet released (stream_release) */
     int saw_done;                /* the stream's end frame ([DONE], message_stop) came */
     struct keel_header back[KEEL_BACK_HEADERS]; /* the upstream's headers that go back with its
                                                  * answer (core/headers.h), into back_buf */

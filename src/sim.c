@@ -585,6 +585,15 @@ static const struct part unicode_parts[] = {
     {PART_FINISH, 0, 0, 0, NULL, NULL},
 };
 
+/* json: a JSON object as the content, in pieces (structured output: response_format) */
+static const struct part json_parts[] = {
+    {PART_EMPTY, PART_ROLE, 0, 0, NULL, NULL},
+    {PART_CONTENT, 0, 0, 0, "{\\\"city\\\":", NULL},
+    {PART_CONTENT, 0, 0, 0, "\\\"Paris\\\",\\\"unit\\\"", NULL},
+    {PART_CONTENT, 0, 0, 0, ":\\\"c\\\"}", NULL},
+    {PART_FINISH, 0, 0, 0, NULL, NULL},
+};
+
 #define MAX_CHOICES 4
 static const char *const thoughts[] = {"Thinking", " it", " over."};
 #define NTHOUGHTS (sizeof(thoughts) / sizeof(thoughts[0]))
@@ -854,7 +863,7 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
         healthy_tail(sr, model, NWORDS, 0, 0, usage, 1);
         return 0;
     }
-    if (IS("tools") || IS("refusal") || IS("unicode") || IS("rich")) {
+    if (IS("tools") || IS("refusal") || IS("unicode") || IS("rich") || IS("json")) {
         struct part parts[MAX_PARTS];
         struct answer a = plain;
         if (IS("tools") && sp->arg != NULL && strcmp(sp->arg, "seq") == 0) {
@@ -868,6 +877,9 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
         } else if (IS("refusal")) {
             a.parts = refusal_parts;
             a.nparts = sizeof(refusal_parts) / sizeof(refusal_parts[0]);
+        } else if (IS("json")) {
+            a.parts = json_parts;
+            a.nparts = sizeof(json_parts) / sizeof(json_parts[0]);
         } else if (IS("unicode")) {
             a.parts = unicode_parts;
             a.nparts = sizeof(unicode_parts) / sizeof(unicode_parts[0]);

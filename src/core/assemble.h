@@ -336,6 +336,14 @@ int keel_responses_stream_event(struct keel_stream_enc *s, const struct keel_ev 
 int keel_responses_stream_end(struct keel_stream_enc *s, struct keel_buf *out);
 /* gives back what the stream kept: held 0 (idempotent) */
 void keel_responses_stream_release(struct keel_stream_enc *s);
+/* keel's own error after the commit point: `error` {code, message, param null, sequence_number} */
+int keel_responses_stream_error(struct keel_stream_enc *s, const char *code, const char *message,
+                                struct keel_buf *out);
+
+/* an embeddings answer judged (the embeddings encoder's judge): OK with a non-empty "data",
+ * EMPTY without, ERROR for an error body, MALFORMED when no JSON object; its usage */
+enum keel_answer_kind keel_openai_embeddings_judge(const char *text, size_t len, char *code, size_t codelen,
+                                                   struct keel_usage *usage);
 
 /* An encoder: what clients of one protocol get (STYLE B4; the decoders' counterpart). A stream
  * from an upstream of its native kind reaches a stream client byte for byte (only judged);
@@ -343,13 +351,15 @@ void keel_responses_stream_release(struct keel_stream_enc *s);
  * that asked for no stream is assembled and written by `answer`. */
 struct keel_encoder_ops {
     const char *protocol;    /* the client protocol: "openai-chat", "anthropic-messages",
-                              * "openai-responses" */
+                              * "openai-responses", "openai-embeddings" */
     const char *native_kind; /* the upstream kind it relays untouched: "openai", "anthropic"
                               * ("openai-responses": no upstream kind has it yet) */
     const char *native_end;  /* what keel writes after a native stream's clean end ("data: [DONE]\n\n"),
                               * its end frame swallowed; NULL: the end frame is relayed as sent, and
                               * a native stream without it was cut */
     const char *error_event; /* the SSE event name of keel's own error event (NULL: unnamed) */
+    const char *native_path; /* the path under a native target's base_url, when it is not its
+                              * kind's chat path (embeddings: "/embeddings"); NULL: that one */
     int native_frames;       /* a non-stream client's answer from a stream of its native kind is
                               * built from the frames as sent (core/anthropic_msg.h), not from
                               * events: Anthropic's blocks carry what events do not (thinking
@@ -369,10 +379,20 @@ struct keel_encoder_ops {
      * refused event, an error, a cut), before another stream_init of the same state: gives back
      * what the state holds (held 0). NULL: it holds nothing (OpenAI, Anthropic) */
     void (*stream_release)(struct keel_stream_enc *s);
+    /* keel's own error after the commit point, as the protocol's stream says one (Responses:
+     * an `error` event with its sequence_number); NULL: the error envelope in an error_event
+     * frame. All or nothing, as above */
+    int (*stream_error)(struct keel_stream_enc *s, const char *code, const char *message, struct keel_buf *out);
+    /* a native whole answer judged by the protocol itself rather than its kind's decoder
+     * (embeddings have no choices to read): as keel_decoder_ops.body; NULL: the decoder's */
+    enum keel_answer_kind (*judge)(const char *body, size_t len, char *code, size_t codelen,
+                                   struct keel_usage *usage);
+    /* (a protocol without stream ops never streams: keel asks its targets for no stream) */
 };
 
 extern const struct keel_encoder_ops keel_openai_chat_encoder;
 extern const struct keel_encoder_ops keel_anthropic_encoder;
+extern const struct keel_encoder_ops keel_openai_embeddings_encoder;
 extern const struct keel_encoder_ops keel_responses_encoder;
 
 #endif

@@ -327,6 +327,31 @@ const struct keel_decoder_ops keel_openai_decoder = {
     .error_code = error_code,
 };
 
+/* An embeddings answer: OK with a non-empty "data" array, EMPTY without one (an empty list is
+ * no answer, as a chat answer without choices is not: seed 000), ERROR for an error body; its
+ * usage (prompt and total tokens) into *usage. */
+enum keel_answer_kind keel_openai_embeddings_judge(const char *text, size_t len, char *code, size_t codelen,
+                                                   struct keel_usage *usage)
+{
+    struct keel_json root;
+    if (keel_decoder_open_body(text, len, code, codelen, &root) != 0)
+        return KEEL_ANSWER_MALFORMED;
+    struct keel_json data = keel_json_get(root, "data"), err = keel_json_get(root, "error"), el;
+    size_t pos = 0;
+    if (keel_json_type(data) == KEEL_JSON_ARRAY && keel_json_next(data, &pos, NULL, &el)) {
+        struct keel_usage n = {0};
+        usage_of(keel_json_get(root, "usage"), &n);
+        if (usage != NULL && n.present)
+            *usage = n;
+        return KEEL_ANSWER_OK;
+    }
+    if (has_error(err)) {
+        error_code_of(root, err, code, codelen);
+        return KEEL_ANSWER_ERROR;
+    }
+    return KEEL_ANSWER_EMPTY;
+}
+
 const struct keel_encoder_ops keel_openai_chat_encoder = {
     .protocol = "openai-chat",
     .native_kind = "openai",
@@ -335,4 +360,13 @@ const struct keel_encoder_ops keel_openai_chat_encoder = {
     .stream_init = keel_openai_stream_init,
     .stream_event = keel_openai_stream_event,
     .stream_end = keel_openai_stream_end,
+};
+
+/* The embeddings API: an answer of its native kind passes through as sent, judged by its own
+ * shape; nothing streams and nothing is translated (config admits only OpenAI targets). */
+const struct keel_encoder_ops keel_openai_embeddings_encoder = {
+    .protocol = "openai-embeddings",
+    .native_kind = "openai",
+    .native_path = "/embeddings",
+    .judge = keel_openai_embeddings_judge,
 };

@@ -725,6 +725,41 @@ int keel_responses_stream_end(struct keel_stream_enc *s, struct keel_buf *out)
     return 0;
 }
 
+/* C string s quoted as a JSON string, "" when it does not fit a frame's room */
+static void wcstring(struct writer *o, const char *s)
+{
+    char buf[512];
+    size_t n = keel_json_quote(s, NULL, 0);
+    if (n < sizeof(buf)) {
+        keel_json_quote(s, buf, sizeof(buf));
+        w(o, buf, n);
+    } else {
+        ws(o, "\"\"");
+    }
+}
+
+int keel_responses_stream_error(struct keel_stream_enc *s, const char *code, const char *message,
+                                struct keel_buf *out)
+{
+    struct keel_stream_responses *r = &s->responses;
+    struct keel_stream_told t = r->told;
+    struct writer o = {out, 0};
+    size_t was = out->len;
+    wframe(&o, "error");
+    ws(&o, ",\"code\":");
+    wcstring(&o, code);
+    ws(&o, ",\"message\":");
+    wcstring(&o, message);
+    ws(&o, ",\"param\":null");
+    wframe_end(&o, &t);
+    if (o.rv != 0) {
+        out->len = was;
+        return o.rv;
+    }
+    r->told = t;
+    return 0;
+}
+
 const struct keel_encoder_ops keel_responses_encoder = {
     .protocol = "openai-responses",
     .native_kind = "openai-responses", /* no upstream kind has it yet: every stream is re-encoded */
@@ -736,4 +771,5 @@ const struct keel_encoder_ops keel_responses_encoder = {
     .stream_event = keel_responses_stream_event,
     .stream_end = keel_responses_stream_end,
     .stream_release = keel_responses_stream_release,
+    .stream_error = keel_responses_stream_error,
 };
