@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -656,6 +657,67 @@ static int managed(struct ctx *x, const yaml_node_t *map, const char *prefix, st
     return failed_since(x, before);
 }
 
+/* the headers keel writes itself, which `headers:` must not replace */
+static const char *const own_headers[] = {"authorization", "x-api-key", "content-type", "content-length", "host",
+                                          "transfer-encoding", "expect", "connection", "anthropic-version"};
+
+/* `headers:`, a mapping of header names to values (${VAR} expanded) sent with every request to
+ * the upstream: each kept as its "Name: value" line */
+static int headers(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_upstream_conf *u)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
+        return -1;
+    size_t before = x->nerr;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char path[256];
+        if (key_name(x, k, prefix, path, sizeof(path)) != 0)
+            continue;
+        const char *name = scalar(k);
+        size_t nlen = strlen(name), ok = nlen > 0 && nlen < 64;
+        for (size_t i = 0; ok && i < nlen; i++)
+            ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+                 (name[i] >= '0' && name[i] <= '9') || name[i] == '-' || name[i] == '_';
+        if (!ok) {
+            fail(x, k, path, "not a header name (letters, digits, - and _, at most 63)");
+            continue;
+        }
+        int own = 0;
+        for (size_t i = 0; i < sizeof(own_headers) / sizeof(own_headers[0]); i++)
+            own |= strcasecmp(name, own_headers[i]) == 0;
+        if (own) {
+            fail(x, k, path, "keel sets this header itself (the key goes in api_key)");
+            continue;
+        }
+        if (u->nheaders == KEEL_MAX_UPSTREAM_HEADERS) {
+            fail(x, k, path, "at most %d headers", KEEL_MAX_UPSTREAM_HEADERS);
+            continue;
+        }
+        char *value = NULL;
+        if (get_string(x, v, path, &value) != 0) /* never echo the value: it may be a secret */
+            continue;
+        if (strpbrk(value, "\r\n") != NULL) {
+            fail(x, v, path, "a header value cannot hold a line break");
+        } else {
+            size_t l = nlen + 2 + strlen(value) + 1;
+            char **more = realloc(u->headers, (u->nheaders + 1) * sizeof(*more));
+            char *line = malloc(l);
+            if (more != NULL)
+                u->headers = more;
+            if (more == NULL || line == NULL) {
+                free(line);
+                fail(x, v, path, "out of memory");
+            } else {
+                snprintf(line, l, "%s: %s", name, value);
+                u->headers[u->nheaders++] = line;
+            }
+        }
+        explicit_bzero(value, strlen(value));
+        free(value);
+    }
+    return failed_since(x, before);
+}
+
 static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_upstream_conf *u)
 {
     if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
@@ -697,8 +759,10 @@ static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, s
         } else if (strcmp(name, "managed") == 0) {
             has_managed = 1;
             managed_ok = managed(x, v, path, u) == 0;
+        } else if (strcmp(name, "headers") == 0) {
+            headers(x, v, path, u);
         } else {
-            fail(x, k, path, "unknown key (expected name, kind, base_url, api_key, managed)");
+            fail(x, k, path, "unknown key (expected name, kind, base_url, api_key, headers, managed)");
         }
     }
     if (!has_name)
@@ -1172,6 +1236,11 @@ void keel_config_free(struct keel_config *c)
             explicit_bzero(u->api_key, strlen(u->api_key));
             free(u->api_key);
         }
+        for (size_t j = 0; j < u->nheaders; j++) {
+            explicit_bzero(u->headers[j], strlen(u->headers[j]));
+            free(u->headers[j]);
+        }
+        free(u->headers);
         free(u->name);
         free(u->base_url);
         managed_free(u->managed);

@@ -42,11 +42,16 @@ struct keel_managed_conf {
     uint64_t idle_unload_ms;   /* stop it after this long without requests; 0 = never */
 };
 
+#define KEEL_MAX_UPSTREAM_HEADERS 16 /* an upstream's `headers:`, at most */
+
 struct keel_upstream_conf {
     char *name;
     const char *kind; /* the protocol it speaks: "openai" or "anthropic" (core/event.h's decoders) */
     char *base_url; /* without trailing '/'; "{port}" replaced once the managed port is known */
     char *api_key;  /* secret (STYLE S1): never logged; wiped on free; NULL if none */
+    char **headers; /* [nheaders] "Name: value" lines sent with every request to it (`headers:`;
+                     * values may hold secrets: never logged, wiped on free) */
+    size_t nheaders;
     struct keel_managed_conf *managed; /* NULL: a remote upstream */
 };
 

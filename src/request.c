@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "answer.h"
 #include "core/anthropic_msg.h"
@@ -479,6 +480,15 @@ static translate_fn translator(const struct keel_request *r, const struct keel_t
     return NULL;
 }
 
+/* whether the upstream's `headers:` set the header [name, name+nlen) */
+static int configured(const struct keel_upstream_conf *u, const char *name, size_t nlen)
+{
+    for (size_t i = 0; i < u->nheaders; i++)
+        if (strncasecmp(u->headers[i], name, nlen) == 0 && u->headers[i][nlen] == ':')
+            return 1;
+    return 0;
+}
+
 /* The attempt's header lines beyond its protocol's own: the client's headers the allowlist lets
  * go to a target of this kind (core/headers.h; anthropic-beta only from a client that speaks
  * Anthropic too), as "name: value" in buf. Returns how many went into lines[]; a header past
@@ -495,6 +505,8 @@ static size_t up_headers(const struct keel_request *r, const struct keel_target_
             continue;
         if (nlen == 14 && memcmp(name, "anthropic-beta", 14) == 0 && !native(r))
             continue;
+        if (configured(t->upstream, name, nlen))
+            continue; /* the operator's value for this upstream wins */
         if (used + nlen + vlen + 3 > cap) {
             keel_warn("req %s: header %.*s not forwarded: the request's forwarded headers pass %zu bytes", r->id,
                       (int)nlen, name, cap);
@@ -560,12 +572,14 @@ static void start_attempt(struct keel_request *r)
         }
     }
     char url[2048], hbuf[2048];
-    const char *lines[12];
+    const char *lines[12 + KEEL_MAX_UPSTREAM_HEADERS];
     snprintf(url, sizeof(url), "%s%s", t->upstream->base_url,
              native(r) && r->enc->native_path != NULL ? r->enc->native_path : p->path);
     size_t nlines = 0;
     if (p->extra_header != NULL)
         lines[nlines++] = p->extra_header;
+    for (size_t i = 0; i < t->upstream->nheaders; i++) /* the config's, for every request to it */
+        lines[nlines++] = t->upstream->headers[i];
     nlines += up_headers(r, t, lines + nlines, sizeof(lines) / sizeof(lines[0]) - nlines, hbuf, sizeof(hbuf));
     struct keel_upstream_spec spec = {
         .url = url,

@@ -19,12 +19,16 @@ admin_listen: 127.0.0.1:0
 upstreams:
   - { name: a, base_url: "{SIM}", api_key: sk-a }
   - { name: c, kind: anthropic, base_url: "{SIM}", api_key: sk-c }
+  - name: d
+    base_url: "{SIM}"
+    headers: { x-title: "\${KEEL_TEST_TITLE}", openai-project: proj-config }
 models:
   - { name: m, targets: [ { upstream: a, model: "503#h1" }, { upstream: a, model: "healthy#h2" } ] }
   - { name: s, targets: [ { upstream: a, model: "healthy#h3" } ] }
   - { name: claude, targets: [ { upstream: c, model: "healthy#h4" } ] }
   - { name: down, targets: [ { upstream: a, model: "503#h5" } ] }
-`, sim);
+  - { name: conf, targets: [ { upstream: d, model: "healthy#h6" } ] }
+`, sim, { env: { ...process.env, KEEL_TEST_TITLE: 'From the config' } });
 });
 
 after(async () => {
@@ -74,4 +78,10 @@ test('the client\'s idempotency, tracing and attribution headers go up; its cred
   assert.equal(stats.auth['healthy#h3'], 'Bearer sk-a');
   assert.equal(stats.x_api_key['healthy#h4'], 'sk-c');
   assert.doesNotMatch(JSON.stringify(stats), /sk-client-secret|c=1/);
+});
+
+test('an upstream\'s own headers (config headers:, ${VAR} expanded) go with every request to it, over the client\'s', async () => {
+  await post(keel, { model: 'conf', messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'x-title': 'From the client', traceparent: 'tp' } });
+  const passed = (await simStats(sim)).passed['healthy#h6'];
+  assert.deepEqual(passed, { traceparent: 'tp', 'openai-project': 'proj-config', 'x-title': 'From the config' });
 });

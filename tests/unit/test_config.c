@@ -137,6 +137,32 @@ static void test_duplicate_key(void **state)
             "t.yaml:1: defaults.breaker.failures: duplicate key");
 }
 
+/* an upstream's headers: kept as lines, ${VAR}s expanded; keel's own, bad names, line breaks and
+ * unset variables refused, the value never echoed */
+static void test_upstream_headers(void **state)
+{
+    char err[512];
+    struct keel_config *c = parse("upstreams:\n  - name: a\n    base_url: \"http://x\"\n    headers:\n"
+                                  "      X-Title: my agent\n      x-org-key: \"Bearer ${TEST_KEY}\"\n" MODELS,
+                                  err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(c->upstreams[0].nheaders, 2);
+    assert_string_equal(c->upstreams[0].headers[0], "X-Title: my agent");
+    assert_string_equal(c->upstreams[0].headers[1], "x-org-key: Bearer sk-test-123");
+    keel_config_free(c);
+    refused("upstreams:\n  - name: a\n    base_url: \"http://x\"\n    headers: { Authorization: x }\n" MODELS,
+            "t.yaml:4: upstreams[0].headers.Authorization: keel sets this header itself");
+    refused("upstreams:\n  - name: a\n    base_url: \"http://x\"\n    headers: { \"a b\": x }\n" MODELS,
+            "t.yaml:4: upstreams[0].headers.a b: not a header name");
+    refused("upstreams:\n  - name: a\n    base_url: \"http://x\"\n    headers: { x-a: \"1\\n2\" }\n" MODELS,
+            "t.yaml:4: upstreams[0].headers.x-a: a header value cannot hold a line break");
+    refused("upstreams:\n  - name: a\n    base_url: \"http://x\"\n    headers: { x-a: \"${NOPE}\" }\n" MODELS,
+            "t.yaml:4: upstreams[0].headers.x-a: environment variable NOPE is not set");
+    refused("upstreams:\n  - name: a\n    base_url: \"http://x\"\n    headers: [ x ]\n" MODELS,
+            "t.yaml:4: upstreams[0].headers: expected a mapping");
+}
+
 static void test_wrong_type(void **state)
 {
     refused("upstreams: a\n" MODELS, "t.yaml:1: upstreams: expected a list, got a scalar");
@@ -526,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_valid_merges_defaults_and_overrides),
         cmocka_unit_test(test_defaults_when_absent),
         cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_upstream_headers),
         cmocka_unit_test(test_duplicate_key),
         cmocka_unit_test(test_wrong_type),
         cmocka_unit_test(test_bad_duration),
