@@ -74,7 +74,10 @@ export async function startKeel(yaml, sim, { env } = {}) {
 
 // Sends SIGTERM and waits (bounded) for the exit; resolves to the exit code. Rejects if the
 // child's log holds a sanitizer report (the suite also runs on an ASan+UBSan build).
+// Stops a child started above; nothing for one that never started (a failed before() must not
+// leave its other children running and the runner waiting on them).
 export function stop(c, ms = 10000) {
+  if (c == null) return Promise.resolve(null);
   return new Promise((resolve, reject) => {
     const done = (code) => {
       if (/Sanitizer|runtime error:/.test(c.log())) reject(new Error(`sanitizer report:\n${c.log()}`));
