@@ -47,6 +47,11 @@ models:
   # an OpenAI client, an Anthropic target: the request translated, the Messages stream decoded
   # and assembled into one chat.completion
   - { name: translated, targets: [ { upstream: simant, model: healthy } ] }
+  # Anthropic Messages clients (POST /v1/messages): an Anthropic target, its stream rebuilt into
+  # one Message from the frames as sent; an OpenAI target, the request translated and its chunks
+  # assembled into one Message
+  - { name: messages, targets: [ { upstream: simant, model: healthy } ] }
+  - { name: messages-translated, targets: [ { upstream: sim, model: healthy } ] }
   - { name: ticks, targets: [ { upstream: sim, model: "ticks:1000" } ] }
   # failure paths: these breakers never open, so every request pays the failure
   - { name: hung, targets: [ { upstream: sim, model: hang, timeouts: { first_byte: 1s }, breaker: { failures: 1000000 } },
@@ -74,12 +79,12 @@ curl -s "http://127.0.0.1:$keel/v1/chat/completions" -d '{"model":"two","message
 
 # ---------------------------------------------------------------- 1. non-stream
 declare -A pid_of=([nginx]=$nginx_pid [keel]=$keel_pid [keel-open]=$keel_pid [keel-assembled]=$keel_pid
-                   [keel-translated]=$keel_pid)
-run() { # name port model conns -> "name rps p50_ms p99_ms cpu_us_per_req"
-    local pid=${pid_of[$1]:-} before=0 out
+                   [keel-translated]=$keel_pid [keel-messages]=$keel_pid [keel-messages-translated]=$keel_pid)
+run() { # name port model conns [path] -> "name rps p50_ms p99_ms cpu_us_per_req"
+    local pid=${pid_of[$1]:-} before=0 out path=${5:-/v1/chat/completions}
     [ -n "$pid" ] && before=$(cpu_ticks "$pid")
-    out=$(KEEL_BENCH_MODEL=$3 wrk -t"$(( $4 < 2 ? 1 : 2 ))" -c"$4" -d"${secs}s" --latency -s bench/chat.lua \
-          "http://127.0.0.1:$2/v1/chat/completions")
+    out=$(KEEL_BENCH_MODEL=$3 KEEL_BENCH_PATH=$path wrk -t"$(( $4 < 2 ? 1 : 2 ))" -c"$4" -d"${secs}s" --latency \
+          -s bench/chat.lua "http://127.0.0.1:$2$path")
     local after=$before; [ -n "$pid" ] && after=$(cpu_ticks "$pid")
     awk -v n="$1" -v t=$((after - before)) -v hz="$tick_hz" -v haspid="${pid:+1}" '
         function ms(v) { if (v ~ /us$/) { sub(/us/,"",v); return v/1000 } if (v ~ /ms$/) { sub(/ms/,"",v); return v+0 } sub(/s/,"",v); return v*1000 }
@@ -96,9 +101,13 @@ for i in $(seq "$runs"); do
     run nginx-2w "$nginx2_port" healthy 50 >>"$dir/r50"
     run keel "$keel" one 50 >>"$dir/r50"; run keel-open "$keel" two 50 >>"$dir/r50"
     run keel-assembled "$keel" assembled 50 >>"$dir/r50"; run keel-translated "$keel" translated 50 >>"$dir/r50"
+    run keel-messages "$keel" messages 50 /v1/messages >>"$dir/r50"
+    run keel-messages-translated "$keel" messages-translated 50 /v1/messages >>"$dir/r50"
     run direct "$sim" healthy 1 >>"$dir/r1"; run nginx "$nginx_port" healthy 1 >>"$dir/r1"
     run keel "$keel" one 1 >>"$dir/r1"; run keel-open "$keel" two 1 >>"$dir/r1"
     run keel-assembled "$keel" assembled 1 >>"$dir/r1"; run keel-translated "$keel" translated 1 >>"$dir/r1"
+    run keel-messages "$keel" messages 1 /v1/messages >>"$dir/r1"
+    run keel-messages-translated "$keel" messages-translated 1 /v1/messages >>"$dir/r1"
 done
 stat() { { grep "^$2 " "$1" || true; } | awk -v c="$3" '{print $c}' | median; }
 
@@ -154,7 +163,7 @@ d1=$(stat "$dir/r1" direct 3)
     echo
     echo "| path | req/s @50 | p50 ms @50 | p99 ms @50 | CPU µs/req @50 | p50 ms @1 | added p50 @1 vs direct |"
     echo "|---|---|---|---|---|---|---|"
-    for n in direct nginx nginx-2w keel keel-open keel-assembled keel-translated; do
+    for n in direct nginx nginx-2w keel keel-open keel-assembled keel-translated keel-messages keel-messages-translated; do
         p1=$(stat "$dir/r1" $n 3) added=-
         [ -n "$p1" ] && added=$(awk -v a="$p1" -v b="$d1" 'BEGIN {printf "%+.3f ms", a-b}')
         printf "| %s | %s | %s | %s | %s | %s | %s |\n" "$n" "$(stat "$dir/r50" $n 2)" "$(stat "$dir/r50" $n 3)" \
@@ -166,7 +175,11 @@ d1=$(stat "$dir/r1" direct 3)
     echo "default for a non-stream client, where keel asks the upstream for a stream and assembles its"
     echo "chunks (here 8 events) into one JSON answer (the sim's CPU for the stream is in req/s, not in"
     echo "keel's CPU column); keel-translated: an OpenAI client served by an Anthropic target (the"
-    echo "request translated, the Messages stream decoded and assembled into one chat.completion)."
+    echo "request translated, the Messages stream decoded and assembled into one chat.completion);"
+    echo "keel-messages: an Anthropic Messages client (POST /v1/messages) and an Anthropic target (its"
+    echo "stream rebuilt into one Message from the frames as sent); keel-messages-translated: the same"
+    echo "client served by an OpenAI target (the request translated, its chunks assembled into one"
+    echo "Message)."
     echo
     echo "- keel/nginx req/s at 50 connections: **$(awk -v a="$k50" -v b="$n50" 'BEGIN {printf "%.2f", a/b}')**"
     echo "- a second worker here: nginx 2 workers/1 worker req/s at 50 connections: **$(awk -v a="$(stat "$dir/r50" nginx-2w 2)" -v b="$n50" 'BEGIN {printf "%.2f", a/b}')**"\
