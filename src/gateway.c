@@ -108,15 +108,25 @@ void keel_gateway_apply(struct keel_gateway *gw, const struct keel_config *c)
 }
 
 /* SIGHUP: load the file again; a bad config is refused and the old one kept */
+/* the config's errors, every one, as `keel check` prints them (10 KiB: off the stack) */
+static struct keel_config_errors reload_errors;
+
 static void reload(struct keel_gateway *gw)
 {
     char err[512];
-    struct keel_config *c = keel_config_load(gw->config->file, err, sizeof(err));
-    if (c != NULL && keel_managed_bind(gw->managed, c, err, sizeof(err)) != 0) {
-        keel_config_free(c);
-        c = NULL;
-    }
+    struct keel_config *c = keel_config_load_all(gw->config->file, &reload_errors);
     if (c == NULL) {
+        gw->reload_failures++;
+        keel_error("SIGHUP: reload refused, the running config stays: %zu error%s", reload_errors.n + reload_errors.more,
+                   reload_errors.n + reload_errors.more == 1 ? "" : "s");
+        for (size_t i = 0; i < reload_errors.n; i++)
+            keel_error("  %s", reload_errors.msg[i]);
+        if (reload_errors.more > 0)
+            keel_error("  ... and %zu more", reload_errors.more);
+        return;
+    }
+    if (keel_managed_bind(gw->managed, c, err, sizeof(err)) != 0) {
+        keel_config_free(c);
         gw->reload_failures++;
         keel_error("SIGHUP: reload refused, the running config stays: %s", err);
         return;

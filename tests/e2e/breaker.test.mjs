@@ -347,9 +347,10 @@ describe('SIGHUP', () => {
 
   test('a bad config is refused, logged, and the old one kept', async () => {
     const good = fs.readFileSync(keel.file, 'utf8');
-    fs.writeFileSync(keel.file, good.replace('cooldown: 1s', 'cooldown: soon'));
+    fs.writeFileSync(keel.file, `${good.replace('cooldown: 1s', 'cooldown: soon')}\ncolour: blue\n`);
     keel.proc.kill('SIGHUP');
-    const logged = await eventually(() => /SIGHUP: reload refused.*defaults\.breaker\.cooldown: bad duration "soon"/.test(keel.log()));
+    // every error of the file, in file order, as keel check lists them
+    const logged = await eventually(() => /reload refused, the running config stays: 2 errors\n[^\n]*defaults\.breaker\.cooldown: bad duration "soon"[^\n]*\n[^\n]*colour: unknown key/.test(keel.log()));
     assert.ok(logged, keel.log());
     assert.equal((await post(keel, chat('slow'))).status, 200, 'still serving the old config');
     const st = await status();
