@@ -1,5 +1,6 @@
-/* admin.c - the admin listener: GET /healthz, GET /metrics (Prometheus text format 0.0.4, with
- * DESIGN.md's metric names; label values are configured names only, so cardinality is bounded),
+/* admin.c - the admin listener: GET /healthz, GET /metrics (Prometheus text format 0.0.4, the
+ * names docs/reference.md lists; label values are configured names only, so cardinality is
+ * bounded),
  * GET /admin/status (JSON: per model and target the breaker, cooldown left, recent failure
  * classes, in-flight, and live latency percentiles over a sliding window). Read-only views of
  * gw->state; nothing here changes it. */
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "core/buf.h"
 #include "gateway_t.h"
 #include "io/server.h"
@@ -205,6 +207,10 @@ static void metrics(struct keel_gateway *gw, struct keel_http *h)
     appendf(&b, "keel_client_rejected_total{reason=\"headers_too_large\"} %llu\n",
             (unsigned long long)ss->headers_too_large);
     appendf(&b, "keel_client_rejected_total{reason=\"ambiguous_length\"} %llu\n", (unsigned long long)ss->ambiguous);
+    family(&b, "keel_audit_dropped_total", "counter",
+           "Audit lines lost: the disk could not keep up (past 16 MiB pending) or a write failed.");
+    appendf(&b, "keel_audit_dropped_total %llu\n",
+            (unsigned long long)(gw->audit != NULL ? keel_audit_dropped(gw->audit) : 0));
     family(&b, "keel_memory_held_bytes", "gauge",
            "Bytes requests in flight hold in bodies and buffered answers (bounded by max_memory).");
     appendf(&b, "keel_memory_held_bytes %zu\n", gw->mem_held);

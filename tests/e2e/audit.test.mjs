@@ -105,6 +105,11 @@ describe('audit log', () => {
     }
   });
 
+  test('lines lost are counted in /metrics (none here: the disk keeps up)', async () => {
+    const m = await (await fetch(`${keel.adminUrl}/metrics`)).text();
+    assert.match(m, /# TYPE keel_audit_dropped_total counter\nkeel_audit_dropped_total 0\n/);
+  });
+
   test('rotation keeps at most audit_keep files, each of whole lines', () => {
     assert.ok(fs.existsSync(`${file}.1`), 'rotated');
     assert.ok(!fs.existsSync(`${file}.4`), 'no more than audit_keep');
