@@ -984,7 +984,7 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
         } else if (strcmp(name, "max_header_size") == 0) {
             rv = get_size(x, v, path, &c->max_header_size);
             if (rv == 0 && (c->max_header_size < 1024 || c->max_header_size > 400000))
-                rv = fail(x, v, path, "expected 1k to 400k");
+                rv = fail(x, v, path, "expected 1k to 390k (at most 400000 bytes, the HTTP parser's own ceiling)");
         } else if (strcmp(name, "max_json_depth") == 0) {
             rv = get_uint(x, v, path, &c->max_json_depth);
             if (rv == 0 && (c->max_json_depth == 0 || c->max_json_depth > KEEL_JSON_MAX_DEPTH))

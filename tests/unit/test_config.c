@@ -139,6 +139,17 @@ static void test_duplicate_key(void **state)
 
 /* an upstream's headers: kept as lines, ${VAR}s expanded; keel's own, bad names, line breaks and
  * unset variables refused, the value never echoed */
+/* the bound the error states is one a value can be written as (k is 1024: 400k is past 400000) */
+static void test_max_header_size_bound(void **state)
+{
+    char err[512];
+    struct keel_config *c = parse(UP MODELS "max_header_size: 390k\n", err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    keel_config_free(c);
+    refused(UP MODELS "max_header_size: 400k\n", "t.yaml:5: max_header_size: expected 1k to 390k");
+}
+
 static void test_upstream_headers(void **state)
 {
     char err[512];
@@ -553,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_defaults_when_absent),
         cmocka_unit_test(test_unknown_key),
         cmocka_unit_test(test_upstream_headers),
+        cmocka_unit_test(test_max_header_size_bound),
         cmocka_unit_test(test_duplicate_key),
         cmocka_unit_test(test_wrong_type),
         cmocka_unit_test(test_bad_duration),
