@@ -1146,6 +1146,11 @@ static void arm(struct keel_request *r)
 /* The request's budget is spent: 504 before the commit point, an error event after it. */
 static void deadline_exceeded(struct keel_request *r)
 {
+    if (r->state == REQ_WAIT && r->wake_at == UINT64_MAX) {
+        /* it ran out waiting for a managed backend to start: the attempt that never began is
+         * the request's last word (else it would read as skipped), held against nothing */
+        record_attempt(r, KEEL_CLASS_DEADLINE_EXCEEDED);
+    }
     keel_backend_cancel_wait(&r->waiter);
     if (r->xfer != NULL) {
         struct keel_upstream_xfer *x = r->xfer;

@@ -274,3 +274,32 @@ models: [ { name: m, targets: [ { upstream: quoted, model: healthy } ] } ]
     await stop(k);
   }
 });
+
+test('a request whose deadline runs out while its backend starts: 504 deadline_exceeded, never "skipped"', async () => {
+  const dir = tmpdir();
+  const go = path.join(dir, 'go');
+  const audit = path.join(dir, 'audit.jsonl');
+  const k = await startKeel(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+audit_log: ${audit}
+upstreams:
+  - name: late
+    base_url: "http://127.0.0.1:{port}/v1"
+    managed:
+      command: ["/bin/sh", "-c", "while [ ! -e ${go} ]; do /bin/sleep 0.02; done; exec ${KEEL} sim --listen 127.0.0.1:{port}"]
+      start_timeout: 10s
+models: [ { name: m, targets: [ { upstream: late, model: healthy } ] } ]
+`, null);
+  try {
+    const r = await post(k, chat('m'), { headers: { 'x-keel-timeout': '400ms' } });
+    assert.equal(r.status, 504, r.text);
+    assert.equal(JSON.parse(r.text).error.code, 'deadline_exceeded');
+    assert.deepEqual(attemptsOf(r).map((a) => a.class), ['deadline_exceeded']);
+    const line = await eventually(() => (fs.existsSync(audit) ? fs.readFileSync(audit, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l))[0] : null));
+    assert.equal(line.class, 'deadline_exceeded');
+  } finally {
+    fs.writeFileSync(go, '');
+    await stop(k);
+  }
+});
