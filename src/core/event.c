@@ -1,6 +1,6 @@
 /* event.c - the decoders by upstream kind, and what every decoder reads fields with (core/event.h):
  * keys compared on the span scanner's strings (core/json.h), no tree, no allocation. The
- * protocols themselves are openai.c's and anthropic.c's. */
+ * protocols themselves are openai.c's, anthropic.c's and responses.c's. */
 #include "core/event.h"
 
 #include <assert.h>
@@ -8,7 +8,8 @@
 
 const struct keel_decoder_ops *keel_decoder_for(const char *kind)
 {
-    static const struct keel_decoder_ops *const all[] = {&keel_openai_decoder, &keel_anthropic_decoder};
+    static const struct keel_decoder_ops *const all[] = {&keel_openai_decoder, &keel_anthropic_decoder,
+                                                           &keel_responses_decoder};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         if (strcmp(all[i]->kind, kind) == 0)
             return all[i];

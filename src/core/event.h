@@ -76,7 +76,8 @@ typedef int (*keel_ev_cb)(void *ctx, const struct keel_ev *ev);
 struct keel_decoder;
 
 struct keel_decoder_ops {
-    const char *kind; /* the upstream kind it reads: "openai", "anthropic" (static storage) */
+    const char *kind; /* the upstream kind it reads: "openai", "anthropic", "openai-responses"
+                       * (static storage) */
     /* One stream frame (an SSE event: its name, "message" when none, and its data). Fills info
      * (the frame's kind: progress, idle, error, done or malformed; its usage; an error's code) and,
      * when the decoder has a callback, hands it the frame's events in order. */
@@ -117,6 +118,8 @@ struct keel_decoder {
 
 extern const struct keel_decoder_ops keel_openai_decoder;
 extern const struct keel_decoder_ops keel_anthropic_decoder;
+/* kind "openai-responses" (core/responses.c): judge-only, its callback handed ERROR events alone */
+extern const struct keel_decoder_ops keel_responses_decoder;
 
 /* the decoder for an upstream kind, NULL when there is none */
 const struct keel_decoder_ops *keel_decoder_for(const char *kind);
