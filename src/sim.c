@@ -1,6 +1,7 @@
-/* sim.c - `keel sim`: a fault simulator speaking OpenAI (POST /v1/chat/completions, and
- * POST /v1/embeddings: a deterministic unit vector per input, floats or base64) and Anthropic
- * Messages (POST /v1/messages), keel's demo provider and its test fixture. The requested model name
+/* sim.c - `keel sim`: a fault simulator speaking OpenAI (POST /v1/chat/completions; POST
+ * /v1/responses, the Responses API's Response objects and typed events; POST /v1/embeddings: a
+ * deterministic unit vector per input, floats or base64) and Anthropic Messages (POST
+ * /v1/messages), keel's demo provider and its test fixture. The requested model name
  * picks the behaviour, "NAME" or "NAME:PARAM", "+sse" to stream whatever the request asked (see the
  * README), the same names on every API where they mean something; "chaos[:rate]" (chat) picks one
  * of the others at random per request (the soak, bench/soak.mjs). Each request runs a short script
@@ -1077,6 +1078,19 @@ static char *event(const char *type, const char *fmt, ...)
     return closed(f, &s);
 }
 
+/* n fragments (raw UTF-8) joined as one JSON string, escaped fragment by fragment: each is whole
+ * characters, so as if joined first */
+static void put_text(FILE *f, const char *const *frags, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        char *e = escape(frags[i]);
+        fputs(e ? e : "", f);
+        free(e);
+    }
+    fputc('"', f);
+}
+
 /* a block's fragments joined as its field's value: the input's JSON text as is, else a string */
 static void put_frags(FILE *f, const struct block *b)
 {
@@ -1085,13 +1099,7 @@ static void put_frags(FILE *f, const struct block *b)
             fputs(b->frags[i], f);
         return;
     }
-    fputc('"', f); /* escaped fragment by fragment: each is whole characters, so as if joined first */
-    for (size_t i = 0; i < b->nfrags; i++) {
-        char *e = escape(b->frags[i]);
-        fputs(e ? e : "", f);
-        free(e);
-    }
-    fputc('"', f);
+    put_text(f, b->frags, b->nfrags);
 }
 
 /* a content block: whole, or as content_block_start opens it (its field empty) */
@@ -1560,6 +1568,361 @@ static int script_embeddings(struct sim_req *sr, const char *model, const struct
     return -1;
 }
 
+/* ------------------------------------------------------------------ responses, in OpenAI's Responses shapes */
+
+/* A Responses answer is its output items in order, each the fragments its deltas carry: a message's
+ * output_text, or a function_call's arguments (its JSON text, cut anywhere). The whole answer
+ * joins each item's fragments; a stream sends them one delta each, item after item, every event
+ * named by its type and numbered in sequence_number, so its deltas join into the whole answer. */
+struct item {
+    const char *const *frags; /* raw UTF-8, each whole characters; static or the builder's caller's */
+    size_t nfrags;
+    const char *id;      /* the item's id; needs no escaping, as call_id and name */
+    const char *call_id; /* a function_call's call_id, or NULL: the item is a message */
+    const char *name;    /* a function_call's function */
+};
+
+struct response {
+    const struct item *items; /* the caller's, read only while a builder runs */
+    size_t nitems;
+    uint64_t tokens; /* usage.output_tokens */
+};
+
+static const struct item hello_items[] = {{FRAGS(words), "msg_sim", NULL, NULL}};
+/* the usual answer: 4 output tokens for its five words, as on the chat side */
+static const struct response hello_response = {hello_items, 1, 4};
+
+static const struct item call_items[] = {
+    {FRAGS(weather_input), "fc_sim_1", "call_sim_1", "get_weather"},
+    {FRAGS(time_input), "fc_sim_2", "call_sim_2", "get_time"},
+};
+static const struct response calls_response = {call_items, COUNT(call_items), COUNT(weather_input) + COUNT(time_input)};
+
+static const struct response empty_response = {NULL, 0, 0};
+
+/* a message's output_text part: whole, or as content_part.added opens it (its text "") */
+static void put_part(FILE *f, const struct item *it, int whole)
+{
+    fputs("{\"type\":\"output_text\",\"text\":", f);
+    put_text(f, it->frags, whole ? it->nfrags : 0);
+    fputs(",\"annotations\":[]}", f);
+}
+
+/* an output item: whole (completed), or as output_item.added opens it (in progress, no content) */
+static void put_item(FILE *f, const struct item *it, int whole)
+{
+    const char *status = whole ? "completed" : "in_progress";
+    if (it->call_id != NULL) {
+        fprintf(f, "{\"type\":\"function_call\",\"id\":\"%s\",\"call_id\":\"%s\",\"name\":\"%s\",\"arguments\":",
+                it->id, it->call_id, it->name);
+        put_text(f, it->frags, whole ? it->nfrags : 0);
+        fprintf(f, ",\"status\":\"%s\"}", status);
+        return;
+    }
+    fprintf(f, "{\"type\":\"message\",\"id\":\"%s\",\"status\":\"%s\",\"role\":\"assistant\",\"content\":[", it->id,
+            status);
+    if (whole)
+        put_part(f, it, 1);
+    fputs("]}", f);
+}
+
+/* the Response object: done (completed, its output and usage), or as response.created shows it */
+static void put_response(FILE *f, const char *model, const struct response *r, int done)
+{
+    fprintf(f,
+            "{\"id\":\"resp_sim\",\"object\":\"response\",\"created_at\":0,\"status\":\"%s\",\"error\":null,"
+            "\"incomplete_details\":null,\"instructions\":null,\"model\":",
+            done ? "completed" : "in_progress");
+    put_string(f, model);
+    fputs(",\"output\":[", f);
+    for (size_t i = 0; done && i < r->nitems; i++) {
+        if (i > 0)
+            fputc(',', f);
+        put_item(f, &r->items[i], 1);
+    }
+    fputs("],\"parallel_tool_calls\":true,\"tool_choice\":\"auto\",\"tools\":[],\"usage\":", f);
+    if (!done) {
+        fputs("null}", f);
+        return;
+    }
+    fprintf(f,
+            "{\"input_tokens\":5,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":%llu,"
+            "\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":%llu}}",
+            (unsigned long long)r->tokens, (unsigned long long)r->tokens + 5);
+}
+
+/* the whole answer, a Response (heap, the caller frees it) */
+static char *response_whole(const char *model, const struct response *r)
+{
+    char *s = NULL;
+    size_t len;
+    FILE *f = open_memstream(&s, &len);
+    if (f == NULL)
+        return NULL;
+    put_response(f, model, r, 1);
+    return closed(f, &s);
+}
+
+/* a Responses stream being scripted, one event after another */
+struct rstream {
+    struct sim_req *sr;       /* whose script the events are added to */
+    const char *model;        /* the name the answer carries; the caller's, while scripting */
+    const struct response *r; /* the answer streamed; the caller's, while scripting */
+    unsigned seq;             /* the next event's sequence_number: 0 for response.created */
+};
+
+/* a memory stream on *s (see closed()) holding an event named type up to its data's "type" */
+static FILE *ev_open(char **s, size_t *len, const char *type)
+{
+    FILE *f = open_memstream(s, len);
+    if (f != NULL)
+        fprintf(f, "event: %s\ndata: {\"type\":\"%s\"", type, type);
+    return f;
+}
+
+/* the event ev_open() began, its data closed with the stream's next sequence_number and scripted
+ * as a write `delay` ms after the previous one */
+static void ev_add(struct rstream *rs, FILE *f, char **s, uint64_t delay)
+{
+    fprintf(f, ",\"sequence_number\":%u}\n\n", rs->seq++);
+    add(rs->sr, ACT_WRITE, delay, 0, closed(f, s));
+}
+
+/* an event whose data goes on (after "type") with fmt's keys, each led by a comma */
+static void ev(struct rstream *rs, uint64_t delay, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void ev(struct rstream *rs, uint64_t delay, const char *type, const char *fmt, ...)
+{
+    char *s = NULL;
+    size_t len;
+    FILE *f = ev_open(&s, &len, type);
+    if (f == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    ev_add(rs, f, &s, delay);
+}
+
+/* response.created, response.in_progress, response.completed: the Response as it stands */
+static void ev_response(struct rstream *rs, const char *type, int done)
+{
+    char *s = NULL;
+    size_t len;
+    FILE *f = ev_open(&s, &len, type);
+    if (f == NULL)
+        return;
+    fputs(",\"response\":", f);
+    put_response(f, rs->model, rs->r, done);
+    ev_add(rs, f, &s, 0);
+}
+
+/* response.output_item.added (opening) or .done (whole) for item i */
+static void ev_item(struct rstream *rs, size_t i, int whole)
+{
+    char *s = NULL;
+    size_t len;
+    FILE *f = ev_open(&s, &len, whole ? "response.output_item.done" : "response.output_item.added");
+    if (f == NULL)
+        return;
+    fprintf(f, ",\"output_index\":%zu,\"item\":", i);
+    put_item(f, &rs->r->items[i], whole);
+    ev_add(rs, f, &s, 0);
+}
+
+/* for message item i: response.content_part.added (opening) or .done (whole), or (text)
+ * response.output_text.done with the text joined */
+static void ev_part(struct rstream *rs, size_t i, const char *type, int whole, int text)
+{
+    const struct item *it = &rs->r->items[i];
+    char *s = NULL;
+    size_t len;
+    FILE *f = ev_open(&s, &len, type);
+    if (f == NULL)
+        return;
+    fprintf(f, ",\"item_id\":\"%s\",\"output_index\":%zu,\"content_index\":0,", it->id, i);
+    if (text) {
+        fputs("\"text\":", f);
+        put_text(f, it->frags, it->nfrags);
+        fputs(",\"logprobs\":[]", f);
+    } else {
+        fputs("\"part\":", f);
+        put_part(f, it, whole);
+    }
+    ev_add(rs, f, &s, 0);
+}
+
+/* response.function_call_arguments.done for function_call item i: its arguments joined */
+static void ev_arguments(struct rstream *rs, size_t i)
+{
+    const struct item *it = &rs->r->items[i];
+    char *s = NULL;
+    size_t len;
+    FILE *f = ev_open(&s, &len, "response.function_call_arguments.done");
+    if (f == NULL)
+        return;
+    fprintf(f, ",\"item_id\":\"%s\",\"output_index\":%zu,\"arguments\":", it->id, i);
+    put_text(f, it->frags, it->nfrags);
+    ev_add(rs, f, &s, 0);
+}
+
+/* item i's k-th delta, `delay` ms after the previous write */
+static void ev_delta(struct rstream *rs, size_t i, size_t k, uint64_t delay)
+{
+    const struct item *it = &rs->r->items[i];
+    char *e = escape(it->frags[k]);
+    if (it->call_id != NULL)
+        ev(rs, delay, "response.function_call_arguments.delta",
+           ",\"item_id\":\"%s\",\"output_index\":%zu,\"delta\":\"%s\"", it->id, i, e ? e : "");
+    else
+        ev(rs, delay, "response.output_text.delta",
+           ",\"item_id\":\"%s\",\"output_index\":%zu,\"content_index\":0,\"delta\":\"%s\",\"logprobs\":[]", it->id, i,
+           e ? e : "");
+    free(e);
+}
+
+/* the stream's head: its headers, response.created and response.in_progress */
+static void response_head(struct rstream *rs)
+{
+    stream_start(rs->sr);
+    ev_response(rs, "response.created", 0);
+    ev_response(rs, "response.in_progress", 0);
+}
+
+/* rs->r streamed: the head, each item's events, response.completed; the first delta `first` ms
+ * late, each later one `gap` ms after the one before. After `cut` deltas (fewer than the answer
+ * has) it stops at once, for the caller to end the script. */
+static void response_stream(struct rstream *rs, uint64_t first, uint64_t gap, uint64_t cut)
+{
+    uint64_t sent = 0;
+    response_head(rs);
+    for (size_t i = 0; i < rs->r->nitems; i++) {
+        const struct item *it = &rs->r->items[i];
+        ev_item(rs, i, 0);
+        if (it->call_id == NULL)
+            ev_part(rs, i, "response.content_part.added", 0, 0);
+        for (size_t k = 0; k < it->nfrags && sent < cut; k++, sent++)
+            ev_delta(rs, i, k, sent == 0 ? first : gap);
+        if (sent == cut)
+            return;
+        if (it->call_id == NULL) {
+            ev_part(rs, i, "response.output_text.done", 1, 1);
+            ev_part(rs, i, "response.content_part.done", 1, 0);
+        } else {
+            ev_arguments(rs, i);
+        }
+        ev_item(rs, i, 1);
+    }
+    ev_response(rs, "response.completed", 1);
+    add(rs->sr, ACT_END, 0, 0, NULL);
+}
+
+/* r streamed or whole; the whole answer waits as long as its stream would take */
+static void response_answer(struct sim_req *sr, const char *model, const struct response *r, int stream,
+                            uint64_t first, uint64_t gap)
+{
+    if (stream) {
+        struct rstream rs = {sr, model, r, 0};
+        response_stream(&rs, first, gap, UINT64_MAX);
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < r->nitems; i++)
+        n += r->items[i].nfrags;
+    add(sr, ACT_RESPOND, first + gap * n, 200, response_whole(model, r));
+}
+
+/* Builds the script for one POST /v1/responses: model names the behaviour as script() reads it and
+ * is the name the answer carries; body is the request's. Returns 0, or -1 for an unknown name. */
+static int script_responses(struct sim_req *sr, const char *model, int stream, const char *body, size_t body_len)
+{
+    struct spec spec, *sp = &spec;
+    parse_spec(sp, model, stream);
+    stream = sp->stream;
+    if (failing(sr, sp)) {
+        respond_failing(sr, sp);
+        return 0;
+    }
+    if (early_fault(sr, sp, IS("heartbeat-only") || IS("pings-only")) == 0 || openai_error(sr, sp) == 0)
+        return 0;
+    if (IS("healthy") || IS("slow-first-token") || IS("slow-tokens") || IS("drift")) {
+        uint64_t first, gap;
+        delays(sr, sp, &first, &gap);
+        response_answer(sr, model, &hello_response, stream, first, gap);
+        return 0;
+    }
+    const struct response *fixed = IS("tools") ? &calls_response : IS("empty") ? &empty_response : NULL;
+    if (fixed != NULL) {
+        response_answer(sr, model, fixed, stream, 0, 0);
+        return 0;
+    }
+    if (IS("echo")) {
+        /* the text is the request body exactly as it arrived, one delta in a stream */
+        char *raw = strndup(body, body_len);
+        const char *frags[] = {raw ? raw : ""};
+        struct item it = {FRAGS(frags), "msg_sim", NULL, NULL};
+        struct response r = {&it, 1, 1};
+        response_answer(sr, model, &r, stream, 0, 0);
+        free(raw);
+        return 0;
+    }
+    struct rstream rs = {sr, model, &hello_response, 0};
+    if (IS("heartbeat-only") || IS("pings-only")) { /* a stream: early_fault() answered the others */
+        response_head(&rs);
+        add(sr, ACT_HEARTBEAT, P(500), 0, strdup(": keep-alive\n\n"));
+        return 0;
+    }
+    if ((IS("stall-after") || IS("cut-after")) && stream) {
+        /* n (3; cut-after 2) text deltas, then silence, or a clean end: no response.completed */
+        const char *frags[16];
+        uint64_t n = P(IS("cut-after") ? 2 : 3);
+        if (n > 16)
+            n = 16;
+        for (uint64_t i = 0; i < n; i++)
+            frags[i] = words[i % NWORDS];
+        struct item it = {frags, n, "msg_sim", NULL, NULL};
+        struct response r = {&it, 1, n};
+        rs.r = &r;
+        response_stream(&rs, 0, 0, n);
+        add(sr, IS("cut-after") ? ACT_END : ACT_SILENCE, 0, 0, NULL);
+        return 0;
+    }
+    if (IS("stall-after")) { /* a non-stream request (a stream is above) */
+        partial_json(sr, "{\"id\":\"resp_sim\",");
+        add(sr, ACT_SILENCE, 0, 0, NULL);
+        return 0;
+    }
+    if (IS("reset-mid-stream")) {
+        if (stream)
+            response_stream(&rs, 0, 0, 2);
+        else
+            partial_json(sr, "{\"id\":\"resp_sim\",\"object\":");
+        add(sr, ACT_ABORT, 50, 0, NULL);
+        return 0;
+    }
+    if (IS("error-before-content") || IS("error-after-content")) {
+        if (!stream) {
+            respond_error(sr, 500, "The server had an error while processing your request.", "server_error",
+                          "server_error");
+            return 0;
+        }
+        if (IS("error-after-content"))
+            response_stream(&rs, 0, 0, 2);
+        else
+            response_head(&rs);
+        ev(&rs, 0, "error", ",\"code\":\"server_error\",\"message\":\"The server had an error\",\"param\":null");
+        add(sr, ACT_END, 0, 0, NULL);
+        return 0;
+    }
+    if (IS("400")) {
+        respond_invalid(sr, "Invalid type for 'input': expected a string or an array of input items.", "input",
+                        "invalid_type");
+        return 0;
+    }
+    return -1;
+}
+
 #undef IS
 #undef P
 
@@ -1905,24 +2268,59 @@ static void messages(struct sim *sim, struct keel_http *h)
 /* POST /v1/embeddings (and /embeddings), OpenAI's embeddings API: counted by model like chat();
  * a body whose input, dimensions or encoding_format the real API would refuse gets its 400 (the
  * hit still counts) */
+/* OpenAI's 400 for a body without a model (not counted: there is no name to count it under) */
+static void reply_no_model(struct keel_http *h, json_t *body)
+{
+    int object = json_is_object(body);
+    reply_json(h, 400, json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message",
+                                 object ? "Missing required parameter: 'model'."
+                                        : "We could not parse the JSON body of your request.",
+                                 "type", "invalid_request_error", "param", object ? "model" : NULL, "code",
+                                 object ? "missing_required_parameter" : NULL));
+}
+
 static void embeddings(struct sim *sim, struct keel_http *h)
 {
     size_t text_len;
     const char *text, *model;
     json_t *body = request_body(h, &text, &text_len, &model);
     if (model == NULL) {
-        int object = json_is_object(body);
+        reply_no_model(h, body);
         json_decref(body);
-        reply_json(h, 400, json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message",
-                                     object ? "Missing required parameter: 'model'."
-                                            : "We could not parse the JSON body of your request.",
-                                     "type", "invalid_request_error", "param", object ? "model" : NULL, "code",
-                                     object ? "missing_required_parameter" : NULL));
         return;
     }
     struct sim_req *sr = sr_new(sim, h, model);
     struct embed_req er;
     if (embed_read(sr, body, &er) == 0 && script_embeddings(sr, model, &er) != 0) {
+        sr_unscript(sr);
+        respond_error(sr, 404, "The model does not exist: keel sim knows healthy, hang, 503, ... (see README)",
+                      "invalid_request_error", "model_not_found");
+    }
+    json_decref(body);
+    sr_start(sr);
+}
+
+/* POST /v1/responses (and /responses), OpenAI's Responses API: counted by model like chat(); a
+ * body without input, or whose input is neither a string nor an array, gets its 400 (the hit
+ * still counts) */
+static void responses(struct sim *sim, struct keel_http *h)
+{
+    size_t text_len;
+    const char *text, *model;
+    json_t *body = request_body(h, &text, &text_len, &model);
+    if (model == NULL) {
+        reply_no_model(h, body);
+        json_decref(body);
+        return;
+    }
+    struct sim_req *sr = sr_new(sim, h, model);
+    json_t *input = json_object_get(body, "input");
+    if (input == NULL) {
+        respond_invalid(sr, "Missing required parameter: 'input'.", "input", "missing_required_parameter");
+    } else if (!json_is_string(input) && !json_is_array(input)) {
+        respond_invalid(sr, "Invalid type for 'input': expected a string or an array of input items.", "input",
+                        "invalid_type");
+    } else if (script_responses(sr, model, json_is_true(json_object_get(body, "stream")), text, text_len) != 0) {
         sr_unscript(sr);
         respond_error(sr, 404, "The model does not exist: keel sim knows healthy, hang, 503, ... (see README)",
                       "invalid_request_error", "model_not_found");
@@ -1945,6 +2343,8 @@ static void on_request(void *app, struct keel_http *h)
         messages(sim, h);
     } else if ((PATH_IS("/v1/embeddings") || PATH_IS("/embeddings")) && post) {
         embeddings(sim, h);
+    } else if ((PATH_IS("/v1/responses") || PATH_IS("/responses")) && post) {
+        responses(sim, h);
     } else if (PATH_IS("/health")) {
         reply_json(h, 200, json_pack("{s:s}", "status", "ok"));
     } else if (PATH_IS("/sim/stats")) {
