@@ -724,6 +724,7 @@ static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, s
         return -1;
     size_t before = x->nerr;
     int has_name = 0, has_base_url = 0, has_managed = 0, managed_ok = 0;
+    const yaml_node_t *responses_at = NULL; /* `responses: true`, where it was said */
     FOREACH_PAIR(x, map, k, v)
     {
         char path[256];
@@ -761,14 +762,22 @@ static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, s
             managed_ok = managed(x, v, path, u) == 0;
         } else if (strcmp(name, "headers") == 0) {
             headers(x, v, path, u);
+        } else if (strcmp(name, "responses") == 0) {
+            if (get_bool(x, v, path, &u->responses) == 0 && u->responses)
+                responses_at = v;
         } else {
-            fail(x, k, path, "unknown key (expected name, kind, base_url, api_key, headers, managed)");
+            fail(x, k, path, "unknown key (expected name, kind, base_url, api_key, headers, responses, managed)");
         }
     }
     if (!has_name)
         fail(x, map, prefix, "missing name");
     if (u->kind == NULL)
         u->kind = "openai";
+    if (responses_at != NULL && strcmp(u->kind, "openai") != 0) {
+        char path[256];
+        join(path, sizeof(path), prefix, "responses");
+        fail(x, responses_at, path, "only a kind openai upstream serves the Responses API");
+    }
     if (!has_base_url)
         fail(x, map, prefix, "missing base_url");
     /* {port} against the managed block: only when both were read as given */

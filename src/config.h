@@ -52,6 +52,8 @@ struct keel_upstream_conf {
     char **headers; /* [nheaders] "Name: value" lines sent with every request to it (`headers:`;
                      * values may hold secrets: never logged, wiped on free) */
     size_t nheaders;
+    int responses;  /* it serves OpenAI's Responses API at {base_url}/responses (`responses: true`,
+                     * kind openai only): a Responses client's request goes to it as sent */
     struct keel_managed_conf *managed; /* NULL: a remote upstream */
 };
 

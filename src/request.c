@@ -286,16 +286,28 @@ static void attempt_over(struct keel_request *r, enum keel_class cls)
     r->probe = 0; /* reported: a retry on this target is not the probe again */
 }
 
-/* How each upstream kind is reached: the path under its base_url, how its key is sent, and how
- * a client's body of the same protocol asks it for a stream with usage. */
+/* How each upstream protocol is reached: the path under its base_url, how its key is sent, how
+ * a client's body of the same protocol asks it for a stream with usage, and whether a
+ * non-stream client's answer can be built from its stream (stream_upstream; the Responses
+ * decoder only judges, so a non-stream Responses client gets the target's own answer). */
 struct protocol {
     const char *kind, *path, *key_header, *extra_header;
     enum keel_reqbody_ask stream_ask;
+    int assembles;
 };
 static const struct protocol protocols[] = {
-    {"openai", "/chat/completions", NULL, NULL, KEEL_REQBODY_STREAM_USAGE},
-    {"anthropic", "/messages", "x-api-key", "anthropic-version: 2023-06-01", KEEL_REQBODY_STREAM},
+    {"openai", "/chat/completions", NULL, NULL, KEEL_REQBODY_STREAM_USAGE, 1},
+    {"anthropic", "/messages", "x-api-key", "anthropic-version: 2023-06-01", KEEL_REQBODY_STREAM, 1},
+    {"openai-responses", "/responses", NULL, NULL, KEEL_REQBODY_STREAM, 0},
 };
+
+/* The protocol target t speaks with this request's client: its upstream's kind, or the
+ * Responses API itself when the client speaks it and the upstream serves it (responses: true) */
+static const char *target_kind(const struct keel_request *r, const struct keel_target_conf *t)
+{
+    return t->upstream->responses && strcmp(r->enc->native_kind, "openai-responses") == 0 ? "openai-responses"
+                                                                                           : t->upstream->kind;
+}
 
 static const struct protocol *protocol_of(const char *kind)
 {
@@ -322,7 +334,7 @@ void keel_req_begin(struct keel_request *r)
                                                  .same_target = t->retry.same_target,
                                                  .backoff_ms = t->retry.backoff_ms,
                                                  .max_wait_ms = t->retry.max_wait_ms,
-                                                 .protocol = (int)(protocol_of(t->upstream->kind) - protocols)};
+                                                 .protocol = (int)(protocol_of(target_kind(r, t)) - protocols)};
     }
     keel_router_init(&r->router, r->route, r->model->ntargets, admit_target, skip_target, r);
     uv_timer_init(gw->loop, r->timer);
@@ -390,7 +402,7 @@ static void reset_attempt(struct keel_request *r, const struct keel_target_conf 
 /* the attempt's target speaks the client's protocol: bytes pass through, only model replaced */
 static int native(const struct keel_request *r)
 {
-    return strcmp(r->target->upstream->kind, r->enc->native_kind) == 0;
+    return strcmp(target_kind(r, r->target), r->enc->native_kind) == 0;
 }
 
 /* The client's request cannot be said in the target's protocol (an input that protocol has no
@@ -554,8 +566,8 @@ static void start_attempt(struct keel_request *r)
     /* a client that did not ask for a stream gets one answer either way; asking the target for a
      * stream (stream_upstream) lets first_byte and stall watch the generation, and any failure
      * before the end fail over unseen */
-    int ask_stream = r->enc->stream_init != NULL && (r->stream || t->stream_upstream);
-    const struct protocol *p = protocol_of(t->upstream->kind);
+    const struct protocol *p = protocol_of(target_kind(r, t));
+    int ask_stream = r->enc->stream_init != NULL && (r->stream || (t->stream_upstream && (!native(r) || p->assembles)));
     size_t len = 0;
     char *body;
     if (native(r)) {
@@ -670,7 +682,7 @@ static void release_senc(struct keel_request *r)
 static void open_reader(struct keel_request *r)
 {
     keel_sse_parser_init(&r->sse, MAX_SSE_LINE, on_event, on_comment, r);
-    const struct keel_decoder_ops *ops = keel_decoder_for(r->target->upstream->kind);
+    const struct keel_decoder_ops *ops = keel_decoder_for(target_kind(r, r->target));
     assert(ops != NULL); /* config admits only kinds that have a decoder */
     if (r->state == REQ_ASSEMBLE && native(r) && r->enc->native_frames) {
         /* the protocol's own answer built from its frames as sent; the decoder only judges */
@@ -895,7 +907,7 @@ static void reencode_body(struct keel_request *r, struct keel_asm *a, int rv)
  * also feeds an assembler when the client speaks another protocol, then written in its. */
 static void judge_body(struct keel_request *r)
 {
-    const struct keel_decoder_ops *ops = keel_decoder_for(r->target->upstream->kind);
+    const struct keel_decoder_ops *ops = keel_decoder_for(target_kind(r, r->target));
     int reencode = !native(r);
     struct keel_asm a;
     struct keel_decoder d;

@@ -26,6 +26,7 @@ upstreams:
   - { name: a, base_url: "{SIM}" }
   - { name: b, base_url: "{SIM}" }
   - { name: c, kind: anthropic, base_url: "{SIM}" }
+  - { name: n, base_url: "{SIM}", responses: true }
 models:
   - { name: desk, targets: [ { upstream: a, model: "503" }, { upstream: b, model: healthy } ] }
   - { name: tools, targets: [ { upstream: a, model: "503" }, { upstream: b, model: "tools:seq" } ] }
@@ -35,6 +36,12 @@ models:
   - { name: claude-tools, targets: [ { upstream: c, model: tools } ] }
   - { name: echo, targets: [ { upstream: b, model: echo, stream_upstream: false } ] }
   - { name: cut, targets: [ { upstream: b, model: "cut-after:2" } ] }
+  # an upstream that serves the Responses API itself: requests go to it as sent
+  - { name: native, targets: [ { upstream: n, model: "503" }, { upstream: n, model: "healthy#n" } ] }
+  - { name: native-state, targets: [ { upstream: b, model: healthy }, { upstream: n, model: "echo" } ] }
+  - { name: native-pings, targets: [ { upstream: n, model: pings-only }, { upstream: b, model: healthy } ] }
+  - { name: native-cut, targets: [ { upstream: n, model: "cut-after:2" } ] }
+  - { name: native-tools, targets: [ { upstream: n, model: tools } ] }
 `, sim);
   client = new OpenAI({ baseURL: `${keel.url}/v1`, apiKey: 'k', maxRetries: 0, timeout: 20000 });
 });
@@ -192,5 +199,53 @@ describe('LangChain, useResponsesApi', () => {
     const o = await chat('json').withStructuredOutput(z.object({ city: z.string(), unit: z.string() }), { name: 'weather' })
       .invoke('weather?');
     assert.deepEqual(o, { city: 'Paris', unit: 'c' });
+  });
+});
+
+describe('an upstream that serves the Responses API itself (responses: true)', () => {
+  test('the request goes as sent, the answer comes back as the target wrote it, through a failover', async () => {
+    const { data, response } = await client.responses.create({ model: 'native', input: 'hi' }).withResponse();
+    assert.equal(data.output_text, HELLO);
+    assert.equal(data.id, 'resp_sim');
+    assert.deepEqual(classes({ headers: response.headers }), ['server_error', 'ok']);
+    const s = client.responses.stream({ model: 'native', input: 'hi' });
+    let text = '';
+    s.on('response.output_text.delta', (e) => { text += e.delta; });
+    const f = await s.finalResponse();
+    assert.equal(text, HELLO);
+    assert.equal(f.id, 'resp_sim');
+  });
+
+  test('server state goes to the target that has it: previous_response_id skips the chat target', async () => {
+    const r = await post(keel, { model: 'native-state', input: 'hi', previous_response_id: 'resp_0', store: true }, { path: '/v1/responses' });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(classes(r), ['untranslatable', 'ok']);
+    const sent = JSON.parse(JSON.parse(r.text).output[0].content[0].text);
+    assert.equal(sent.previous_response_id, 'resp_0');
+    assert.equal(sent.model, 'echo');
+  });
+
+  test('a native stream kept alive with no content fails over after first_byte, to a chat target', async () => {
+    const t0 = performance.now();
+    const r = await post(keel, { model: 'native-pings', input: 'hi', stream: true }, { path: '/v1/responses' });
+    assert.deepEqual(classes(r), ['first_byte_timeout', 'ok']);
+    assert.ok(performance.now() - t0 < 3000);
+    assert.equal(events(r.text).at(-1)[0], 'response.completed');
+  });
+
+  test('a native stream cut after content: an error event, never response.completed', async () => {
+    const r = await post(keel, { model: 'native-cut', input: 'hi', stream: true }, { path: '/v1/responses' });
+    const ev = events(r.text);
+    assert.equal(ev.at(-1)[0], 'error');
+    assert.ok(!ev.some(([n]) => n === 'response.completed'));
+  });
+
+  test('tool calls through the AI SDK, stream and not', async () => {
+    const openai = createOpenAI({ baseURL: `${keel.url}/v1`, apiKey: 'k' });
+    const tools = { get_weather: tool({ inputSchema: jsonSchema(weather) }), get_time: tool({ inputSchema: jsonSchema(time) }) };
+    const r = await generateText({ model: openai('native-tools'), prompt: 'weather?', tools, maxRetries: 0 });
+    assert.deepEqual(r.toolCalls.map((c) => [c.toolCallId, c.toolName]), [['call_sim_1', 'get_weather'], ['call_sim_2', 'get_time']]);
+    const s = streamText({ model: openai('native-tools'), prompt: 'weather?', tools, maxRetries: 0 });
+    assert.deepEqual((await s.toolCalls).map((c) => c.input), [{ city: 'Paris', unit: 'c' }, { tz: 'Europe/Paris' }]);
   });
 });

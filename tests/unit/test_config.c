@@ -150,6 +150,22 @@ static void test_max_header_size_bound(void **state)
     refused(UP MODELS "max_header_size: 400k\n", "t.yaml:5: max_header_size: expected 1k to 390k");
 }
 
+/* responses: true on an openai upstream; refused on an anthropic one, with its line */
+static void test_upstream_responses(void **state)
+{
+    char err[512];
+    struct keel_config *c = parse("upstreams:\n  - { name: a, base_url: \"http://x\", responses: true }\n" MODELS, err,
+                                  sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(c->upstreams[0].responses, 1);
+    keel_config_free(c);
+    refused("upstreams:\n  - name: a\n    kind: anthropic\n    base_url: \"http://x\"\n    responses: true\n" MODELS,
+            "t.yaml:5: upstreams[0].responses: only a kind openai upstream serves the Responses API");
+    refused("upstreams:\n  - { name: a, base_url: \"http://x\", responses: yes }\n" MODELS,
+            "t.yaml:2: upstreams[0].responses: expected true or false");
+}
+
 static void test_upstream_headers(void **state)
 {
     char err[512];
@@ -564,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_defaults_when_absent),
         cmocka_unit_test(test_unknown_key),
         cmocka_unit_test(test_upstream_headers),
+        cmocka_unit_test(test_upstream_responses),
         cmocka_unit_test(test_max_header_size_bound),
         cmocka_unit_test(test_duplicate_key),
         cmocka_unit_test(test_wrong_type),
