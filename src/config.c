@@ -312,8 +312,11 @@ static int ip_literal(const char *host)
  * (malloc'd), or -1 with why. */
 static int bind_address(const char *host, int port, char **addr, char *why, size_t whylen)
 {
-    if (ip_literal(host)) {
-        *addr = strdup(host);
+    /* localhost is the loopback whatever the resolver says (RFC 6761): a system without
+     * /etc/hosts (a minimal container) must not refuse it */
+    const char *literal = strcasecmp(host, "localhost") == 0 ? "127.0.0.1" : ip_literal(host) ? host : NULL;
+    if (literal != NULL) {
+        *addr = strdup(literal);
         return *addr != NULL ? 0 : (snprintf(why, whylen, "out of memory"), -1);
     }
     char service[8];
