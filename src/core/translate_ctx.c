@@ -63,6 +63,29 @@ void keel_tctx_drop_unknown(struct keel_tctx *c, const json_t *obj, const char *
     }
 }
 
+const char *keel_tctx_type(struct keel_tctx *c, const char *path, const json_t *obj)
+{
+    const char *type = json_string_value(json_object_get(obj, "type"));
+    if (type == NULL)
+        keel_tctx_fail(c, "%s: must be an object with a string type", path);
+    return type;
+}
+
+json_t *keel_tctx_string_member(struct keel_tctx *c, const char *path, const json_t *obj, const char *key)
+{
+    json_t *s = json_object_get(obj, key);
+    if (!json_is_string(s))
+        return keel_tctx_fail(c, "%s.%s: must be a string", path, key);
+    return s;
+}
+
+json_t *keel_tctx_number(struct keel_tctx *c, const json_t *v, const char *path)
+{
+    if (v != NULL && !json_is_number(v))
+        return keel_tctx_fail(c, "%s: must be a number", path);
+    return json_incref((json_t *)v);
+}
+
 json_t *keel_tctx_load(struct keel_tctx *c, const char *s, size_t n, enum json_error_code *code)
 {
     json_error_t je;

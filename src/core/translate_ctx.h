@@ -79,6 +79,18 @@ static inline int keel_tctx_in_list(const char *key, const char *const *list)
     return 0;
 }
 
+/* ---- reading the request: each reader refuses (keel_tctx_fail) what is not what it wants, the
+ * message naming `path` ---- */
+
+/* obj's "type" string, or NULL after keel_tctx_fail() (obj no object, or no string type) */
+const char *keel_tctx_type(struct keel_tctx *c, const char *path, const json_t *obj);
+
+/* obj[key] as a string, or NULL after keel_tctx_fail() */
+json_t *keel_tctx_string_member(struct keel_tctx *c, const char *path, const json_t *obj, const char *key);
+
+/* v as it is (a new reference) when it is a number; NULL when absent or after keel_tctx_fail() */
+json_t *keel_tctx_number(struct keel_tctx *c, const json_t *v, const char *path);
+
 /* jansson's tree of [s, s+n); NULL when it failed, the reason in *code. jansson reports running
  * out of memory as a syntax error, so a failure on a text keel's scanner accepts is taken for one
  * (c->oom), unless jansson says why it refuses valid JSON (a number past 64 bits, a NUL in a

@@ -63,24 +63,6 @@ static json_t *json_text(struct keel_tctx *c, const json_t *v)
 
 /* ---- content blocks ------------------------------------------------------------------------- */
 
-/* block's "type", or NULL after keel_tctx_fail(); `path` names the block in the error */
-static const char *block_type(struct keel_tctx *c, const char *path, const json_t *block)
-{
-    const char *type = json_string_value(json_object_get(block, "type"));
-    if (type == NULL)
-        keel_tctx_fail(c, "%s: must be an object with a string type", path);
-    return type;
-}
-
-/* block[key] as a string, or NULL after keel_tctx_fail() */
-static json_t *block_string(struct keel_tctx *c, const char *path, const json_t *block, const char *key)
-{
-    json_t *s = json_object_get(block, key);
-    if (!json_is_string(s))
-        return keel_tctx_fail(c, "%s.%s: must be a string", path, key);
-    return s;
-}
-
 /* Refuses a block of a `user` (else assistant) message; one the other role takes is named with
  * the role it is in, as OpenAI could carry it there. Returns NULL. */
 static json_t *refuse_block(struct keel_tctx *c, const char *path, const char *type, int user)
@@ -105,15 +87,15 @@ static json_t *image_part(struct keel_tctx *c, const char *path, const json_t *b
     if (type == NULL)
         return keel_tctx_fail(c, "%s: must be an object with a string type", sub);
     if (strcmp(type, "url") == 0) {
-        json_t *url = block_string(c, sub, src, "url");
+        json_t *url = keel_tctx_string_member(c, sub, src, "url");
         if (url == NULL)
             return NULL;
         return keel_tctx_need(c, json_pack("{s:s, s:{s:O}}", "type", "image_url", "image_url", "url", url));
     }
     if (strcmp(type, "base64") != 0)
         return keel_tctx_fail(c, "%s: %.64s image sources cannot be sent to an OpenAI target", sub, type);
-    json_t *media = block_string(c, sub, src, "media_type");
-    json_t *data = media != NULL ? block_string(c, sub, src, "data") : NULL;
+    json_t *media = keel_tctx_string_member(c, sub, src, "media_type");
+    json_t *data = media != NULL ? keel_tctx_string_member(c, sub, src, "data") : NULL;
     if (data == NULL)
         return NULL;
     size_t mlen = json_string_length(media), dlen = json_string_length(data), blen = sizeof(b64) - 1;
@@ -158,11 +140,11 @@ static json_t *tool_message(struct keel_tctx *c, const char *path, const json_t 
         json_array_foreach(content, k, b) {
             char sub[PATH_MAX_LEN];
             snprintf(sub, sizeof(sub), "%s.content[%zu]", path, k);
-            const char *type = block_type(c, sub, b);
+            const char *type = keel_tctx_type(c, sub, b);
             if (type != NULL && strcmp(type, "text") != 0) {
                 keel_tctx_fail(c, "%s: %.64s blocks in a tool_result cannot be sent to an OpenAI target", sub, type);
             } else if (type != NULL) {
-                json_t *s = block_string(c, sub, b, "text");
+                json_t *s = keel_tctx_string_member(c, sub, b, "text");
                 if (s != NULL)
                     keel_tctx_push(c, texts, json_incref(s));
             }
@@ -215,11 +197,11 @@ static void user_messages(struct keel_tctx *c, json_t *out, size_t i, const json
     json_array_foreach(content, j, b) {
         char path[PATH_MAX_LEN];
         snprintf(path, sizeof(path), "messages[%zu].content[%zu]", i, j);
-        const char *type = block_type(c, path, b);
+        const char *type = keel_tctx_type(c, path, b);
         if (type == NULL) {
             break;
         } else if (strcmp(type, "text") == 0) {
-            json_t *s = block_string(c, path, b, "text");
+            json_t *s = keel_tctx_string_member(c, path, b, "text");
             if (s != NULL)
                 keel_tctx_push(c, parts, json_pack("{s:s, s:O}", "type", "text", "text", s));
         } else if (strcmp(type, "image") == 0) {
@@ -255,11 +237,11 @@ static void assistant_message(struct keel_tctx *c, json_t *out, size_t i, const 
     json_array_foreach(content, j, b) {
         char path[PATH_MAX_LEN];
         snprintf(path, sizeof(path), "messages[%zu].content[%zu]", i, j);
-        const char *type = block_type(c, path, b);
+        const char *type = keel_tctx_type(c, path, b);
         if (type == NULL) {
             break;
         } else if (strcmp(type, "text") == 0) {
-            json_t *s = block_string(c, path, b, "text");
+            json_t *s = keel_tctx_string_member(c, path, b, "text");
             if (s != NULL)
                 keel_tctx_push(c, texts, json_incref(s));
         } else if (strcmp(type, "tool_use") == 0) {
@@ -309,7 +291,7 @@ static void system_message(struct keel_tctx *c, json_t *out, const json_t *syste
             char path[PATH_MAX_LEN];
             snprintf(path, sizeof(path), "system[%zu]", k);
             const char *type = json_string_value(json_object_get(b, "type"));
-            json_t *s = type != NULL && strcmp(type, "text") == 0 ? block_string(c, path, b, "text")
+            json_t *s = type != NULL && strcmp(type, "text") == 0 ? keel_tctx_string_member(c, path, b, "text")
                                                                   : keel_tctx_fail(c, "%s: must be a text block", path);
             if (s == NULL)
                 break;
@@ -388,14 +370,6 @@ static json_t *stop_of(struct keel_tctx *c, const json_t *seqs)
         if (!json_is_string(s))
             return keel_tctx_fail(c, "stop_sequences[%zu]: must be a string", k);
     return json_array_size(seqs) > 0 ? json_incref((json_t *)seqs) : NULL;
-}
-
-/* v as it is when it is a number; NULL when absent or after keel_tctx_fail() */
-static json_t *number(struct keel_tctx *c, const json_t *v, const char *name)
-{
-    if (v != NULL && !json_is_number(v))
-        return keel_tctx_fail(c, "%s: must be a number", name);
-    return json_incref((json_t *)v);
 }
 
 /* thinking as reasoning_effort; NULL when none (disabled, or dropped: not one we know) */
@@ -551,9 +525,9 @@ static void translate(struct keel_tctx *c, const json_t *req, const struct keel_
     if (!c->failed)
         v[K_STOP] = stop_of(c, keel_tctx_get(req, "stop_sequences"));
     if (!c->failed)
-        v[K_TEMPERATURE] = number(c, keel_tctx_get(req, "temperature"), "temperature");
+        v[K_TEMPERATURE] = keel_tctx_number(c, keel_tctx_get(req, "temperature"), "temperature");
     if (!c->failed)
-        v[K_TOP_P] = number(c, keel_tctx_get(req, "top_p"), "top_p");
+        v[K_TOP_P] = keel_tctx_number(c, keel_tctx_get(req, "top_p"), "top_p");
     if (!c->failed)
         v[K_EFFORT] = effort_of(c, keel_tctx_get(req, "thinking"));
     if (!c->failed)

@@ -53,24 +53,6 @@ static json_t *append(struct keel_tctx *c, json_t *out, json_t *m)
 
 /* ---- content parts -------------------------------------------------------------------------- */
 
-/* part's "type", or NULL after keel_tctx_fail(); `path` names the part in the error */
-static const char *part_type(struct keel_tctx *c, const char *path, const json_t *part)
-{
-    const char *type = json_string_value(json_object_get(part, "type"));
-    if (type == NULL)
-        keel_tctx_fail(c, "%s: must be an object with a string type", path);
-    return type;
-}
-
-/* part[key] as a string, or NULL after keel_tctx_fail() */
-static json_t *part_string(struct keel_tctx *c, const char *path, const json_t *part, const char *key)
-{
-    json_t *s = json_object_get(part, key);
-    if (!json_is_string(s))
-        return keel_tctx_fail(c, "%s.%s: must be a string", path, key);
-    return s;
-}
-
 /* Refuses a part of a `role` message; one another role takes is named with the role it is in.
  * Returns NULL. */
 static json_t *refuse_part(struct keel_tctx *c, const char *path, const char *type, const char *role)
@@ -116,11 +98,11 @@ static void user_message(struct keel_tctx *c, json_t *out, size_t i, const json_
     json_array_foreach(content, j, p) {
         char path[PATH_MAX_LEN];
         snprintf(path, sizeof(path), "input[%zu].content[%zu]", i, j);
-        const char *type = part_type(c, path, p);
+        const char *type = keel_tctx_type(c, path, p);
         if (type == NULL) {
             break;
         } else if (strcmp(type, "input_text") == 0) {
-            json_t *s = part_string(c, path, p, "text");
+            json_t *s = keel_tctx_string_member(c, path, p, "text");
             if (s != NULL)
                 keel_tctx_push(c, parts, json_pack("{s:s, s:O}", "type", "text", "text", s));
         } else if (strcmp(type, "input_image") == 0) {
@@ -152,14 +134,14 @@ static void system_message(struct keel_tctx *c, json_t *out, size_t i, const cha
     json_array_foreach(content, j, p) {
         char path[PATH_MAX_LEN];
         snprintf(path, sizeof(path), "input[%zu].content[%zu]", i, j);
-        const char *type = part_type(c, path, p);
+        const char *type = keel_tctx_type(c, path, p);
         if (type == NULL)
             break;
         if (strcmp(type, "input_text") != 0) {
             refuse_part(c, path, type, role);
             break;
         }
-        json_t *s = part_string(c, path, p, "text");
+        json_t *s = keel_tctx_string_member(c, path, p, "text");
         if (s == NULL)
             break;
         keel_tctx_push(c, texts, json_incref(s));
@@ -187,16 +169,16 @@ static json_t *assistant_message(struct keel_tctx *c, json_t *out, size_t i, con
     json_array_foreach(content, j, p) {
         char path[PATH_MAX_LEN];
         snprintf(path, sizeof(path), "input[%zu].content[%zu]", i, j);
-        const char *type = part_type(c, path, p);
+        const char *type = keel_tctx_type(c, path, p);
         json_t *s = NULL;
         if (type == NULL)
             break;
         if (strcmp(type, "output_text") == 0 || strcmp(type, "input_text") == 0) {
-            s = part_string(c, path, p, "text");
+            s = keel_tctx_string_member(c, path, p, "text");
             if (s != NULL)
                 keel_tctx_push(c, texts, json_incref(s));
         } else if (strcmp(type, "refusal") == 0) {
-            s = part_string(c, path, p, "refusal");
+            s = keel_tctx_string_member(c, path, p, "refusal");
             if (s != NULL)
                 keel_tctx_push(c, refusals, json_incref(s));
         } else {
@@ -297,7 +279,7 @@ static void function_output(struct keel_tctx *c, json_t *out, size_t i, const js
         json_array_foreach(output, j, p) {
             char path[PATH_MAX_LEN];
             snprintf(path, sizeof(path), "input[%zu].output[%zu]", i, j);
-            const char *type = part_type(c, path, p);
+            const char *type = keel_tctx_type(c, path, p);
             json_t *s = NULL;
             if (type != NULL && strcmp(type, "input_text") != 0)
                 keel_tctx_fail(c,
@@ -305,7 +287,7 @@ static void function_output(struct keel_tctx *c, json_t *out, size_t i, const js
                                "target",
                                path, type);
             else if (type != NULL)
-                s = part_string(c, path, p, "text");
+                s = keel_tctx_string_member(c, path, p, "text");
             if (s == NULL)
                 break;
             keel_tctx_push(c, texts, json_incref(s));
@@ -420,14 +402,6 @@ static void stateless(struct keel_tctx *c, const json_t *req)
         else if (v != NULL)
             keel_tctx_drop(c, flags[k][0]);
     }
-}
-
-/* v as it is when it is a number; NULL when absent or after keel_tctx_fail() */
-static json_t *number(struct keel_tctx *c, const json_t *v, const char *name)
-{
-    if (v != NULL && !json_is_number(v))
-        return keel_tctx_fail(c, "%s: must be a number", name);
-    return json_incref((json_t *)v);
 }
 
 /* v as it is when it is a string; NULL when absent or after keel_tctx_fail() */
@@ -622,9 +596,9 @@ static void translate(struct keel_tctx *c, const json_t *req, const struct keel_
     else if (!c->failed)
         v[K_MAX_TOKENS] = json_incref(max);
     if (!c->failed)
-        v[K_TEMPERATURE] = number(c, keel_tctx_get(req, "temperature"), "temperature");
+        v[K_TEMPERATURE] = keel_tctx_number(c, keel_tctx_get(req, "temperature"), "temperature");
     if (!c->failed)
-        v[K_TOP_P] = number(c, keel_tctx_get(req, "top_p"), "top_p");
+        v[K_TOP_P] = keel_tctx_number(c, keel_tctx_get(req, "top_p"), "top_p");
     if (!c->failed)
         v[K_EFFORT] = effort_of(c, keel_tctx_get(req, "reasoning"));
     if (!c->failed)
