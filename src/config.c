@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <yaml.h>
 
 #include "core/json.h"
@@ -445,6 +446,57 @@ static int retry(struct ctx *x, const yaml_node_t *map, const char *prefix, stru
     return failed_since(x, before);
 }
 
+/* A YAML value as JSON (continuation_body): a mapping an object (string keys), a sequence an
+ * array, a plain scalar true, false, null or a number when it reads as one, else a string (a
+ * quoted one always). NULL, the error reported, for a key that is no scalar or a nesting past 16. */
+static json_t *yaml_json_at(struct ctx *x, const yaml_node_t *n, const char *key, int depth)
+{
+    if (n == NULL || depth > 16) {
+        fail(x, n, key, "nested too deeply");
+        return NULL;
+    }
+    if (n->type == YAML_SCALAR_NODE) {
+        const char *s = scalar(n);
+        if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+            return json_string(s);
+        if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0)
+            return json_boolean(s[0] == 't');
+        if (strcmp(s, "null") == 0 || strcmp(s, "~") == 0)
+            return json_null();
+        json_t *num = s[0] != '\0' && strspn(s, "0123456789+-.eE") == strlen(s) ? json_loads(s, JSON_DECODE_ANY, NULL)
+                                                                             : NULL;
+        return num != NULL && json_is_number(num) ? num : (json_decref(num), json_string(s));
+    }
+    if (n->type == YAML_SEQUENCE_NODE) {
+        json_t *a = json_array();
+        for (yaml_node_item_t *i = n->data.sequence.items.start; a != NULL && i < n->data.sequence.items.top; i++) {
+            json_t *e = yaml_json_at(x, node(x, *i), key, depth + 1);
+            if (e == NULL || json_array_append_new(a, e) != 0) {
+                json_decref(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
+    json_t *o = json_object();
+    FOREACH_PAIR(x, n, k, v)
+    {
+        char path[256];
+        json_t *e = NULL;
+        if (o == NULL || key_name(x, k, key, path, sizeof(path)) != 0 || (e = yaml_json_at(x, v, path, depth + 1)) == NULL ||
+            json_object_set_new(o, scalar(k), e) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+static json_t *yaml_json(struct ctx *x, const yaml_node_t *n, const char *key)
+{
+    return yaml_json_at(x, n, key, 0);
+}
+
 static int breaker(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_breaker_conf *b)
 {
     if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
@@ -465,8 +517,17 @@ static int breaker(struct ctx *x, const yaml_node_t *map, const char *prefix, st
         } else if (strcmp(scalar(k), "rejections") == 0) {
             if (get_uint(x, v, path, &b->rejections) == 0 && b->rejections == 0)
                 fail(x, v, path, "must be at least 1");
+        } else if (strcmp(scalar(k), "probe") == 0) {
+            if (expect(x, v, YAML_SCALAR_NODE, path) != 0)
+                continue;
+            if (strcmp(scalar(v), "background") == 0)
+                b->probe = KEEL_PROBE_BACKGROUND;
+            else if (strcmp(scalar(v), "request") == 0)
+                b->probe = KEEL_PROBE_REQUEST;
+            else
+                fail(x, v, path, "expected background or request, got \"%s\"", scalar(v));
         } else {
-            fail(x, k, path, "unknown key (expected failures, rejections, cooldown, max_cooldown)");
+            fail(x, k, path, "unknown key (expected failures, rejections, cooldown, max_cooldown, probe)");
         }
     }
     return failed_since(x, before);
@@ -840,6 +901,22 @@ static int target(struct ctx *x, const yaml_node_t *map, const char *prefix, str
                 fail(x, v, path, "expected a token count such as 32000 or 32k, got \"%s\"", scalar(v));
         } else if (strcmp(name, "stream_upstream") == 0) {
             get_bool(x, v, path, &t->stream_upstream);
+        } else if (strcmp(name, "continuation") == 0) {
+            if (expect(x, v, YAML_SCALAR_NODE, path) != 0)
+                continue;
+            if (strcmp(scalar(v), "prefill") == 0)
+                t->continuation = 1;
+            else if (strcmp(scalar(v), "none") == 0)
+                t->continuation = 0;
+            else
+                fail(x, v, path, "expected prefill or none, got \"%s\"", scalar(v));
+        } else if (strcmp(name, "continuation_body") == 0) {
+            json_t *o = yaml_json(x, v, path);
+            if (o != NULL && !json_is_object(o))
+                fail(x, v, path, "expected a mapping of body members, e.g. { continue_final_message: true }");
+            else if (o != NULL && (t->continuation_body = json_dumps(o, JSON_COMPACT)) == NULL)
+                fail(x, v, path, "out of memory");
+            json_decref(o);
         } else if (strcmp(name, "max_tokens") == 0) {
             if (expect(x, v, YAML_SCALAR_NODE, path) == 0 &&
                 (keel_parse_count(scalar(v), &t->max_tokens) != 0 || t->max_tokens == 0))
@@ -847,9 +924,13 @@ static int target(struct ctx *x, const yaml_node_t *map, const char *prefix, str
         } else {
             fail(x, k, path,
                  "unknown key (expected upstream, model, timeouts, retry, breaker, context_window, "
-                 "stream_upstream, max_tokens)");
+                 "stream_upstream, max_tokens, continuation, continuation_body)");
         }
     }
+    if (t->continuation_body != NULL && !t->continuation)
+        fail(x, map, prefix, "continuation_body without continuation: prefill");
+    if (t->continuation && api == KEEL_API_EMBEDDINGS)
+        fail(x, map, prefix, "continuation: prefill on an embeddings model (nothing streams)");
     if (!has_upstream)
         fail(x, map, prefix, "missing upstream");
     if (!has_model)
@@ -1258,8 +1339,10 @@ void keel_config_free(struct keel_config *c)
         managed_free(u->managed);
     }
     for (size_t i = 0; i < c->nmodels; i++) {
-        for (size_t j = 0; j < c->models[i].ntargets; j++)
+        for (size_t j = 0; j < c->models[i].ntargets; j++) {
             free(c->models[i].targets[j].model);
+            free(c->models[i].targets[j].continuation_body);
+        }
         free(c->models[i].targets);
         free(c->models[i].name);
     }

@@ -26,6 +26,11 @@ struct keel_breaker_conf {
     uint64_t rejections; /* consecutive auth/not_found rejections that open it (README: why apart) */
     uint64_t cooldown_ms;
     uint64_t max_cooldown_ms;
+    enum keel_probe_mode {
+        KEEL_PROBE_BACKGROUND, /* `probe: background` (default): keel probes an open target itself */
+        KEEL_PROBE_REQUEST,    /* `probe: request`: the first client request after the cooldown is
+                                * the probe, the cooldown doubled after each failed one */
+    } probe;
 };
 
 /* a local inference server keel runs and heals (seed 002) */
@@ -66,6 +71,10 @@ struct keel_target_conf {
     uint64_t context_window; /* tokens; 0 = not declared */
     int stream_upstream;     /* ask for a stream even for a non-stream client, and assemble it (1) */
     uint64_t max_tokens;     /* sent to a target whose protocol requires it when the client set none */
+    int continuation;        /* `continuation: prefill` (1): it continues an assistant prefill, so a
+                              * stream cut after the commit point may be finished on it */
+    char *continuation_body; /* `continuation_body:`: a JSON object whose members go into the body
+                              * of a continuation request to it (vLLM: continue_final_message); NULL */
 };
 
 /* the API an alias serves (a model's `api` key): the endpoint its clients call and the one its
