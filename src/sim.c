@@ -5,8 +5,8 @@
  * picks the behaviour, "NAME" or "NAME:PARAM", "+sse" to stream whatever the request asked (see the
  * README), the same names on every API where they mean something; "chaos[:rate]" (chat) picks one
  * of the others at random per request (the soak, bench/soak.mjs). Each request runs a short script
- * of actions (wait, write, abort, stay silent...). GET /sim/stats counts hits, client disconnects
- * and chaos faults per model name. Answers are each API's shapes, key for key; a stream joins into
+ * of actions (wait, write, abort, stay silent...). GET /sim/stats counts hits, client disconnects,
+ * assistant prefills, down-for errors and chaos faults per model name. Answers are each API's shapes, key for key; a stream joins into
  * its whole answer. */
 #include "sim.h"
 
@@ -29,6 +29,7 @@
 #define MAX_ACTIONS 64 /* rich with n 4 takes 47: head, 43 chunks, usage, [DONE], end */
 #define MAX_TOKENS 4000000 /* chaos: the most words a healthy answer carries (max_tokens; ~20 MB) */
 #define TOKEN_WRITES 16    /* chaos: a long healthy stream's words go out in this many writes */
+#define MAX_WORDS 4000     /* cut-after, stall-after: the most words before the cut; prefill: in its answer */
 
 /* What "chaos" injects, one drawn uniformly per faulty request: the behaviour of that name.
  * The two slow ones stay within keel's usual soak deadlines (first_byte 1s, stall 500ms): a
@@ -71,6 +72,12 @@ struct counter {
     char passed[512];  /* the last request's headers a gateway passes on (PASSED), "name: value\n" each */
     uint64_t chaos[NFAULTS]; /* chaos requests by the fault drawn (index into faults[]) */
     int is_chaos;            /* a chaos name: /sim/stats lists its faults */
+    uint64_t prefills;       /* chat, messages: requests whose last message was the assistant's */
+    char *last_prefill;      /* the last such message's text (heap, owned: freed when replaced or the
+                              * slot is reused); NULL before the first */
+    size_t last_prefill_len; /* its length (the text may hold NULs) */
+    uint64_t first_ms;       /* the loop clock at the name's first request: down-for counts from it */
+    uint64_t down_hits;      /* down-for: requests answered with the error while down */
 };
 
 struct sim {
@@ -114,6 +121,10 @@ struct sim_req {
     unsigned choices;  /* rich: the request's n, 1 to MAX_CHOICES */
     int logprobs;      /* rich: the request's logprobs is true */
     int anthropic;     /* asked on /v1/messages */
+    char *prefill;     /* chat, messages: the text of the request's last message if the assistant's
+                        * (owned, freed with sr), else NULL */
+    size_t prefill_len;
+    int vllm_continue; /* chat: the body says continue_final_message true, add_generation_prompt false */
     char rid[64];      /* its request id header's value: req_sim_<hits> */
     uv_timer_t timer; /* freed with sr in its close callback (STACK trap 6) */
     struct action acts[MAX_ACTIONS];
@@ -433,10 +444,11 @@ static const char *const words[] = {"Hello", " from", " the", " keel", " simulat
 #define NWORDS (sizeof(words) / sizeof(words[0]))
 
 /* A completion whose content is n words, words[i % NWORDS] for i < n (n = NWORDS: the usual
- * answer). The words need no escaping, so they are copied into the JSON built around an empty
- * content, a sentence at a time: a chaos answer of millions of words costs a few ms of the
- * loop, not a hundred (the soak's slow faults must stay on time). */
-static char *completion_words(const struct sim_req *sr, const char *model, uint64_t n)
+ * answer), from byte skip on (prefill: what follows the prefill; 0: all of it). The words need no
+ * escaping, so they are copied into the JSON built around an empty content, a sentence at a time:
+ * a chaos answer of millions of words costs a few ms of the loop, not a hundred (the soak's slow
+ * faults must stay on time). */
+static char *completion_words(const struct sim_req *sr, const char *model, uint64_t n, size_t skip)
 {
     char sentence[64];
     size_t sl = 0, rest = 0;
@@ -452,28 +464,47 @@ static char *completion_words(const struct sim_req *sr, const char *model, uint6
     if (at == NULL)
         return shell;
     size_t head = (size_t)(at - shell) + strlen("\"content\":\""), tail = strlen(shell) - head;
-    char *s = malloc(head + (size_t)(n / NWORDS) * sl + rest + tail + 1), *p = s;
+    size_t content = (size_t)(n / NWORDS) * sl + rest;
+    char *s = malloc(head + content + tail + 1), *p = s;
     if (s != NULL) {
         memcpy(p, shell, head);
         p += head;
         for (uint64_t i = 0; i < n / NWORDS; i++, p += sl)
             memcpy(p, sentence, sl);
         memcpy(p, sentence, rest); /* the first n % NWORDS words */
-        memcpy(p + rest, shell + head, tail + 1);
+        p -= (size_t)(n / NWORDS) * sl;
+        skip = skip < content ? skip : content;
+        memmove(p, p + skip, content - skip);
+        memcpy(p + content - skip, shell + head, tail + 1);
     }
     free(shell);
     return s;
 }
 
-/* the chunks of words [from, to) as one write's text */
-static char *chunks(const struct sim_req *sr, const char *model, uint64_t from, uint64_t to)
+/* the n-word answer's text (words[i % NWORDS], i < n) from byte skip on: heap, the caller frees
+ * it; NULL if out of memory */
+static char *words_text(uint64_t n, size_t skip)
 {
-    char *one[NWORDS]; /* each word's chunk, built once */
+    char *s = NULL;
+    size_t len;
+    FILE *f = open_memstream(&s, &len);
+    if (f == NULL)
+        return NULL;
+    for (uint64_t i = 0; i < n; i++)
+        fputs(words[i % NWORDS], f);
+    s = closed(f, &s);
+    if (s != NULL && skip > 0)
+        memmove(s, s + (skip < len ? skip : len), len - (skip < len ? skip : len) + 1);
+    return s;
+}
+
+/* the texts one[i % NWORDS] (a word's event each) for words [from, to) joined, one write's text
+ * (heap); NULL if out of memory */
+static char *joined(char *const one[NWORDS], uint64_t from, uint64_t to)
+{
     size_t len = 1, l[NWORDS];
-    for (size_t k = 0; k < NWORDS; k++) {
-        one[k] = chunk(sr, model, words[k], NULL, NULL);
+    for (size_t k = 0; k < NWORDS; k++)
         l[k] = one[k] ? strlen(one[k]) : 0;
-    }
     for (uint64_t i = from; i < to; i++)
         len += l[i % NWORDS];
     char *s = malloc(len), *p = s;
@@ -484,9 +515,36 @@ static char *chunks(const struct sim_req *sr, const char *model, uint64_t from, 
     }
     if (s != NULL)
         *p = '\0';
+    return s;
+}
+
+/* words [from, n) of an n-word answer written, one[i % NWORDS] the event of word i, each write
+ * `gap` ms after the previous one (the first `first_gap`): one word per write, but a long answer
+ * (more than TOKEN_WRITES words) goes out in TOKEN_WRITES writes of many words. one[] stays the
+ * caller's. */
+static void word_writes(struct sim_req *sr, char *const one[NWORDS], uint64_t from, uint64_t n, uint64_t first_gap,
+                        uint64_t gap)
+{
+    uint64_t per = n > TOKEN_WRITES ? (n + TOKEN_WRITES - 1) / TOKEN_WRITES : 1;
+    for (uint64_t i = from; i < n; i += per)
+        add(sr, ACT_WRITE, i == from ? first_gap : gap, 0, joined(one, i, i + per < n ? i + per : n));
+}
+
+static void free_words(char *one[NWORDS])
+{
     for (size_t k = 0; k < NWORDS; k++)
         free(one[k]);
-    return s;
+}
+
+/* words [from, n) as content chunks, written as word_writes() does */
+static void chunk_words(struct sim_req *sr, const char *model, uint64_t from, uint64_t n, uint64_t first_gap,
+                        uint64_t gap)
+{
+    char *one[NWORDS]; /* each word's chunk, built once */
+    for (size_t k = 0; k < NWORDS; k++)
+        one[k] = chunk(sr, model, words[k], NULL, NULL);
+    word_writes(sr, one, from, n, first_gap, gap);
+    free_words(one);
 }
 
 static void stream_start(struct sim_req *sr)
@@ -506,14 +564,11 @@ static void stream_end(struct sim_req *sr, const char *model, const struct answe
 }
 
 /* the healthy stream from word `from` on, each write `gap` ms after the previous: one word per
- * write, but a long chaos answer (sr->tokens) goes out in TOKEN_WRITES writes of many words */
+ * write, but a long answer (sr->tokens: chaos, prefill) goes out in TOKEN_WRITES writes of many words */
 static void healthy_tail(struct sim_req *sr, const char *model, size_t from, uint64_t first_gap, uint64_t gap,
                          int usage, int done)
 {
-    uint64_t n = sr->tokens ? sr->tokens : NWORDS;
-    uint64_t per = n > TOKEN_WRITES ? (n + TOKEN_WRITES - 1) / TOKEN_WRITES : 1;
-    for (uint64_t i = from; i < n; i += per)
-        add(sr, ACT_WRITE, i == from ? first_gap : gap, 0, chunks(sr, model, i, i + per < n ? i + per : n));
+    chunk_words(sr, model, from, sr->tokens ? sr->tokens : NWORDS, first_gap, gap);
     add(sr, ACT_WRITE, 0, 0, chunk(sr, model, NULL, NULL, "stop"));
     stream_end(sr, model, &plain, usage, done);
 }
@@ -563,6 +618,16 @@ static const struct part tool_parts_seq[] = {
     {PART_ARGS, 0, 0, 1, "z\\\":\\\"Europe/", NULL},
     {PART_ARGS, 0, 0, 1, "Paris\\\"}", NULL},
     {PART_FINISH, 0, 0, 0, NULL, NULL},
+};
+
+/* cut-in-tool: a little text, then a call whose arguments stop halfway; the stream ends there */
+static const struct part cut_tool_parts[] = {
+    {PART_CONTENT, PART_ROLE, 0, 0, "Let", NULL},
+    {PART_CONTENT, 0, 0, 0, " me", NULL},
+    {PART_CONTENT, 0, 0, 0, " check.", NULL},
+    {PART_CALL, 0, 0, 0, "get_weather", "call_sim_1"},
+    {PART_ARGS, 0, 0, 0, "{\\\"ci", NULL},
+    {PART_ARGS, 0, 0, 0, "ty\\\":\\\"Par", NULL},
 };
 
 static const struct part refusal_parts[] = {
@@ -625,6 +690,14 @@ static size_t rich_parts(struct part *parts, unsigned n)
 static void respond_error(struct sim_req *sr, int status, const char *message, const char *type, const char *code)
 {
     add(sr, ACT_RESPOND, 0, status, error_body(message, type, code));
+}
+
+/* An OpenAI 400, its param named. */
+static void respond_invalid(struct sim_req *sr, const char *message, const char *param, const char *code)
+{
+    add(sr, ACT_RESPOND, 0, 400,
+        dump(json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", message, "type", "invalid_request_error",
+                       "param", param, "code", code)));
 }
 
 /* "0.2", ".05", "1" -> parts per million of requests; -1 unless a number in [0, 1] */
@@ -707,16 +780,61 @@ static void parse_spec(struct spec *sp, const char *as, int stream)
 #define P(def) (sp->has_param ? sp->param : (uint64_t)(def))
 #define IS(s) (strcmp(sp->name, s) == 0)
 
-/* fail-then-heal[:n], rate-limit-then-heal[:n]: 1 while the name's first n (2) requests fail
- * (the caller answers its API's error), else 0, the behaviour turned healthy */
+/* fail-then-heal[:n], rate-limit-then-heal[:n], down-for[:ms]: 1 while the name's first n (2)
+ * requests fail, or (down-for) while less than ms (6000) of the loop clock have passed since the
+ * name's first request (counted in down_hits); the caller answers its API's error. Else 0, the
+ * behaviour turned healthy. */
 static int failing(struct sim_req *sr, struct spec *sp)
 {
-    if (!IS("fail-then-heal") && !IS("rate-limit-then-heal"))
+    if (IS("down-for")) {
+        if (uv_now(sr->sim->loop) - sr->counter->first_ms < P(6000)) {
+            sr->counter->down_hits++;
+            return 1;
+        }
+    } else if (!IS("fail-then-heal") && !IS("rate-limit-then-heal")) {
         return 0;
-    if (sr->counter->hits <= P(2))
+    } else if (sr->counter->hits <= P(2)) {
         return 1;
+    }
     snprintf(sp->name, sizeof(sp->name), "healthy");
     return 0;
+}
+
+/* Where prefill's answer begins. Its whole text T is the healthy answer's words for the
+ * request's max_tokens (at most MAX_WORDS; the usual five without max_tokens); it goes on from
+ * word `from` of T's n words, after `head`, the rest of the word the prefill ends inside (or NULL),
+ * so that T's first `skip` bytes, the prefill, are not said again. */
+struct resume {
+    uint64_t n, from;
+    const char *head; /* static (inside words[]) */
+    size_t skip;
+};
+
+/* r for this request: the prefill continued when honour and the prefill begins T, else T whole */
+static void resume_at(const struct sim_req *sr, int honour, struct resume *r)
+{
+    uint64_t n = sr->asked_tokens == 0 ? NWORDS : sr->asked_tokens < MAX_WORDS ? sr->asked_tokens : MAX_WORDS;
+    *r = (struct resume){.n = n};
+    if (!honour || sr->prefill == NULL)
+        return;
+    const char *p = sr->prefill;
+    size_t len = sr->prefill_len, at = 0;
+    for (uint64_t i = 0; i <= n; i++) {
+        const char *w = i < n ? words[i % NWORDS] : "";
+        size_t l = strlen(w), left = len - at;
+        if (left > l) {
+            if (i == n || memcmp(p + at, w, l) != 0)
+                return; /* not a prefix: T whole */
+            at += l;
+            continue;
+        }
+        if (memcmp(p + at, w, left) != 0)
+            return;
+        r->from = left == 0 ? i : i + 1;
+        r->head = left > 0 && left < l ? w + left : NULL;
+        r->skip = len;
+        return;
+    }
 }
 
 /* the healthy family's delays: before the first token (slow-first-token, drift) and between tokens */
@@ -758,10 +876,10 @@ static int early_fault(struct sim_req *sr, const struct spec *sp, int keep_alive
     return 0;
 }
 
-/* fail-then-heal, rate-limit-then-heal while failing: OpenAI's 503 / 429 (retry-after: 1) */
+/* fail-then-heal and down-for, rate-limit-then-heal while failing: OpenAI's 503 / 429 (retry-after: 1) */
 static void respond_failing(struct sim_req *sr, const struct spec *sp)
 {
-    if (IS("fail-then-heal")) {
+    if (IS("fail-then-heal") || IS("down-for")) {
         respond_error(sr, 503, "The server is temporarily unavailable", "server_error", "service_unavailable");
         return;
     }
@@ -837,12 +955,49 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
         return 0;
     if (openai_error(sr, sp) == 0)
         return 0;
+    if (IS("prefill-reject")) {
+        if (sr->prefill != NULL) {
+            respond_invalid(sr,
+                            "Invalid value for 'messages': assistant prefill is not supported by this model; "
+                            "the last message must not be the assistant's.",
+                            "messages", "invalid_value");
+            return 0;
+        }
+        snprintf(sp->name, sizeof(sp->name), "healthy");
+    }
+    if (IS("prefill")) {
+        /* prefill:vllm continues the final message only when the body asks vLLM to */
+        if (sp->arg != NULL && strcmp(sp->arg, "vllm") != 0)
+            return -1;
+        struct resume r;
+        resume_at(sr, sp->arg == NULL || sr->vllm_continue, &r);
+        sr->tokens = r.n;
+        if (!stream) {
+            add(sr, ACT_RESPOND, 0, 200, completion_words(sr, model, r.n, r.skip));
+            return 0;
+        }
+        stream_head(sr, model);
+        if (r.head != NULL)
+            add(sr, ACT_WRITE, 0, 0, chunk(sr, model, r.head, NULL, NULL));
+        healthy_tail(sr, model, r.from, 0, 0, usage, 1);
+        return 0;
+    }
+    if (IS("cut-in-tool") && stream) {
+        /* text, half a call's arguments, then a clean end: no finish reason, no [DONE] */
+        struct answer a = plain;
+        a.finish = "tool_calls";
+        stream_start(sr);
+        for (size_t i = 0; i < sizeof(cut_tool_parts) / sizeof(cut_tool_parts[0]); i++)
+            add(sr, ACT_WRITE, 0, 0, part_chunk(sr, model, &a, &cut_tool_parts[i]));
+        add(sr, ACT_END, 0, 0, NULL);
+        return 0;
+    }
     if (IS("healthy") || IS("slow-first-token") || IS("slow-tokens") || IS("no-done") || IS("drift")) {
         uint64_t first, gap;
         delays(sr, sp, &first, &gap);
         if (!stream) {
             uint64_t n = sr->tokens ? sr->tokens : NWORDS;
-            add(sr, ACT_RESPOND, first + gap * NWORDS, 200, completion_words(sr, model, n));
+            add(sr, ACT_RESPOND, first + gap * NWORDS, 200, completion_words(sr, model, n, 0));
             return 0;
         }
         stream_head(sr, model);
@@ -864,14 +1019,14 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
         healthy_tail(sr, model, NWORDS, 0, 0, usage, 1);
         return 0;
     }
-    if (IS("tools") || IS("refusal") || IS("unicode") || IS("rich") || IS("json")) {
+    if (IS("tools") || IS("cut-in-tool") || IS("refusal") || IS("unicode") || IS("rich") || IS("json")) {
         struct part parts[MAX_PARTS];
         struct answer a = plain;
         if (IS("tools") && sp->arg != NULL && strcmp(sp->arg, "seq") == 0) {
             a.parts = tool_parts_seq;
             a.nparts = sizeof(tool_parts_seq) / sizeof(tool_parts_seq[0]);
             a.finish = "tool_calls";
-        } else if (IS("tools")) {
+        } else if (IS("tools") || IS("cut-in-tool")) { /* cut-in-tool: a non-stream request */
             a.parts = tool_parts;
             a.nparts = sizeof(tool_parts) / sizeof(tool_parts[0]);
             a.finish = "tool_calls";
@@ -916,10 +1071,10 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
         return 0;
     }
     if (IS("cut-after") && stream) {
-        /* n tokens, then the response ends cleanly: no finish reason, no [DONE] */
+        /* n tokens (at most MAX_WORDS), the healthy answer's first n, then the response ends
+         * cleanly: no finish reason, no [DONE] */
         stream_head(sr, model);
-        for (uint64_t i = 0; i < P(2) && i < 16; i++)
-            add(sr, ACT_WRITE, 0, 0, chunk(sr, model, words[i % NWORDS], NULL, NULL));
+        chunk_words(sr, model, 0, P(2) < MAX_WORDS ? P(2) : MAX_WORDS, 0, 0);
         add(sr, ACT_END, 0, 0, NULL);
         return 0;
     }
@@ -930,8 +1085,7 @@ static int script(struct sim_req *sr, const char *as, const char *model, int str
             return 0;
         }
         stream_head(sr, model);
-        for (uint64_t i = 0; i < P(3) && i < 16; i++)
-            add(sr, ACT_WRITE, 0, 0, chunk(sr, model, words[i % NWORDS], NULL, NULL));
+        chunk_words(sr, model, 0, P(3) < MAX_WORDS ? P(3) : MAX_WORDS, 0, 0);
         add(sr, ACT_SILENCE, 0, 0, NULL);
         return 0;
     }
@@ -1232,6 +1386,44 @@ static void message_stream(struct sim_req *sr, const char *model, const struct m
     add(sr, ACT_END, 0, 0, NULL);
 }
 
+/* how message_words() ends a stream */
+enum stream_end {
+    ENDS_DONE,  /* content_block_stop, message_delta, message_stop: the whole answer */
+    ENDS_CUT,   /* right after the last delta, cleanly: none of those */
+    ENDS_STALL, /* right after the last delta: silence until the client leaves */
+};
+
+/* An n-word text (words[i % NWORDS], i < n) streamed from word `from` on, after a first delta
+ * `head` (the rest of a word a prefill ended inside; NULL: none): message_start, a ping, the text
+ * block's start, one text_delta per word (more than TOKEN_WRITES words go out in TOKEN_WRITES
+ * writes of many deltas), then as `end` says; message_delta carries `tokens`. */
+static void message_words(struct sim_req *sr, const char *model, const char *head, uint64_t from, uint64_t n,
+                          uint64_t tokens, enum stream_end end)
+{
+    static const struct block text = {BLOCK_TEXT, NULL, 0};
+    char *one[NWORDS]; /* each word's delta, built once */
+    message_head(sr, model);
+    add(sr, ACT_WRITE, 0, 0, event("ping", "}"));
+    add(sr, ACT_WRITE, 0, 0, block_start(&text, 0));
+    if (head != NULL)
+        add(sr, ACT_WRITE, 0, 0, block_delta(0, "text_delta", "text", head));
+    for (size_t k = 0; k < NWORDS; k++)
+        one[k] = block_delta(0, "text_delta", "text", words[k]);
+    word_writes(sr, one, from, n, 0, 0);
+    free_words(one);
+    if (end != ENDS_DONE) {
+        add(sr, end == ENDS_CUT ? ACT_END : ACT_SILENCE, 0, 0, NULL);
+        return;
+    }
+    add(sr, ACT_WRITE, 0, 0, event("content_block_stop", ",\"index\":0}"));
+    add(sr, ACT_WRITE, 0, 0,
+        event("message_delta",
+              ",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":%llu}}",
+              (unsigned long long)tokens));
+    add(sr, ACT_WRITE, 0, 0, event("message_stop", "}"));
+    add(sr, ACT_END, 0, 0, NULL);
+}
+
 /* m streamed or whole; the whole answer waits as long as its stream would take */
 static void message_answer(struct sim_req *sr, const char *model, const struct message *m, int stream,
                            uint64_t first, uint64_t gap)
@@ -1280,7 +1472,7 @@ static int script_messages(struct sim_req *sr, const char *model, int stream, co
     parse_spec(sp, model, stream);
     stream = sp->stream;
     if (failing(sr, sp)) {
-        respond_named(sr, IS("fail-then-heal") ? "529" : "429");
+        respond_named(sr, IS("rate-limit-then-heal") ? "429" : "529");
         if (IS("rate-limit-then-heal"))
             sr->acts[sr->nacts - 1].retry_after = 1;
         return 0;
@@ -1292,15 +1484,51 @@ static int script_messages(struct sim_req *sr, const char *model, int stream, co
             sr->acts[sr->nacts - 1].retry_after = P(1) ? P(1) : 1; /* seconds */
         return 0;
     }
+    if (IS("prefill-reject")) {
+        if (sr->prefill != NULL) {
+            respond_anthropic(sr, 400, "invalid_request_error",
+                              "assistant prefill is not supported by this model: the conversation must end with "
+                              "a user message");
+            return 0;
+        }
+        snprintf(sp->name, sizeof(sp->name), "healthy");
+    }
+    if (IS("prefill")) {
+        /* the Messages API has no switch for it: prefill:vllm is prefill here */
+        if (sp->arg != NULL && strcmp(sp->arg, "vllm") != 0)
+            return -1;
+        struct resume r;
+        resume_at(sr, 1, &r);
+        if (stream) {
+            message_words(sr, model, r.head, r.from, r.n, hello.tokens, ENDS_DONE);
+            return 0;
+        }
+        char *text = words_text(r.n, r.skip);
+        const char *frags[] = {text ? text : ""};
+        struct block b = {BLOCK_TEXT, FRAGS(frags)};
+        struct message m = {&b, 1, "end_turn", hello.tokens};
+        message_answer(sr, model, &m, 0, 0, 0);
+        free(text);
+        return 0;
+    }
+    if (IS("cut-in-tool") && stream) {
+        /* the text block, then the first call's input cut halfway: a clean end, no
+         * content_block_stop, message_delta or message_stop */
+        message_stream(sr, model, &tools_message, 0, 0, COUNT(check_words) + COUNT(weather_input) / 2);
+        add(sr, ACT_END, 0, 0, NULL);
+        return 0;
+    }
     if (IS("healthy") || IS("slow-first-token") || IS("slow-tokens") || IS("drift")) {
         uint64_t first, gap;
         delays(sr, sp, &first, &gap);
         message_answer(sr, model, &hello, stream, first, gap);
         return 0;
     }
-    const struct message *fixed = IS("tools") ? &tools_message : IS("thinking") ? &thinking_message
-                                : IS("empty")  ? &empty_message
-                                               : NULL;
+    /* cut-in-tool: a non-stream request (a stream is above) */
+    const struct message *fixed = IS("tools") || IS("cut-in-tool") ? &tools_message
+                                : IS("thinking")                    ? &thinking_message
+                                : IS("empty")                       ? &empty_message
+                                                                    : NULL;
     if (fixed != NULL) {
         message_answer(sr, model, fixed, stream, 0, 0);
         return 0;
@@ -1321,17 +1549,10 @@ static int script_messages(struct sim_req *sr, const char *model, int stream, co
         return 0;
     }
     if ((IS("stall-after") || IS("cut-after")) && stream) {
-        /* n (3; cut-after 2) text deltas, then silence, or a clean end: no message_delta, no message_stop */
-        const char *frags[16];
+        /* n (3; cut-after 2; at most MAX_WORDS) text deltas, the healthy text's first n words, then
+         * silence, or a clean end: no content_block_stop, message_delta or message_stop */
         uint64_t n = P(IS("cut-after") ? 2 : 3);
-        if (n > 16)
-            n = 16;
-        for (uint64_t i = 0; i < n; i++)
-            frags[i] = words[i % NWORDS];
-        struct block b = {BLOCK_TEXT, frags, n};
-        struct message m = {&b, 1, "end_turn", n};
-        message_stream(sr, model, &m, 0, 0, n);
-        add(sr, IS("cut-after") ? ACT_END : ACT_SILENCE, 0, 0, NULL);
+        message_words(sr, model, NULL, 0, n < MAX_WORDS ? n : MAX_WORDS, 0, IS("cut-after") ? ENDS_CUT : ENDS_STALL);
         return 0;
     }
     if (IS("stall-after")) { /* a non-stream request (a stream is above) */
@@ -1405,14 +1626,6 @@ static uint64_t words_in(const char *s)
         in = !space;
     }
     return n;
-}
-
-/* An OpenAI 400, its param named. */
-static void respond_invalid(struct sim_req *sr, const char *message, const char *param, const char *code)
-{
-    add(sr, ACT_RESPOND, 0, 400,
-        dump(json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", message, "type", "invalid_request_error",
-                       "param", param, "code", code)));
 }
 
 /* Reads body's input, dimensions and encoding_format into er as the real API takes them: input a
@@ -1669,6 +1882,7 @@ struct rstream {
     const char *model;        /* the name the answer carries; the caller's, while scripting */
     const struct response *r; /* the answer streamed; the caller's, while scripting */
     unsigned seq;             /* the next event's sequence_number: 0 for response.created */
+    FILE *batch;              /* non-NULL: events go here, for the caller to script as one write */
 };
 
 /* a memory stream on *s (see closed()) holding an event named type up to its data's "type" */
@@ -1685,7 +1899,14 @@ static FILE *ev_open(char **s, size_t *len, const char *type)
 static void ev_add(struct rstream *rs, FILE *f, char **s, uint64_t delay)
 {
     fprintf(f, ",\"sequence_number\":%u}\n\n", rs->seq++);
-    add(rs->sr, ACT_WRITE, delay, 0, closed(f, s));
+    char *text = closed(f, s);
+    if (rs->batch == NULL) {
+        add(rs->sr, ACT_WRITE, delay, 0, text);
+        return;
+    }
+    if (text != NULL)
+        fputs(text, rs->batch);
+    free(text);
 }
 
 /* an event whose data goes on (after "type") with fmt's keys, each led by a comma */
@@ -1818,12 +2039,37 @@ static void response_stream(struct rstream *rs, uint64_t first, uint64_t gap, ui
     add(rs->sr, ACT_END, 0, 0, NULL);
 }
 
+/* The usual message item's first n words (words[i % NWORDS], at most MAX_WORDS) streamed: the
+ * head, the item and its part opened, one output_text.delta per word (more than TOKEN_WRITES
+ * words go out in TOKEN_WRITES writes of many deltas); then it stops, for the caller to end the
+ * script (cut-after, stall-after). */
+static void response_words(struct rstream *rs, uint64_t n)
+{
+    uint64_t per = n > TOKEN_WRITES ? (n + TOKEN_WRITES - 1) / TOKEN_WRITES : 1;
+    rs->r = &hello_response;
+    response_head(rs);
+    ev_item(rs, 0, 0);
+    ev_part(rs, 0, "response.content_part.added", 0, 0);
+    for (uint64_t i = 0; i < n; i += per) {
+        char *s = NULL;
+        size_t len;
+        rs->batch = open_memstream(&s, &len);
+        if (rs->batch == NULL)
+            return;
+        for (uint64_t k = i; k < i + per && k < n; k++)
+            ev_delta(rs, 0, k % NWORDS, 0);
+        FILE *f = rs->batch;
+        rs->batch = NULL;
+        add(rs->sr, ACT_WRITE, 0, 0, closed(f, &s));
+    }
+}
+
 /* r streamed or whole; the whole answer waits as long as its stream would take */
 static void response_answer(struct sim_req *sr, const char *model, const struct response *r, int stream,
                             uint64_t first, uint64_t gap)
 {
     if (stream) {
-        struct rstream rs = {sr, model, r, 0};
+        struct rstream rs = {sr, model, r, 0, NULL};
         response_stream(&rs, first, gap, UINT64_MAX);
         return;
     }
@@ -1867,7 +2113,7 @@ static int script_responses(struct sim_req *sr, const char *model, int stream, c
         free(raw);
         return 0;
     }
-    struct rstream rs = {sr, model, &hello_response, 0};
+    struct rstream rs = {sr, model, &hello_response, 0, NULL};
     if (IS("heartbeat-only") || IS("pings-only")) { /* a stream: early_fault() answered the others */
         response_head(&rs);
         add(sr, ACT_HEARTBEAT, P(500), 0, strdup(": keep-alive\n\n"));
@@ -1875,16 +2121,8 @@ static int script_responses(struct sim_req *sr, const char *model, int stream, c
     }
     if ((IS("stall-after") || IS("cut-after")) && stream) {
         /* n (3; cut-after 2) text deltas, then silence, or a clean end: no response.completed */
-        const char *frags[16];
         uint64_t n = P(IS("cut-after") ? 2 : 3);
-        if (n > 16)
-            n = 16;
-        for (uint64_t i = 0; i < n; i++)
-            frags[i] = words[i % NWORDS];
-        struct item it = {frags, n, "msg_sim", NULL, NULL};
-        struct response r = {&it, 1, n};
-        rs.r = &r;
-        response_stream(&rs, 0, 0, n);
+        response_words(&rs, n < MAX_WORDS ? n : MAX_WORDS);
         add(sr, IS("cut-after") ? ACT_END : ACT_SILENCE, 0, 0, NULL);
         return 0;
     }
@@ -1933,6 +2171,7 @@ static void on_timer_closed(uv_handle_t *t)
     struct sim_req *sr = t->data;
     for (size_t i = 0; i < sr->nacts; i++)
         free(sr->acts[i].text);
+    free(sr->prefill);
     free(sr);
 }
 
@@ -2071,8 +2310,10 @@ static struct counter *counter(struct sim *sim, const char *name)
     for (size_t i = 0; i < sim->ncounters; i++)
         if (strcmp(sim->counters[i].name, name) == 0)
             return &sim->counters[i];
-    /* past the table's end every new name shares the last slot */
+    /* past the table's end every new name shares the last slot; a slot reused (that one, or any
+     * after /sim/reset) still owns its last_prefill */
     struct counter *c = &sim->counters[sim->ncounters < MAX_COUNTERS ? sim->ncounters++ : MAX_COUNTERS - 1];
+    free(c->last_prefill);
     memset(c, 0, sizeof(*c));
     snprintf(c->name, sizeof(c->name), "%s", name);
     return c;
@@ -2090,9 +2331,14 @@ static void stats(struct sim *sim, struct keel_http *h)
 {
     json_t *hits = json_object(), *gone = json_object(), *auth = json_object(), *writes = json_object();
     json_t *api_key = json_object(), *version = json_object(), *beta = json_object(), *chaos = json_object();
-    json_t *passed = json_object();
+    json_t *passed = json_object(), *prefills = json_object(), *last_prefill = json_object();
+    json_t *down_hits = json_object();
     for (size_t i = 0; i < sim->ncounters; i++) {
         struct counter *c = &sim->counters[i];
+        json_object_set_new(prefills, c->name, json_integer((json_int_t)c->prefills));
+        json_object_set_new(last_prefill, c->name,
+                            json_stringn(c->last_prefill ? c->last_prefill : "", c->last_prefill_len));
+        json_object_set_new(down_hits, c->name, json_integer((json_int_t)c->down_hits));
         json_object_set_new(hits, c->name, json_integer((json_int_t)c->hits));
         json_object_set_new(gone, c->name, json_integer((json_int_t)c->gone));
         json_object_set_new(auth, c->name, json_string(c->auth));
@@ -2115,11 +2361,12 @@ static void stats(struct sim *sim, struct keel_http *h)
                 json_object_set_new(f, faults[k], json_integer((json_int_t)c->chaos[k]));
         json_object_set_new(chaos, c->name, f);
     }
-    reply_json(h, 200, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:I}", "hits", hits, "gone",
-                                 gone, "auth", auth, "x_api_key", api_key, "anthropic_version", version,
-                                 "anthropic_beta", beta, "passed", passed, "writes", writes,
+    reply_json(h, 200, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:I, s:o, s:o, s:o}", "hits",
+                                 hits, "gone", gone, "auth", auth, "x_api_key", api_key, "anthropic_version",
+                                 version, "anthropic_beta", beta, "passed", passed, "writes", writes,
                                  "connections", (json_int_t)keel_server_accepted(sim->srv), "chaos", chaos, "seed",
-                                 (json_int_t)sim->seed));
+                                 (json_int_t)sim->seed, "prefills", prefills, "last_prefill", last_prefill,
+                                 "down_hits", down_hits));
 }
 
 /* the header's value, or "" without one, into dst (cap bytes, cut to fit) */
@@ -2157,6 +2404,8 @@ static struct sim_req *sr_new(struct sim *sim, struct keel_http *h, const char *
     sr->counter = counter(sim, model);
     snprintf(sr->cid, sizeof(sr->cid), "chatcmpl-sim");
     sr->counter->hits++;
+    if (sr->counter->hits == 1)
+        sr->counter->first_ms = uv_now(sim->loop);
     snprintf(sr->rid, sizeof(sr->rid), "req_sim_%llu", (unsigned long long)sr->counter->hits);
     record(sr->counter->auth, sizeof(sr->counter->auth), h, "authorization");
     record(sr->counter->api_key, sizeof(sr->counter->api_key), h, "x-api-key");
@@ -2181,6 +2430,76 @@ static void sr_unscript(struct sim_req *sr)
     for (size_t i = 0; i < sr->nacts; i++)
         free(sr->acts[i].text);
     sr->nacts = 0;
+}
+
+/* a message's content as text: a string, or its parts' (blocks') "text" joined; heap, the caller
+ * frees it, *len its length (it may hold NULs); "" for content of any other shape; NULL if out of
+ * memory */
+static char *content_text(json_t *content, size_t *len)
+{
+    char *s = NULL;
+    FILE *f = open_memstream(&s, len);
+    if (f == NULL)
+        return NULL;
+    size_t i;
+    json_t *part;
+    if (json_is_string(content))
+        fwrite(json_string_value(content), 1, json_string_length(content), f);
+    json_array_foreach(content, i, part) {
+        json_t *text = json_object_get(part, "text");
+        const char *type = json_string_value(json_object_get(part, "type"));
+        if (type != NULL && strcmp(type, "text") == 0 && json_is_string(text))
+            fwrite(json_string_value(text), 1, json_string_length(text), f);
+    }
+    return closed(f, &s);
+}
+
+/* the body's last message if the assistant's (a prefill), else NULL; stale with the body */
+static json_t *final_assistant(json_t *body)
+{
+    json_t *messages = json_object_get(body, "messages");
+    json_t *last = json_array_size(messages) > 0 ? json_array_get(messages, json_array_size(messages) - 1) : NULL;
+    const char *role = json_string_value(json_object_get(last, "role"));
+    return role != NULL && strcmp(role, "assistant") == 0 ? last : NULL;
+}
+
+/* A prefill, the body's last message if the assistant's, read: its text becomes sr->prefill, and
+ * is counted in the name's prefills and kept as its last_prefill. */
+static void read_prefill(struct sim_req *sr, json_t *body)
+{
+    json_t *last = final_assistant(body);
+    if (last == NULL)
+        return;
+    sr->prefill = content_text(json_object_get(last, "content"), &sr->prefill_len);
+    if (sr->prefill == NULL)
+        return;
+    struct counter *c = sr->counter;
+    char *copy = malloc(sr->prefill_len + 1);
+    if (copy != NULL)
+        memcpy(copy, sr->prefill, sr->prefill_len + 1);
+    c->prefills++;
+    free(c->last_prefill);
+    c->last_prefill = copy;
+    c->last_prefill_len = copy != NULL ? sr->prefill_len : 0;
+}
+
+/* Anthropic's refusal of a prefill ending in whitespace: whether the final message is the
+ * assistant's and its content (a string, or its last text block) ends with a space, tab or
+ * line break */
+static int trailing_space(json_t *body)
+{
+    json_t *content = json_object_get(final_assistant(body), "content"), *text = content;
+    for (size_t i = json_array_size(content); i > 0; i--) {
+        json_t *block = json_array_get(content, i - 1);
+        const char *type = json_string_value(json_object_get(block, "type"));
+        if (type != NULL && strcmp(type, "text") == 0) {
+            text = json_object_get(block, "text");
+            break;
+        }
+    }
+    size_t len = json_string_length(text);
+    char last = len > 0 ? json_string_value(text)[len - 1] : '\0';
+    return last != '\0' && strchr(" \t\n\r\f\v", last) != NULL;
 }
 
 /* the request's body parsed (NULL if not JSON; the caller json_decref()s it), and *model in it
@@ -2212,6 +2531,9 @@ static void chat(struct sim *sim, struct keel_http *h)
     json_int_t n = json_integer_value(json_object_get(body, "n"));
     sr->choices = n < 1 ? 1 : n > MAX_CHOICES ? MAX_CHOICES : (unsigned)n;
     sr->logprobs = json_is_true(json_object_get(body, "logprobs"));
+    read_prefill(sr, body);
+    sr->vllm_continue = json_is_true(json_object_get(body, "continue_final_message")) &&
+                        json_is_false(json_object_get(body, "add_generation_prompt"));
     if (script(sr, model, model, stream, usage, text, text_len) != 0) {
         sr_unscript(sr);
         respond_error(sr, 404, "The model does not exist: keel sim knows healthy, hang, 503, ... (see README)",
@@ -2252,7 +2574,12 @@ static void messages(struct sim *sim, struct keel_http *h)
     }
     struct sim_req *sr = sr_new(sim, h, model);
     sr->anthropic = 1;
+    read_prefill(sr, body);
+    json_int_t mt = json_integer_value(json_object_get(body, "max_tokens"));
+    sr->asked_tokens = mt > 0 ? (uint64_t)mt : 0;
     const char *why = refused(body);
+    if (why == NULL && trailing_space(body))
+        why = "messages: final assistant content cannot end with trailing whitespace";
     if (why != NULL) {
         respond_anthropic(sr, 400, "invalid_request_error", why);
     } else if (script_messages(sr, model, json_is_true(json_object_get(body, "stream")), text, text_len) != 0) {
