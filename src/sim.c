@@ -2526,7 +2526,9 @@ static void chat(struct sim *sim, struct keel_http *h)
     struct sim_req *sr = sr_new(sim, h, model);
     int stream = json_is_true(json_object_get(body, "stream"));
     int usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
-    json_int_t mt = json_integer_value(json_object_get(body, "max_tokens"));
+    /* max_completion_tokens, OpenAI's name now (what keel's translators send), else max_tokens */
+    json_t *max = json_object_get(body, "max_completion_tokens");
+    json_int_t mt = json_integer_value(json_is_integer(max) ? max : json_object_get(body, "max_tokens"));
     sr->asked_tokens = mt > 0 ? (uint64_t)mt : 0;
     json_int_t n = json_integer_value(json_object_get(body, "n"));
     sr->choices = n < 1 ? 1 : n > MAX_CHOICES ? MAX_CHOICES : (unsigned)n;

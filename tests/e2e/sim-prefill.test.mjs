@@ -172,6 +172,9 @@ describe('prefill on /v1/chat/completions', () => {
     assert.equal(p + r.json.choices[0].message.content, healthy(12));
     const s = chatStream((await post('/v1/chat/completions', chat('prefill', prefilled(p), { max_tokens: 12, stream: true }))).text);
     assert.deepEqual(s.deltas, ['el', ' simulator.', 'Hello', ' from']);
+    // max_completion_tokens, OpenAI's current name (keel's translators send it), counts first
+    const mct = await post('/v1/chat/completions', chat('prefill', prefilled(p), { max_completion_tokens: 12, max_tokens: 3 }));
+    assert.equal(p + mct.json.choices[0].message.content, healthy(12));
   });
 
   test('no trailing assistant message: exactly the healthy answer', async () => {
