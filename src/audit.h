@@ -40,6 +40,8 @@ struct keel_audit_record {
     const char *cls;       /* the request's class */
     const char *error;     /* a rejection's code; NULL: no "error" member */
     const char *protocol;  /* the client's protocol ("openai-chat", "anthropic-messages"); NULL: none */
+    int continued;         /* the stream broke after its commit and another target finished it
+                            * (or tried to): "continued": true */
 };
 
 /* queues rec's line; a NULL log takes nothing (rec->attempts is freed all the same) */

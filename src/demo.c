@@ -329,7 +329,7 @@ static int storm(int port, int admin)
     return ok && back >= 2;
 }
 
-enum expect { ANSWERED, CUT_CLEANLY, RETURNED_400 };
+enum expect { ANSWERED, CONTINUED, RETURNED_400 };
 
 struct scenario {
     const char *failure;  /* what the provider does, and the seed it comes from */
@@ -352,7 +352,7 @@ static const struct scenario scenarios[] = {
     {"INTERNAL_ERROR before content (000)", "crash", 1, 0, ANSWERED, "backup", "the error, mid-turn"},
     {"connection dropped (002)", "drop", 0, 0, ANSWERED, "backup", "a 502"},
     {"429 with Retry-After: 1", "limited", 0, 0, ANSWERED, "primary", "a 429 to the agent"},
-    {"cut mid-stream (000)", "cut", 1, 0, CUT_CLEANLY, "primary", "a truncated answer that looks complete"},
+    {"cut mid-stream (000)", "cut", 1, 0, CONTINUED, "backup", "a truncated answer that looks complete"},
     {"the client's own 400 (003)", "bad", 0, 0, RETURNED_400, "primary", "walks the whole chain, failing each"},
 };
 
@@ -381,7 +381,7 @@ static const char config_fmt[] =
     "  - { name: crash,     targets: [ { upstream: primary, model: error-before-content }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: drop,      targets: [ { upstream: primary, model: reset-before-headers }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: limited,   targets: [ { upstream: primary, model: \"rate-limit-then-heal:1\" }, { upstream: backup, model: healthy } ] }\n"
-    "  - { name: cut,       targets: [ { upstream: primary, model: reset-mid-stream }, { upstream: backup, model: healthy } ] }\n"
+    "  - { name: cut,       targets: [ { upstream: primary, model: reset-mid-stream }, { upstream: backup, model: prefill, continuation: prefill } ] }\n"
     "  - { name: bad,       targets: [ { upstream: primary, model: \"400\" }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: local, targets: [ { upstream: local, model: healthy }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: drift, cliff: 2500ms, targets: [ { upstream: primary, model: \"drift:200\" } ] }\n"
@@ -390,8 +390,24 @@ static const char config_fmt[] =
     "      - { upstream: primary, model: \"fail-then-heal:4#storm\", breaker: { failures: 3, cooldown: 1s } }\n"
     "      - { upstream: backup, model: healthy }\n";
 
+/* an OpenAI stream's text: its chunks' content deltas joined into dst */
+static void streamed_text(const char *body, char *dst, size_t n)
+{
+    size_t off = 0;
+    dst[0] = '\0';
+    for (const char *p = strstr(body, "data: {"); p != NULL; p = strstr(p + 1, "data: {")) {
+        const char *e = strchr(p, '\n');
+        json_t *chunk = json_loadb(p + 6, e ? (size_t)(e - p - 6) : strlen(p + 6), 0, NULL);
+        json_t *c = json_object_get(json_object_get(json_array_get(json_object_get(chunk, "choices"), 0), "delta"),
+                                    "content");
+        if (json_is_string(c) && off < n)
+            off += (size_t)snprintf(dst + off, n - off, "%s", json_string_value(c));
+        json_decref(chunk);
+    }
+}
+
 /* what keel did, in a few words, from the answer */
-static void describe(const struct scenario *s, const struct answer *a, char *dst, size_t n, int *ok)
+static void describe(const struct scenario *s, struct answer *a, char *dst, size_t n, int *ok)
 {
     char cls[256];
     classes(a->attempts, cls, sizeof(cls));
@@ -403,10 +419,21 @@ static void describe(const struct scenario *s, const struct answer *a, char *dst
         *ok = a->status == 200 && strcmp(a->upstream, s->upstream) == 0 && (!s->stream || done);
         snprintf(dst, n, "%s", cls);
         break;
-    case CUT_CLEANLY:
-        *ok = a->status == 200 && error_event && !done;
-        snprintf(dst, n, "error event, no [DONE]");
+    case CONTINUED: {
+        /* the backup finished the answer: the client reads it whole, exactly once, then [DONE];
+         * the stream's headers named the primary, the SSE comment names who continued */
+        char text[1024];
+        streamed_text(a->body, text, sizeof(text));
+        const char *on = strstr(a->body, ": keel continues the answer on ");
+        if (on != NULL)
+            snprintf(a->upstream, sizeof(a->upstream), "%.*s", (int)strcspn(on + 31, "/"), on + 31);
+        *ok = a->status == 200 && done && !error_event && strcmp(text, "Hello from the keel simulator.") == 0 &&
+              strcmp(a->upstream, s->upstream) == 0;
+        /* the comment's "after primary/MODEL: CLASS (...)": the class that broke the stream */
+        const char *after = on ? strstr(on, " after ") : NULL, *why = after ? strstr(after, ": ") : NULL;
+        snprintf(dst, n, "%.*s > continued: whole, once", why ? (int)strcspn(why + 2, " (") : 1, why ? why + 2 : "?");
         break;
+    }
     case RETURNED_400:
         *ok = a->status == 400 && strcmp(a->upstream, s->upstream) == 0 && strstr(a->attempts, ", ") == NULL;
         snprintf(dst, n, "returned as is, backup untouched");

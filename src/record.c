@@ -52,6 +52,7 @@ void keel_record(struct keel_request *r)
                               .client_gone = r->gone,
                               .cls = keel_class_name(cls),
                               .protocol = r->enc->protocol,
+                              .continued = r->continued > 0,
                           });
     /* every request's time, answered or not, feeds the cliff watch; one that comes near the cliff
      * is checked at once (p99 <= max, so the max crossing is the first sign) */

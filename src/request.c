@@ -54,7 +54,7 @@ static uint64_t next_random(struct keel_gateway *gw)
 }
 
 /* the state machine's edges: a head only follows an attempt, the commit only a held stream,
- * and nothing follows the commit but the end (issue 17's continuation will add RELAY -> ATTEMPT) */
+ * and nothing follows the commit but the end, or a continuation (set_state) */
 static int edge_ok(enum keel_req_state from, enum keel_req_state to)
 {
     switch (to) {
@@ -78,7 +78,10 @@ static int edge_ok(enum keel_req_state from, enum keel_req_state to)
  * the client its headers, the end records and frees. */
 static void set_state(struct keel_request *r, enum keel_req_state to)
 {
-    assert(edge_ok(r->state, to));
+    /* a continuation leaves the committed stream for an attempt on another target (or a wait for
+     * its managed backend); its answer comes back through PRECOMMIT without a second commit */
+    assert(edge_ok(r->state, to) ||
+           (r->continuing && r->state == REQ_RELAY && (to == REQ_ATTEMPT || to == REQ_WAIT)));
     keel_debug("req %s: %s -> %s", r->id, state_names[r->state], state_names[to]);
     r->state = to;
     switch (to) {
@@ -111,7 +114,8 @@ static void set_state(struct keel_request *r, enum keel_req_state to)
  * (from events or from frames). */
 static void charge(struct keel_request *r)
 {
-    size_t now = 3 * r->body_len + r->answer.cap + r->out.cap + r->assembly.held + r->frames.held + r->senc.held;
+    size_t now = 3 * r->body_len + r->answer.cap + r->out.cap + r->assembly.held + r->frames.held + r->senc.held +
+                 r->told.text.cap + r->scratch.cap;
     assert(r->gw->mem_held >= r->mem);
     r->gw->mem_held = r->gw->mem_held - r->mem + now;
     r->mem = now;
@@ -172,6 +176,10 @@ static void on_written(void *ctx);
 static void record_attempt(struct keel_request *r, enum keel_class cls);
 static void commit(struct keel_request *r)
 {
+    if (r->continuing) {
+        record_attempt(r, KEEL_CLASS_OK); /* the client has its headers: the continuation is listed */
+        return;
+    }
     assert(r->http != NULL && r->status_sent == 0);
     record_attempt(r, KEEL_CLASS_OK);
     r->ttft_ms = now_ms(r) - r->start_ms;
@@ -213,20 +221,30 @@ static void on_written(void *ctx)
     flush(r);
 }
 
-/* After the commit a failure can't be hidden: the stream ends with an error event and no [DONE].
- * `code` is the event's error code (NULL = the class name). */
+static int try_continue(struct keel_request *r, enum keel_class cls);
+
+/* After the commit a failure can't be hidden: the stream is continued on another target when one
+ * can (try_continue), else it ends with an error event and no [DONE]. `code` is the event's error
+ * code (NULL = the class name). */
 static void cut_stream(struct keel_request *r, enum keel_class cls, const char *code)
 {
-    char msg[160];
-    if (code == NULL)
-        snprintf(msg, sizeof(msg), "upstream %s failed mid-stream: %s", r->target->upstream->name,
-                 keel_class_name(cls));
-    else
+    if (r->state == REQ_RELAY)
+        r->attempts[r->nattempts - 1].cls = cls; /* the committed attempt, recorded at the commit */
+    attempt_over(r, cls);
+    if (code == NULL && try_continue(r, cls))
+        return;
+    char msg[240];
+    if (code != NULL)
         snprintf(msg, sizeof(msg), "the request's deadline ran out mid-stream (upstream %s)",
                  r->target->upstream->name);
+    else if (r->continuing)
+        snprintf(msg, sizeof(msg), "upstream %s failed mid-stream: %s; its continuation on upstream %s failed: %s",
+                 r->cut_target->upstream->name, keel_class_name(r->cut_cls),
+                 r->target->upstream->name, keel_class_name(cls));
+    else
+        snprintf(msg, sizeof(msg), "upstream %s failed mid-stream: %s", r->target->upstream->name,
+                 keel_class_name(cls));
     keel_relay_fail(r, code ? code : keel_class_name(cls), msg);
-    r->attempts[r->nattempts - 1].cls = cls; /* the committed attempt, recorded at the commit */
-    attempt_over(r, cls);
 }
 
 /* ------------------------------------------------------------------ breakers */
@@ -318,6 +336,14 @@ static const struct protocol *protocol_of(const char *kind)
     return &protocols[0];
 }
 
+/* Whether a continuation on t can finish this client's stream: a stream client whose protocol
+ * keel writes itself (chat, Messages, Responses), and t's stream read into events (a Responses
+ * upstream's is only judged). */
+static int continues(const struct keel_request *r, const struct keel_target_conf *t)
+{
+    return r->stream && r->enc->stream_event != NULL && strcmp(target_kind(r, t), "openai-responses") != 0;
+}
+
 /* ------------------------------------------------------------------ begin */
 
 void keel_req_begin(struct keel_request *r)
@@ -334,8 +360,11 @@ void keel_req_begin(struct keel_request *r)
                                                  .same_target = t->retry.same_target,
                                                  .backoff_ms = t->retry.backoff_ms,
                                                  .max_wait_ms = t->retry.max_wait_ms,
-                                                 .protocol = (int)(protocol_of(target_kind(r, t)) - protocols)};
+                                                 .protocol = (int)(protocol_of(target_kind(r, t)) - protocols),
+                                                 .continuation = t->continuation && continues(r, t)};
     }
+    keel_buf_init(&r->scratch, MAX_SSE_LINE);
+    keel_told_init(&r->told, MAX_ANSWER);
     keel_router_init(&r->router, r->route, r->model->ntargets, admit_target, skip_target, r);
     uv_timer_init(gw->loop, r->timer);
     r->timer->data = r;
@@ -388,6 +417,7 @@ static void reset_attempt(struct keel_request *r, const struct keel_target_conf 
     r->attempt_start_ms = now;
     r->first_progress_at = 0;
     r->saw_done = 0;
+    r->saw_finish = 0;
     r->nback = 0;
     r->back_len = 0;
     r->usage = (struct keel_usage){0};
@@ -530,6 +560,20 @@ static size_t up_headers(const struct keel_request *r, const struct keel_target_
     return n;
 }
 
+/* A continuation's body: the one t would get (body, taken), with the text the client was told as
+ * the assistant's prefill (core/continue.h); the splice learns what whitespace the prefill lost.
+ * NULL when memory ran out. */
+static char *prefilled(struct keel_request *r, const struct keel_target_conf *t, char *body, size_t *len)
+{
+    const char *text = r->told.text.base ? r->told.text.base : "";
+    size_t trimmed = 0;
+    char *p = keel_prefill_body(body, *len, target_kind(r, t), text, r->told.text.len, t->continuation_body, len,
+                                &trimmed);
+    free(body);
+    keel_splice_init(&r->splice, text + r->told.text.len - trimmed, trimmed);
+    return p;
+}
+
 /* Starts an attempt on the router's current target. */
 static void start_attempt(struct keel_request *r)
 {
@@ -583,6 +627,8 @@ static void start_attempt(struct keel_request *r)
             return;
         }
     }
+    if (r->continuing && body != NULL)
+        body = prefilled(r, t, body, &len);
     char url[2048], hbuf[2048];
     const char *lines[12 + KEEL_MAX_UPSTREAM_HEADERS];
     snprintf(url, sizeof(url), "%s%s", t->upstream->base_url,
@@ -661,11 +707,40 @@ enum { EV_GO_ON = 0, EV_FAIL = 1, EV_CUT = 2 };
 static int on_event(void *ctx, const char *event, const char *data, size_t len);
 static int on_comment(void *ctx, const char *text, size_t len);
 
-/* a translated stream's events, in the client's protocol, queued as the relay's are */
+/* a re-encoded stream's events, in the client's protocol, queued as the relay's are; kept in
+ * the told when the stream may be continued */
 static int to_client(void *ctx, const struct keel_ev *ev)
 {
     struct keel_request *r = ctx;
-    return r->enc->stream_event(&r->senc, ev, &r->out);
+    int rv = r->enc->stream_event(&r->senc, ev, &r->out);
+    if (rv == 0 && r->armed)
+        keel_told_event(&r->told, ev);
+    return rv;
+}
+
+/* A stream relayed as sent that may be continued: each event is kept in the told and said by a
+ * shadow of the client's encoder whose frames are dropped, so that a continuation's events carry
+ * on from the encoder's state (the same chunk id, the same content block). Never stops the
+ * relay: a shadow that loses track only rules the continuation out. */
+static int shadow(void *ctx, const struct keel_ev *ev)
+{
+    struct keel_request *r = ctx;
+    keel_told_event(&r->told, ev);
+    keel_buf_reset(&r->scratch);
+    if (r->enc->stream_event(&r->senc, ev, &r->scratch) != 0)
+        r->told.broken = 1;
+    return 0;
+}
+
+/* a continuation's events: spliced (core/continue.h), then re-encoded into the same stream */
+static int continue_event(void *ctx, const struct keel_ev *ev)
+{
+    struct keel_request *r = ctx;
+    struct keel_ev edited;
+    int v = keel_splice_event(&r->splice, ev, &edited, &r->scratch);
+    if (v < 0 || v == KEEL_SPLICE_DROP)
+        return v < 0 ? v : 0;
+    return to_client(r, v == KEEL_SPLICE_EDIT ? &edited : ev);
 }
 
 /* the stream encoder's state, once it is over (whatever happened): what it held given back */
@@ -676,34 +751,83 @@ static void release_senc(struct keel_request *r)
     r->senc_open = 0;
 }
 
+/* the client's stream encoder, fresh */
+static void open_senc(struct keel_request *r)
+{
+    release_senc(r);
+    r->enc->stream_init(&r->senc, r->include_usage);
+    r->senc_open = 1;
+    r->senc.max = MAX_ANSWER;
+    r->senc.created_at = r->start_wall_ms / 1000;
+}
+
+/* whether a later target in the chain could continue the stream of the attempt under way */
+static int armed(const struct keel_request *r)
+{
+    if (!continues(r, r->target))
+        return 0;
+    for (size_t j = r->router.cur + 1; j < r->model->ntargets; j++)
+        if (r->route[j].continuation)
+            return 1;
+    return 0;
+}
+
+/* a continuation's answer began: the client reads, as an SSE comment, where the rest comes from
+ * (SDKs ignore comments; the audit says it too) */
+static void announce(struct keel_request *r)
+{
+    char line[512];
+    int n = snprintf(line, sizeof(line), ": keel continues the answer on %s/%s after %s/%s: %s (%zu bytes prefilled)\n\n",
+                     r->target->upstream->name, r->target->model, r->cut_target->upstream->name,
+                     r->cut_target->model, keel_class_name(r->cut_cls), r->told.text.len);
+    r->out.max += (size_t)n;
+    keel_buf_append(&r->out, line, (size_t)n);
+}
+
 /* entry of PRECOMMIT and ASSEMBLE: the stream's framing, and the target's protocol read into
  * events. A stream client of the same protocol only needs each frame judged: its bytes pass
- * through untouched (the hot path decodes nothing); an assembled answer needs every event. */
+ * through untouched (the hot path decodes nothing, unless a later target could continue the
+ * stream); an assembled answer needs every event; a continuation carries on in the encoder the
+ * stream had. */
 static void open_reader(struct keel_request *r)
 {
     keel_sse_parser_init(&r->sse, MAX_SSE_LINE, on_event, on_comment, r);
     const struct keel_decoder_ops *ops = keel_decoder_for(target_kind(r, r->target));
     assert(ops != NULL); /* config admits only kinds that have a decoder */
-    if (r->state == REQ_ASSEMBLE && native(r) && r->enc->native_frames) {
+    if (r->continuing) {
+        assert(r->state == REQ_PRECOMMIT && r->senc_open);
+        r->sink = SINK_ENCODE;
+        /* OpenAI chunks name their model: the continuation's name the model that wrote them (the
+         * id stays: one stream); the other protocols named theirs once, at the start */
+        r->senc.model_len = 0;
+        keel_decoder_init(&r->dec, ops, continue_event, r);
+        announce(r);
+    } else if (r->state == REQ_ASSEMBLE && native(r) && r->enc->native_frames) {
+        r->sink = SINK_FRAMES;
         /* the protocol's own answer built from its frames as sent; the decoder only judges */
         keel_anthropic_msg_release(&r->frames);
         keel_anthropic_msg_init(&r->frames, MAX_ANSWER);
         keel_decoder_init(&r->dec, ops, NULL, NULL);
     } else if (r->state == REQ_ASSEMBLE) {
+        r->sink = SINK_ASM;
         keel_asm_release(&r->assembly);
         keel_asm_init(&r->assembly, MAX_ANSWER, ops->kind);
         r->assembly.created_at = r->start_wall_ms / 1000; /* when the upstream sends none */
         keel_decoder_init(&r->dec, ops, keel_asm_event, &r->assembly);
-    } else if (native(r)) {
-        keel_decoder_init(&r->dec, ops, NULL, NULL);
     } else {
-        /* another protocol's stream, re-encoded event by event in the client's */
-        release_senc(r);
-        r->enc->stream_init(&r->senc, r->include_usage);
-        r->senc_open = 1;
-        r->senc.max = MAX_ANSWER;
-        r->senc.created_at = r->start_wall_ms / 1000;
-        keel_decoder_init(&r->dec, ops, to_client, r);
+        keel_told_release(&r->told);
+        r->armed = armed(r);
+        if (native(r)) {
+            r->sink = SINK_PASS;
+            if (r->armed)
+                open_senc(r);
+            keel_decoder_init(&r->dec, ops, r->armed ? shadow : NULL, r);
+        } else {
+            /* another protocol's stream, re-encoded event by event in the client's */
+            r->sink = SINK_ENCODE;
+            open_senc(r);
+            keel_decoder_init(&r->dec, ops, to_client, r);
+        }
     }
 }
 
@@ -758,10 +882,11 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
     r->dec.ops->frame(&r->dec, event, data, len, &info);
     if (info.usage.present)
         r->usage = info.usage;
+    r->saw_finish |= info.finished;
     switch (info.kind) {
     case KEEL_CHUNK_DONE:
         r->saw_done = 1;
-        if (r->dec.on_ev != NULL || r->enc->native_end != NULL)
+        if (r->sink != SINK_FRAMES && (r->sink != SINK_PASS || r->enc->native_end != NULL))
             return EV_GO_ON; /* keel writes the end itself when the transfer ends cleanly ([DONE]) */
         break;              /* the protocol's own end frame (message_stop) goes as sent */
     case KEEL_CHUNK_MALFORMED:
@@ -792,11 +917,11 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
         r->outcome.transport = r->dec.rv == -ENOBUFS ? keel_err_too_large : keel_err_local;
         return r->state == REQ_RELAY ? EV_CUT : EV_FAIL;
     }
-    if (r->dec.on_ev != NULL) { /* assembled or re-encoded: the events went there */
+    if (r->sink == SINK_ASM || r->sink == SINK_ENCODE) { /* the events went there */
         charge(r);
         return EV_GO_ON;
     }
-    if (r->state == REQ_ASSEMBLE) { /* assembled from the frames as sent */
+    if (r->sink == SINK_FRAMES) { /* assembled from the frames as sent */
         int rv = keel_anthropic_msg_frame(&r->frames, event, data, len);
         charge(r);
         if (rv == 0)
@@ -867,7 +992,7 @@ static int on_data(void *ctx, const char *data, size_t len)
         keel_upstream_xfer_cancel(x);
         cut_stream(r, keel_classify(&r->outcome), NULL);
     }
-    if (r->state == REQ_RELAY)
+    if (r->state == REQ_RELAY || r->continuing)
         flush(r);
     return KEEL_XFER_CONSUMED;
 }
@@ -995,8 +1120,10 @@ static void on_done(void *ctx, const char *err, const char *detail)
         if (err != NULL) {
             cut_stream(r, keel_classify(&r->outcome), NULL);
         } else {
-            /* a stream that ended cleanly without [DONE] is finalised at once */
-            if (native(r) && r->enc->native_end != NULL) {
+            /* a stream relayed as sent that ended cleanly after its finish reason but without
+             * [DONE] is finalised at once; one that ended before was cut */
+            int pass = r->sink == SINK_PASS;
+            if (pass && r->enc->native_end != NULL && (r->saw_done || r->saw_finish)) {
                 keel_relay_end(r);
             } else if (!r->saw_done || keel_sse_parser_pending(&r->sse)) {
                 /* its end is the protocol's frame, or keel's to write when re-encoded: a stream
@@ -1005,7 +1132,7 @@ static void on_done(void *ctx, const char *err, const char *detail)
                 cut_stream(r, KEEL_CLASS_RESET, NULL);
                 flush(r);
                 return;
-            } else if (native(r)) {
+            } else if (pass) {
                 keel_relay_end(r); /* its end frame went with the others */
             } else {
                 /* room for the end's frames even when the queue is full: a Responses stream ends
@@ -1033,6 +1160,8 @@ static void record_attempt(struct keel_request *r, enum keel_class cls)
     r->attempts[r->nattempts++] = (struct attempt){r->target, cls, r->status, now_ms(r) - r->attempt_start_ms, ttft};
 }
 
+static void continuation_failed(struct keel_request *r);
+
 /* The attempt failed or its answer is complete: classify it and ask the router what next. */
 static void end_attempt(struct keel_request *r)
 {
@@ -1041,8 +1170,13 @@ static void end_attempt(struct keel_request *r)
         r->xfer = NULL;
         keel_upstream_xfer_cancel(x);
     }
+    if (r->continuing) {
+        continuation_failed(r);
+        return;
+    }
     close_reader(r);
-    keel_buf_reset(&r->out); /* events held for a commit that never came */
+    keel_buf_reset(&r->out); /* events held for a commit that never came (a committed stream's
+                              * attempts end in continuation_failed) */
 
     enum keel_class cls = keel_classify(&r->outcome);
     record_attempt(r, cls);
@@ -1072,6 +1206,114 @@ static void end_attempt(struct keel_request *r)
         step = keel_router_after(&r->router, cls, r->retry_after_ms, now_ms(r), r->dl.total_at,
                                  next_random(r->gw));
     next_step(r, step);
+}
+
+/* ------------------------------------------------------------------ continuation */
+
+/* A native Anthropic stream's blocks as the client saw them and as the shadow encoder numbered
+ * them agree: a block that makes no event (redacted thinking, a server tool's) would have the
+ * continuation's text written into the wrong block. */
+static int aligned(const struct keel_request *r)
+{
+    if (r->sink != SINK_PASS || strcmp(r->enc->native_kind, "anthropic") != 0)
+        return 1;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < KEEL_ANTHROPIC_MAX_BLOCKS; i++)
+        if (r->dec._state.anthropic.block[i] != 0)
+            n = i + 1;
+    return n == r->senc.anthropic.nblocks;
+}
+
+/* The continuation's attempt starts from the loop, not from inside the callback that broke the
+ * stream (whose caller goes on with the request): a WAIT that is due at once (on_timer). */
+static void begin_continuation(struct keel_request *r, const struct keel_step *step, enum keel_class cls,
+                               size_t from)
+{
+    if (from != step->target)
+        keel_state_failover(r->mstate, r->model->targets[from].upstream->name,
+                            r->model->targets[step->target].upstream->name, cls);
+    r->probe = step->probe;
+    r->continuing = 1;
+    r->continued++;
+    r->wake_at = now_ms(r);
+    set_state(r, REQ_WAIT);
+}
+
+/* A committed stream broke with cls (its attempt reported): 1 when a continuation will finish
+ * it, 0 when the client gets the stream's error: nothing was armed, what went out cannot be
+ * carried on (a tool call, a refusal, several choices), the budget is spent, or no later target
+ * declares continuation: prefill and is admitted. */
+static int try_continue(struct keel_request *r, enum keel_class cls)
+{
+    if (!r->armed || r->http == NULL || !keel_router_continuable(cls))
+        return 0;
+    const char *why = keel_told_blocker(&r->told);
+    if (why == NULL && !aligned(r))
+        why = "the stream has content blocks keel does not follow";
+    uint64_t now = now_ms(r);
+    if (why == NULL && now >= r->dl.total_at)
+        why = "the request's deadline ran out";
+    size_t from = r->router.cur;
+    struct keel_step step = {.kind = KEEL_STEP_GIVE_UP};
+    if (why == NULL && r->nattempts < MAX_ATTEMPTS)
+        step = keel_router_continue(&r->router, cls, now);
+    if (step.kind != KEEL_STEP_TRY) {
+        keel_info("req %s: %s/%s broke mid-stream (%s), not continued: %s", r->id, r->target->upstream->name,
+                  r->target->model, keel_class_name(cls),
+                  why ? why : "no later target that declares continuation: prefill is admitted");
+        return 0;
+    }
+    if (!r->continuing) {
+        r->cut_target = r->target;
+        r->cut_cls = cls;
+    }
+    keel_sse_parser_release(&r->sse); /* the encoder and the told carry on */
+    r->sse.on_event = NULL;
+    keel_info("req %s: %s/%s broke mid-stream (%s): continuing on %s/%s with %zu bytes prefilled", r->id,
+              r->target->upstream->name, r->target->model, keel_class_name(cls),
+              r->model->targets[step.target].upstream->name, r->model->targets[step.target].model,
+              r->told.text.len);
+    begin_continuation(r, &step, cls, from);
+    return 1;
+}
+
+/* A continuation's attempt ended before its first content: refused (a rejected prefill: the
+ * client's error), failed (the next target that can continue), or it answered something that is
+ * no stream. The client's stream ends with its error when nothing is left. */
+static void continuation_failed(struct keel_request *r)
+{
+    if (r->sse.on_event != NULL)
+        keel_sse_parser_release(&r->sse);
+    r->sse.on_event = NULL;
+    enum keel_class cls = keel_classify(&r->outcome);
+    if (cls == KEEL_CLASS_OK)
+        cls = KEEL_CLASS_EMPTY_RESPONSE; /* a whole answer, not the stream it was asked for */
+    record_attempt(r, cls);
+    attempt_over(r, cls);
+    keel_info("req %s: continuation on %s/%s failed: %s (status %d)", r->id, r->target->upstream->name,
+              r->target->model, keel_class_name(cls), r->status);
+    const struct keel_target_conf *t = r->target;
+    struct keel_backend *b = t->upstream->managed != NULL && keel_backend_heals(cls)
+                                 ? keel_managed_get(r->gw->managed, t->upstream->name)
+                                 : NULL;
+    if (b != NULL)
+        keel_backend_dead(b, r->backend_gen, keel_class_name(cls));
+    uint64_t now = now_ms(r);
+    size_t from = r->router.cur;
+    struct keel_step step = {.kind = KEEL_STEP_GIVE_UP};
+    if (now < r->dl.total_at && r->nattempts < MAX_ATTEMPTS)
+        step = keel_router_continue(&r->router, cls, now);
+    if (step.kind == KEEL_STEP_TRY) {
+        begin_continuation(r, &step, cls, from);
+        return;
+    }
+    char msg[320];
+    snprintf(msg, sizeof(msg), "upstream %s failed mid-stream: %s; its continuation on upstream %s %s: %s%s",
+             r->cut_target->upstream->name, keel_class_name(r->cut_cls), t->upstream->name,
+             step.kind == KEEL_STEP_RETURN ? "was refused" : "failed", keel_class_name(cls),
+             step.kind == KEEL_STEP_RETURN ? "" : ", and no other target can continue it");
+    keel_relay_fail(r, keel_class_name(r->cut_cls), msg);
+    flush(r); /* the last word: the request may end here */
 }
 
 static void give_up(struct keel_request *r, const struct keel_step *step)
@@ -1178,7 +1420,7 @@ static void deadline_exceeded(struct keel_request *r)
     }
     keel_info("req %s: deadline of %llu ms exceeded in state %s", r->id,
               (unsigned long long)(r->dl.total_at - r->start_ms), state_names[r->state]);
-    if (r->state == REQ_RELAY) {
+    if (r->state == REQ_RELAY || r->continuing) {
         cut_stream(r, KEEL_CLASS_DEADLINE_EXCEEDED, "deadline_exceeded");
         flush(r);
         return;
@@ -1198,6 +1440,8 @@ static void on_timer(uv_timer_t *t)
     if (r->state == REQ_WAIT) {
         if (now >= r->dl.total_at)
             deadline_exceeded(r);
+        else if (now >= r->wake_at && r->continuing)
+            start_attempt(r); /* a continuation, due (begin_continuation) */
         else if (now >= r->wake_at)
             next_step(r, keel_router_resume(&r->router, now));
         else
@@ -1315,6 +1559,8 @@ static void complete(struct keel_request *r)
     close_reader(r);
     keel_buf_release(&r->answer);
     keel_buf_release(&r->out);
+    keel_buf_release(&r->scratch);
+    keel_told_release(&r->told);
     assert(r->gw->mem_held >= r->mem);
     r->gw->mem_held -= r->mem;
     free(r->body);

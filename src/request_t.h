@@ -17,6 +17,7 @@
 #include "core/buf.h"
 #include "core/chunk.h"
 #include "core/classify.h"
+#include "core/continue.h"
 #include "core/deadline.h"
 #include "core/reqbody.h"
 #include "core/event.h"
@@ -43,6 +44,15 @@ enum keel_req_state {
     REQ_ASSEMBLE,  /* a 200 event stream for a non-stream client: assembled into one answer, the
                       client sees nothing until it is whole (so any failure fails over unseen) */
     REQ_END,       /* answered or the client is gone; recorded and freed */
+};
+
+/* where an attempt's stream goes (open_reader) */
+enum keel_sink {
+    SINK_PASS,   /* a stream client of the target's protocol: frames relayed as sent (judged; and
+                  * followed by a shadow encoder when the stream may be continued) */
+    SINK_ENCODE, /* a stream client of another protocol, or a continuation: events re-encoded */
+    SINK_ASM,    /* a non-stream client: events assembled into one answer */
+    SINK_FRAMES, /* a non-stream client of the target's protocol: its answer built from frames */
 };
 
 struct attempt {
@@ -117,11 +127,23 @@ struct keel_request {
     struct keel_stream_enc senc; /* RELAY from another protocol: its events in the client's */
     int senc_open;               /* senc was set up and not yet released (stream_release) */
     int saw_done;                /* the stream's end frame ([DONE], message_stop) came */
+    int saw_finish;              /* a choice's finish reason came (OpenAI chunks) */
+    enum keel_sink sink;         /* PRECOMMIT, RELAY, ASSEMBLE: where the stream goes */
     struct keel_header back[KEEL_BACK_HEADERS]; /* the upstream's headers that go back with its
                                                  * answer (core/headers.h), into back_buf */
     size_t nback;
     char back_buf[1536];
     size_t back_len;
+
+    /* continuation after the commit point (core/continue.h, README "Continuation") */
+    int armed;                /* a later target can continue this stream: what it tells is kept */
+    struct keel_told told;    /* what the client was told so far, across attempts (armed) */
+    struct keel_buf scratch;  /* a shadow encoder's frames (dropped), a spliced literal */
+    int continuing;           /* the attempt under way continues the committed stream */
+    struct keel_splice splice; /* its events, filtered for the client */
+    size_t continued;         /* continuations started */
+    const struct keel_target_conf *cut_target; /* the first break: its target and class */
+    enum keel_class cut_cls;
 
     /* the client side of a stream (relay.c) */
     struct keel_buf out; /* SSE bytes not yet handed to the client (held before the commit) */

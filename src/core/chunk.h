@@ -23,6 +23,8 @@ struct keel_usage {
 struct keel_chunk_info {
     enum keel_chunk_kind kind;
     int has_usage;       /* a usage object rode on the chunk */
+    int finished;        /* a choice's finish reason rode on it (OpenAI chunks): a stream that ends
+                          * without [DONE] after one is whole, one that ends before was cut */
     struct keel_usage usage;
     char error_code[64]; /* for KEEL_CHUNK_ERROR: the provider's code or type, "" if none */
 };

@@ -208,11 +208,14 @@ static int calls_of(struct keel_decoder *d, uint32_t choice, struct keel_json ca
 }
 
 /* One element of choices (pos: its place): whether its delta (a chunk) or message (an answer)
- * carries content progress; its events in order when decoding. */
-static int choice_of(struct keel_decoder *d, struct keel_json choice, uint32_t pos, int stream)
+ * carries content progress; its events in order when decoding. *finished set when it carries
+ * its finish reason. */
+static int choice_of(struct keel_decoder *d, struct keel_json choice, uint32_t pos, int stream, int *finished)
 {
     struct keel_json c[CHOICE_N], m[MSG_N], lp[LP_N];
     keel_key_pick(choice, choice_keys, CHOICE_N, c);
+    if (keel_json_type(c[CHOICE_FINISH]) == KEEL_JSON_STRING)
+        *finished = 1;
     keel_key_pick(c[stream ? CHOICE_DELTA : CHOICE_MESSAGE], msg_keys, MSG_N, m);
     int progress = keel_json_nonempty(m[MSG_CONTENT]) || keel_json_nonempty(m[MSG_REASONING]) ||
                    keel_json_nonempty(m[MSG_REASONING_CONTENT]) || keel_json_nonempty(m[MSG_REFUSAL]);
@@ -241,17 +244,21 @@ static int choice_of(struct keel_decoder *d, struct keel_json choice, uint32_t p
     return progress;
 }
 
-/* whether any choice progresses: judging alone stops at the first that does */
-static int choices_of(struct keel_decoder *d, struct keel_json choices, int stream)
+/* whether any choice progresses: judging alone stops at the first that does once one carried
+ * its finish reason (finished: as choice_of, set when any does; may be NULL) */
+static int choices_of(struct keel_decoder *d, struct keel_json choices, int stream, int *finished)
 {
+    int ignored = 0;
+    if (finished == NULL)
+        finished = &ignored;
     struct keel_json choice;
     size_t pos = 0;
     uint32_t n = 0;
     int progress = 0;
     if (keel_json_type(choices) != KEEL_JSON_ARRAY)
         return 0;
-    while (!(progress && !keel_decoder_decoding(d)) && keel_json_next(choices, &pos, NULL, &choice))
-        progress |= choice_of(d, choice, n++, stream);
+    while (!(progress && *finished && !keel_decoder_decoding(d)) && keel_json_next(choices, &pos, NULL, &choice))
+        progress |= choice_of(d, choice, n++, stream, finished);
     return progress;
 }
 
@@ -277,7 +284,7 @@ static void frame(struct keel_decoder *d, const char *event, const char *data, s
         error_code_of(root, f[ROOT_ERROR], info->error_code, sizeof(info->error_code));
     emit_meta(d, f);
     /* judging alone reads no choice of an error chunk */
-    if ((!error || keel_decoder_decoding(d)) && choices_of(d, f[ROOT_CHOICES], 1) && !error)
+    if ((!error || keel_decoder_decoding(d)) && choices_of(d, f[ROOT_CHOICES], 1, &info->finished) && !error)
         info->kind = KEEL_CHUNK_PROGRESS;
     emit_usage(d, f[ROOT_USAGE], &info->usage);
     if (error)
@@ -305,7 +312,7 @@ static enum keel_answer_kind body(struct keel_decoder *d, const char *text, size
     if (!keel_decoder_decoding(d))
         return kind;
     emit_meta(d, f);
-    choices_of(d, f[ROOT_CHOICES], 0);
+    choices_of(d, f[ROOT_CHOICES], 0, NULL);
     usage_of(f[ROOT_USAGE], &n);
     emit_usage(d, f[ROOT_USAGE], &n);
     if (kind == KEEL_ANSWER_ERROR)

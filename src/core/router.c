@@ -123,3 +123,31 @@ struct keel_step keel_router_after(struct keel_router *r, enum keel_class cls, u
         return move_to(r, r->cur + 1, now);
     }
 }
+
+int keel_router_continuable(enum keel_class cls)
+{
+    return cls == KEEL_CLASS_RESET || cls == KEEL_CLASS_STALL_TIMEOUT || cls == KEEL_CLASS_STREAM_ERROR;
+}
+
+struct keel_step keel_router_continue(struct keel_router *r, enum keel_class cls, uint64_t now)
+{
+    r->attempts++;
+    if (!keel_router_continuable(cls) && !keel_breaker_counts(cls) && cls != KEEL_CLASS_RATE_LIMITED)
+        return (struct keel_step){.kind = KEEL_STEP_RETURN, .target = r->cur};
+    for (size_t j = r->cur + 1; j < r->n; j++) {
+        if (!r->targets[j].continuation)
+            continue;
+        enum keel_admit a = admit(r, j, now);
+        if (a == KEEL_ADMIT_SKIP) {
+            r->skipped++;
+            if (r->on_skip)
+                r->on_skip(r->ctx, j);
+            continue;
+        }
+        r->cur = j;
+        r->retries = 0;
+        r->waited = 0;
+        return (struct keel_step){.kind = KEEL_STEP_TRY, .target = j, .probe = a == KEEL_ADMIT_PROBE};
+    }
+    return (struct keel_step){.kind = KEEL_STEP_GIVE_UP, .status = 502};
+}

@@ -20,6 +20,7 @@ struct keel_route_target {
     uint64_t backoff_ms;     /* base of the full-jitter exponential backoff */
     uint64_t max_wait_ms;    /* the longest Retry-After worth waiting for */
     int protocol;            /* which protocol the target speaks (any id; equal ids: the same) */
+    int continuation;        /* it can finish a committed stream from a prefill (continuation: prefill) */
 };
 
 /* may the request use target i now? (NULL: always) */
@@ -72,6 +73,18 @@ struct keel_step keel_router_resume(struct keel_router *r, uint64_t now);
  * (0 = none); a wait is only planned if now + wait stays before deadline. rnd is uniform. */
 struct keel_step keel_router_after(struct keel_router *r, enum keel_class cls, uint64_t retry_after_ms,
                                    uint64_t now, uint64_t deadline, uint64_t rnd);
+
+/* whether a committed stream that failed with cls may be finished by a continuation: the
+ * upstream broke it (reset, stall_timeout, stream_error); not the client leaving, not a spent
+ * budget, not keel's own limits */
+int keel_router_continuable(enum keel_class cls);
+
+/* After a committed stream broke, or a continuation attempt on r->cur ended with cls before its
+ * content: the next target after cur that declares continuation and admission admits (TRY; one
+ * open is skipped as keel_router_after skips, one without the declaration is passed over as if
+ * absent); RETURN when cls is the client's own (a refused prefill: no other target is asked);
+ * GIVE_UP (502) when none is left. No retry of the same target: the client is waiting mid-answer. */
+struct keel_step keel_router_continue(struct keel_router *r, enum keel_class cls, uint64_t now);
 
 /* full-jitter exponential backoff before retry number `retry` (1-based) */
 uint64_t keel_backoff_ms(uint64_t base_ms, uint64_t retry, uint64_t rnd);

@@ -10,10 +10,12 @@ test('keel demo runs every scenario as promised and exits 0', () => {
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.ok(!r.stdout.includes('UNEXPECTED'), r.stdout);
   for (const row of ['hangs, never answers (000)', 'heartbeats, no tokens (001)', 'Anthropic pings, no tokens (001)', '503 storm (000)',
-    "the client's own 400 (003)", 'error event, no [DONE]']) {
+    "the client's own 400 (003)"]) {
     assert.ok(r.stdout.includes(row), `missing row: ${row}`);
   }
   assert.match(r.stdout, /first_byte_timeout > ok\s+3\.\d\ds\s+200 backup/);
+  // a stream cut mid-answer is finished on the backup: the client's text whole, exactly once
+  assert.match(r.stdout, /cut mid-stream \(000\)\s+stream\s+reset > continued: whole, once\s+\S+\s+200 backup/);
   // seed 001 as it happened: the Anthropic primary's pings bought it nothing
   assert.match(r.stdout, /Anthropic pings, no tokens \(001\)\s+stream\s+.*first_byte_timeout > ok\s+3\.\d\ds\s+200 backup/);
   // and to an agent that speaks Anthropic Messages: the OpenAI backup's answer in Anthropic's events

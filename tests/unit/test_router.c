@@ -238,6 +238,64 @@ static void test_a_wait_re_admits_the_target(void **state)
     assert_int_equal(f.skipped[0], 1);
 }
 
+/* a committed stream that broke: only targets that declare continuation are asked, an open one
+ * is skipped, none left is 502, the client's own refusal ends it */
+static void test_continue_asks_only_declared_targets(void **state)
+{
+    struct keel_route_target t[] = {T(0, 3, 200, 5000), T(0, 3, 200, 5000), T(0, 0, 200, 5000), T(0, 0, 200, 5000)};
+    t[2].continuation = 1;
+    t[3].continuation = 1;
+    struct fake f = {0};
+    struct keel_router r;
+    keel_router_init(&r, t, 4, fake_admit, fake_skip, &f);
+    keel_router_start(&r, 0);
+    assert_true(keel_router_continuable(KEEL_CLASS_RESET));
+    assert_true(keel_router_continuable(KEEL_CLASS_STALL_TIMEOUT));
+    assert_true(keel_router_continuable(KEEL_CLASS_STREAM_ERROR));
+    assert_false(keel_router_continuable(KEEL_CLASS_CLIENT_GONE));
+    assert_false(keel_router_continuable(KEEL_CLASS_DEADLINE_EXCEEDED));
+    assert_false(keel_router_continuable(KEEL_CLASS_LOCAL_ERROR));
+    struct keel_step s = keel_router_continue(&r, KEEL_CLASS_RESET, 0);
+    assert_int_equal(s.kind, KEEL_STEP_TRY);
+    assert_int_equal(s.target, 2); /* target 1 (no declaration) passed over, not skipped */
+    assert_int_equal(f.skipped[1], 0);
+    assert_int_equal(r.skipped, 0);
+    /* the continuation failed before its content: the next declared one; then none */
+    s = keel_router_continue(&r, KEEL_CLASS_SERVER_ERROR, 0);
+    assert_int_equal(s.kind, KEEL_STEP_TRY);
+    assert_int_equal(s.target, 3);
+    s = keel_router_continue(&r, KEEL_CLASS_FIRST_BYTE_TIMEOUT, 0);
+    assert_int_equal(s.kind, KEEL_STEP_GIVE_UP);
+    assert_int_equal(s.status, 502);
+}
+
+static void test_continue_skips_open_and_stops_on_refusal(void **state)
+{
+    struct keel_route_target t[] = {T(0, 0, 200, 5000), T(0, 0, 200, 5000), T(0, 0, 200, 5000)};
+    t[1].continuation = 1;
+    t[2].continuation = 1;
+    struct fake f = {0};
+    f.admit[1] = KEEL_ADMIT_SKIP;
+    f.admit[2] = KEEL_ADMIT_PROBE;
+    struct keel_router r;
+    keel_router_init(&r, t, 3, fake_admit, fake_skip, &f);
+    keel_router_start(&r, 0);
+    struct keel_step s = keel_router_continue(&r, KEEL_CLASS_STALL_TIMEOUT, 0);
+    assert_int_equal(s.kind, KEEL_STEP_TRY);
+    assert_int_equal(s.target, 2);
+    assert_true(s.probe);
+    assert_int_equal(f.skipped[1], 1);
+    /* a rejected prefill (400) is the client's: no other target is asked */
+    keel_router_init(&r, t, 3, NULL, NULL, NULL);
+    keel_router_start(&r, 0);
+    s = keel_router_continue(&r, KEEL_CLASS_RESET, 0);
+    assert_int_equal(s.target, 1);
+    s = keel_router_continue(&r, KEEL_CLASS_BAD_REQUEST, 0);
+    assert_int_equal(s.kind, KEEL_STEP_RETURN);
+    s = keel_router_continue(&r, KEEL_CLASS_CONTEXT_LENGTH, 0);
+    assert_int_equal(s.kind, KEEL_STEP_RETURN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -255,6 +313,8 @@ int main(void)
         cmocka_unit_test(test_open_targets_are_skipped),
         cmocka_unit_test(test_every_target_open_is_503_without_an_attempt),
         cmocka_unit_test(test_a_wait_re_admits_the_target),
+        cmocka_unit_test(test_continue_asks_only_declared_targets),
+        cmocka_unit_test(test_continue_skips_open_and_stops_on_refusal),
     };
     return cmocka_run_group_tests_name("router", tests, NULL, NULL);
 }
