@@ -1,9 +1,9 @@
 /* admin.c - the admin listener: GET /healthz, GET /metrics (Prometheus text format 0.0.4, the
  * names docs/reference.md lists; label values are configured names only, so cardinality is
  * bounded),
- * GET /admin/status (JSON: per model and target the breaker, cooldown left, recent failure
- * classes, in-flight, and live latency percentiles over a sliding window). Read-only views of
- * gw->state; nothing here changes it. */
+ * GET /admin/status (JSON: per model and target the breaker, cooldown left, its probes (rule,
+ * next, last), recent failure classes, in-flight, and live latency percentiles over a sliding
+ * window). Read-only views of gw->state; nothing here changes it. */
 #include "admin.h"
 
 #include <jansson.h>
@@ -156,6 +156,17 @@ static void metrics(struct keel_gateway *gw, struct keel_http *h)
                     keel_class_name(fo->cls), (unsigned long long)fo->n);
         }
 
+    family(&b, "keel_probes_total", "counter",
+           "Background probes of open targets (breaker probe: background) by outcome class.");
+    for (size_t i = 0; i < st->ntargets; i++) {
+        const struct keel_target_state *t = st->targets[i];
+        for (int c = 0; c < KEEL_CLASS_COUNT; c++)
+            if (t->probes[c] > 0)
+                appendf(&b, "keel_probes_total{upstream=\"%s\",model=\"%s\",outcome=\"%s\"} %llu\n",
+                        esc(t->upstream, u, sizeof(u)), esc(t->model, m, sizeof(m)),
+                        keel_class_name((enum keel_class)c), (unsigned long long)t->probes[c]);
+    }
+
     struct keel_target_state *cur[1024];
     size_t ncur = current_targets(gw, cur, 1024);
     family(&b, "keel_breaker_state", "gauge", "Circuit breaker of each target: 0 closed, 1 half-open, 2 open.");
@@ -235,6 +246,34 @@ static json_t *pcts_json(const struct keel_window *w, uint64_t now)
     return pcts_of(&p);
 }
 
+/* A target's probes: the rule (for an open target the one it opened under), when the next one
+ * may go (ms from now; null when closed or one is out), whether one is out, and how the last
+ * background probe ended. */
+static json_t *probe_json(const struct keel_target_state *ts, uint64_t now)
+{
+    const struct keel_breaker *b = &ts->breaker;
+    int background = b->state == KEEL_BREAKER_CLOSED ? ts->params.probe == KEEL_BREAKER_PROBE_BACKGROUND
+                                                     : b->background;
+    uint64_t next = keel_breaker_next_probe(b);
+    json_t *o = json_pack("{s:s, s:b}", "mode", background ? "background" : "request", "in_flight", b->probing);
+    json_object_set_new(o, "next_in_ms", next == UINT64_MAX ? json_null()
+                                                            : json_integer((json_int_t)(next > now ? next - now : 0)));
+    uint64_t total = 0;
+    for (int c = 0; c < KEEL_CLASS_COUNT; c++)
+        total += ts->probes[c];
+    json_object_set_new(o, "count", json_integer((json_int_t)total));
+    const struct keel_probe_record *r = &ts->last_probe;
+    if (r->at == 0) {
+        json_object_set_new(o, "last", json_null());
+    } else {
+        char at[40];
+        keel_time_rfc3339(r->at, at, sizeof(at));
+        json_object_set_new(o, "last", json_pack("{s:s, s:s, s:I, s:i}", "outcome", keel_class_name(r->cls), "at", at,
+                                                 "ms", (json_int_t)r->ms, "status", r->status));
+    }
+    return o;
+}
+
 static void status(struct keel_gateway *gw, struct keel_http *h)
 {
     uint64_t now = uv_now(gw->loop);
@@ -257,8 +296,7 @@ static void status(struct keel_gateway *gw, struct keel_http *h)
             uint64_t ready = keel_breaker_ready_at(&ts->breaker, now);
             struct keel_pcts count;
             keel_window_pcts(&w->duration, now, STATUS_WINDOW_MS, &count);
-            json_array_append_new(
-                targets,
+            json_t *target =
                 json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:o, s:o}}", "upstream",
                           t->upstream->name, "model", t->model, "breaker",
                           keel_breaker_state_name(ts->breaker.state), "cooldown_left_ms", (json_int_t)(ready - now),
@@ -267,7 +305,9 @@ static void status(struct keel_gateway *gw, struct keel_http *h)
                           (json_int_t)ts->inflight, "skipped", (json_int_t)ts->skipped, "recent_failures", recent,
                           "latency", "window_s", (json_int_t)(STATUS_WINDOW_MS / 1000), "count",
                           (json_int_t)count.count, "duration_ms", pcts_json(&w->duration, now), "ttft_ms",
-                          pcts_json(&w->ttft, now)));
+                          pcts_json(&w->ttft, now));
+            json_object_set_new(target, "probe", probe_json(ts, now));
+            json_array_append_new(targets, target);
         }
         struct keel_pcts all;
         keel_window_pcts(&ms->answers, now, STATUS_WINDOW_MS, &all);

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "managed.h"
 #include "intake.h"
+#include "probe.h"
 #include "state.h"
 
 /* descriptors kept for keel's own use (listeners, audit, managed backends' pipes, curl) */
@@ -87,6 +88,12 @@ static void apply_limits(struct keel_gateway *gw, const struct keel_config *c)
         keel_server_set_limits(gw->admin, &l);
 }
 
+/* config.h's rule for an open target's probes, as the breaker names it */
+static enum keel_breaker_probe probe_rule(enum keel_probe_mode m)
+{
+    return m == KEEL_PROBE_REQUEST ? KEEL_BREAKER_PROBE_REQUEST : KEEL_BREAKER_PROBE_BACKGROUND;
+}
+
 /* Breaker parameters follow the config that last named the target; their state stays. */
 void keel_gateway_apply(struct keel_gateway *gw, const struct keel_config *c)
 {
@@ -100,7 +107,8 @@ void keel_gateway_apply(struct keel_gateway *gw, const struct keel_config *c)
                 ts->params = (struct keel_breaker_params){.failures = t->breaker.failures,
                                                           .rejections = t->breaker.rejections,
                                                           .cooldown_ms = t->breaker.cooldown_ms,
-                                                          .max_cooldown_ms = t->breaker.max_cooldown_ms};
+                                                          .max_cooldown_ms = t->breaker.max_cooldown_ms,
+                                                          .probe = probe_rule(t->breaker.probe)};
         }
     }
     keel_events_set_url(&gw->events, c->webhook);
@@ -138,6 +146,7 @@ static void reload(struct keel_gateway *gw)
     struct keel_config *old = gw->config;
     gw->config = keel_config_hold(c);
     keel_config_drop(old); /* freed when the last request begun under it ends */
+    keel_probe_kick(gw->probe); /* cooldowns and targets may have changed */
     gw->reloads++;
     keel_info("SIGHUP: reloaded %s (%zu upstreams, %zu models)", c->file, c->nupstreams, c->nmodels);
 }
@@ -189,6 +198,7 @@ static void on_signal(uv_signal_t *s, int signum)
     keel_info("%s: draining %zu requests in flight (at most %llums)", signum == SIGTERM ? "SIGTERM" : "SIGINT",
               gw->inflight, (unsigned long long)gw->config->drain_ms);
     gw->draining = 1;
+    keel_probe_stop(gw->probe); /* before the backends stop: no probe waits on one */
     keel_server_stop_accepting(gw->api);
     keel_server_stop_accepting(gw->admin);
     static uv_timer_t timer;
@@ -266,6 +276,11 @@ int keel_gateway_run(struct keel_config *config)
         return 1;
     }
     keel_gateway_apply(gw, config); /* nothing is served before uv_run */
+    gw->probe = keel_probe_new(gw);
+    if (gw->probe == NULL) {
+        keel_error("cannot start: out of memory");
+        return 1;
+    }
     static uv_timer_t cliff_timer; /* clears cliff warnings as old samples leave the window */
     uv_timer_init(gw->loop, &cliff_timer);
     cliff_timer.data = gw;

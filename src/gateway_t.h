@@ -1,6 +1,7 @@
 /* gateway_t.h - what the serving process shares with the code it runs: the loop, the config in
- * force, runtime state, the upstream handle, the audit log, the counters requests keep. gateway.c
- * fills it; intake.c, request.c, admin.c and cliff.c read it, and call nothing in gateway.c. */
+ * force, runtime state, the upstream handle, the audit log, the background prober, the counters
+ * requests keep. gateway.c fills it; intake.c, request.c, admin.c, cliff.c and probe.c read it,
+ * and call nothing in gateway.c (request.c kicks the prober when a breaker changes). */
 #ifndef KEEL_GATEWAY_T_H
 #define KEEL_GATEWAY_T_H
 
@@ -10,6 +11,7 @@
 
 #include "config.h"
 #include "events.h"
+#include "probe.h"
 #include "state.h"
 
 struct keel_gateway {
@@ -23,6 +25,8 @@ struct keel_gateway {
     struct keel_server *admin;      /* admin listener */
     struct keel_upstream *upstream; /* shared connection cache */
     struct keel_managed *managed;   /* the local backends keel runs */
+    struct keel_probe *probe;       /* background probes of open targets; NULL before the start
+                                     * and once stopped (drain) */
     struct keel_audit *audit;       /* NULL when no audit_log is configured */
     uint64_t id_seed;               /* random at start: request ids don't repeat across runs */
     uint64_t id_next;

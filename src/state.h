@@ -1,8 +1,9 @@
 /* state.h - keel's runtime state beside the immutable config, kept by name so it survives a
- * SIGHUP reload: per target (upstream + model) its breaker, in-flight count, attempt counters and
- * recent failure classes; per model its request counters, latency histograms, failovers and
- * sliding latency windows. Entries are created on first use and never move or die before the
- * process: a request from an older config generation can still point at them. */
+ * SIGHUP reload: per target (upstream + model) its breaker, in-flight count, attempt counters,
+ * recent failure classes and background probes; per model its request counters, latency
+ * histograms, failovers and sliding latency windows. Entries are created on first use and
+ * never move or die before the process: a request from an older config generation can still
+ * point at them. */
 #ifndef KEEL_STATE_H
 #define KEEL_STATE_H
 
@@ -15,6 +16,14 @@
 
 #define KEEL_RECENT 8
 
+/* how a target's last background probe ended (probe.c) */
+struct keel_probe_record {
+    long long at;        /* when it ended, wall clock ms; 0: no probe yet */
+    uint64_t ms;         /* how long it took */
+    enum keel_class cls; /* its outcome */
+    int status;          /* the HTTP status it got, 0 if none */
+};
+
 struct keel_target_state {
     char *upstream, *model;              /* the key */
     struct keel_breaker_params params;   /* from the config that last named this target */
@@ -24,6 +33,8 @@ struct keel_target_state {
     uint64_t skipped;                    /* requests that skipped it (breaker open or cooling) */
     enum keel_class recent[KEEL_RECENT]; /* the last failure classes, oldest first once full */
     size_t nrecent;                      /* how many failures ever (ring position) */
+    uint64_t probes[KEEL_CLASS_COUNT];   /* keel_probes_total: background probes by outcome */
+    struct keel_probe_record last_probe;
 };
 
 /* what happened to requests of one model answered (or last tried) by one upstream */

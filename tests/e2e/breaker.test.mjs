@@ -1,7 +1,9 @@
 // breaker.test.mjs - circuit breakers (seed 004), rejections (issue 13), /metrics, /admin/status,
 // events and SIGHUP, against real keel and keel sim processes (and a moderating upstream of the
 // test's own). Each test uses targets of its own (sim "#tag" names), because breaker state
-// outlives a test by design.
+// outlives a test by design. The rule here is `probe: request` (the first client request after
+// the cooldown is the probe, the cooldown doubled after each failed one); recovery.test.mjs tests
+// the default, keel's own background probes.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -22,7 +24,7 @@ admin_listen: 127.0.0.1:0
 events: { webhook: "http://127.0.0.1:${hookPort}/hook" }
 defaults:
   timeouts: { first_byte: 2s, stall: 2s, total: 20s }
-  breaker: { failures: 3, cooldown: 1s, max_cooldown: 4s }
+  breaker: { failures: 3, cooldown: 1s, max_cooldown: 4s, probe: request }
 upstreams:
   - { name: a, base_url: "{SIM}", api_key: sk-breaker-canary }
   - { name: b, base_url: "{SIM}" }

@@ -434,11 +434,14 @@ static enum keel_admit admit(void *ctx, size_t i, uint64_t now)
     case KEEL_ADMIT_PROBE:
         /* exactly one probe out at a time */
         check(b->state == KEEL_BREAKER_HALF_OPEN && b->probing && !c->probe_out[i]);
+        check(c->params.probe == KEEL_BREAKER_PROBE_REQUEST); /* background: never a client */
         check(change == (was == KEEL_BREAKER_OPEN ? KEEL_BREAKER_PROBING : KEEL_BREAKER_SAME));
         c->probe_out[i] = 1;
         break;
     case KEEL_ADMIT_SKIP:
-        check(keel_breaker_ready_at(b, now) > now || (b->state == KEEL_BREAKER_HALF_OPEN && b->probing));
+        /* opened under probe: background, only keel's own probe (probe.c, not driven here) tests it */
+        check(keel_breaker_ready_at(b, now) > now || (b->state == KEEL_BREAKER_HALF_OPEN && b->probing) ||
+              (b->state == KEEL_BREAKER_OPEN && b->background));
         check(change == KEEL_BREAKER_SAME);
         break;
     default:
@@ -615,6 +618,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .rejections = rejections[(g2 >> 5) % 4],
         .cooldown_ms = cooldowns[(g2 >> 2) % 2],
         .max_cooldown_ms = max_cooldowns[(g2 >> 3) % 3],
+        .probe = g2 >> 7 ? KEEL_BREAKER_PROBE_BACKGROUND : KEEL_BREAKER_PROBE_REQUEST,
     };
     c.total_ms = totals[g3 % 4];
     c.max_line = (g3 >> 2) & 1 ? 64 : MAX_SSE_LINE;

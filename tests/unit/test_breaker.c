@@ -1,15 +1,27 @@
 /* test_breaker.c - the circuit breaker on a fake clock: opening, skipping, exactly one half-open
  * probe among many concurrent requests, closing, reopening with a doubled and capped cooldown,
  * 429 cooling, the classes that never count (seed 003), and rejections (auth, not_found) counted
- * apart from failures against a threshold of their own (issue 13). */
+ * apart from failures against a threshold of their own (issue 13), all under `probe: request`;
+ * then `probe: background` (issue 17): keel's own probes at a jittered base cooldown, clients
+ * skipping the target throughout, a live probe closing it, and a change of rule by a reload. */
 #include "unit.h"
 
 #include "core/breaker.h"
 
-static const struct keel_breaker_params P = {
-    .failures = 3, .rejections = 10, .cooldown_ms = 1000, .max_cooldown_ms = 3000};
+static const struct keel_breaker_params P = {.failures = 3,
+                                             .rejections = 10,
+                                             .cooldown_ms = 1000,
+                                             .max_cooldown_ms = 3000,
+                                             .probe = KEEL_BREAKER_PROBE_REQUEST};
 /* built without `rejections` (0): rejections get the failures' threshold, on their own count */
-static const struct keel_breaker_params P0 = {.failures = 3, .cooldown_ms = 1000, .max_cooldown_ms = 3000};
+static const struct keel_breaker_params P0 = {
+    .failures = 3, .cooldown_ms = 1000, .max_cooldown_ms = 3000, .probe = KEEL_BREAKER_PROBE_REQUEST};
+/* the default rule: keel probes an open target itself */
+static const struct keel_breaker_params PB = {.failures = 3,
+                                              .rejections = 10,
+                                              .cooldown_ms = 1000,
+                                              .max_cooldown_ms = 3000,
+                                              .probe = KEEL_BREAKER_PROBE_BACKGROUND};
 
 static enum keel_admit admit(struct keel_breaker *b, uint64_t now)
 {
@@ -286,6 +298,186 @@ static void test_429_cools_without_counting(void **state)
     assert_int_equal(admit(&b, 9000), KEEL_ADMIT_ALLOW);
 }
 
+/* ------------------------------------------------------------------ probe: background */
+
+/* a fixed sequence of "random" numbers, lowest, highest and in between */
+static const uint64_t RND[] = {0, 200, 100, UINT64_MAX, 12345, 7};
+
+static void open_bg(struct keel_breaker *b, uint64_t now)
+{
+    for (int i = 0; i < 3; i++)
+        keel_breaker_report(b, &PB, KEEL_CLASS_SERVER_ERROR, 0, 0, now);
+    assert_int_equal(b->state, KEEL_BREAKER_OPEN);
+    assert_true(b->background);
+}
+
+static void test_background_interval_is_the_base_cooldown_with_jitter(void **state)
+{
+    /* uniform in [0.9, 1.1] x cooldown: the bounds are reached, and never passed */
+    assert_int_equal(keel_breaker_probe_interval(&PB, 0), 900);
+    assert_int_equal(keel_breaker_probe_interval(&PB, 200), 1100);
+    assert_int_equal(keel_breaker_probe_interval(&PB, 100), 1000);
+    uint64_t lo = UINT64_MAX, hi = 0, x = 1;
+    for (int i = 0; i < 10000; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t v = keel_breaker_probe_interval(&PB, x);
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    assert_int_equal(lo, 900);
+    assert_int_equal(hi, 1100);
+    struct keel_breaker_params big = PB;
+    big.cooldown_ms = 30000;
+    assert_int_equal(keel_breaker_probe_interval(&big, 0), 27000);
+    assert_int_equal(keel_breaker_probe_interval(&big, 6000), 33000);
+    /* a zero or tiny cooldown still leaves room between probes */
+    struct keel_breaker_params tiny = PB;
+    tiny.cooldown_ms = 0;
+    assert_int_equal(keel_breaker_probe_interval(&tiny, 12345), KEEL_BREAKER_PROBE_MIN_MS);
+}
+
+/* a target down for good: probed once per jittered base cooldown, never doubled, clients
+ * skipping it throughout, even past each cooldown */
+static void test_background_probes_at_the_base_cooldown_and_clients_always_skip(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    open_bg(&b, 5000);
+    assert_int_equal(b.open_until, 6000); /* before any plan: the cooldown */
+    uint64_t now = 5000;
+    for (size_t i = 0; i < sizeof(RND) / sizeof(RND[0]); i++) {
+        uint64_t due = keel_breaker_probe_due(&b, &PB, now, RND[i]);
+        assert_true(due >= now + 900 && due <= now + 1100);
+        /* planned once: asking again with other randomness gives the same time */
+        assert_int_equal(keel_breaker_probe_due(&b, &PB, now + 1, RND[(i + 1) % 6]), due);
+        assert_int_equal(keel_breaker_ready_at(&b, now), due);
+        assert_int_equal(keel_breaker_next_probe(&b), due); /* what /admin/status shows */
+        for (uint64_t t = now; t < due + 3000; t += 250)
+            assert_int_equal(admit(&b, t), KEEL_ADMIT_SKIP); /* never a client probe */
+        assert_int_equal(keel_breaker_probe_start(&b, due - 1), 0);
+        assert_int_equal(keel_breaker_probe_start(&b, due), 1);
+        assert_int_equal(keel_breaker_probe_start(&b, due), 0); /* one at a time */
+        assert_int_equal(keel_breaker_probe_due(&b, &PB, due, 0), UINT64_MAX);
+        assert_int_equal(keel_breaker_next_probe(&b), UINT64_MAX); /* one is out */
+        assert_int_equal(admit(&b, due + 10), KEEL_ADMIT_SKIP); /* the probe out keeps clients off */
+        now = due + 40; /* the probe took 40 ms and failed */
+        assert_int_equal(keel_breaker_probe_done(&b, &PB, KEEL_CLASS_SERVER_ERROR, 0, now, RND[(i + 2) % 6]),
+                         KEEL_BREAKER_SAME);
+        assert_int_equal(b.state, KEEL_BREAKER_OPEN);
+        assert_int_equal(b.cooldown_ms, 1000); /* no doubling */
+        assert_true(b.probe_at >= now + 900 && b.probe_at <= now + 1100);
+    }
+    assert_int_equal(b.failures, 0);
+}
+
+static void test_background_probe_alive_closes(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    open_bg(&b, 0);
+    uint64_t due = keel_breaker_probe_due(&b, &PB, 0, 100);
+    assert_int_equal(due, 1000);
+    assert_int_equal(keel_breaker_probe_start(&b, 1000), 1);
+    /* a late answer from a request sent before the opening changes nothing */
+    assert_int_equal(keel_breaker_report(&b, &PB, KEEL_CLASS_OK, 0, 0, 1010), KEEL_BREAKER_SAME);
+    assert_int_equal(b.state, KEEL_BREAKER_OPEN);
+    assert_int_equal(keel_breaker_probe_done(&b, &PB, KEEL_CLASS_OK, 0, 1050, 0), KEEL_BREAKER_RECOVERED);
+    assert_int_equal(b.state, KEEL_BREAKER_CLOSED);
+    assert_int_equal(b.cooldown_ms, 0);
+    assert_int_equal(admit(&b, 1050), KEEL_ADMIT_ALLOW);
+    assert_int_equal(keel_breaker_probe_due(&b, &PB, 1050, 0), UINT64_MAX); /* closed: none */
+    assert_int_equal(keel_breaker_next_probe(&b), UINT64_MAX);
+    assert_int_equal(keel_breaker_probe_done(&b, &PB, KEEL_CLASS_OK, 0, 1060, 0), KEEL_BREAKER_SAME);
+    /* it opens again after `failures` as before, with a fresh plan */
+    open_bg(&b, 2000);
+    assert_int_equal(keel_breaker_probe_due(&b, &PB, 2000, 0), 2900);
+}
+
+static void test_background_probe_verdicts(void **state)
+{
+    /* alive: an answer (even "slow down"), or the client-side 4xx classes */
+    static const enum keel_class alive[] = {KEEL_CLASS_OK, KEEL_CLASS_RATE_LIMITED, KEEL_CLASS_BAD_REQUEST,
+                                            KEEL_CLASS_CONTEXT_LENGTH, KEEL_CLASS_INVALID_REQUEST};
+    for (size_t i = 0; i < sizeof(alive) / sizeof(alive[0]); i++) {
+        assert_true(keel_breaker_probe_alive(alive[i]));
+        assert_false(keel_breaker_counts(alive[i]));
+    }
+    /* every counting class means still down; and nothing alive counts */
+    for (int c = 0; c < KEEL_CLASS_COUNT; c++)
+        if (keel_breaker_counts((enum keel_class)c))
+            assert_false(keel_breaker_probe_alive((enum keel_class)c));
+    /* neither (keel's own trouble, the probe never sent): still open, the same wait again */
+    static const enum keel_class none[] = {KEEL_CLASS_LOCAL_ERROR, KEEL_CLASS_GATEWAY_BUSY, KEEL_CLASS_CLIENT_GONE,
+                                           KEEL_CLASS_DEADLINE_EXCEEDED};
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    open_bg(&b, 0);
+    uint64_t now = 0;
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        now = keel_breaker_probe_due(&b, &PB, now, 0);
+        assert_int_equal(keel_breaker_probe_start(&b, now), 1);
+        assert_int_equal(keel_breaker_probe_done(&b, &PB, none[i], 0, now, 200), KEEL_BREAKER_SAME);
+        assert_int_equal(b.state, KEEL_BREAKER_OPEN);
+        assert_int_equal(b.probe_at, now + 1100);
+    }
+    /* a rejection is a counting class: still down */
+    now = keel_breaker_probe_due(&b, &PB, now, 0);
+    keel_breaker_probe_start(&b, now);
+    assert_int_equal(keel_breaker_probe_done(&b, &PB, KEEL_CLASS_AUTH, 0, now, 0), KEEL_BREAKER_SAME);
+    assert_int_equal(b.state, KEEL_BREAKER_OPEN);
+    /* a 429 answers: closed, but cooling for its Retry-After */
+    now = keel_breaker_probe_due(&b, &PB, now, 0);
+    keel_breaker_probe_start(&b, now);
+    assert_int_equal(keel_breaker_probe_done(&b, &PB, KEEL_CLASS_RATE_LIMITED, 3000, now, 0), KEEL_BREAKER_RECOVERED);
+    assert_int_equal(admit(&b, now + 2999), KEEL_ADMIT_SKIP);
+    assert_int_equal(admit(&b, now + 3000), KEEL_ADMIT_ALLOW);
+}
+
+/* a request-mode breaker has no background probes, and the background calls leave it be */
+static void test_request_mode_has_no_background_probes(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    open_it(&b, 0);
+    assert_false(b.background);
+    assert_int_equal(keel_breaker_probe_due(&b, &P, 0, 0), UINT64_MAX);
+    assert_int_equal(keel_breaker_probe_start(&b, 5000), 0);
+    assert_int_equal(keel_breaker_probe_done(&b, &P, KEEL_CLASS_OK, 0, 5000, 0), KEEL_BREAKER_SAME);
+    assert_int_equal(b.open_until, 1000);
+    assert_int_equal(keel_breaker_next_probe(&b), 1000); /* the first request from then */
+    assert_int_equal(admit(&b, 1000), KEEL_ADMIT_PROBE);
+    assert_int_equal(keel_breaker_probe_due(&b, &P, 1000, 0), UINT64_MAX); /* half-open */
+    assert_int_equal(keel_breaker_next_probe(&b), UINT64_MAX);
+    keel_breaker_release(&b);
+    assert_int_equal(keel_breaker_next_probe(&b), 0); /* given back: the next request */
+}
+
+/* a reload changes the rule; a breaker keeps the one it opened under until it closes, except
+ * that a client probe failing under the new background rule hands over to keel's probes */
+static void test_rule_change_by_a_reload(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    /* opened under background, the config now says request: keel's probes go on */
+    open_bg(&b, 0);
+    uint64_t due = keel_breaker_probe_due(&b, &P, 0, 0);
+    assert_int_equal(due, 900);
+    assert_int_equal(admit(&b, 5000), KEEL_ADMIT_SKIP);
+    assert_int_equal(keel_breaker_probe_start(&b, due), 1);
+    assert_int_equal(keel_breaker_probe_done(&b, &P, KEEL_CLASS_OK, 0, due, 0), KEEL_BREAKER_RECOVERED);
+    /* and it opens under request next time */
+    open_it(&b, 1000);
+    assert_false(b.background);
+    /* opened under request, the config now says background: its client probe's failure hands it
+     * to keel's probes at the base cooldown */
+    assert_int_equal(admit(&b, 2000), KEEL_ADMIT_PROBE);
+    assert_int_equal(keel_breaker_report(&b, &PB, KEEL_CLASS_SERVER_ERROR, 1, 0, 2000), KEEL_BREAKER_REOPENED);
+    assert_true(b.background);
+    assert_int_equal(b.cooldown_ms, 1000);
+    assert_int_equal(admit(&b, 3000), KEEL_ADMIT_SKIP);
+    assert_int_equal(keel_breaker_probe_due(&b, &PB, 2000, 200), 3100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +493,12 @@ int main(void)
         cmocka_unit_test(test_failures_and_rejections_do_not_mix),
         cmocka_unit_test(test_probe_ending_in_a_rejection_reopens),
         cmocka_unit_test(test_zero_rejections_means_the_failures_threshold),
+        cmocka_unit_test(test_background_interval_is_the_base_cooldown_with_jitter),
+        cmocka_unit_test(test_background_probes_at_the_base_cooldown_and_clients_always_skip),
+        cmocka_unit_test(test_background_probe_alive_closes),
+        cmocka_unit_test(test_background_probe_verdicts),
+        cmocka_unit_test(test_request_mode_has_no_background_probes),
+        cmocka_unit_test(test_rule_change_by_a_reload),
     };
     return cmocka_run_group_tests_name("breaker", tests, NULL, NULL);
 }
