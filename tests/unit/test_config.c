@@ -166,6 +166,36 @@ static void test_upstream_responses(void **state)
             "t.yaml:2: upstreams[0].responses: expected true or false");
 }
 
+/* continuation: prefill, its body's members from YAML, and every refusal */
+static void test_target_continuation(void **state)
+{
+    char err[512];
+    struct keel_config *c = parse(UP "models:\n  - name: m\n    targets:\n      - { upstream: a, model: x }\n"
+                                     "      - upstream: a\n        model: y\n        continuation: prefill\n"
+                                     "        continuation_body: { continue_final_message: true, n: 2, f: 0.5, s: \"true\","
+                                     " z: null, l: [1, two], o: { k: v } }\n",
+                                  err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(c->models[0].targets[0].continuation, 0);
+    assert_null(c->models[0].targets[0].continuation_body);
+    assert_int_equal(c->models[0].targets[1].continuation, 1);
+    assert_string_equal(c->models[0].targets[1].continuation_body,
+                        "{\"continue_final_message\":true,\"n\":2,\"f\":0.5,\"s\":\"true\",\"z\":null,"
+                        "\"l\":[1,\"two\"],\"o\":{\"k\":\"v\"}}");
+    keel_config_free(c);
+    refused(UP "models:\n  - name: m\n    targets:\n      - { upstream: a, model: x, continuation: maybe }\n",
+            "t.yaml:6: models[0].targets[0].continuation: expected prefill or none, got \"maybe\"");
+    refused(UP "models:\n  - name: m\n    targets:\n      - { upstream: a, model: x, continuation: prefill, continuation_body: 3 }\n",
+            "t.yaml:6: models[0].targets[0].continuation_body: expected a mapping of body members");
+    refused(UP "models:\n  - name: m\n    targets:\n      - { upstream: a, model: x, continuation_body: { a: 1 } }\n",
+            "t.yaml:6: models[0].targets[0]: continuation_body without continuation: prefill");
+    refused(UP "models:\n  - name: m\n    api: embeddings\n    targets:\n      - { upstream: a, model: x, continuation: prefill }\n",
+            "t.yaml:7: models[0].targets[0]: continuation: prefill on an embeddings model");
+    refused(UP "models:\n  - name: m\n    targets:\n      - { upstream: a, model: x, breaker: { probe: sometimes } }\n",
+            "t.yaml:6: models[0].targets[0].breaker.probe: expected background or request, got \"sometimes\"");
+}
+
 static void test_upstream_headers(void **state)
 {
     char err[512];
@@ -580,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_defaults_when_absent),
         cmocka_unit_test(test_unknown_key),
         cmocka_unit_test(test_upstream_headers),
+        cmocka_unit_test(test_target_continuation),
         cmocka_unit_test(test_upstream_responses),
         cmocka_unit_test(test_max_header_size_bound),
         cmocka_unit_test(test_duplicate_key),
