@@ -262,6 +262,7 @@ static void breaker_event(struct keel_request *r, struct keel_target_state *ts, 
         json_object_set_new(ev, "cooldown_ms", json_integer((json_int_t)ts->breaker.cooldown_ms));
     }
     keel_events_emit(&r->gw->events, ev);
+    keel_probe_kick(r->gw->probe); /* an opened target gets its background probe planned */
 }
 
 /* the router's admission: the target's breaker says allow, probe or skip */
