@@ -6,13 +6,17 @@
  * the target's protocol wants; a body refused has *out_len 0 and a message ("" only when out of
  * memory, which cannot happen here); err and dropped are NUL-terminated within their sizes,
  * dropped a list of whole, distinct names. The stream flag changes only the stream keys; the
- * buffers' sizes change only how much of err and dropped fits. */
+ * buffers' sizes change only how much of err and dropped fits. The input as a body to continue
+ * (core/continue.h's keel_prefill_body) for both target kinds: refused, or a JSON object whose
+ * last message is the assistant's and ends with the prefill (its trailing whitespace cut for
+ * Anthropic, and `thinking` gone), with continuation_body's member set. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/continue.h"
 #include "core/translate.h"
 
 #define MODEL "fuzz-model \"q\" \\ \xc3\xa9"
@@ -321,10 +325,47 @@ static void direction(enum dir dir, const uint8_t *d, size_t n)
     release(&sm);
 }
 
+/* ---- the continuation's prefill ---- */
+
+static void prefill(const uint8_t *data, size_t size, const char *kind)
+{
+    static const char text[] = "Hello \"fr\" \\ \xc3\xa9 \n";
+    int anthropic = strcmp(kind, "anthropic") == 0;
+    size_t len, trimmed, want = sizeof(text) - 1 - (anthropic ? 2 : 0);
+    char *out = keel_prefill_body((const char *)data, size, kind, text, sizeof(text) - 1, "{\"x_keel\":1}", &len,
+                                  &trimmed);
+    if (out == NULL)
+        return;
+    json_t *o = json_loadb(out, len, JSON_ALLOW_NUL, NULL);
+    if (!json_is_object(o) || strlen(out) != len)
+        broken(__LINE__, "a prefill body that is no JSON object of its length");
+    if (trimmed != sizeof(text) - 1 - want)
+        broken(__LINE__, "trailing whitespace cut where it should not be, or kept");
+    if (json_integer_value(json_object_get(o, "x_keel")) != 1)
+        broken(__LINE__, "continuation_body's member missing");
+    if (anthropic && json_object_get(o, "thinking") != NULL)
+        broken(__LINE__, "thinking kept with a prefill for Anthropic");
+    json_t *messages = json_object_get(o, "messages");
+    json_t *last = json_array_get(messages, json_array_size(messages) - 1);
+    const char *role = json_string_value(json_object_get(last, "role"));
+    if (role == NULL || strcmp(role, "assistant") != 0)
+        broken(__LINE__, "the last message is not the assistant's");
+    json_t *c = json_object_get(last, "content");
+    if (json_is_array(c))
+        c = json_object_get(json_array_get(c, json_array_size(c) - 1), "text");
+    size_t n = json_string_length(c);
+    if (!json_is_string(c) || n < want || memcmp(json_string_value(c) + n - want, text, want) != 0)
+        broken(__LINE__, "the assistant's content does not end with the prefill");
+    json_decref(o);
+    free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     direction(TO_MESSAGES, data, size);
     direction(TO_CHAT, data, size);
     direction(RESPONSES_TO_CHAT, data, size);
+    prefill(data, size, "openai");
+    prefill(data, size, "anthropic");
     return 0;
 }
