@@ -28,9 +28,12 @@ static const char usage[] =
     "  keel check -c FILE          validate a config: every error as FILE:LINE: key: problem,\n"
     "                              exit 1 if there is any, refusing what serve would refuse\n"
     "      -c, --config FILE       the YAML config\n"
-    "  keel sim [-l HOST:PORT]     run the fault simulator (KEEL_SIM_SEED=N: chaos's seed, default 1)\n"
-    "      -l, --listen HOST:PORT  where to listen, an IP address (default 127.0.0.1:4100; port 0:\n"
-    "                              any free one)\n"
+    "  keel sim [-l HOST:PORT] [--control]\n"
+    "                              run the fault simulator (KEEL_SIM_SEED=N: chaos's seed, default 1)\n"
+    "      -l, --listen HOST:PORT  where to listen, an IP address (default 127.0.0.1:4100, with\n"
+    "                              --control 4200; port 0: any free one)\n"
+    "      --control               a Lemonade-like control plane instead: each /api/v1/load starts a\n"
+    "                              simulator of its own on a port it picks\n"
     "  keel demo                   simulated providers + keel + an agent meeting failures\n"
     "  keel audit [FILE...] [FLAGS]\n"
     "                              per-model latency percentiles, errors, hangs and failovers from\n"
@@ -45,13 +48,14 @@ static const char usage[] =
     "  keel help, -h, --help       this text (so does -h or --help after any command)\n"
     "\n"
     "DUR is e.g. 250ms, 5s, 2m, 1h. An unknown flag prints this text and exits 2. (keel _exec CMD...\n"
-    "is internal: how serve starts a managed backend.)\n";
+    "is internal: how serve starts a managed backend, and sim --control its simulators.)\n";
 
 /* argv[2..] of serve, check, sim and demo: its flags, each known one once or more (the last wins) */
 struct args {
     const char *config; /* -c, --config */
     const char *listen; /* -l, --listen */
     int verbose;        /* -v */
+    int control;        /* --control */
     int help;           /* -h, --help: print the usage, do nothing else */
 };
 
@@ -59,6 +63,7 @@ enum arg_flags {
     ARG_CONFIG = 1 << 0,
     ARG_VERBOSE = 1 << 1,
     ARG_LISTEN = 1 << 2,
+    ARG_CONTROL = 1 << 3,
 };
 
 /* 0, or -EINVAL after saying which argument is wrong, and the usage */
@@ -84,6 +89,8 @@ static int parse_args(int argc, char **argv, unsigned allowed, struct args *a)
             *dst = argv[++i];
         } else if ((allowed & ARG_VERBOSE) && strcmp(s, "-v") == 0) {
             a->verbose = 1;
+        } else if ((allowed & ARG_CONTROL) && strcmp(s, "--control") == 0) {
+            a->control = 1;
         } else {
             fprintf(stderr, "keel %s: unknown %s \"%s\"\n%s", cmd, s[0] == '-' ? "flag" : "argument", s, usage);
             return -EINVAL;
@@ -193,7 +200,7 @@ int main(int argc, char **argv)
     struct args a = {0};
     unsigned allowed = strcmp(cmd, "serve") == 0   ? ARG_CONFIG | ARG_VERBOSE
                        : strcmp(cmd, "check") == 0 ? ARG_CONFIG
-                       : strcmp(cmd, "sim") == 0   ? ARG_LISTEN
+                       : strcmp(cmd, "sim") == 0   ? ARG_LISTEN | ARG_CONTROL
                                                    : 0;
     if (allowed != 0 || strcmp(cmd, "demo") == 0) {
         if (parse_args(argc, argv, allowed, &a) != 0)
@@ -228,6 +235,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "sim") == 0) {
         raise_fd_limit();
+        if (a.control)
+            return keel_sim_control_run(a.listen ? a.listen : "127.0.0.1:4200");
         return keel_sim_run(a.listen ? a.listen : "127.0.0.1:4100");
     }
     if (strcmp(cmd, "_exec") == 0 && argc >= 3) /* internal: how keel starts a managed backend */

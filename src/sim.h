@@ -4,5 +4,9 @@
 
 /* Serves on listen ("HOST:PORT", port 0 = any) until SIGTERM/SIGINT; returns the exit code. */
 int keel_sim_run(const char *listen);
+/* `keel sim --control` (sim_control.c): a Lemonade-like control plane on listen whose loads spawn
+ * one `keel sim` per model on a port of its own; until SIGTERM/SIGINT, which kill and reap every
+ * child first. Returns the exit code. */
+int keel_sim_control_run(const char *listen);
 
 #endif

@@ -189,3 +189,12 @@ export function attemptsOf(res) {
     return { who, ...Object.fromEntries(kv.map((x) => x.split('='))) };
   });
 }
+
+// Starts `keel sim --control`, the Lemonade-like control plane (its loads spawn one `keel sim`
+// each, which die with it), on a kernel-chosen port; returns {proc, port, url, log()}.
+export async function startSimControl() {
+  const c = await startChild(['sim', '--control', '--listen', '127.0.0.1:0'],
+    /sim control plane listening on 127\.0\.0\.1:(\d+)/);
+  const port = Number(c.match[1]);
+  return { ...c, port, url: `http://127.0.0.1:${port}` };
+}
