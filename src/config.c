@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <yaml.h>
 
+#include "core/jpath.h"
 #include "core/json.h"
 #include "core/units.h"
 
@@ -667,6 +668,94 @@ static int env(struct ctx *x, const yaml_node_t *map, const char *path, struct k
     return failed_since(x, before);
 }
 
+static void control_free(struct keel_control_conf *c)
+{
+    if (c == NULL)
+        return;
+    free(c->url);
+    free(c->load);
+    free(c->unload);
+    free(c->health);
+    free(c->body);
+    free(c->url_at);
+    free(c->base_path);
+    free(c);
+}
+
+/* a path under the control URL: starts with '/' */
+static void control_path(struct ctx *x, const yaml_node_t *v, const char *path, char **out)
+{
+    if (get_string(x, v, path, out) == 0 && (*out)[0] != '/')
+        fail(x, v, path, "must be a path starting with /");
+}
+
+/* `control:` (README "Backends run by their own control plane"); Lemonade's API by default */
+static int control(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_upstream_conf *u)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
+        return -1;
+    struct keel_control_conf *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return fail(x, map, prefix, "out of memory");
+    u->control = c;
+    c->load_timeout_ms = 120000;
+    c->ready_probe = 1;
+    size_t before = x->nerr;
+    int has_url = 0;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char path[256];
+        if (key_name(x, k, prefix, path, sizeof(path)) != 0)
+            continue;
+        const char *name = scalar(k);
+        if (strcmp(name, "url") == 0) {
+            has_url = 1;
+            if (get_string(x, v, path, &c->url) != 0)
+                continue;
+            if (strncmp(c->url, "http://", 7) != 0 && strncmp(c->url, "https://", 8) != 0) {
+                fail(x, v, path, "must start with http:// or https://");
+                continue;
+            }
+            size_t l = strlen(c->url);
+            while (l > 0 && c->url[l - 1] == '/')
+                c->url[--l] = '\0';
+        } else if (strcmp(name, "load") == 0) {
+            control_path(x, v, path, &c->load);
+        } else if (strcmp(name, "unload") == 0) {
+            control_path(x, v, path, &c->unload);
+        } else if (strcmp(name, "health") == 0) {
+            control_path(x, v, path, &c->health);
+        } else if (strcmp(name, "body") == 0) {
+            get_string(x, v, path, &c->body);
+        } else if (strcmp(name, "url_at") == 0) {
+            if (get_string(x, v, path, &c->url_at) == 0 && keel_jpath_check(c->url_at) != 0)
+                fail(x, v, path, "expected a path such as all_models_loaded[model_name={model}].backend_url");
+        } else if (strcmp(name, "base_path") == 0) {
+            if (expect(x, v, YAML_SCALAR_NODE, path) == 0 && (c->base_path = strdup(scalar(v))) != NULL &&
+                c->base_path[0] != '\0' && c->base_path[0] != '/')
+                fail(x, v, path, "must be empty or a path starting with /");
+        } else if (strcmp(name, "load_timeout") == 0) {
+            get_positive_duration(x, v, path, &c->load_timeout_ms);
+        } else if (strcmp(name, "ready_probe") == 0) {
+            get_bool(x, v, path, &c->ready_probe);
+        } else {
+            fail(x, k, path,
+                 "unknown key (expected url, load, unload, health, body, url_at, base_path, load_timeout, ready_probe)");
+        }
+    }
+    if (!has_url)
+        fail(x, map, prefix, "missing url (the control API's base, e.g. http://127.0.0.1:13305/api/v1)");
+    /* Lemonade's API (lemond): POST /load and /unload {"model_name": M}, GET /health listing
+     * all_models_loaded[] with each model's backend_url */
+    const char *dflt[][2] = {{"/load", NULL}, {"/unload", NULL}, {"/health", NULL}, {"{\"model_name\": \"{model}\"}", NULL},
+                             {"all_models_loaded[model_name={model}].backend_url", NULL}, {"", NULL}};
+    char **field[] = {&c->load, &c->unload, &c->health, &c->body, &c->url_at, &c->base_path};
+    for (size_t i = 0; i < sizeof(field) / sizeof(field[0]); i++)
+        if (*field[i] == NULL && (*field[i] = strdup(dflt[i][0])) == NULL)
+            return fail(x, map, prefix, "out of memory");
+    return failed_since(x, before);
+}
+
 static int managed(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_upstream_conf *u)
 {
     if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
@@ -787,7 +876,7 @@ static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, s
     if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
         return -1;
     size_t before = x->nerr;
-    int has_name = 0, has_base_url = 0, has_managed = 0, managed_ok = 0;
+    int has_name = 0, has_base_url = 0, has_managed = 0, managed_ok = 0, has_control = 0;
     const yaml_node_t *responses_at = NULL; /* `responses: true`, where it was said */
     FOREACH_PAIR(x, map, k, v)
     {
@@ -824,13 +913,17 @@ static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, s
         } else if (strcmp(name, "managed") == 0) {
             has_managed = 1;
             managed_ok = managed(x, v, path, u) == 0;
+        } else if (strcmp(name, "control") == 0) {
+            has_control = 1;
+            control(x, v, path, u);
         } else if (strcmp(name, "headers") == 0) {
             headers(x, v, path, u);
         } else if (strcmp(name, "responses") == 0) {
             if (get_bool(x, v, path, &u->responses) == 0 && u->responses)
                 responses_at = v;
         } else {
-            fail(x, k, path, "unknown key (expected name, kind, base_url, api_key, headers, responses, managed)");
+            fail(x, k, path,
+                 "unknown key (expected name, kind, base_url, api_key, headers, responses, managed, control)");
         }
     }
     if (!has_name)
@@ -842,7 +935,12 @@ static int upstream(struct ctx *x, const yaml_node_t *map, const char *prefix, s
         join(path, sizeof(path), prefix, "responses");
         fail(x, responses_at, path, "only a kind openai upstream serves the Responses API");
     }
-    if (!has_base_url)
+    if (has_control && has_managed)
+        fail(x, map, prefix, "control: and managed: exclude each other (keel runs the server, or a control plane does)");
+    else if (has_control && has_base_url)
+        fail(x, map, prefix, "base_url with control: the data plane's URL is read back from the control plane after "
+                             "every load (set control.base_path for a path under it)");
+    else if (!has_base_url && !has_control)
         fail(x, map, prefix, "missing base_url");
     /* {port} against the managed block: only when both were read as given */
     if (u->base_url != NULL && !has_managed && strstr(u->base_url, "{port}") != NULL)
@@ -1337,6 +1435,7 @@ void keel_config_free(struct keel_config *c)
         free(u->name);
         free(u->base_url);
         managed_free(u->managed);
+        control_free(u->control);
     }
     for (size_t i = 0; i < c->nmodels; i++) {
         for (size_t j = 0; j < c->models[i].ntargets; j++) {

@@ -47,6 +47,19 @@ struct keel_managed_conf {
     uint64_t idle_unload_ms;   /* stop it after this long without requests; 0 = never */
 };
 
+/* an upstream whose inference servers a control plane runs (seed 002 as it happened: Lemonade's
+ * lemond, LM Studio, llama-swap): keel asks it to load a target's model, reads the data-plane URL
+ * back from its health answer after every load, and sends chat traffic there */
+struct keel_control_conf {
+    char *url;                    /* the control API's base URL, without trailing '/' */
+    char *load, *unload, *health; /* paths under url: POST, POST, GET */
+    char *body;                   /* load's and unload's body; "{model}" stands for the model */
+    char *url_at;                 /* where health's answer holds the model's data-plane URL (core/jpath.h) */
+    char *base_path;              /* appended to that URL to give the target's base_url ("" none) */
+    uint64_t load_timeout_ms;     /* unload, load, read back and check: the whole sequence */
+    int ready_probe;              /* the data plane must answer one 1-token completion first */
+};
+
 #define KEEL_MAX_UPSTREAM_HEADERS 16 /* an upstream's `headers:`, at most */
 
 struct keel_upstream_conf {
@@ -60,7 +73,16 @@ struct keel_upstream_conf {
     int responses;  /* it serves OpenAI's Responses API at {base_url}/responses (`responses: true`,
                      * kind openai only): a Responses client's request goes to it as sent */
     struct keel_managed_conf *managed; /* NULL: a remote upstream */
+    struct keel_control_conf *control; /* NULL: none; else base_url is NULL: the data plane's URL
+                                        * is the control plane's to say (managed.c) */
 };
+
+/* whether keel runs or reaches the upstream's servers through a backend (managed.h): one it
+ * starts itself, or one a control plane loads */
+static inline int keel_upstream_backed(const struct keel_upstream_conf *u)
+{
+    return u->managed != NULL || u->control != NULL;
+}
 
 struct keel_target_conf {
     const struct keel_upstream_conf *upstream; /* borrowed from keel_config.upstreams */

@@ -196,6 +196,41 @@ static void test_target_continuation(void **state)
             "t.yaml:6: models[0].targets[0].breaker.probe: expected background or request, got \"sometimes\"");
 }
 
+/* control: Lemonade's API by default, its keys, and each refusal */
+static void test_upstream_control(void **state)
+{
+    char err[512];
+    struct keel_config *c = parse("upstreams:\n  - name: lem\n    control: { url: \"http://127.0.0.1:13305/api/v1/\" }\n"
+                                  "models:\n  - { name: m, targets: [ { upstream: lem, model: x } ] }\n",
+                                  err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    const struct keel_control_conf *k = c->upstreams[0].control;
+    assert_non_null(k);
+    assert_null(c->upstreams[0].base_url);
+    assert_string_equal(k->url, "http://127.0.0.1:13305/api/v1");
+    assert_string_equal(k->load, "/load");
+    assert_string_equal(k->unload, "/unload");
+    assert_string_equal(k->health, "/health");
+    assert_string_equal(k->body, "{\"model_name\": \"{model}\"}");
+    assert_string_equal(k->url_at, "all_models_loaded[model_name={model}].backend_url");
+    assert_string_equal(k->base_path, "");
+    assert_int_equal(k->load_timeout_ms, 120000);
+    assert_int_equal(k->ready_probe, 1);
+    assert_true(keel_upstream_backed(&c->upstreams[0]));
+    keel_config_free(c);
+    refused("upstreams:\n  - { name: a, base_url: \"http://x\", control: { url: \"http://y\" } }\n" MODELS,
+            "t.yaml:2: upstreams[0]: base_url with control:");
+    refused("upstreams:\n  - { name: a, control: { load: /l } }\n" MODELS,
+            "t.yaml:2: upstreams[0].control: missing url");
+    refused("upstreams:\n  - { name: a, control: { url: \"http://y\", url_at: \"a[b\" } }\n" MODELS,
+            "t.yaml:2: upstreams[0].control.url_at: expected a path");
+    refused("upstreams:\n  - { name: a, control: { url: \"http://y\", load: load } }\n" MODELS,
+            "t.yaml:2: upstreams[0].control.load: must be a path starting with /");
+    refused("upstreams:\n  - name: a\n    control: { url: \"http://y\" }\n    managed: { command: [sh] }\n" MODELS,
+            "t.yaml:2: upstreams[0]: control: and managed: exclude each other");
+}
+
 static void test_upstream_headers(void **state)
 {
     char err[512];
@@ -611,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_unknown_key),
         cmocka_unit_test(test_upstream_headers),
         cmocka_unit_test(test_target_continuation),
+        cmocka_unit_test(test_upstream_control),
         cmocka_unit_test(test_upstream_responses),
         cmocka_unit_test(test_max_header_size_bound),
         cmocka_unit_test(test_duplicate_key),
