@@ -194,11 +194,25 @@ static json_t *admin_status(int admin)
     return json_loads(a.body, 0, NULL);
 }
 
+/* /admin/status's backend of upstream (and model, for a control plane's), or NULL; borrowed from root */
+static json_t *backend_in(json_t *root, const char *upstream, const char *model)
+{
+    size_t i;
+    json_t *b;
+    json_array_foreach(json_object_get(root, "backends"), i, b)
+    {
+        const char *u = json_string_value(json_object_get(b, "upstream")), *m = json_string_value(json_object_get(b, "model"));
+        if (u != NULL && strcmp(u, upstream) == 0 && (model == NULL || (m != NULL && strcmp(m, model) == 0)))
+            return b;
+    }
+    return NULL;
+}
+
 /* the managed backend's pid, port and restarts */
 static void backend_of(int admin, int *pid, int *port, long *restarts)
 {
     json_t *root = admin_status(admin);
-    json_t *b = json_array_get(json_object_get(root, "backends"), 0);
+    json_t *b = backend_in(root, "local", NULL);
     *pid = (int)json_integer_value(json_object_get(b, "pid"));
     *port = (int)json_integer_value(json_object_get(b, "port"));
     *restarts = (long)json_integer_value(json_object_get(b, "restarts"));
@@ -300,6 +314,63 @@ static int eviction(int port, int admin)
     return ok;
 }
 
+/* the control plane's model as keel sees it: its data-plane URL ("" when none) and recoveries */
+static void control_of(int admin, char *url, size_t n, long *recoveries)
+{
+    json_t *root = admin_status(admin);
+    json_t *b = backend_in(root, "lemonade", "healthy");
+    snprintf(url, n, "%s", json_string_value(json_object_get(b, "url")) ?: "");
+    *recoveries = (long)json_integer_value(json_object_get(b, "recoveries"));
+    json_decref(root);
+}
+
+/* POSTs body to the control plane's path; the HTTP status */
+static long control_post(int ctl, const char *path, const char *body)
+{
+    struct answer a;
+    memset(&a, 0, sizeof(a));
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", ctl, path);
+    CURL *e = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &a);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 5L);
+    curl_easy_perform(e);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.status);
+    curl_easy_cleanup(e);
+    return a.status;
+}
+
+/* seed 002 as it happened: the server belongs to a control plane, which evicts it behind its own
+ * back, keeps listing it, and respawns it on a port of its own choosing */
+static int control_plane(int port, int admin, int ctl)
+{
+    printf("  Seed 002 as it happened: a control plane (`keel sim --control`, as Lemonade's lemond) runs the\n"
+           "  model's server on a port of its own choosing; keel sends chat straight to that server. The\n"
+           "  server is evicted behind the control plane's back, and the control plane keeps listing it.\n\n");
+    char url0[256], url1[256];
+    long rec0 = 0, rec1 = 0;
+    struct answer a;
+    ask(port, "lemon", 0, &a);
+    control_of(admin, url0, sizeof(url0), &rec0);
+    int ok = a.status == 200;
+    printf("  chat 1: %ld from %-9s (keel had it loaded; the control plane says it is at %s)\n", a.status, a.upstream,
+           url0);
+    long evicted = control_post(ctl, "/sim/evict", "{\"model_name\":\"healthy\"}");
+    printf("  the server is killed; the control plane still lists it at %s\n", url0);
+    ask(port, "lemon", 1, &a);
+    control_of(admin, url1, sizeof(url1), &rec1);
+    printf("  chat 2: %ld from %-9s in %.2fs (unload, load, URL read back: %s; recoveries %ld)\n\n", a.status,
+           a.upstream, a.secs, url1, rec1);
+    ok &= evicted == 200 && a.status == 200 && strcmp(url0, url1) != 0 && url1[0] != '\0' && rec1 == rec0 + 1;
+    printf("  %s\n\n", ok ? "keel had the control plane reload it, followed it to its new port, and the chat never "
+                           "saw the eviction."
+                         : "The eviction was not healed as promised   <-- UNEXPECTED");
+    return ok;
+}
+
 /* seed 004: a broken target costs nothing once found broken, and comes back by itself */
 static int storm(int port, int admin)
 {
@@ -370,6 +441,8 @@ static const char config_fmt[] =
     "  - name: local\n"
     "    base_url: \"http://127.0.0.1:{port}/v1\"\n"
     "    managed: { command: [\"%s\", sim, --listen, \"127.0.0.1:{port}\"], ready_probe: true }\n"
+    "  - name: lemonade\n"
+    "    control: { url: \"http://127.0.0.1:%d/api/v1\", load_timeout: 10s }\n"
     "models:\n"
     "  - { name: hang,      targets: [ { upstream: primary, model: hang }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: heartbeat, targets: [ { upstream: primary, model: \"heartbeat-only:500\" }, { upstream: backup, model: healthy } ] }\n"
@@ -384,6 +457,7 @@ static const char config_fmt[] =
     "  - { name: cut,       targets: [ { upstream: primary, model: reset-mid-stream }, { upstream: backup, model: prefill, continuation: prefill } ] }\n"
     "  - { name: bad,       targets: [ { upstream: primary, model: \"400\" }, { upstream: backup, model: healthy } ] }\n"
     "  - { name: local, targets: [ { upstream: local, model: healthy }, { upstream: backup, model: healthy } ] }\n"
+    "  - { name: lemon, targets: [ { upstream: lemonade, model: healthy } ] }\n"
     "  - { name: drift, cliff: 2500ms, targets: [ { upstream: primary, model: \"drift:200\" } ] }\n"
     "  - name: storm2\n"
     "    targets:\n"
@@ -455,14 +529,16 @@ int keel_demo_run(const char *self)
         return 1;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    struct child sim = {0}, gw = {0};
+    struct child sim = {0}, gw = {0}, ctl = {0};
     char *sim_argv[] = {(char *)self, "sim", "--listen", "127.0.0.1:0", NULL};
+    char *ctl_argv[] = {(char *)self, "sim", "--control", "--listen", "127.0.0.1:0", NULL};
     int rc = 1;
-    if (spawn(&sim, self, "sim", sim_argv) != 0)
+    if (spawn(&sim, self, "sim", sim_argv) != 0 || spawn(&ctl, self, "control", ctl_argv) != 0)
         goto out;
     int sim_port = wait_port(&sim, "sim listening on ");
-    if (sim_port <= 0) {
-        fprintf(stderr, "keel demo: the simulator did not start (see %s)\n", sim.log);
+    int ctl_port = wait_port(&ctl, "sim control plane listening on ");
+    if (sim_port <= 0 || ctl_port <= 0) {
+        fprintf(stderr, "keel demo: the simulator did not start (see %s and %s)\n", sim.log, ctl.log);
         goto out;
     }
     char cfg[512];
@@ -470,7 +546,7 @@ int keel_demo_run(const char *self)
     FILE *f = fopen(cfg, "w");
     if (f == NULL)
         goto out;
-    fprintf(f, config_fmt, sim_port, sim_port, sim_port, self);
+    fprintf(f, config_fmt, sim_port, sim_port, sim_port, self, ctl_port);
     fclose(f);
     char *gw_argv[] = {(char *)self, "serve", "-c", cfg, NULL};
     if (spawn(&gw, self, "keel", gw_argv) != 0)
@@ -513,6 +589,7 @@ int keel_demo_run(const char *self)
            sizeof(scenarios) / sizeof(scenarios[0]), total);
     ok &= storm(port, admin);
     ok &= eviction(port, admin);
+    ok &= control_plane(port, admin, ctl_port);
     ok &= drift(port, admin);
     printf("  Logs: %s\n\n", dir);
     rc = ok ? 0 : 1;
@@ -520,6 +597,7 @@ int keel_demo_run(const char *self)
         fprintf(stderr, "keel demo: an answer was not what keel promises (see the table and %s)\n", gw.log);
 out:
     stop(&gw);
+    stop(&ctl);
     stop(&sim);
     curl_global_cleanup();
     return rc;

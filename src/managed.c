@@ -6,6 +6,7 @@
  *   READY    -> STOPPING (dead, idle, shutdown) -> STOPPED, or STARTING when a restart is due
  *   any      -> BACKOFF when a run dies before it was stable; STARTING again after the backoff */
 #include "managed.h"
+#include "managed_t.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -24,68 +25,11 @@
 #include "io/upstream.h"
 #include "log.h"
 
-#define POLL_MS 100
-#define KILL_GRACE_MS 3000
-#define CHECK_TIMEOUT_MS 2000
-#define LINE_MAX_LEN 4096
-
-enum state { STOPPED, STARTING, READY, STOPPING, BACKOFF };
-static const char *const state_names[] = {"stopped", "starting", "ready", "stopping", "backing_off"};
-
-struct run {
-    struct keel_backend *b;
-    uv_process_t proc;
-    uv_pipe_t out[2]; /* stdout, stderr */
-    int handles;      /* handles not yet closed; the run is freed at 0 */
-    char line[2][LINE_MAX_LEN];
-    size_t linelen[2];
-};
-
-struct keel_backend {
-    struct keel_managed *m;
-    char *name;
-    char **argv; /* "{port}" substituted; argv[0] an absolute path */
-    size_t argc;
-    char **env;
-    char *health_url, *probe_url;
-    char *probe_body; /* the ready probe's request body, built once at create */
-    uint64_t start_timeout_ms, idle_unload_ms;
-    int ready_probe;
-    int port;
-
-    enum state state;
-    struct run *run;     /* the process under way, or NULL */
-    int pid;
-    uint64_t generation; /* runs spawned so far */
-    uint64_t started_at, ready_at, last_used;
-    uint64_t crashes;  /* runs in a row that died before they were stable */
-    uint64_t restarts; /* runs after the first */
-    char last_exit[96];
-    int restart_due;   /* start again once the run under way has exited */
-    uint64_t active;   /* attempts that acquired it and have not released it */
-    uv_timer_t poll;   /* STARTING: health polling and start_timeout */
-    uv_timer_t wake;   /* BACKOFF end, idle check, kill grace */
-    struct keel_upstream_xfer *check; /* health or probe request under way */
-    int check_status;
-    int check_probe; /* the check under way is the ready probe, not the health poll */
-    char check_body[4096];
-    size_t check_len;
-    struct keel_backend_waiter waiters; /* list head */
-};
-
-struct keel_managed {
-    uv_loop_t *loop;
-    struct keel_upstream *up;
-    struct keel_events *events;
-    char *self_exe;
-    struct keel_backend **backends;
-    size_t n;
-    void (*all_stopped)(void *);
-    void *all_stopped_ctx;
-};
+const char *const keel_backend_state_names[] = {"stopped", "starting", "ready", "stopping", "backing_off"};
 
 static void start(struct keel_backend *b);
 static void stop(struct keel_backend *b, int sig);
+static void notify(struct keel_backend *b, int ok);
 
 static uint64_t now_of(struct keel_backend *b)
 {
@@ -102,6 +46,16 @@ static void event(struct keel_backend *b, const char *what, const char *reason)
 }
 
 /* ------------------------------------------------------------------ waiters */
+
+uint64_t keel_backend_now(const struct keel_backend *b)
+{
+    return uv_now(b->m->loop);
+}
+
+void keel_backend_notify(struct keel_backend *b, int ok)
+{
+    notify(b, ok);
+}
 
 static void notify(struct keel_backend *b, int ok)
 {
@@ -179,6 +133,11 @@ uint64_t keel_backend_generation(const struct keel_backend *b)
     return b->generation;
 }
 
+const char *keel_backend_base_url(const struct keel_backend *b)
+{
+    return b->model != NULL ? b->url : NULL;
+}
+
 /* ------------------------------------------------------------------ process output and exit */
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -251,7 +210,7 @@ static void on_process_exit(uv_process_t *p, int64_t status, int sig)
     uv_timer_stop(&b->wake);
     enum state was = b->state;
     uint64_t now = now_of(b);
-    keel_info("backend %s: pid %d %s (was %s)", b->name, b->pid, b->last_exit, state_names[was]);
+    keel_info("backend %s: pid %d %s (was %s)", b->name, b->pid, b->last_exit, keel_backend_state_names[was]);
     if (was == STOPPING) {
         b->state = STOPPED;
         event(b, "stopped", b->last_exit);
@@ -385,6 +344,10 @@ static void poll_soon(struct keel_backend *b)
 
 static void start(struct keel_backend *b)
 {
+    if (b->model != NULL) {
+        keel_control_start(b); /* a control plane's model: it runs no process of keel's */
+        return;
+    }
     if (b->run != NULL)
         return;
     struct run *run = calloc(1, sizeof(*run));
@@ -466,6 +429,10 @@ void keel_backend_dead(struct keel_backend *b, uint64_t generation, const char *
 {
     if (generation != b->generation || b->state != READY)
         return; /* that run is already being replaced: one restart for many requests */
+    if (b->model != NULL) {
+        keel_control_dead(b, why);
+        return;
+    }
     keel_warn("backend %s: pid %d looks dead (%s): restarting it on port %d", b->name, b->pid, why, b->port);
     event(b, "restart", why);
     b->restart_due = 1;
@@ -501,6 +468,10 @@ void keel_managed_stop_all(struct keel_managed *m, void (*done)(void *), void *c
     int any = 0;
     for (size_t i = 0; i < m->n; i++) {
         struct keel_backend *b = m->backends[i];
+        if (b->model != NULL) {
+            keel_control_stop(b);
+            continue;
+        }
         b->restart_due = 0;
         uv_timer_stop(&b->wake);
         notify(b, 0);
@@ -565,7 +536,7 @@ static char **copy_strv(char *const *v, size_t n, int port)
 /* The ready probe: one 1-token completion for `model`, quoted as JSON (a config string may hold
  * a quote or a backslash, and spliced in raw it made the body invalid and the backend never
  * ready). malloc'd; NULL when out of memory. */
-static char *probe_body(const char *model)
+char *keel_backend_probe_body(const char *model)
 {
     static const char head[] = "{\"model\":",
                       tail[] = ",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"max_tokens\":1,"
@@ -595,7 +566,7 @@ static struct keel_backend *create(struct keel_managed *m, const struct keel_con
         for (size_t j = 0; j < c->models[i].ntargets && probe_model == NULL; j++)
             if (c->models[i].targets[j].upstream == u)
                 probe_model = c->models[i].targets[j].model;
-    char *body = probe_body(probe_model ? probe_model : "probe");
+    char *body = keel_backend_probe_body(probe_model ? probe_model : "probe");
     struct keel_backend *b = body ? calloc(1, sizeof(*b)) : NULL;
     struct keel_backend **nb = b ? realloc(m->backends, (m->n + 1) * sizeof(*nb)) : NULL;
     if (nb == NULL) {
@@ -648,21 +619,50 @@ struct keel_managed *keel_managed_new(uv_loop_t *loop, struct keel_upstream *up,
     return m;
 }
 
-struct keel_backend *keel_managed_get(struct keel_managed *m, const char *upstream)
+struct keel_backend *keel_managed_get(struct keel_managed *m, const char *upstream, const char *model)
 {
-    for (size_t i = 0; i < m->n; i++)
-        if (strcmp(m->backends[i]->name, upstream) == 0)
+    for (size_t i = 0; i < m->n; i++) {
+        const struct keel_backend *b = m->backends[i];
+        if (strcmp(b->name, upstream) == 0 && (b->model == NULL || (model != NULL && strcmp(b->model, model) == 0)))
             return m->backends[i];
+    }
     return NULL;
+}
+
+/* a control plane's models: one backend per model a target names, made when first named (kept
+ * across reloads); none is loaded before a request needs it */
+static int bind_control(struct keel_managed *m, const struct keel_config *c, const struct keel_upstream_conf *u,
+                        char *err, size_t errlen)
+{
+    for (size_t i = 0; i < c->nmodels; i++) {
+        for (size_t j = 0; j < c->models[i].ntargets; j++) {
+            const struct keel_target_conf *t = &c->models[i].targets[j];
+            if (t->upstream != u || keel_managed_get(m, u->name, t->model) != NULL)
+                continue;
+            struct keel_backend *b = keel_control_create(m, u, t->model);
+            struct keel_backend **nb = b ? realloc(m->backends, (m->n + 1) * sizeof(*nb)) : NULL;
+            if (nb == NULL) {
+                if (b != NULL)
+                    keel_control_free(b);
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            m->backends = nb;
+            m->backends[m->n++] = b;
+        }
+    }
+    return 0;
 }
 
 int keel_managed_bind(struct keel_managed *m, struct keel_config *c, char *err, size_t errlen)
 {
     for (size_t i = 0; i < c->nupstreams; i++) {
         struct keel_upstream_conf *u = &c->upstreams[i];
+        if (u->control != NULL && bind_control(m, c, u, err, errlen) != 0)
+            return -1;
         if (u->managed == NULL)
             continue;
-        struct keel_backend *b = keel_managed_get(m, u->name);
+        struct keel_backend *b = keel_managed_get(m, u->name, NULL);
         int fresh = b == NULL;
         if (fresh && (b = create(m, c, u, err, errlen)) == NULL)
             return -1;
@@ -688,9 +688,13 @@ json_t *keel_managed_status(struct keel_managed *m)
     uint64_t now = uv_now(m->loop);
     for (size_t i = 0; i < m->n; i++) {
         struct keel_backend *b = m->backends[i];
+        if (b->model != NULL) {
+            json_array_append_new(arr, keel_control_status(b));
+            continue;
+        }
         json_array_append_new(
             arr, json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:s, s:I, s:I}", "upstream", b->name, "state",
-                           state_names[b->state], "pid", b->run ? b->pid : 0, "port", b->port, "restarts",
+                           keel_backend_state_names[b->state], "pid", b->run ? b->pid : 0, "port", b->port, "restarts",
                            (json_int_t)b->restarts, "runs", (json_int_t)b->generation, "crashes",
                            (json_int_t)b->crashes, "last_exit", b->last_exit, "active", (json_int_t)b->active,
                            "uptime_ms", (json_int_t)(b->state == READY ? now - b->ready_at : 0)));
@@ -704,15 +708,41 @@ void keel_managed_metrics(struct keel_managed *m, void (*line)(void *, const cha
     line(ctx, "# HELP keel_backend_restarts_total Runs of a managed backend after its first (deaths, evictions, "
               "crashes).\n# TYPE keel_backend_restarts_total counter\n");
     for (size_t i = 0; i < m->n; i++) {
+        if (m->backends[i]->model != NULL)
+            continue;
         snprintf(buf, sizeof(buf), "keel_backend_restarts_total{upstream=\"%s\"} %llu\n", m->backends[i]->name,
                  (unsigned long long)m->backends[i]->restarts);
         line(ctx, buf);
     }
-    line(ctx, "# HELP keel_backend_up Whether a managed backend is ready (1) or not (0).\n"
-              "# TYPE keel_backend_up gauge\n");
+    line(ctx, "# HELP keel_backend_recoveries_total Unload-load sequences a control plane's model went through "
+              "after its server was found dead.\n# TYPE keel_backend_recoveries_total counter\n");
     for (size_t i = 0; i < m->n; i++) {
-        snprintf(buf, sizeof(buf), "keel_backend_up{upstream=\"%s\"} %d\n", m->backends[i]->name,
-                 m->backends[i]->state == READY);
+        const struct keel_backend *b = m->backends[i];
+        if (b->model == NULL)
+            continue;
+        snprintf(buf, sizeof(buf), "keel_backend_recoveries_total{upstream=\"%s\",model=\"%s\"} %llu\n", b->name,
+                 b->model, (unsigned long long)b->recoveries);
+        line(ctx, buf);
+    }
+    line(ctx, "# HELP keel_backend_url_changes_total Times a control plane's model came back at another "
+              "data-plane URL.\n# TYPE keel_backend_url_changes_total counter\n");
+    for (size_t i = 0; i < m->n; i++) {
+        const struct keel_backend *b = m->backends[i];
+        if (b->model == NULL)
+            continue;
+        snprintf(buf, sizeof(buf), "keel_backend_url_changes_total{upstream=\"%s\",model=\"%s\"} %llu\n", b->name,
+                 b->model, (unsigned long long)b->url_changes);
+        line(ctx, buf);
+    }
+    line(ctx, "# HELP keel_backend_up Whether a managed backend (or a control plane's model) is ready (1) or not "
+              "(0).\n# TYPE keel_backend_up gauge\n");
+    for (size_t i = 0; i < m->n; i++) {
+        const struct keel_backend *b = m->backends[i];
+        if (b->model != NULL)
+            snprintf(buf, sizeof(buf), "keel_backend_up{upstream=\"%s\",model=\"%s\"} %d\n", b->name, b->model,
+                     b->state == READY);
+        else
+            snprintf(buf, sizeof(buf), "keel_backend_up{upstream=\"%s\"} %d\n", b->name, b->state == READY);
         line(ctx, buf);
     }
 }

@@ -1,4 +1,6 @@
-/* managed.h - local inference servers keel starts, watches and heals (seed 002). Each managed
+/* managed.h - local inference servers keel starts, watches and heals (seed 002), and models a
+ * control plane runs (control.c: loaded on demand, their URL read back after every load, an
+ * unload-load recovery for a dead one; the same waiting, backoff and events). Each managed
  * upstream is one backend: a port picked once and kept for its whole life, a process keel owns
  * (its own process group, only the configured environment, output in keel's log), readiness by
  * health polling (and optionally one real completion), restart on death or on a request's
@@ -34,7 +36,12 @@ struct keel_managed *keel_managed_new(uv_loop_t *loop, struct keel_upstream *up,
  * process), rewrites "{port}" in its base_url, and starts backends that are new. 0, or -1 with
  * a message in err. */
 int keel_managed_bind(struct keel_managed *m, struct keel_config *c, char *err, size_t errlen);
-struct keel_backend *keel_managed_get(struct keel_managed *m, const char *upstream);
+/* the backend of a managed upstream, or of a control plane's model (model: the target's; NULL
+ * finds only a managed upstream's) */
+struct keel_backend *keel_managed_get(struct keel_managed *m, const char *upstream, const char *model);
+/* where an attempt that acquired b sends its requests: a control plane's model's data-plane URL
+ * as last read back (stable while acquired); NULL: the upstream's own base_url */
+const char *keel_backend_base_url(const struct keel_backend *b);
 
 /* 1: ready, go; 0: w->cb will say when; -1: backing off after crashes, fail over now */
 int keel_backend_acquire(struct keel_backend *b, struct keel_backend_waiter *w, keel_backend_ready_cb cb, void *ctx);

@@ -155,7 +155,8 @@ static void send_probe(struct job *j)
     char url[2048];
     const char *lines[1 + KEEL_MAX_UPSTREAM_HEADERS];
     size_t n = 0;
-    snprintf(url, sizeof(url), "%s%s", u->base_url,
+    const char *base = j->backend ? keel_backend_base_url(j->backend) : NULL;
+    snprintf(url, sizeof(url), "%s%s", base ? base : u->base_url,
              j->api == KEEL_API_EMBEDDINGS ? "/embeddings" : anthropic ? "/messages" : "/chat/completions");
     if (anthropic)
         lines[n++] = "anthropic-version: 2023-06-01";
@@ -215,7 +216,7 @@ static void launch(struct keel_probe *p, struct keel_target_state *ts, const str
     keel_buf_init(&j->answer, MAX_ANSWER);
     j->next = p->jobs;
     p->jobs = j;
-    if (t->upstream->managed != NULL) {
+    if (keel_upstream_backed(t->upstream)) {
         /* A managed backend is probed as a request uses it: acquired first. Ready: the same
          * minimal request. Starting (a restart under way): the probe waits for it within its
          * deadline, then sends. Backing off after crashes: still down, and nothing is spawned for
@@ -224,7 +225,7 @@ static void launch(struct keel_probe *p, struct keel_target_state *ts, const str
          * again when idle). That is deliberate: under probe: background no client request ever
          * reaches an open target, so a probe that left a stopped backend alone would keep the
          * target out of service for good. */
-        j->backend = keel_managed_get(gw->managed, t->upstream->name);
+        j->backend = keel_managed_get(gw->managed, t->upstream->name, t->model);
         int rc = j->backend ? keel_backend_acquire(j->backend, &j->waiter, on_backend, j) : -1;
         if (rc < 0) {
             j->outcome.transport = keel_err_connect;

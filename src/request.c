@@ -388,6 +388,7 @@ static void deadline_exceeded(struct keel_request *r);
 /* an attempt that fails before it starts (a managed backend that cannot take it) */
 static void fail_to_start(struct keel_request *r, const char *transport)
 {
+    r->healed = 1; /* nothing of it reached the server: its backend knows already, no retry on it */
     set_state(r, REQ_ATTEMPT);
     r->outcome.transport = transport;
     end_attempt(r);
@@ -401,7 +402,8 @@ static void on_backend(void *ctx, int ok)
         fail_to_start(r, keel_err_connect);
         return;
     }
-    r->backend = keel_managed_get(r->gw->managed, r->model->targets[r->router.cur].upstream->name);
+    const struct keel_target_conf *t = &r->model->targets[r->router.cur];
+    r->backend = keel_managed_get(r->gw->managed, t->upstream->name, t->model);
     start_attempt(r);
 }
 
@@ -589,8 +591,8 @@ static void start_attempt(struct keel_request *r)
         deadline_exceeded(r);
         return;
     }
-    if (t->upstream->managed != NULL && r->backend == NULL) {
-        struct keel_backend *b = keel_managed_get(r->gw->managed, t->upstream->name);
+    if (keel_upstream_backed(t->upstream) && r->backend == NULL) {
+        struct keel_backend *b = keel_managed_get(r->gw->managed, t->upstream->name, t->model);
         int rc = b ? keel_backend_acquire(b, &r->waiter, on_backend, r) : -1;
         if (rc == 0) {
             /* starting or restarting: wait for it within the request's own deadline */
@@ -632,7 +634,8 @@ static void start_attempt(struct keel_request *r)
         body = prefilled(r, t, body, &len);
     char url[2048], hbuf[2048];
     const char *lines[12 + KEEL_MAX_UPSTREAM_HEADERS];
-    snprintf(url, sizeof(url), "%s%s", t->upstream->base_url,
+    const char *base = r->backend ? keel_backend_base_url(r->backend) : NULL;
+    snprintf(url, sizeof(url), "%s%s", base ? base : t->upstream->base_url,
              native(r) && r->enc->native_path != NULL ? r->enc->native_path : p->path);
     size_t nlines = 0;
     if (p->extra_header != NULL)
@@ -1186,10 +1189,11 @@ static void end_attempt(struct keel_request *r)
         keel_info("req %s: %s/%s failed: %s (status %d)", r->id, r->target->upstream->name, r->target->model,
                   keel_class_name(cls), r->status);
     const struct keel_target_conf *t = r->target;
-    if (t->upstream->managed != NULL && keel_backend_heals(cls)) {
-        /* seed 002: a dead or evicted local server: restart it (once, however many requests
-         * saw it) and retry this request on it once, if the deadline still allows */
-        struct keel_backend *b = keel_managed_get(r->gw->managed, t->upstream->name);
+    if (keel_upstream_backed(t->upstream) && keel_backend_heals(cls)) {
+        /* seed 002: a dead or evicted local server: restart it, or have its control plane
+         * unload and load it (once, however many requests saw it), and retry this request on
+         * it once, if the deadline still allows */
+        struct keel_backend *b = keel_managed_get(r->gw->managed, t->upstream->name, t->model);
         if (b != NULL) {
             keel_backend_dead(b, r->backend_gen, keel_class_name(cls));
             if (!r->healed && now_ms(r) < r->dl.total_at) {
@@ -1294,8 +1298,8 @@ static void continuation_failed(struct keel_request *r)
     keel_info("req %s: continuation on %s/%s failed: %s (status %d)", r->id, r->target->upstream->name,
               r->target->model, keel_class_name(cls), r->status);
     const struct keel_target_conf *t = r->target;
-    struct keel_backend *b = t->upstream->managed != NULL && keel_backend_heals(cls)
-                                 ? keel_managed_get(r->gw->managed, t->upstream->name)
+    struct keel_backend *b = keel_upstream_backed(t->upstream) && keel_backend_heals(cls)
+                                 ? keel_managed_get(r->gw->managed, t->upstream->name, t->model)
                                  : NULL;
     if (b != NULL)
         keel_backend_dead(b, r->backend_gen, keel_class_name(cls));

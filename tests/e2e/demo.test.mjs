@@ -26,6 +26,12 @@ test('keel demo runs every scenario as promised and exits 0', () => {
   // the eviction part: healed on the same port
   assert.match(r.stdout, /chat 2: 200 from local .*restarts 1/);
   assert.match(r.stdout, /never saw the eviction/);
+  // seed 002 as it happened: behind a control plane, the server respawned on another port
+  const before = r.stdout.match(/chat 1: 200 from lemonade .* at (http:\/\/127\.0\.0\.1:\d+\/v1)/);
+  const after = r.stdout.match(/chat 2: 200 from lemonade .* URL read back: (http:\/\/127\.0\.0\.1:\d+\/v1); recoveries 1/);
+  assert.ok(before && after, r.stdout);
+  assert.notEqual(before[1], after[1]);
+  assert.match(r.stdout, /followed it to its new port, and the chat never saw the eviction/);
   // the cliff part: warned before any request reached it
   assert.match(r.stdout, /NEAR THE CLIFF/);
   assert.match(r.stdout, /The warning fired before any request reached the cliff/);
