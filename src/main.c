@@ -40,6 +40,7 @@ static const char usage[] =
     "                              the audit log FILE and its rotations (default keel-audit.jsonl)\n"
     "      --since DUR             only requests of the last DUR (e.g. 1h)\n"
     "      --model NAME            only this model\n"
+    "      --key NAME              only requests made with this client key (by its name)\n"
     "      --json                  JSON instead of a table\n"
     "      --html OUT              write the status page to OUT as a standalone report\n"
     "      --hang DUR              a request this long counts as a hang (default 120s)\n"

@@ -1,8 +1,9 @@
-/* report.c - `keel audit [FILE...] [--since DUR] [--model M] [--json] [--hang DUR] [--cliff DUR]
- * [--margin DUR]`: per-model latency percentiles (p50/p90/p99/max of total time and of TTFT),
- * errors by class, hangs, failovers and who served, from the audit log and its rotated files
- * (FILE.1, FILE.2, ...). Models whose p99 or max comes within --margin of --cliff are marked
- * (seed 000: latency, not error rate, is the early warning). */
+/* report.c - `keel audit [FILE...] [--since DUR] [--model M] [--key K] [--json] [--hang DUR]
+ * [--cliff DUR] [--margin DUR]`: per-model latency percentiles (p50/p90/p99/max of total time and
+ * of TTFT), errors by class, hangs, failovers and who served, from the audit log and its rotated
+ * files (FILE.1, FILE.2, ...). Models whose p99 or max comes within --margin of --cliff are marked
+ * (seed 000: latency, not error rate, is the early warning). Records with a client key's name
+ * ("key") are also summed per key: answered, refused by keel, failed, tokens, latency. */
 #include "report.h"
 
 #include <jansson.h>
@@ -29,6 +30,8 @@ struct named_count {
     uint64_t n;
 };
 
+/* Both kinds of row start with their name (owned, freed with the row), so that one lookup
+ * serves both (entry()) */
 struct model_report {
     char *name;
     uint64_t requests, errors, hangs, failovers;
@@ -38,9 +41,22 @@ struct model_report {
     size_t nserved;
 };
 
+/* one client key's records (their "key" member): requests = ok + refused + errors */
+struct key_report {
+    char *name;
+    uint64_t requests, ok;
+    uint64_t refused;                        /* turned away by keel itself (is_refusal()) */
+    uint64_t errors;                         /* every other class but ok */
+    uint64_t tokens;                         /* sum of usage.total_tokens */
+    uint64_t by_class[KEEL_CLASS_COUNT + 1]; /* +1: a class this build does not know */
+    struct samples ms;
+};
+
 struct report {
     struct model_report *models;
     size_t n;
+    struct key_report *keys; /* in order of first appearance; sorted by name before printing */
+    size_t nkeys;
     uint64_t lines, skipped_lines;
 };
 
@@ -62,18 +78,34 @@ static void push(struct samples *s, uint32_t v, int64_t at)
     s->v[s->n++] = v;
 }
 
+/* The row named name in *rows (n rows of size bytes, each starting with its char *name), added
+ * zeroed at the end if missing; NULL when out of memory. Adding may move *rows: earlier
+ * pointers into it go stale. */
+static void *entry(void **rows, size_t *n, size_t size, const char *name)
+{
+    char *base = *rows;
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(*(char **)(void *)(base + i * size), name) == 0)
+            return base + i * size;
+    char *grown = realloc(*rows, (*n + 1) * size);
+    if (grown == NULL)
+        return NULL;
+    *rows = grown;
+    char *row = grown + *n * size;
+    memset(row, 0, size);
+    *(char **)(void *)row = strdup(name);
+    (*n)++;
+    return row;
+}
+
 static struct model_report *model(struct report *r, const char *name)
 {
-    for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->models[i].name, name) == 0)
-            return &r->models[i];
-    struct model_report *nm = realloc(r->models, (r->n + 1) * sizeof(*nm));
-    if (nm == NULL)
-        return NULL;
-    r->models = nm;
-    memset(&nm[r->n], 0, sizeof(nm[r->n]));
-    nm[r->n].name = strdup(name);
-    return &nm[r->n++];
+    return entry((void **)&r->models, &r->n, sizeof(*r->models), name);
+}
+
+static struct key_report *key_row(struct report *r, const char *name)
+{
+    return entry((void **)&r->keys, &r->nkeys, sizeof(*r->keys), name);
 }
 
 static void served(struct model_report *m, const char *upstream)
@@ -99,6 +131,35 @@ static int class_index(const char *name)
     return KEEL_CLASS_COUNT;
 }
 
+/* a by_class index as printed: the class's name, "other" for one this build does not know */
+static const char *class_label(int k)
+{
+    return k < KEEL_CLASS_COUNT ? keel_class_name((enum keel_class)k) : "other";
+}
+
+/* Classes of requests keel turned away before any upstream: a bad request or key, its own load,
+ * a key's limits. By name, so that a log from a build with more classes reads the same. */
+static int is_refusal(int k)
+{
+    static const char *const refusals[] = {"invalid_request", "gateway_busy", "key_limited", NULL};
+    for (size_t i = 0; k < KEEL_CLASS_COUNT && refusals[i] != NULL; i++)
+        if (strcmp(keel_class_name((enum keel_class)k), refusals[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* a model's errors: every class but ok */
+static int not_ok(int k)
+{
+    return k != KEEL_CLASS_OK;
+}
+
+/* a key's errors: not ok, and not refused by keel (those have their own column) */
+static int failed(int k)
+{
+    return k != KEEL_CLASS_OK && !is_refusal(k);
+}
+
 /* "2026-11-23T12:25:26.704Z" -> ms since the epoch; -1 if malformed */
 static int64_t parse_ts(const char *s)
 {
@@ -115,8 +176,28 @@ static int64_t parse_ts(const char *s)
 struct filter {
     int64_t since_ms; /* 0 = everything */
     const char *model;
+    const char *key; /* only records whose "key" is this; NULL = every record, with a key or not */
     uint64_t hang_ms;
 };
+
+/* sums record rec of class ci into the row of its key, name (NULL: the record is in no row) */
+static void add_key(struct report *r, const char *name, json_t *rec, int ci, uint32_t ms)
+{
+    struct key_report *k = name ? key_row(r, name) : NULL;
+    if (k == NULL)
+        return;
+    k->requests++;
+    k->by_class[ci]++;
+    if (ci == KEEL_CLASS_OK)
+        k->ok++;
+    else if (is_refusal(ci))
+        k->refused++;
+    else
+        k->errors++;
+    json_int_t tokens = json_integer_value(json_object_get(json_object_get(rec, "usage"), "total_tokens"));
+    k->tokens += tokens > 0 ? (uint64_t)tokens : 0;
+    push(&k->ms, ms, 0);
+}
 
 static void add_line(struct report *r, const struct filter *f, const char *line, size_t len)
 {
@@ -128,7 +209,8 @@ static void add_line(struct report *r, const struct filter *f, const char *line,
         return;
     }
     r->lines++;
-    if ((f->model && strcmp(f->model, name) != 0) ||
+    const char *key = json_string_value(json_object_get(rec, "key"));
+    if ((f->model && strcmp(f->model, name) != 0) || (f->key && (key == NULL || strcmp(f->key, key) != 0)) ||
         (f->since_ms && parse_ts(json_string_value(json_object_get(rec, "ts"))) < f->since_ms)) {
         json_decref(rec);
         return;
@@ -147,6 +229,7 @@ static void add_line(struct report *r, const struct filter *f, const char *line,
         m->errors++;
     json_int_t ms = json_integer_value(json_object_get(rec, "ms"));
     push(&m->ms, (uint32_t)(ms > 0 ? ms : 0), at);
+    add_key(r, key, rec, ci, (uint32_t)(ms > 0 ? ms : 0));
     if ((uint64_t)ms >= f->hang_ms)
         m->hangs++;
     json_t *ttft = json_object_get(rec, "ttft_ms");
@@ -216,6 +299,16 @@ static int near_cliff(const struct keel_pcts *p, uint64_t cliff, uint64_t margin
     return p->count > 0 && worst + margin >= cliff;
 }
 
+/* the line under a row: label, then " CLASS N" for each class keep() takes that was seen */
+static void print_classes(const char *label, const uint64_t *by_class, int (*keep)(int k))
+{
+    printf("%-20s %s", "", label);
+    for (int k = 0; k <= KEEL_CLASS_COUNT; k++)
+        if (keep(k) && by_class[k] > 0)
+            printf(" %s %llu", class_label(k), (unsigned long long)by_class[k]);
+    printf("\n");
+}
+
 static void print_table(struct report *r, uint64_t hang_ms, uint64_t cliff, uint64_t margin)
 {
     char h[16];
@@ -246,14 +339,8 @@ static void print_table(struct report *r, uint64_t hang_ms, uint64_t cliff, uint
                (unsigned long long)m->requests, (unsigned long long)m->errors, c[0], c[1], c[2], c[3], c[4], c[5],
                c[6], c[7], (unsigned long long)m->hangs, (unsigned long long)m->failovers, by,
                near_cliff(&d, cliff, margin) ? "   << NEAR CLIFF" : "");
-        if (m->errors > 0) {
-            printf("%-20s errors:", "");
-            for (int k = 0; k <= KEEL_CLASS_COUNT; k++)
-                if (k != KEEL_CLASS_OK && m->by_class[k] > 0)
-                    printf(" %s %llu", k < KEEL_CLASS_COUNT ? keel_class_name((enum keel_class)k) : "other",
-                           (unsigned long long)m->by_class[k]);
-            printf("\n");
-        }
+        if (m->errors > 0)
+            print_classes("errors:", m->by_class, not_ok);
     }
     char cl[16];
     fmt_ms((uint32_t)cliff, cl, sizeof(cl));
@@ -261,10 +348,64 @@ static void print_table(struct report *r, uint64_t hang_ms, uint64_t cliff, uint
            (unsigned long long)(margin / 1000), cl);
 }
 
+/* The per-key table, after the models' (none when no record names a key): a row per key, then
+ * what was refused and what failed, by class. Sorts each row's samples. */
+static void print_keys(struct report *r)
+{
+    if (r->nkeys == 0)
+        return;
+    printf("\n%-20s %8s %8s %8s %7s %10s  %8s %8s\n", "key", "requests", "ok", "refused", "errors", "tokens", "p50",
+           "p99");
+    for (size_t i = 0; i < r->nkeys; i++) {
+        struct key_report *k = &r->keys[i];
+        struct keel_pcts d;
+        keel_pcts_of(k->ms.v, k->ms.n, &d);
+        char p50[16], p99[16];
+        fmt_ms(d.p50, p50, sizeof(p50));
+        fmt_ms(d.p99, p99, sizeof(p99));
+        printf("%-20s %8llu %8llu %8llu %7llu %10llu  %8s %8s\n", k->name, (unsigned long long)k->requests,
+               (unsigned long long)k->ok, (unsigned long long)k->refused, (unsigned long long)k->errors,
+               (unsigned long long)k->tokens, p50, p99);
+        if (k->refused > 0)
+            print_classes("refused:", k->by_class, is_refusal);
+        if (k->errors > 0)
+            print_classes("errors:", k->by_class, failed);
+    }
+}
+
 static json_t *pcts_json(const struct keel_pcts *p)
 {
     return json_pack("{s:I, s:I, s:I, s:I}", "p50", (json_int_t)p->p50, "p90", (json_int_t)p->p90, "p99",
                      (json_int_t)p->p99, "max", (json_int_t)p->max);
+}
+
+/* {CLASS: N} for each class keep() takes that was seen; the caller owns the object */
+static json_t *classes_json(const uint64_t *by_class, int (*keep)(int k))
+{
+    json_t *o = json_object();
+    for (int k = 0; k <= KEEL_CLASS_COUNT; k++)
+        if (keep(k) && by_class[k] > 0)
+            json_object_set_new(o, class_label(k), json_integer((json_int_t)by_class[k]));
+    return o;
+}
+
+/* --json's "keys": {NAME: {...}} in name order, the figures of print_keys(); the caller owns it */
+static json_t *keys_json(struct report *r)
+{
+    json_t *keys = json_object();
+    for (size_t i = 0; i < r->nkeys; i++) {
+        struct key_report *k = &r->keys[i];
+        struct keel_pcts d;
+        keel_pcts_of(k->ms.v, k->ms.n, &d);
+        json_object_set_new(keys, k->name,
+                            json_pack("{s:I, s:I, s:I, s:o, s:I, s:o, s:I, s:o}", "requests",
+                                      (json_int_t)k->requests, "ok", (json_int_t)k->ok, "refused",
+                                      (json_int_t)k->refused, "refused_by_class", classes_json(k->by_class, is_refusal),
+                                      "errors", (json_int_t)k->errors, "errors_by_class",
+                                      classes_json(k->by_class, failed), "tokens", (json_int_t)k->tokens, "ms",
+                                      pcts_json(&d)));
+    }
+    return keys;
 }
 
 static void print_json(struct report *r, uint64_t cliff, uint64_t margin)
@@ -275,11 +416,7 @@ static void print_json(struct report *r, uint64_t cliff, uint64_t margin)
         struct keel_pcts d, t;
         keel_pcts_of(m->ms.v, m->ms.n, &d);
         keel_pcts_of(m->ttft.v, m->ttft.n, &t);
-        json_t *errors = json_object(), *by = json_object();
-        for (int k = 0; k <= KEEL_CLASS_COUNT; k++)
-            if (k != KEEL_CLASS_OK && m->by_class[k] > 0)
-                json_object_set_new(errors, k < KEEL_CLASS_COUNT ? keel_class_name((enum keel_class)k) : "other",
-                                    json_integer((json_int_t)m->by_class[k]));
+        json_t *errors = classes_json(m->by_class, not_ok), *by = json_object();
         for (size_t j = 0; j < m->nserved; j++)
             json_object_set_new(by, m->served[j].name, json_integer((json_int_t)m->served[j].n));
         json_array_append_new(models, json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:I, s:I, s:o, s:b}", "model",
@@ -289,8 +426,8 @@ static void print_json(struct report *r, uint64_t cliff, uint64_t margin)
                                                 (json_int_t)m->hangs, "failovers", (json_int_t)m->failovers,
                                                 "served_by", by, "near_cliff", near_cliff(&d, cliff, margin)));
     }
-    json_t *root = json_pack("{s:o, s:I, s:I}", "models", models, "lines", (json_int_t)r->lines, "unreadable_lines",
-                             (json_int_t)r->skipped_lines);
+    json_t *root = json_pack("{s:o, s:o, s:I, s:I}", "models", models, "keys", keys_json(r), "lines",
+                             (json_int_t)r->lines, "unreadable_lines", (json_int_t)r->skipped_lines);
     char *out = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
     if (out != NULL)
@@ -357,6 +494,12 @@ static int write_html(struct report *r, const char *path, uint64_t cliff, uint64
     return 0;
 }
 
+/* qsort order of the key rows: by name */
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct key_report *)a)->name, ((const struct key_report *)b)->name);
+}
+
 static int duration_opt(const char *flag, const char *v, uint64_t *out)
 {
     if (v == NULL || keel_parse_duration_ms(v, out) != 0) {
@@ -384,6 +527,9 @@ int keel_report_run(int argc, char **argv)
         } else if (strcmp(a, "--model") == 0 && v != NULL) {
             f.model = v;
             i++;
+        } else if (strcmp(a, "--key") == 0 && v != NULL) {
+            f.key = v;
+            i++;
         } else if (strcmp(a, "--since") == 0 || strcmp(a, "--hang") == 0 || strcmp(a, "--cliff") == 0 ||
                    strcmp(a, "--margin") == 0) {
             uint64_t *dst = a[2] == 's' ? &since : a[2] == 'h' ? &f.hang_ms : a[2] == 'c' ? &cliff : &margin;
@@ -392,8 +538,8 @@ int keel_report_run(int argc, char **argv)
             i++;
         } else if (a[0] == '-') {
             fprintf(stderr, "keel audit: unknown option %s\n"
-                            "usage: keel audit [FILE...] [--since DUR] [--model NAME] [--json | --html OUT]\n"
-                            "                  [--hang DUR] [--cliff DUR] [--margin DUR]\n",
+                            "usage: keel audit [FILE...] [--since DUR] [--model NAME] [--key NAME]\n"
+                            "                  [--json | --html OUT] [--hang DUR] [--cliff DUR] [--margin DUR]\n",
                     a);
             return 2;
         } else if (nfiles < 256) {
@@ -411,13 +557,17 @@ int keel_report_run(int argc, char **argv)
     for (size_t i = 0; i < nfiles; i++)
         if (read_all(&r, &f, files[i]) != 0)
             return 1;
+    if (r.nkeys > 1)
+        qsort(r.keys, r.nkeys, sizeof(*r.keys), by_name);
     int rc = 0;
     if (html != NULL)
         rc = write_html(&r, html, cliff, margin) == 0 ? 0 : 1;
     else if (json)
         print_json(&r, cliff, margin);
-    else
+    else {
         print_table(&r, f.hang_ms, cliff, margin);
+        print_keys(&r);
+    }
     for (size_t i = 0; i < r.n; i++) {
         free(r.models[i].name);
         free(r.models[i].ms.v);
@@ -429,5 +579,11 @@ int keel_report_run(int argc, char **argv)
         free(r.models[i].served);
     }
     free(r.models);
+    for (size_t i = 0; i < r.nkeys; i++) {
+        free(r.keys[i].name);
+        free(r.keys[i].ms.v);
+        free(r.keys[i].ms.at);
+    }
+    free(r.keys);
     return rc;
 }
