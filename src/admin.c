@@ -15,6 +15,7 @@
 #include "core/buf.h"
 #include "gateway_t.h"
 #include "io/server.h"
+#include "keys.h"
 #include "managed.h"
 #include "log.h"
 #include "answer.h"
@@ -226,6 +227,19 @@ static void metrics(struct keel_gateway *gw, struct keel_http *h)
            "Bytes requests in flight hold in bodies and buffered answers (bounded by max_memory).");
     appendf(&b, "keel_memory_held_bytes %zu\n", gw->mem_held);
     keel_managed_metrics(gw->managed, append_line, &b);
+    /* client keys, by name (never the key): what they asked and what their answers cost */
+    family(&b, "keel_key_requests_total", "counter", "Client requests by the key they presented and their final class.");
+    char kname[256];
+    for (size_t i = 0; i < gw->state.nkeys; i++)
+        for (int c = 0; c < KEEL_CLASS_COUNT; c++)
+            if (gw->state.keys[i]->requests[c] > 0)
+                appendf(&b, "keel_key_requests_total{key=\"%s\",class=\"%s\"} %llu\n",
+                        esc(gw->state.keys[i]->name, kname, sizeof(kname)), keel_class_name((enum keel_class)c),
+                        (unsigned long long)gw->state.keys[i]->requests[c]);
+    family(&b, "keel_key_tokens_total", "counter", "Tokens the answers to a key's requests reported (its tpm counts them).");
+    for (size_t i = 0; i < gw->state.nkeys; i++)
+        appendf(&b, "keel_key_tokens_total{key=\"%s\"} %llu\n", esc(gw->state.keys[i]->name, kname, sizeof(kname)),
+                (unsigned long long)gw->state.keys[i]->tokens);
     struct keel_header hdrs[] = {{"content-type", "text/plain; version=0.0.4; charset=utf-8"}};
     keel_http_respond(h, 200, hdrs, 1, b.base ? b.base : "", b.len);
     keel_buf_release(&b);
@@ -353,6 +367,11 @@ void keel_admin_handle(void *app, struct keel_http *h)
     const char *method = keel_http_method(h, &mlen);
     int get = mlen == 3 && memcmp(method, "GET", 3) == 0;
 #define PATH_IS(s) (plen == sizeof(s) - 1 && memcmp(path, s, plen) == 0)
+    if (!PATH_IS("/healthz") && !keel_admin_allowed(gw->config, h)) {
+        keel_respond_error(h, 401, "invalid_request_error", "invalid_admin_token",
+                           "this admin listener needs its admin_token: Authorization: Bearer TOKEN (or ?token=TOKEN)");
+        return;
+    }
     if (get && PATH_IS("/healthz")) {
         struct keel_header hdrs[] = {{"content-type", "application/json"}};
         const char *body = gw->draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ok\"}";

@@ -42,6 +42,7 @@ struct keel_audit_record {
     const char *protocol;  /* the client's protocol ("openai-chat", "anthropic-messages"); NULL: none */
     int continued;         /* the stream broke after its commit and another target finished it
                             * (or tried to): "continued": true */
+    const char *key;       /* the client key's name (never the key); NULL: no "key" member */
 };
 
 /* queues rec's line; a NULL log takes nothing (rec->attempts is freed all the same) */

@@ -1114,13 +1114,161 @@ static int list(struct ctx *x, const yaml_node_t *seq, const char *key, size_t e
     return 0;
 }
 
+/* ------------------------------------------------------------------ client keys */
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static int client_key(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_key_conf *k)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
+        return -1;
+    size_t before = x->nerr;
+    int has_hash = 0;
+    FOREACH_PAIR(x, map, kk, v)
+    {
+        char path[256];
+        if (key_name(x, kk, prefix, path, sizeof(path)) != 0)
+            continue;
+        const char *name = scalar(kk);
+        if (strcmp(name, "name") == 0) {
+            get_string(x, v, path, &k->name);
+        } else if (strcmp(name, "sha256") == 0) {
+            has_hash = 1;
+            if (expect(x, v, YAML_SCALAR_NODE, path) != 0)
+                continue;
+            const char *h = scalar(v);
+            int ok = strlen(h) == 64;
+            for (size_t i = 0; ok && i < 32; i++) {
+                int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
+                ok = hi >= 0 && lo >= 0;
+                k->sha256[i] = (unsigned char)(hi << 4 | (lo & 15));
+            }
+            if (!ok) /* the hash is no secret, but a key pasted here by mistake would be: not echoed */
+                fail(x, v, path, "expected the key's SHA-256 as 64 hex digits (keel key new NAME prints it)");
+        } else if (strcmp(name, "models") == 0) {
+            if (expect(x, v, YAML_SEQUENCE_NODE, path) != 0)
+                continue;
+            size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+            k->models = calloc(n + 1, sizeof(*k->models));
+            if (k->models == NULL) {
+                fail(x, v, path, "out of memory");
+                continue;
+            }
+            for (size_t i = 0; i < n; i++) {
+                const yaml_node_t *m = node(x, v->data.sequence.items.start[i]);
+                char mp[280];
+                snprintf(mp, sizeof(mp), "%s[%zu]", path, i);
+                if (get_string(x, m, mp, &k->models[k->nmodels]) == 0)
+                    k->nmodels++;
+            }
+        } else if (strcmp(name, "rpm") == 0) {
+            get_uint(x, v, path, &k->rpm);
+        } else if (strcmp(name, "tpm") == 0) {
+            if (expect(x, v, YAML_SCALAR_NODE, path) == 0 && keel_parse_count(scalar(v), &k->tpm) != 0)
+                fail(x, v, path, "expected a token count such as 100000 or 100k, got \"%s\"", scalar(v));
+        } else {
+            fail(x, kk, path, "unknown key (expected name, sha256, models, rpm, tpm)");
+        }
+    }
+    if (k->name == NULL)
+        fail(x, map, prefix, "missing name");
+    if (!has_hash)
+        fail(x, map, prefix, "missing sha256");
+    return failed_since(x, before);
+}
+
+/* a list of client keys (`keys:`, or a keys_file's top level), appended to c's */
+static void client_keys(struct ctx *x, const yaml_node_t *seq, const char *prefix, struct keel_config *c)
+{
+    if (expect(x, seq, YAML_SEQUENCE_NODE, prefix) != 0)
+        return;
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    struct keel_key_conf *nk = realloc(c->keys, (c->nkeys + n) * sizeof(*nk));
+    if (nk == NULL && n > 0) {
+        fail(x, seq, prefix, "out of memory");
+        return;
+    }
+    c->keys = nk;
+    for (size_t i = 0; i < n; i++) {
+        char path[280];
+        snprintf(path, sizeof(path), "%s[%zu]", prefix, i);
+        struct keel_key_conf *k = &c->keys[c->nkeys++];
+        *k = (struct keel_key_conf){0};
+        const yaml_node_t *m = node(x, seq->data.sequence.items.start[i]);
+        client_key(x, m, path, k);
+        for (size_t j = 0; k->name != NULL && j + 1 < c->nkeys; j++) {
+            if (c->keys[j].name != NULL && strcmp(c->keys[j].name, k->name) == 0) {
+                fail(x, m, path, "duplicate key name \"%s\"", k->name);
+                break;
+            }
+            if (memcmp(c->keys[j].sha256, k->sha256, 32) == 0) {
+                fail(x, m, path, "the same key as \"%s\"", c->keys[j].name ? c->keys[j].name : "?");
+                break;
+            }
+        }
+    }
+}
+
+static char *read_file(const char *file, size_t *len, struct keel_config_errors *errs);
+
+/* `keys_file:` (relative to the config file): a YAML list as `keys:` takes, its errors named by
+ * its own path and lines */
+static void keys_file(struct ctx *x, const yaml_node_t *v, const char *path, struct keel_config *c)
+{
+    if (expect(x, v, YAML_SCALAR_NODE, path) != 0)
+        return;
+    char file[1024];
+    const char *slash = strrchr(x->file, '/');
+    if (scalar(v)[0] == '/' || slash == NULL)
+        snprintf(file, sizeof(file), "%s", scalar(v));
+    else
+        snprintf(file, sizeof(file), "%.*s/%s", (int)(slash - x->file), x->file, scalar(v));
+    size_t len, had = x->errs->n + x->errs->more;
+    char *text = read_file(file, &len, x->errs);
+    if (text == NULL) {
+        x->nerr += x->errs->n + x->errs->more - had;
+        return;
+    }
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) {
+        free(text);
+        fail(x, v, path, "out of memory");
+        return;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        char msg[sizeof(x->errs->msg[0])];
+        unsigned long line = (unsigned long)parser.problem_mark.line + 1;
+        snprintf(msg, sizeof(msg), "%s:%lu: (yaml): %s", file, line, parser.problem ? parser.problem : "syntax error");
+        add_error(x->errs, line, msg);
+        x->nerr++;
+    } else {
+        struct ctx y = *x;
+        y.file = file;
+        y.doc = &doc;
+        yaml_node_t *top = yaml_document_get_root_node(&doc);
+        if (top == NULL)
+            fail(&y, NULL, "keys", "the file is empty: expected a list of keys");
+        else
+            client_keys(&y, top, "keys", c);
+        x->nerr = y.nerr;
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&parser);
+    free(text);
+}
+
 static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
 {
     if (expect(x, map, YAML_MAPPING_NODE, "(top level)") != 0)
         return -1;
     size_t before = x->nerr;
     /* defaults first, so targets inherit them wherever they appear in the file */
-    const yaml_node_t *ups = NULL, *models = NULL;
+    const yaml_node_t *ups = NULL, *models = NULL, *keys = NULL, *keys_at = NULL;
     FOREACH_PAIR(x, map, k, v)
     {
         if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), "defaults") == 0)
@@ -1196,14 +1344,24 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
             ups = v;
         } else if (strcmp(name, "models") == 0) {
             models = v;
+        } else if (strcmp(name, "keys") == 0) {
+            keys = v;
+        } else if (strcmp(name, "keys_file") == 0) {
+            keys_at = v;
+        } else if (strcmp(name, "admin_token") == 0) {
+            rv = get_string(x, v, path, &c->admin_token);
         } else {
             rv = fail(x, k, path,
                       "unknown key (expected listen, admin_listen, audit_log, audit_max_size, audit_keep, "
                       "max_body, drain_timeout, max_inflight, max_connections, max_memory, max_headers, "
                       "max_header_size, max_json_depth, header_timeout, body_timeout, idle_timeout, send_timeout, "
-                      "cliff, cliff_margin, events, defaults, upstreams, models)");
+                      "cliff, cliff_margin, events, defaults, upstreams, models, keys, keys_file, admin_token)");
         }
     }
+    if (keys != NULL)
+        client_keys(x, keys, "keys", c);
+    if (keys_at != NULL)
+        keys_file(x, keys_at, "keys_file", c);
     if (ups == NULL) {
         fail(x, map, "upstreams", "missing: at least one upstream is needed");
         x->upstreams_vague = 1;
@@ -1241,6 +1399,14 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
                 break;
             }
     }
+    /* a key's models must be aliases: a typo would refuse its every request */
+    for (size_t i = 0; i < c->nkeys; i++)
+        for (size_t j = 0; j < c->keys[i].nmodels; j++)
+            if (c->nmodels > 0 && keel_config_model(c, c->keys[i].models[j]) == NULL) {
+                char path[128];
+                snprintf(path, sizeof(path), "keys[%zu].models", i);
+                fail(x, keys ? keys : map, path, "unknown model \"%s\"", c->keys[i].models[j]);
+            }
     if (!addr_refused && c->listen_port != 0 && c->listen_port == c->admin_port &&
         strcmp(c->listen_addr, c->admin_addr) == 0)
         fail(x, map, "admin_listen", "must differ from listen");
@@ -1421,6 +1587,17 @@ void keel_config_free(struct keel_config *c)
 {
     if (c == NULL)
         return;
+    for (size_t i = 0; i < c->nkeys; i++) {
+        free(c->keys[i].name);
+        for (size_t j = 0; j < c->keys[i].nmodels; j++)
+            free(c->keys[i].models[j]);
+        free(c->keys[i].models);
+    }
+    free(c->keys);
+    if (c->admin_token != NULL) {
+        explicit_bzero(c->admin_token, strlen(c->admin_token));
+        free(c->admin_token);
+    }
     for (size_t i = 0; i < c->nupstreams; i++) {
         struct keel_upstream_conf *u = &c->upstreams[i];
         if (u->api_key != NULL) {

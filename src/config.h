@@ -115,6 +115,15 @@ struct keel_model_conf {
     size_t ntargets; /* >= 1 */
 };
 
+/* a client key keel issued (`keys:` / `keys_file:`): only its hash is known */
+struct keel_key_conf {
+    char *name;                /* what the audit, metrics and `keel audit --key` call it */
+    unsigned char sha256[32];  /* SHA-256 of the key as the client sends it */
+    char **models;             /* the aliases it may use, [nmodels]; NULL: every one */
+    size_t nmodels;
+    uint64_t rpm, tpm;         /* requests and tokens per minute; 0: no limit */
+};
+
 struct keel_config {
     int refs;                /* keel_config_hold/drop: the gateway and each request hold one */
     char *file;
@@ -149,6 +158,9 @@ struct keel_config {
     struct keel_upstream_conf *upstreams;
     size_t nupstreams;
     struct keel_model_conf *models;
+    struct keel_key_conf *keys; /* `keys:` then `keys_file:`'s; none: every client is let in */
+    size_t nkeys;
+    char *admin_token;          /* a bearer token the admin listener asks for (all but /healthz); NULL: none */
     size_t nmodels;
 };
 

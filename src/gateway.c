@@ -300,6 +300,11 @@ int keel_gateway_run(struct keel_config *config)
     keel_info("listening api=%s:%d admin=%s:%d models=%zu upstreams=%zu", config->listen_addr,
               keel_server_port(gw->api), config->admin_addr, keel_server_port(gw->admin), config->nmodels,
               config->nupstreams);
+    /* anyone who can reach listen spends the configured provider keys */
+    if (config->nkeys == 0 && strncmp(config->listen_addr, "127.", 4) != 0 && strcmp(config->listen_addr, "::1") != 0)
+        keel_warn("listen is %s, not a loopback address, and no client keys are configured (keys:): anyone who can "
+                  "reach it spends your provider keys. Issue keys with `keel key new NAME`.",
+                  config->listen_addr);
     uv_run(gw->loop, UV_RUN_DEFAULT);
     if (gw->audit != NULL)
         keel_audit_flush_now(gw->audit); /* every request that ended is in the file */

@@ -14,6 +14,7 @@
 #include "core/units.h"
 #include "gateway_t.h"
 #include "io/server.h"
+#include "keys.h"
 #include "log.h"
 #include "request_t.h"
 #include "state.h"
@@ -48,59 +49,97 @@ static void respond_json(struct keel_http *h, json_t *root)
     free(body);
 }
 
-/* GET /v1/models: the aliases, in one list both SDKs read (with Anthropic's has_more, first_id,
- * last_id) */
-static void models_list(struct keel_gateway *gw, struct keel_http *h)
-{
-    json_t *data = json_array();
-    const struct keel_config *c = gw->config;
-    for (size_t i = 0; i < c->nmodels; i++)
-        json_array_append_new(data, model_json(c->models[i].name));
-    respond_json(h, json_pack("{s:s, s:o, s:b, s:s?, s:s?}", "object", "list", "data", data, "has_more", 0,
-                              "first_id", c->nmodels ? c->models[0].name : NULL, "last_id",
-                              c->nmodels ? c->models[c->nmodels - 1].name : NULL));
-}
-
 /* A refused request counted and audited like any request, under the model it asked for (NULL:
  * none could be read); counted under model "": what was asked may be anything, and must not grow
- * the metrics */
+ * the metrics. key: the client key it presented, NULL for none (or one not configured). */
 static void record_refusal(struct keel_gateway *gw, const struct keel_encoder_ops *enc, const char *id,
-                           const char *model, int status, const char *code)
+                           const char *model, const struct keel_key_conf *key, int status, const char *code)
 {
-    int busy = status == 503;
+    enum keel_class cls = status == 503   ? KEEL_CLASS_GATEWAY_BUSY
+                          : status == 429 ? KEEL_CLASS_KEY_LIMITED
+                                          : KEEL_CLASS_INVALID_REQUEST;
     struct keel_model_state *ms = keel_state_model(&gw->state, "");
     struct keel_route_stats *rs = ms ? keel_state_route(ms, "") : NULL;
     if (rs != NULL)
-        rs->requests[busy ? KEEL_CLASS_GATEWAY_BUSY : KEEL_CLASS_INVALID_REQUEST]++;
-    keel_info("req %s: rejected: %d %s", id, status, code);
+        rs->requests[cls]++;
+    struct keel_key_state *ks = key ? keel_state_key(&gw->state, key->name) : NULL;
+    if (ks != NULL)
+        ks->requests[cls]++;
+    keel_info("req %s: rejected: %d %s%s%s", id, status, code, key ? " key " : "", key ? key->name : "");
     keel_audit_record(gw->audit, &(struct keel_audit_record){.start_wall_ms = keel_time_now_ms(),
                                                              .id = id,
                                                              .model = model ? model : "",
                                                              .status = status,
-                                                             .cls = busy ? "gateway_busy" : "invalid_request",
+                                                             .cls = keel_class_name(cls),
                                                              .error = code,
-                                                             .protocol = enc->protocol});
+                                                             .protocol = enc->protocol,
+                                                             .key = key ? key->name : NULL});
 }
 
-/* invalid_request (and gateway_busy): answered here, before any upstream is chosen or touched */
-static void reject(struct keel_gateway *gw, struct keel_http *h, const struct keel_encoder_ops *enc,
-                   const char *model, int status, const char *code, const char *message)
+/* A request refused here, before any upstream is chosen or touched: invalid_request,
+ * gateway_busy (503, Retry-After 1), a client key's 401/403, or its 429 key_limited
+ * (retry_after: seconds) */
+static void refuse(struct keel_gateway *gw, struct keel_http *h, const struct keel_encoder_ops *enc,
+                   const char *model, const struct keel_key_conf *key, int status, const char *code,
+                   const char *message, uint64_t retry_after)
 {
-    char id[24];
+    char id[24], secs[24];
     new_id(gw, id, sizeof(id));
     int busy = status == 503;
-    char *body = keel_answer_envelope(enc, NULL, status, busy ? "server_error" : "invalid_request_error", code,
-                                      message, busy ? 1 : 0);
+    if (busy)
+        retry_after = 1;
+    const char *type = busy ? "server_error" : status == 429 ? "rate_limit_error" : "invalid_request_error";
+    char *body = keel_answer_envelope(enc, NULL, status, type, code, message, retry_after);
     struct keel_header hdrs[6] = {{"content-type", "application/json"}, {"x-keel-request-id", id},
                                   {"x-keel-upstream", "none"}, {"x-keel-model", "none"}, {"x-keel-attempts", ""}};
     size_t n = 5;
-    if (busy)
-        hdrs[n++] = (struct keel_header){"retry-after", "1"};
+    snprintf(secs, sizeof(secs), "%llu", (unsigned long long)retry_after);
+    if (retry_after > 0)
+        hdrs[n++] = (struct keel_header){"retry-after", secs};
     else if (!keel_answer_should_retry(status))
         hdrs[n++] = (struct keel_header){"x-should-retry", "false"};
     keel_http_respond(h, status, hdrs, n, body ? body : "", body ? strlen(body) : 0);
     free(body);
-    record_refusal(gw, enc, id, model, status, code);
+    record_refusal(gw, enc, id, model, key, status, code);
+}
+
+static void reject(struct keel_gateway *gw, struct keel_http *h, const struct keel_encoder_ops *enc,
+                   const char *model, int status, const char *code, const char *message)
+{
+    refuse(gw, h, enc, model, NULL, status, code, message, 0);
+}
+
+/* With client keys configured: the key the request presents, else NULL after a 401 (the key
+ * is never echoed: a wrong one may be someone's real key with a typo). Without keys: the empty
+ * key (every client is let in). */
+static const struct keel_key_conf open_door = {.name = NULL};
+static const struct keel_key_conf *authenticate(struct keel_gateway *gw, struct keel_http *h,
+                                                const struct keel_encoder_ops *enc)
+{
+    if (gw->config->nkeys == 0)
+        return &open_door;
+    const struct keel_key_conf *k = keel_keys_match(gw->config, h);
+    if (k == NULL)
+        refuse(gw, h, enc, NULL, NULL, 401, "invalid_api_key",
+               "a valid key is required: Authorization: Bearer KEY (or x-api-key: KEY), one issued by this keel", 0);
+    return k;
+}
+
+/* GET /v1/models: the aliases, in one list both SDKs read (with Anthropic's has_more, first_id,
+ * last_id) */
+static void models_list(struct keel_gateway *gw, struct keel_http *h)
+{
+    const struct keel_key_conf *key = authenticate(gw, h, &keel_openai_chat_encoder);
+    if (key == NULL)
+        return;
+    json_t *data = json_array();
+    const struct keel_config *c = gw->config;
+    for (size_t i = 0; i < c->nmodels; i++) /* with keys: the ones this key may use */
+        if (key == &open_door || keel_key_allows(key, c->models[i].name))
+            json_array_append_new(data, model_json(c->models[i].name));
+    respond_json(h, json_pack("{s:s, s:o, s:b, s:s?, s:s?}", "object", "list", "data", data, "has_more", 0,
+                              "first_id", c->nmodels ? c->models[0].name : NULL, "last_id",
+                              c->nmodels ? c->models[c->nmodels - 1].name : NULL));
 }
 
 /* The top-level "model", "stream" and "stream_options" members of a parsed object; -1 when
@@ -158,6 +197,11 @@ static size_t at(const char *text, struct keel_json v)
 
 static void chat(struct keel_gateway *gw, struct keel_http *h, const struct keel_encoder_ops *enc)
 {
+    const struct keel_key_conf *key = authenticate(gw, h, enc);
+    if (key == NULL)
+        return;
+    if (key == &open_door)
+        key = NULL;
     if (gw->inflight >= gw->config->max_inflight) {
         /* shed load before parsing anything: keel's own limit, never an upstream's fault */
         reject(gw, h, enc, NULL, 503, "gateway_busy", "keel is at max_inflight: retry shortly");
@@ -201,7 +245,7 @@ static void chat(struct keel_gateway *gw, struct keel_http *h, const struct keel
     if (model == NULL) {
         char msg[256];
         snprintf(msg, sizeof(msg), "unknown model \"%.100s\": GET /v1/models lists the configured ones", name);
-        reject(gw, h, enc, name, 400, "model_not_found", msg);
+        refuse(gw, h, enc, name, key, 400, "model_not_found", msg, 0);
         return;
     }
     /* an alias serves one API: embeddings, or the chat ones in any of their protocols */
@@ -212,12 +256,32 @@ static void chat(struct keel_gateway *gw, struct keel_http *h, const struct keel
                  embeddings ? "a chat" : "an embeddings",
                  embeddings ? "POST /v1/embeddings needs an alias with api: embeddings"
                             : "use POST /v1/embeddings");
-        reject(gw, h, enc, model->name, 400, "model_not_found", msg);
+        refuse(gw, h, enc, model->name, key, 400, "model_not_found", msg, 0);
         return;
+    }
+    struct keel_key_state *ks = NULL;
+    if (key != NULL) {
+        if (!keel_key_allows(key, model->name)) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "key \"%.64s\" may not use model \"%.100s\"", key->name, model->name);
+            refuse(gw, h, enc, model->name, key, 403, "model_not_allowed", msg, 0);
+            return;
+        }
+        ks = keel_state_key(&gw->state, key->name);
+        uint64_t wait = ks ? keel_quota_admit(&ks->quota, key->rpm, key->tpm, uv_now(gw->loop)) : 0;
+        if (wait > 0) {
+            char msg[256];
+            snprintf(msg, sizeof(msg), "key \"%.64s\" is over its %s: retry in %llu ms", key->name,
+                     key->tpm && ks->quota.tok_tat > uv_now(gw->loop) * 1000 + 60000000 ? "tokens per minute (tpm)"
+                                                                                       : "requests per minute (rpm)",
+                     (unsigned long long)wait);
+            refuse(gw, h, enc, model->name, key, 429, "key_limited", msg, (wait + 999) / 1000);
+            return;
+        }
     }
     uint64_t budget;
     if (client_budget(h, &budget) != 0) {
-        reject(gw, h, enc, model->name, 400, "invalid_timeout", "x-keel-timeout: expected a duration such as 90s or 500ms");
+        refuse(gw, h, enc, model->name, key, 400, "invalid_timeout", "x-keel-timeout: expected a duration such as 90s or 500ms", 0);
         return;
     }
     struct keel_request *r = calloc(1, sizeof(*r) + model->ntargets * sizeof(r->route[0]));
@@ -258,6 +322,8 @@ static void chat(struct keel_gateway *gw, struct keel_http *h, const struct keel
     r->tstate = tstate;
     r->timer = timer;
     r->client_budget_ms = budget;
+    r->key = key;
+    r->kstate = ks;
     new_id(gw, r->id, sizeof(r->id));
     keel_req_begin(r);
 }
@@ -269,6 +335,9 @@ static void model_get(struct keel_gateway *gw, struct keel_http *h, const char *
     size_t vlen;
     const struct keel_encoder_ops *enc =
         keel_http_header(h, "anthropic-version", &vlen) ? &keel_anthropic_encoder : &keel_openai_chat_encoder;
+    const struct keel_key_conf *key = authenticate(gw, h, enc);
+    if (key == NULL)
+        return;
     char name[256];
     const struct keel_model_conf *m = NULL;
     if (len < sizeof(name)) {
@@ -276,6 +345,8 @@ static void model_get(struct keel_gateway *gw, struct keel_http *h, const char *
         name[len] = '\0';
         m = keel_config_model(gw->config, name);
     }
+    if (m != NULL && key != &open_door && !keel_key_allows(key, m->name))
+        m = NULL; /* not this key's to know about */
     if (m != NULL) {
         respond_json(h, model_json(m->name));
         return;
@@ -318,7 +389,7 @@ size_t keel_intake_refusal(void *app, const char *path, size_t pathlen, int stat
     const struct keel_encoder_ops *enc = protocol_of(path, pathlen);
     char id[24];
     new_id(app, id, sizeof(id));
-    record_refusal(app, enc, id, NULL, status, code);
+    record_refusal(app, enc, id, NULL, NULL, status, code);
     char *body = keel_answer_envelope(enc, NULL, status, "invalid_request_error", code, message, 0);
     size_t n = body ? strlen(body) : 0;
     if (n >= cap)

@@ -15,6 +15,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "report.h"
+#include "keys.h"
 #include "sim.h"
 
 /* every subcommand and every flag it takes (tests/e2e/cli.test.mjs holds it to that); audit's
@@ -46,6 +47,7 @@ static const char usage[] =
     "      --hang DUR              a request this long counts as a hang (default 120s)\n"
     "      --cliff DUR             the clients' cancel deadline (default 660s)\n"
     "      --margin DUR            NEAR CLIFF when p99 or max is this close to it (default 120s)\n"
+    "  keel key new NAME           print a fresh client key and the keys: line (its hash) for the config\n"
     "  keel help, -h, --help       this text (so does -h or --help after any command)\n"
     "\n"
     "DUR is e.g. 250ms, 5s, 2m, 1h. An unknown flag prints this text and exits 2. (keel _exec CMD...\n"
@@ -251,6 +253,17 @@ int main(int argc, char **argv)
                 return 0;
             }
         return keel_report_run(argc, argv);
+    }
+    if (strcmp(cmd, "key") == 0) {
+        if (argc == 3 && (strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0)) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (argc != 4 || strcmp(argv[2], "new") != 0 || argv[3][0] == '\0' || argv[3][0] == '-') {
+            fprintf(stderr, "keel key: expected `keel key new NAME`\n%s", usage);
+            return 2;
+        }
+        return keel_key_new(argv[3]);
     }
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         fputs(usage, stdout);

@@ -30,6 +30,13 @@ void keel_record(struct keel_request *r)
         if (has_ttft)
             keel_hist_observe(&rs->ttft, (double)r->ttft_ms / 1000.0);
     }
+    if (r->kstate != NULL) {
+        /* tpm counts what the answers reported; a request cut short before its usage counts 0 */
+        uint64_t tokens = r->usage.present && r->usage.total_tokens > 0 ? (uint64_t)r->usage.total_tokens : 0;
+        r->kstate->requests[cls]++;
+        r->kstate->tokens += tokens;
+        keel_quota_spend(&r->kstate->quota, r->key->tpm, tokens, uv_now(r->gw->loop));
+    }
     if (r->gw->audit != NULL)
         keel_audit_record(r->gw->audit,
                           &(struct keel_audit_record){
@@ -53,6 +60,7 @@ void keel_record(struct keel_request *r)
                               .cls = keel_class_name(cls),
                               .protocol = r->enc->protocol,
                               .continued = r->continued > 0,
+                              .key = r->key ? r->key->name : NULL,
                           });
     /* every request's time, answered or not, feeds the cliff watch; one that comes near the cliff
      * is checked at once (p99 <= max, so the max crossing is the first sign) */

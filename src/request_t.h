@@ -80,6 +80,8 @@ struct keel_request {
     struct keel_target_state **tstate;   /* [model->ntargets]: each target's breaker and counters */
     uint64_t start_ms;
     uint64_t client_budget_ms;           /* from x-keel-timeout; 0 = none */
+    const struct keel_key_conf *key;     /* the client key it presented (in config); NULL: keys are off */
+    struct keel_key_state *kstate;       /* that key's limits and counts (gw->state) */
     struct attempt attempts[MAX_ATTEMPTS];
     size_t nattempts;
     struct keel_router router;  /* which target next, and when */

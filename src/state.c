@@ -44,6 +44,17 @@ struct keel_model_state *keel_state_model(struct keel_state *s, const char *name
     return m;
 }
 
+struct keel_key_state *keel_state_key(struct keel_state *s, const char *name)
+{
+    for (size_t i = 0; i < s->nkeys; i++)
+        if (strcmp(s->keys[i]->name, name) == 0)
+            return s->keys[i];
+    struct keel_key_state *k = push((void ***)&s->keys, &s->nkeys, sizeof(*k));
+    if (k != NULL)
+        k->name = strdup(name);
+    return k;
+}
+
 struct keel_route_stats *keel_state_route(struct keel_model_state *m, const char *upstream)
 {
     for (size_t i = 0; i < m->nroutes; i++)

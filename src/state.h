@@ -12,6 +12,7 @@
 
 #include "core/breaker.h"
 #include "core/classify.h"
+#include "core/quota.h"
 #include "core/stats.h"
 
 #define KEEL_RECENT 8
@@ -79,16 +80,27 @@ struct keel_model_state {
     size_t nwindows;
 };
 
+/* a client key's limits and counts, by name (config's keys; kept across reloads) */
+struct keel_key_state {
+    char *name;
+    struct keel_quota quota;             /* its rpm and tpm (core/quota.h) */
+    uint64_t requests[KEEL_CLASS_COUNT]; /* keel_key_requests_total by final class */
+    uint64_t tokens;                     /* keel_key_tokens_total: what its answers reported */
+};
+
 struct keel_state {
     struct keel_target_state **targets;
     size_t ntargets;
     struct keel_model_state **models;
     size_t nmodels;
+    struct keel_key_state **keys;
+    size_t nkeys;
 };
 
 /* get-or-create; NULL only when out of memory */
 struct keel_target_state *keel_state_target(struct keel_state *s, const char *upstream, const char *model);
 struct keel_model_state *keel_state_model(struct keel_state *s, const char *name);
+struct keel_key_state *keel_state_key(struct keel_state *s, const char *name);
 struct keel_route_stats *keel_state_route(struct keel_model_state *m, const char *upstream);
 struct keel_window_stats *keel_state_window(struct keel_model_state *m, const char *upstream, const char *model);
 void keel_state_failover(struct keel_model_state *m, const char *from, const char *to, enum keel_class cls);

@@ -35,6 +35,7 @@ static const char *const names[KEEL_CLASS_COUNT] = {
     [KEEL_CLASS_DEADLINE_EXCEEDED] = "deadline_exceeded",
     [KEEL_CLASS_LOCAL_ERROR] = "local_error",
     [KEEL_CLASS_UNTRANSLATABLE] = "untranslatable",
+    [KEEL_CLASS_KEY_LIMITED] = "key_limited",
     [KEEL_CLASS_SKIPPED] = "skipped",
 };
 

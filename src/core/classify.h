@@ -35,6 +35,9 @@ enum keel_class {
      * it...): that target is passed over for a target of another protocol, else the 400 goes
      * to the client. Never the upstream's fault, which never saw it: no breaker */
     KEEL_CLASS_UNTRANSLATABLE,
+    /* a client key over its rpm or tpm: refused before any upstream (429), local like
+     * invalid_request: never walks the chain, never counts for a breaker */
+    KEEL_CLASS_KEY_LIMITED,
     KEEL_CLASS_SKIPPED, /* not an outcome: the target was skipped (breaker open, or cooling) */
     KEEL_CLASS_COUNT
 };

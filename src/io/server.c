@@ -460,6 +460,17 @@ const char *keel_http_path(struct keel_http *h, size_t *len)
     return h->req->path_normalized.base;
 }
 
+const char *keel_http_query(struct keel_http *h, size_t *len)
+{
+    /* h2o keeps the query's offset in the path as sent (SIZE_MAX: none) */
+    if (h->req->query_at == SIZE_MAX) {
+        *len = 0;
+        return "";
+    }
+    *len = h->req->path.len - h->req->query_at - 1;
+    return h->req->path.base + h->req->query_at + 1;
+}
+
 const char *keel_http_body(struct keel_http *h, size_t *len)
 {
     *len = h->req->entity.base ? h->req->entity.len : 0;

@@ -69,6 +69,7 @@ void keel_server_stop_accepting(struct keel_server *s);
 /* request accessors; returned pointers live as long as h */
 const char *keel_http_method(struct keel_http *h, size_t *len);
 const char *keel_http_path(struct keel_http *h, size_t *len); /* without the query */
+const char *keel_http_query(struct keel_http *h, size_t *len); /* after the '?', "" when none */
 const char *keel_http_body(struct keel_http *h, size_t *len);
 const char *keel_http_header(struct keel_http *h, const char *name, size_t *len); /* NULL if absent */
 /* every request header in turn: its name (lower case) and value, i below the count */

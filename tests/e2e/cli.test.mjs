@@ -10,10 +10,10 @@ import { KEEL, check, stop, tmpdir } from './lib.mjs';
 
 const run = (...args) => spawnSync(KEEL, args, { encoding: 'utf8', timeout: 10000 });
 
-const SUBCOMMANDS = ['serve', 'check', 'sim', 'demo', 'audit', 'help'];
+const SUBCOMMANDS = ['serve', 'check', 'sim', 'demo', 'audit', 'key', 'help'];
 // main.c (serve, check, sim), report.c (audit)
-const FLAGS = ['-c', '--config', '-v', '-l', '--listen', '--since', '--model', '--json', '--html', '--hang', '--cliff',
-  '--margin', '-h', '--help'];
+const FLAGS = ['-c', '--config', '-v', '-l', '--listen', '--control', '--since', '--model', '--key', '--json', '--html',
+  '--hang', '--cliff', '--margin', '-h', '--help'];
 
 const UPSTREAMS = 'upstreams:\n  - { name: a, base_url: "http://127.0.0.1:9/v1" }\n' +
   'models:\n  - { name: m, targets: [ { upstream: a, model: x } ] }\n';
@@ -83,7 +83,8 @@ describe('usage', () => {
     const a = run('audit', '--bogus'); // report.c's own usage line
     assert.equal(a.status, 2);
     assert.match(a.stderr, /unknown option --bogus\nusage: keel audit/);
-    for (const args of [[], ['bogus'], ['check'], ['check', '-c']]) {
+    for (const args of [[], ['bogus'], ['check'], ['check', '-c'], ['key'], ['key', 'new'], ['key', 'old', 'x'],
+      ['key', 'new', 'a', 'b']]) {
       const r = run(...args);
       assert.equal(r.status, 2, `keel ${args.join(' ')}`);
       assert.match(r.stderr, /usage: keel/);

@@ -231,6 +231,47 @@ static void test_upstream_control(void **state)
             "t.yaml:2: upstreams[0]: control: and managed: exclude each other");
 }
 
+/* keys: names, hashes, model lists, limits, keys_file, admin_token, and each refusal */
+static void test_client_keys(void **state)
+{
+    char err[512];
+    static const char h1[] = "932d31694d33f648ca1c3b78eae2d46839f314a48c955ae18d02c3754b5c5d2d";
+    struct keel_config *c = parse(UP MODELS "keys:\n  - { name: alice, sha256: 932D31694D33F648CA1C3B78EAE2D46839F314A48C955AE18D02C3754B5C5D2D, models: [m], rpm: 60, tpm: 100k }\n"
+                                  "  - { name: bob, sha256: 0000000000000000000000000000000000000000000000000000000000000001 }\n"
+                                  "admin_token: tok\n",
+                                  err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(c->nkeys, 2);
+    assert_string_equal(c->keys[0].name, "alice");
+    assert_int_equal(c->keys[0].sha256[0], 0x93);
+    assert_int_equal(c->keys[0].sha256[31], 0x2d);
+    assert_int_equal(c->keys[0].nmodels, 1);
+    assert_string_equal(c->keys[0].models[0], "m");
+    assert_int_equal(c->keys[0].rpm, 60);
+    assert_int_equal(c->keys[0].tpm, 100000);
+    assert_null(c->keys[1].models);
+    assert_int_equal(c->keys[1].rpm, 0);
+    assert_string_equal(c->admin_token, "tok");
+    keel_config_free(c);
+    (void)h1;
+    refused(UP MODELS "keys:\n  - { name: a, sha256: abc }\n", "t.yaml:6: keys[0].sha256: expected the key's SHA-256 as 64 hex digits");
+    refused(UP MODELS "keys:\n  - { sha256: 932d31694d33f648ca1c3b78eae2d46839f314a48c955ae18d02c3754b5c5d2d }\n",
+            "t.yaml:6: keys[0]: missing name");
+    refused(UP MODELS "keys:\n  - { name: a }\n", "t.yaml:6: keys[0]: missing sha256");
+    refused(UP MODELS "keys:\n  - { name: a, sha256: 932d31694d33f648ca1c3b78eae2d46839f314a48c955ae18d02c3754b5c5d2d, models: [nope] }\n",
+            "t.yaml:6: keys[0].models: unknown model \"nope\"");
+    refused(UP MODELS "keys:\n  - { name: a, sha256: 932d31694d33f648ca1c3b78eae2d46839f314a48c955ae18d02c3754b5c5d2d }\n"
+                      "  - { name: a, sha256: 0000000000000000000000000000000000000000000000000000000000000001 }\n",
+            "t.yaml:7: keys[1]: duplicate key name \"a\"");
+    refused(UP MODELS "keys:\n  - { name: a, sha256: 932d31694d33f648ca1c3b78eae2d46839f314a48c955ae18d02c3754b5c5d2d }\n"
+                      "  - { name: b, sha256: 932d31694d33f648ca1c3b78eae2d46839f314a48c955ae18d02c3754b5c5d2d }\n",
+            "t.yaml:7: keys[1]: the same key as \"a\"");
+    refused(UP MODELS "keys:\n  - { name: a, sha256: 932d31694d33f648ca1c3b78eae2d46839f314a48c955ae18d02c3754b5c5d2d, rpm: x }\n",
+            "t.yaml:6: keys[0].rpm: expected a non-negative integer");
+    refused(UP MODELS "keys_file: /nonexistent/keel-keys.yaml\n", "/nonexistent/keel-keys.yaml: cannot open");
+}
+
 static void test_upstream_headers(void **state)
 {
     char err[512];
@@ -647,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_upstream_headers),
         cmocka_unit_test(test_target_continuation),
         cmocka_unit_test(test_upstream_control),
+        cmocka_unit_test(test_client_keys),
         cmocka_unit_test(test_upstream_responses),
         cmocka_unit_test(test_max_header_size_bound),
         cmocka_unit_test(test_duplicate_key),
