@@ -227,6 +227,7 @@ static void metrics(struct keel_gateway *gw, struct keel_http *h)
            "Bytes requests in flight hold in bodies and buffered answers (bounded by max_memory).");
     appendf(&b, "keel_memory_held_bytes %zu\n", gw->mem_held);
     keel_managed_metrics(gw->managed, append_line, &b);
+    keel_shared_metrics(gw->shared, append_line, &b);
     /* client keys, by name (never the key): what they asked and what their answers cost */
     family(&b, "keel_key_requests_total", "counter", "Client requests by the key they presented and their final class.");
     char kname[256];
@@ -350,6 +351,8 @@ static void status(struct keel_gateway *gw, struct keel_http *h)
                              keel_managed_status(gw->managed), "events", "webhook",
                              gw->events.url != NULL, "sent", (json_int_t)gw->events.sent, "failed",
                              (json_int_t)gw->events.failed, "dropped", (json_int_t)gw->events.dropped);
+    if (root != NULL)
+        json_object_set_new(root, "state", keel_shared_status(gw->shared));
     char *body = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     struct keel_header hdrs[] = {{"content-type", "application/json"}};

@@ -1114,6 +1114,105 @@ static int list(struct ctx *x, const yaml_node_t *seq, const char *key, size_t e
     return 0;
 }
 
+/* ------------------------------------------------------------------ shared state */
+
+/* redis://[:PASSWORD@]HOST[:PORT][/DB] into st; 0, or -1 (reported; the URL is not echoed: it
+ * may hold a password) */
+static int redis_url(struct ctx *x, const yaml_node_t *v, const char *path, struct keel_state_conf *st)
+{
+    char *url = NULL;
+    if (get_string(x, v, path, &url) != 0)
+        return -1;
+    const char *p = url;
+    int rv = -1;
+    if (strncmp(p, "redis://", 8) != 0)
+        goto out;
+    p += 8;
+    const char *at = strrchr(p, '@');
+    if (at != NULL) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        st->password = strndup(pw, (size_t)(at - pw));
+        p = at + 1;
+    }
+    size_t hl = strcspn(p, ":/");
+    if (hl == 0)
+        goto out;
+    st->host = strndup(p, hl);
+    p += hl;
+    st->port = 6379;
+    if (*p == ':') {
+        char *end;
+        long port = strtol(p + 1, &end, 10);
+        if (end == p + 1 || port < 1 || port > 65535)
+            goto out;
+        st->port = (int)port;
+        p = end;
+    }
+    if (*p == '/' && p[1] != '\0') {
+        char *end;
+        long db = strtol(p + 1, &end, 10);
+        if (*end != '\0' || db < 0 || db > 1000)
+            goto out;
+        st->db = (int)db;
+    } else if (*p != '\0' && strcmp(p, "/") != 0) {
+        goto out;
+    }
+    rv = 0;
+out:
+    if (url != NULL) {
+        explicit_bzero(url, strlen(url));
+        free(url);
+    }
+    if (rv != 0)
+        fail(x, v, path, "expected redis://[:PASSWORD@]HOST[:PORT][/DB]");
+    return rv;
+}
+
+static void state_conf_free(struct keel_state_conf *st)
+{
+    if (st == NULL)
+        return;
+    free(st->host);
+    if (st->password != NULL) {
+        explicit_bzero(st->password, strlen(st->password));
+        free(st->password);
+    }
+    free(st->prefix);
+    free(st);
+}
+
+static int shared_state(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_config *c)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
+        return -1;
+    struct keel_state_conf *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return fail(x, map, prefix, "out of memory");
+    c->state = st;
+    size_t before = x->nerr;
+    int has_redis = 0;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char path[256];
+        if (key_name(x, k, prefix, path, sizeof(path)) != 0)
+            continue;
+        if (strcmp(scalar(k), "redis") == 0) {
+            has_redis = 1;
+            redis_url(x, v, path, st);
+        } else if (strcmp(scalar(k), "prefix") == 0) {
+            get_string(x, v, path, &st->prefix);
+        } else {
+            fail(x, k, path, "unknown key (expected redis, prefix)");
+        }
+    }
+    if (!has_redis)
+        fail(x, map, prefix, "missing redis (e.g. redis://127.0.0.1:6379/0)");
+    if (st->prefix == NULL && (st->prefix = strdup("keel:")) == NULL)
+        fail(x, map, prefix, "out of memory");
+    return failed_since(x, before);
+}
+
 /* ------------------------------------------------------------------ client keys */
 
 static int hexval(char c)
@@ -1350,12 +1449,14 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
             keys_at = v;
         } else if (strcmp(name, "admin_token") == 0) {
             rv = get_string(x, v, path, &c->admin_token);
+        } else if (strcmp(name, "state") == 0) {
+            rv = shared_state(x, v, path, c);
         } else {
             rv = fail(x, k, path,
                       "unknown key (expected listen, admin_listen, audit_log, audit_max_size, audit_keep, "
                       "max_body, drain_timeout, max_inflight, max_connections, max_memory, max_headers, "
                       "max_header_size, max_json_depth, header_timeout, body_timeout, idle_timeout, send_timeout, "
-                      "cliff, cliff_margin, events, defaults, upstreams, models, keys, keys_file, admin_token)");
+                      "cliff, cliff_margin, events, defaults, upstreams, models, keys, keys_file, admin_token, state)");
         }
     }
     if (keys != NULL)
@@ -1594,6 +1695,7 @@ void keel_config_free(struct keel_config *c)
         free(c->keys[i].models);
     }
     free(c->keys);
+    state_conf_free(c->state);
     if (c->admin_token != NULL) {
         explicit_bzero(c->admin_token, strlen(c->admin_token));
         free(c->admin_token);

@@ -124,6 +124,15 @@ struct keel_key_conf {
     uint64_t rpm, tpm;         /* requests and tokens per minute; 0: no limit */
 };
 
+/* `state:`: where instances share breakers and cool-downs (Redis); absent: this process alone */
+struct keel_state_conf {
+    char *host;     /* from `redis: redis://[:PASSWORD@]HOST[:PORT][/DB]` */
+    int port;       /* 6379 when not given */
+    int db;         /* 0 when not given */
+    char *password; /* secret: never logged; NULL: no AUTH */
+    char *prefix;   /* of every key and channel keel uses; "keel:" by default */
+};
+
 struct keel_config {
     int refs;                /* keel_config_hold/drop: the gateway and each request hold one */
     char *file;
@@ -161,6 +170,7 @@ struct keel_config {
     struct keel_key_conf *keys; /* `keys:` then `keys_file:`'s; none: every client is let in */
     size_t nkeys;
     char *admin_token;          /* a bearer token the admin listener asks for (all but /healthz); NULL: none */
+    struct keel_state_conf *state; /* NULL: no shared state */
     size_t nmodels;
 };
 

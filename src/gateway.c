@@ -198,6 +198,8 @@ static void on_signal(uv_signal_t *s, int signum)
     keel_info("%s: draining %zu requests in flight (at most %llums)", signum == SIGTERM ? "SIGTERM" : "SIGINT",
               gw->inflight, (unsigned long long)gw->config->drain_ms);
     gw->draining = 1;
+    keel_shared_stop(gw->shared); /* before the prober: a claim under way is answered "not granted" */
+    gw->shared = NULL;
     keel_probe_stop(gw->probe); /* before the backends stop: no probe waits on one */
     keel_server_stop_accepting(gw->api);
     keel_server_stop_accepting(gw->admin);
@@ -277,7 +279,8 @@ int keel_gateway_run(struct keel_config *config)
     }
     keel_gateway_apply(gw, config); /* nothing is served before uv_run */
     gw->probe = keel_probe_new(gw);
-    if (gw->probe == NULL) {
+    gw->shared = keel_shared_new(gw, config->state); /* connects in the loop's time */
+    if (gw->probe == NULL || (config->state != NULL && gw->shared == NULL)) {
         keel_error("cannot start: out of memory");
         return 1;
     }

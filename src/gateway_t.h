@@ -12,6 +12,7 @@
 #include "config.h"
 #include "events.h"
 #include "probe.h"
+#include "shared.h"
 #include "state.h"
 
 struct keel_gateway {
@@ -27,6 +28,8 @@ struct keel_gateway {
     struct keel_managed *managed;   /* the local backends keel runs */
     struct keel_probe *probe;       /* background probes of open targets; NULL before the start
                                      * and once stopped (drain) */
+    struct keel_shared *shared;     /* breakers and cool-downs shared through Redis (state:);
+                                     * NULL without it, and once stopped (drain) */
     struct keel_audit *audit;       /* NULL when no audit_log is configured */
     uint64_t id_seed;               /* random at start: request ids don't repeat across runs */
     uint64_t id_next;

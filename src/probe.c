@@ -289,6 +289,7 @@ static void finish(struct job *j)
         keel_events_emit(&gw->events, json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "breaker", "upstream",
                                                 ts->upstream, "model", ts->model, "from", "open", "to",
                                                 keel_breaker_state_name(ts->breaker.state)));
+    keel_shared_publish(gw->shared, ts); /* closed, or open until the next probe: for every instance */
     free_job(j);
     arm(p);
 }
@@ -308,6 +309,33 @@ static void expire(struct job *j)
 
 /* ------------------------------------------------------------------ the schedule */
 
+/* a background probe's claim across instances, waiting for its answer */
+struct claim {
+    struct keel_probe *p;
+    struct keel_target_state *ts;
+};
+
+/* The claim's answer: this instance probes (the target as the config in force names it), or
+ * another does, or keel stops: no verdict, the next try one interval later. */
+static void on_claim(void *ctx, int granted)
+{
+    struct claim *cl = ctx;
+    struct keel_probe *p = cl->p;
+    struct keel_target_state *ts = cl->ts;
+    free(cl);
+    uint64_t now = uv_now(p->gw->loop);
+    enum keel_api api;
+    const struct keel_target_conf *t = granted && !p->stopped ? find_target(p->gw->config, ts->upstream, ts->model, &api)
+                                                              : NULL;
+    if (t != NULL) {
+        launch(p, ts, t, api, now); /* may end at once (nothing to send): due again, later */
+        return;
+    }
+    keel_breaker_probe_done(&ts->breaker, &ts->params, KEEL_CLASS_SKIPPED, 0, now, next_random(p));
+    if (!p->stopped)
+        arm(p);
+}
+
 /* One pass over the targets: plans the probes of those that opened, starts the due ones when
  * `start`; returns when the timer must next fire (UINT64_MAX: never). */
 static uint64_t plan(struct keel_probe *p, uint64_t now, int start)
@@ -324,7 +352,15 @@ static uint64_t plan(struct keel_probe *p, uint64_t now, int start)
         if (t == NULL)
             continue;
         if (start && keel_breaker_probe_start(&ts->breaker, now)) {
-            launch(p, ts, t, api, now); /* may end at once (nothing to send): due again, later */
+            /* one probe across instances (state: redis): claimed for the shortest interval, so the
+             * claim is over before anyone's next probe is due; answered at once without Redis */
+            struct claim *cl = malloc(sizeof(*cl));
+            if (cl != NULL) {
+                *cl = (struct claim){p, ts};
+                keel_shared_claim(gw->shared, ts, keel_breaker_probe_interval(&ts->params, 0), on_claim, cl);
+            } else {
+                keel_breaker_probe_done(&ts->breaker, &ts->params, KEEL_CLASS_LOCAL_ERROR, 0, now, next_random(p));
+            }
             due = keel_breaker_probe_due(&ts->breaker, &ts->params, now, next_random(p));
         }
         wake = due < wake ? due : wake;

@@ -263,6 +263,7 @@ static void breaker_event(struct keel_request *r, struct keel_target_state *ts, 
     }
     keel_events_emit(&r->gw->events, ev);
     keel_probe_kick(r->gw->probe); /* an opened target gets its background probe planned */
+    keel_shared_publish(r->gw->shared, ts); /* the other instances skip it too, without a failure of theirs */
 }
 
 /* the router's admission: the target's breaker says allow, probe or skip */
@@ -302,6 +303,8 @@ static void attempt_over(struct keel_request *r, enum keel_class cls)
     enum keel_breaker_change change =
         keel_breaker_report(&ts->breaker, &ts->params, cls, r->probe, r->retry_after_ms, now_ms(r));
     breaker_event(r, ts, change, cls);
+    if (change == KEEL_BREAKER_SAME && cls == KEEL_CLASS_RATE_LIMITED)
+        keel_shared_publish(r->gw->shared, ts); /* a 429's cool-down holds for every instance */
     r->probe = 0; /* reported: a retry on this target is not the probe again */
 }
 

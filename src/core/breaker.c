@@ -226,3 +226,31 @@ enum keel_breaker_change keel_breaker_probe_done(struct keel_breaker *b, const s
     b->open_until = b->probe_at;
     return KEEL_BREAKER_SAME;
 }
+
+enum keel_breaker_change keel_breaker_shared_open(struct keel_breaker *b, const struct keel_breaker_params *p,
+                                                  uint64_t until, uint64_t cooldown, uint64_t now)
+{
+    if (until <= now)
+        return KEEL_BREAKER_SAME; /* already over where it was decided */
+    if (b->state == KEEL_BREAKER_CLOSED) {
+        open_for(b, p, cooldown ? cooldown : p->cooldown_ms, now, KEEL_BREAKER_OPENED);
+        b->open_until = until;
+        return KEEL_BREAKER_OPENED;
+    }
+    if (b->state == KEEL_BREAKER_OPEN && until > b->open_until && !b->background)
+        b->open_until = until; /* a client probe waits for the later end */
+    return KEEL_BREAKER_SAME;
+}
+
+enum keel_breaker_change keel_breaker_shared_close(struct keel_breaker *b)
+{
+    if (b->state == KEEL_BREAKER_CLOSED || b->probing)
+        return KEEL_BREAKER_SAME; /* our own probe decides for us */
+    return close_it(b, KEEL_BREAKER_RECOVERED);
+}
+
+void keel_breaker_shared_cool(struct keel_breaker *b, uint64_t cool_until)
+{
+    if (cool_until > b->cool_until)
+        b->cool_until = cool_until;
+}

@@ -129,4 +129,15 @@ enum keel_breaker_change keel_breaker_probe_done(struct keel_breaker *b, const s
  * requests well: holding that against it would keep a healthy target out of service for good. */
 int keel_breaker_probe_alive(enum keel_class cls);
 
+/* ---- shared state (state: redis): another instance's view of the same target ----
+ * Another instance opened the target until `until` (this loop's clock) with `cooldown`: a closed
+ * breaker here opens too (OPENED; its background probe planned as after any opening, whoever
+ * claims it probes), an open one keeps the later end. Another instance closed it: an open one
+ * here closes (RECOVERED) unless its own probe is out. cool_until: the later 429 cool-down
+ * wins. Returns what changed here. */
+enum keel_breaker_change keel_breaker_shared_open(struct keel_breaker *b, const struct keel_breaker_params *p,
+                                                  uint64_t until, uint64_t cooldown, uint64_t now);
+enum keel_breaker_change keel_breaker_shared_close(struct keel_breaker *b);
+void keel_breaker_shared_cool(struct keel_breaker *b, uint64_t cool_until);
+
 #endif

@@ -5,6 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 
 export const KEEL = process.env.KEEL_BIN || new URL('../../build/keel', import.meta.url).pathname;
@@ -197,4 +198,36 @@ export async function startSimControl() {
     /sim control plane listening on 127\.0\.0\.1:(\d+)/);
   const port = Number(c.match[1]);
   return { ...c, port, url: `http://127.0.0.1:${port}` };
+}
+
+// Starts Debian's redis-server on a free loopback port (no persistence); resolves to {proc, port,
+// url, log()} once it accepts connections. `port` reuses a port (a restart after a kill).
+export async function startRedis(port) {
+  if (port === undefined) {
+    port = await new Promise((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = s.address().port;
+        s.close(() => resolve(p));
+      });
+    });
+  }
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  proc.on('exit', () => children.delete(proc));
+  let log = '';
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`redis-server did not start:\n${log}`)), 10000);
+    const on = (d) => {
+      log += d.toString();
+      if (/Ready to accept connections/.test(log)) {
+        clearTimeout(t);
+        resolve();
+      }
+    };
+    proc.stdout.on('data', on);
+    proc.stderr.on('data', on);
+    proc.on('exit', (code) => reject(new Error(`redis-server exited (${code}):\n${log}`)));
+  });
+  return { proc, port, url: `redis://127.0.0.1:${port}/0`, log: () => log };
 }

@@ -478,9 +478,42 @@ static void test_rule_change_by_a_reload(void **state)
     assert_int_equal(keel_breaker_probe_due(&b, &PB, 2000, 200), 3100);
 }
 
+/* another instance's view (state: redis): its opening opens a closed breaker here until the same
+ * end, its closing closes an open one unless this instance's probe is out, the later 429 wins */
+static void test_shared_snapshots(void **state)
+{
+    struct keel_breaker b;
+    keel_breaker_init(&b);
+    enum keel_breaker_change ch;
+    assert_int_equal(keel_breaker_shared_open(&b, &PB, 500, 1000, 1000), KEEL_BREAKER_SAME); /* over already */
+    assert_int_equal(b.state, KEEL_BREAKER_CLOSED);
+    assert_int_equal(keel_breaker_shared_open(&b, &PB, 3000, 2000, 1000), KEEL_BREAKER_OPENED);
+    assert_int_equal(b.state, KEEL_BREAKER_OPEN);
+    assert_int_equal(keel_breaker_admit(&b, 1500, &ch), KEEL_ADMIT_SKIP);
+    assert_int_equal(keel_breaker_admit(&b, 5000, &ch), KEEL_ADMIT_SKIP); /* background: until a probe closes it */
+    /* the probe is planned as after any opening; this instance's probe out: a close waits for it */
+    uint64_t due = keel_breaker_probe_due(&b, &PB, 1000, 0);
+    assert_true(due > 1000 && due != UINT64_MAX);
+    assert_true(keel_breaker_probe_start(&b, due));
+    assert_int_equal(keel_breaker_shared_close(&b), KEEL_BREAKER_SAME);
+    assert_int_equal(b.state, KEEL_BREAKER_OPEN);
+    assert_int_equal(keel_breaker_probe_done(&b, &PB, KEEL_CLASS_SKIPPED, 0, due, 0), KEEL_BREAKER_SAME); /* lost the claim */
+    assert_int_equal(keel_breaker_shared_close(&b), KEEL_BREAKER_RECOVERED);
+    assert_int_equal(b.state, KEEL_BREAKER_CLOSED);
+    assert_int_equal(keel_breaker_admit(&b, due, &ch), KEEL_ADMIT_ALLOW);
+    /* 429 cool-downs: the later one */
+    keel_breaker_shared_cool(&b, 9000);
+    keel_breaker_shared_cool(&b, 7000);
+    assert_int_equal(b.cool_until, 9000);
+    assert_int_equal(keel_breaker_admit(&b, 8000, &ch), KEEL_ADMIT_SKIP);
+    assert_int_equal(keel_breaker_admit(&b, 9000, &ch), KEEL_ADMIT_ALLOW);
+    assert_int_equal(keel_breaker_shared_close(&b), KEEL_BREAKER_SAME); /* closed already */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shared_snapshots),
         cmocka_unit_test(test_opens_after_consecutive_failures),
         cmocka_unit_test(test_classes_that_never_count),
         cmocka_unit_test(test_exactly_one_probe_among_many),

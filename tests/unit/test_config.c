@@ -272,6 +272,35 @@ static void test_client_keys(void **state)
     refused(UP MODELS "keys_file: /nonexistent/keel-keys.yaml\n", "/nonexistent/keel-keys.yaml: cannot open");
 }
 
+/* state: the Redis URL's parts, the prefix, and each refusal (the URL, a password in it, never echoed) */
+static void test_shared_state(void **state)
+{
+    char err[512];
+    struct keel_config *c = parse(UP MODELS "state: { redis: \"redis://:s3cret@cache.local:6380/2\", prefix: \"k1:\" }\n", err,
+                                  sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    assert_string_equal(c->state->host, "cache.local");
+    assert_int_equal(c->state->port, 6380);
+    assert_int_equal(c->state->db, 2);
+    assert_string_equal(c->state->password, "s3cret");
+    assert_string_equal(c->state->prefix, "k1:");
+    keel_config_free(c);
+    c = parse(UP MODELS "state: { redis: \"redis://127.0.0.1\" }\n", err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(c->state->port, 6379);
+    assert_int_equal(c->state->db, 0);
+    assert_null(c->state->password);
+    assert_string_equal(c->state->prefix, "keel:");
+    keel_config_free(c);
+    refused(UP MODELS "state: { redis: \"http://:pw@x\" }\n", "t.yaml:5: state.redis: expected redis://[:PASSWORD@]HOST[:PORT][/DB]");
+    assert_null(strstr(errs.msg[0], "pw"));
+    refused(UP MODELS "state: { redis: \"redis://x:99999\" }\n", "t.yaml:5: state.redis: expected redis://");
+    refused(UP MODELS "state: { prefix: a }\n", "t.yaml:5: state: missing redis");
+    refused(UP MODELS "state: { redis: \"redis://x\", db: 1 }\n", "t.yaml:5: state.db: unknown key (expected redis, prefix)");
+}
+
 static void test_upstream_headers(void **state)
 {
     char err[512];
@@ -689,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_target_continuation),
         cmocka_unit_test(test_upstream_control),
         cmocka_unit_test(test_client_keys),
+        cmocka_unit_test(test_shared_state),
         cmocka_unit_test(test_upstream_responses),
         cmocka_unit_test(test_max_header_size_bound),
         cmocka_unit_test(test_duplicate_key),

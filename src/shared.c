@@ -1,0 +1,419 @@
+/* shared.c - breakers and cool-downs shared through Redis; see shared.h. Two connections: one for
+ * commands, one subscribed to PREFIXbreakers. A change here is written to the hash
+ * PREFIXbreakers (field "UPSTREAM\x1fMODEL", the target's snapshot as JSON: state, when its
+ * opening and its 429 cool-down end, in wall-clock ms) and published on the channel of the same
+ * name; every instance applies the others' snapshots to its local breakers (core/breaker.h's
+ * keel_breaker_shared_*), and reads the whole hash when it (re)connects. The background probe of
+ * a target is claimed with SET PREFIXprobe:UPSTREAM\x1fMODEL INSTANCE NX PX ttl. */
+#include "shared.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "core/units.h"
+#include "events.h"
+#include "gateway_t.h"
+#include "log.h"
+#include "probe.h"
+#include "state.h"
+
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+
+struct keel_shared {
+    struct keel_gateway *gw;
+    char *host, *password, *prefix;
+    int port, db;
+    char instance[17];           /* this process, random: its own messages are not applied */
+    redisAsyncContext *cmd, *sub; /* NULL when not connected */
+    int cmd_up, sub_up;          /* connected */
+    int up;                      /* both: keel_state_redis_up */
+    int ever_up;
+    int said_down;               /* the outage was logged and evented (once per outage) */
+    int stopping;
+    uv_timer_t retry;
+    uint64_t backoff_ms;
+    uint64_t published, applied, claims_won, claims_lost, outages;
+};
+
+static void connect_both(struct keel_shared *s);
+
+static void event(struct keel_shared *s, const char *what)
+{
+    keel_events_emit(&s->gw->events, json_pack("{s:s, s:s}", "type", "state", "redis", what));
+}
+
+/* ------------------------------------------------------------------ snapshots */
+
+/* loop ms <-> wall ms, for times that cross instances (each has its own loop clock) */
+static int64_t to_wall(struct keel_shared *s, uint64_t loop_ms)
+{
+    uint64_t now = uv_now(s->gw->loop);
+    return keel_time_now_ms() + (int64_t)loop_ms - (int64_t)now;
+}
+
+static uint64_t to_loop(struct keel_shared *s, int64_t wall_ms)
+{
+    int64_t d = wall_ms - keel_time_now_ms();
+    uint64_t now = uv_now(s->gw->loop);
+    return d <= 0 ? now : now + (uint64_t)d;
+}
+
+static void field_of(const char *upstream, const char *model, char *dst, size_t n)
+{
+    snprintf(dst, n, "%s\x1f%s", upstream, model);
+}
+
+/* ts's breaker as the others need it: open (until when, its cooldown) or closed, and its 429
+ * cool-down's end (0 none) */
+static char *snapshot(struct keel_shared *s, const struct keel_target_state *ts, int *closed)
+{
+    const struct keel_breaker *b = &ts->breaker;
+    uint64_t now = uv_now(s->gw->loop);
+    int open = b->state != KEEL_BREAKER_CLOSED;
+    uint64_t until = b->background ? (b->probe_at ? b->probe_at : b->open_until) : b->open_until;
+    if (open && until <= now)
+        until = now + 1;
+    *closed = !open && b->cool_until <= now;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "i", s->instance, "u", ts->upstream, "m", ts->model,
+                          "s", open ? "open" : "closed", "until", (json_int_t)(open ? to_wall(s, until) : 0), "cool",
+                          (json_int_t)(b->cool_until > now ? to_wall(s, b->cool_until) : 0), "cd",
+                          (json_int_t)b->cooldown_ms);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
+void keel_shared_publish(struct keel_shared *s, const struct keel_target_state *ts)
+{
+    if (s == NULL || !s->up)
+        return;
+    int closed;
+    char *text = snapshot(s, ts, &closed);
+    if (text == NULL)
+        return;
+    char field[512], key[256];
+    field_of(ts->upstream, ts->model, field, sizeof(field));
+    snprintf(key, sizeof(key), "%sbreakers", s->prefix);
+    if (closed)
+        redisAsyncCommand(s->cmd, NULL, NULL, "HDEL %s %s", key, field);
+    else
+        redisAsyncCommand(s->cmd, NULL, NULL, "HSET %s %s %s", key, field, text);
+    redisAsyncCommand(s->cmd, NULL, NULL, "PUBLISH %s %s", key, text);
+    s->published++;
+    free(text);
+}
+
+/* the target state named upstream/model, NULL when this instance has none */
+static struct keel_target_state *find(struct keel_shared *s, const char *upstream, const char *model)
+{
+    for (size_t i = 0; i < s->gw->state.ntargets; i++) {
+        struct keel_target_state *ts = s->gw->state.targets[i];
+        if (strcmp(ts->upstream, upstream) == 0 && strcmp(ts->model, model) == 0)
+            return ts;
+    }
+    return NULL;
+}
+
+/* another instance's snapshot, applied to the local breaker */
+static void apply(struct keel_shared *s, const char *text, size_t len)
+{
+    json_t *o = json_loadb(text, len, 0, NULL);
+    const char *inst = json_string_value(json_object_get(o, "i"));
+    const char *u = json_string_value(json_object_get(o, "u")), *m = json_string_value(json_object_get(o, "m"));
+    const char *st = json_string_value(json_object_get(o, "s"));
+    struct keel_target_state *ts = inst && u && m && st && strcmp(inst, s->instance) != 0 ? find(s, u, m) : NULL;
+    if (ts == NULL) {
+        json_decref(o);
+        return;
+    }
+    uint64_t now = uv_now(s->gw->loop);
+    enum keel_breaker_state was = ts->breaker.state;
+    enum keel_breaker_change change = KEEL_BREAKER_SAME;
+    if (strcmp(st, "open") == 0)
+        change = keel_breaker_shared_open(&ts->breaker, &ts->params,
+                                          to_loop(s, json_integer_value(json_object_get(o, "until"))),
+                                          (uint64_t)json_integer_value(json_object_get(o, "cd")), now);
+    else if (strcmp(st, "closed") == 0)
+        change = keel_breaker_shared_close(&ts->breaker);
+    json_int_t cool = json_integer_value(json_object_get(o, "cool"));
+    if (cool > 0)
+        keel_breaker_shared_cool(&ts->breaker, to_loop(s, cool));
+    s->applied++;
+    if (change != KEEL_BREAKER_SAME) {
+        keel_info("breaker %s/%s: %s -> %s, as instance %s says through redis", u, m, keel_breaker_state_name(was),
+                  keel_breaker_state_name(ts->breaker.state), inst);
+        keel_events_emit(&s->gw->events,
+                         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", "breaker", "upstream", u, "model", m, "from",
+                                   keel_breaker_state_name(was), "to", keel_breaker_state_name(ts->breaker.state),
+                                   "via", "state"));
+        keel_probe_kick(s->gw->probe); /* an opened target gets its probe planned (whoever claims it) */
+    }
+    json_decref(o);
+}
+
+static void on_message(redisAsyncContext *c, void *r, void *priv)
+{
+    struct keel_shared *s = priv;
+    redisReply *reply = r;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
+        return;
+    redisReply *kind = reply->element[0], *payload = reply->element[2];
+    if (kind->type == REDIS_REPLY_STRING && strcmp(kind->str, "message") == 0 && payload->type == REDIS_REPLY_STRING)
+        apply(s, payload->str, payload->len);
+}
+
+/* the whole hash at (re)connect: what was decided while this instance was away */
+static void on_resync(redisAsyncContext *c, void *r, void *priv)
+{
+    struct keel_shared *s = priv;
+    redisReply *reply = r;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 1; i < reply->elements; i += 2)
+        if (reply->element[i]->type == REDIS_REPLY_STRING)
+            apply(s, reply->element[i]->str, reply->element[i]->len);
+}
+
+/* ------------------------------------------------------------------ claims */
+
+struct claim {
+    struct keel_shared *s;
+    keel_shared_claim_cb cb;
+    void *ctx;
+};
+
+static void on_claim(redisAsyncContext *c, void *r, void *priv)
+{
+    struct claim *cl = priv;
+    redisReply *reply = r;
+    struct keel_shared *s = cl->s;
+    /* no reply: Redis went away meanwhile (local state rules: granted), or keel stops (not) */
+    int granted = reply == NULL ? !s->stopping : reply->type == REDIS_REPLY_STATUS;
+    if (reply != NULL)
+        granted ? s->claims_won++ : s->claims_lost++;
+    keel_shared_claim_cb cb = cl->cb;
+    void *ctx = cl->ctx;
+    free(cl);
+    cb(ctx, granted);
+}
+
+void keel_shared_claim(struct keel_shared *s, const struct keel_target_state *ts, uint64_t ttl_ms,
+                       keel_shared_claim_cb cb, void *ctx)
+{
+    struct claim *cl = s != NULL && s->up ? malloc(sizeof(*cl)) : NULL;
+    if (cl == NULL) {
+        cb(ctx, 1);
+        return;
+    }
+    *cl = (struct claim){s, cb, ctx};
+    char key[768];
+    snprintf(key, sizeof(key), "%sprobe:%s\x1f%s", s->prefix, ts->upstream, ts->model);
+    if (redisAsyncCommand(s->cmd, on_claim, cl, "SET %s %s NX PX %llu", key, s->instance,
+                          (unsigned long long)(ttl_ms ? ttl_ms : 1)) != REDIS_OK) {
+        free(cl);
+        cb(ctx, 1);
+    }
+}
+
+/* ------------------------------------------------------------------ the connections */
+
+static void on_retry(uv_timer_t *t)
+{
+    connect_both(t->data);
+}
+
+/* one connection is gone (or never came): both go, and come back after a backoff */
+static void lost(struct keel_shared *s)
+{
+    if (s->up || !s->said_down) {
+        s->outages += s->up;
+        keel_warn("state: redis %s:%d unreachable: going on with this instance's local state, retrying", s->host,
+                  s->port);
+        event(s, "down");
+        s->said_down = 1;
+    }
+    s->up = 0;
+    if (s->cmd != NULL) {
+        redisAsyncContext *c = s->cmd;
+        s->cmd = NULL;
+        redisAsyncFree(c);
+    }
+    if (s->sub != NULL) {
+        redisAsyncContext *c = s->sub;
+        s->sub = NULL;
+        redisAsyncFree(c);
+    }
+    if (s->stopping)
+        return;
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (s->backoff_ms > BACKOFF_MAX_MS)
+        s->backoff_ms = BACKOFF_MAX_MS;
+    uv_timer_start(&s->retry, on_retry, s->backoff_ms, 0);
+}
+
+/* both connections are there: subscribe, read what the others decided, tell them ours */
+static void became_up(struct keel_shared *s)
+{
+    s->up = 1;
+    s->backoff_ms = 0;
+    if (s->said_down || !s->ever_up)
+        keel_info("state: redis %s:%d up: breakers and cool-downs shared (instance %s)", s->host, s->port, s->instance);
+    if (s->said_down)
+        event(s, "up");
+    s->said_down = 0;
+    s->ever_up = 1;
+    char key[256];
+    snprintf(key, sizeof(key), "%sbreakers", s->prefix);
+    redisAsyncCommand(s->sub, on_message, s, "SUBSCRIBE %s", key);
+    redisAsyncCommand(s->cmd, on_resync, s, "HGETALL %s", key);
+    for (size_t i = 0; i < s->gw->state.ntargets; i++) {
+        const struct keel_target_state *ts = s->gw->state.targets[i];
+        if (ts->breaker.state != KEEL_BREAKER_CLOSED || ts->breaker.cool_until > uv_now(s->gw->loop))
+            keel_shared_publish(s, ts);
+    }
+}
+
+static void on_connect(const redisAsyncContext *c, int status)
+{
+    struct keel_shared *s = c->data;
+    if (status != REDIS_OK) { /* hiredis frees c after this */
+        if (c == s->cmd)
+            s->cmd = NULL;
+        if (c == s->sub)
+            s->sub = NULL;
+        lost(s);
+        return;
+    }
+    if (c == s->cmd)
+        s->cmd_up = 1;
+    else
+        s->sub_up = 1;
+    if (s->cmd_up && s->sub_up && s->cmd != NULL && s->sub != NULL)
+        became_up(s);
+}
+
+static void on_disconnect(const redisAsyncContext *c, int status)
+{
+    struct keel_shared *s = c->data;
+    if (c == s->cmd) {
+        s->cmd = NULL;
+        s->cmd_up = 0;
+    }
+    if (c == s->sub) {
+        s->sub = NULL;
+        s->sub_up = 0;
+    }
+    lost(s);
+}
+
+static redisAsyncContext *open_one(struct keel_shared *s)
+{
+    redisAsyncContext *c = redisAsyncConnect(s->host, s->port);
+    if (c == NULL)
+        return NULL;
+    if (c->err) {
+        redisAsyncFree(c);
+        return NULL;
+    }
+    c->data = s;
+    redisLibuvAttach(c, s->gw->loop);
+    redisAsyncSetConnectCallback(c, on_connect);
+    redisAsyncSetDisconnectCallback(c, on_disconnect);
+    /* queued until connected, in order */
+    if (s->password != NULL)
+        redisAsyncCommand(c, NULL, NULL, "AUTH %s", s->password);
+    if (s->db != 0)
+        redisAsyncCommand(c, NULL, NULL, "SELECT %d", s->db);
+    return c;
+}
+
+static void connect_both(struct keel_shared *s)
+{
+    s->cmd_up = s->sub_up = 0;
+    s->cmd = open_one(s);
+    s->sub = open_one(s);
+    if (s->cmd == NULL || s->sub == NULL)
+        lost(s);
+}
+
+struct keel_shared *keel_shared_new(struct keel_gateway *gw, const struct keel_state_conf *conf)
+{
+    if (conf == NULL)
+        return NULL;
+    struct keel_shared *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->gw = gw;
+    s->host = strdup(conf->host);
+    s->password = conf->password ? strdup(conf->password) : NULL;
+    s->prefix = strdup(conf->prefix);
+    s->port = conf->port;
+    s->db = conf->db;
+    snprintf(s->instance, sizeof(s->instance), "%016llx",
+             (unsigned long long)(gw->id_seed ^ (uint64_t)keel_time_now_ms() * 0x9e3779b97f4a7c15ULL));
+    uv_timer_init(gw->loop, &s->retry);
+    s->retry.data = s;
+    connect_both(s);
+    return s;
+}
+
+static void free_shared(uv_handle_t *h)
+{
+    struct keel_shared *s = h->data;
+    free(s->host);
+    if (s->password != NULL) {
+        explicit_bzero(s->password, strlen(s->password));
+        free(s->password);
+    }
+    free(s->prefix);
+    free(s);
+}
+
+void keel_shared_stop(struct keel_shared *s)
+{
+    if (s == NULL)
+        return;
+    s->stopping = 1;
+    s->said_down = 1; /* a stop is no outage to report */
+    uv_timer_stop(&s->retry);
+    if (s->cmd != NULL || s->sub != NULL)
+        lost(s);
+    uv_close((uv_handle_t *)&s->retry, free_shared);
+}
+
+/* ------------------------------------------------------------------ status */
+
+json_t *keel_shared_status(const struct keel_shared *s)
+{
+    if (s == NULL)
+        return json_null();
+    return json_pack("{s:s, s:i, s:s, s:b, s:s, s:I, s:I, s:I, s:I, s:I}", "redis", s->host, "port", s->port, "prefix",
+                     s->prefix, "up", s->up, "instance", s->instance, "published", (json_int_t)s->published, "applied",
+                     (json_int_t)s->applied, "claims_won", (json_int_t)s->claims_won, "claims_lost",
+                     (json_int_t)s->claims_lost, "outages", (json_int_t)s->outages);
+}
+
+void keel_shared_metrics(const struct keel_shared *s, void (*line)(void *, const char *), void *ctx)
+{
+    if (s == NULL)
+        return;
+    char buf[2048];
+    snprintf(buf, sizeof(buf),
+             "# HELP keel_state_redis_up Whether the shared state's Redis is reachable (1) or this instance goes on "
+             "alone (0).\n# TYPE keel_state_redis_up gauge\nkeel_state_redis_up %d\n"
+             "# HELP keel_state_messages_total Breaker snapshots published to the other instances, and applied from "
+             "them.\n# TYPE keel_state_messages_total counter\n"
+             "keel_state_messages_total{dir=\"published\"} %llu\nkeel_state_messages_total{dir=\"applied\"} %llu\n"
+             "# HELP keel_state_probe_claims_total Background probe claims, won (this instance probed) or lost.\n"
+             "# TYPE keel_state_probe_claims_total counter\n"
+             "keel_state_probe_claims_total{result=\"won\"} %llu\nkeel_state_probe_claims_total{result=\"lost\"} %llu\n",
+             s->up, (unsigned long long)s->published, (unsigned long long)s->applied,
+             (unsigned long long)s->claims_won, (unsigned long long)s->claims_lost);
+    line(ctx, buf);
+}
