@@ -29,7 +29,7 @@ OBJ      := $(CORE_OBJ) $(IO_SRC:src/%.c=$(BUILD)/%.o) $(APP_SRC:src/%.c=$(BUILD
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit e2e demo lint clean fuzz bench
+.PHONY: all test unit e2e demo lint clean fuzz bench bench-state
 all: $(BUILD)/keel
 
 $(BUILD)/keel: $(OBJ) $(BUILD)/main.o
@@ -91,6 +91,10 @@ lint:
 # speed is measured here, never asserted in a test (needs wrk and nginx: apt-get install wrk nginx)
 bench: $(BUILD)/keel $(BUILD)/streams
 	bench/bench.sh
+
+# what state: redis costs on the hot path, and how fast a trip reaches another instance
+bench-state: $(BUILD)/keel
+	bench/state.sh
 
 # bench/streams: the stream-capacity load driver (bench only)
 $(BUILD)/streams: bench/streams.c

@@ -284,8 +284,10 @@ static void skip_target(void *ctx, size_t i)
         r->attempts[r->nattempts++] = (struct attempt){&r->model->targets[i], KEEL_CLASS_SKIPPED, 0, 0, 0};
 }
 
-/* An attempt ended with cls: its breaker, in-flight count and counters learn it, once. */
-static void attempt_over(struct keel_request *r, enum keel_class cls)
+/* An attempt ended with cls: its breaker, in-flight count and counters learn it, once. blame 0:
+ * the target is not held to it (its local server is being healed and the request waits for it),
+ * the breaker hears of it as of a client gone. */
+static void attempt_done(struct keel_request *r, enum keel_class cls, int blame)
 {
     if (!r->attempt_open)
         return;
@@ -298,14 +300,19 @@ static void attempt_over(struct keel_request *r, enum keel_class cls)
     assert(ts->inflight > 0);
     ts->inflight--;
     ts->attempts[cls]++;
-    if (keel_breaker_counts(cls) || cls == KEEL_CLASS_RATE_LIMITED)
+    if (blame && (keel_breaker_counts(cls) || cls == KEEL_CLASS_RATE_LIMITED))
         keel_state_recent(ts, cls);
-    enum keel_breaker_change change =
-        keel_breaker_report(&ts->breaker, &ts->params, cls, r->probe, r->retry_after_ms, now_ms(r));
+    enum keel_breaker_change change = keel_breaker_report(&ts->breaker, &ts->params, blame ? cls : KEEL_CLASS_CLIENT_GONE,
+                                                          r->probe, r->retry_after_ms, now_ms(r));
     breaker_event(r, ts, change, cls);
     if (change == KEEL_BREAKER_SAME && cls == KEEL_CLASS_RATE_LIMITED)
         keel_shared_publish(r->gw->shared, ts); /* a 429's cool-down holds for every instance */
     r->probe = 0; /* reported: a retry on this target is not the probe again */
+}
+
+static void attempt_over(struct keel_request *r, enum keel_class cls)
+{
+    attempt_done(r, cls, 1);
 }
 
 /* How each upstream protocol is reached: the path under its base_url, how its key is sent, how
@@ -1187,24 +1194,26 @@ static void end_attempt(struct keel_request *r)
 
     enum keel_class cls = keel_classify(&r->outcome);
     record_attempt(r, cls);
-    attempt_over(r, cls);
+    const struct keel_target_conf *t = r->target;
+    /* seed 002: a dead or evicted local server: restart it, or have its control plane unload and
+     * load it (once, however many requests saw it), and retry this request on it once, if the
+     * deadline still allows. The target is not held to the failure that showed it dead: only a
+     * heal that fails counts (else a few requests meeting one eviction would open its breaker
+     * while it comes back, and the requests behind them would find it skipped) */
+    struct keel_backend *b = keel_upstream_backed(t->upstream) && keel_backend_heals(cls)
+                                 ? keel_managed_get(r->gw->managed, t->upstream->name, t->model)
+                                 : NULL;
+    int heal = b != NULL && !r->healed && now_ms(r) < r->dl.total_at;
+    attempt_done(r, cls, !heal);
     if (cls != KEEL_CLASS_OK)
         keel_info("req %s: %s/%s failed: %s (status %d)", r->id, r->target->upstream->name, r->target->model,
                   keel_class_name(cls), r->status);
-    const struct keel_target_conf *t = r->target;
-    if (keel_upstream_backed(t->upstream) && keel_backend_heals(cls)) {
-        /* seed 002: a dead or evicted local server: restart it, or have its control plane
-         * unload and load it (once, however many requests saw it), and retry this request on
-         * it once, if the deadline still allows */
-        struct keel_backend *b = keel_managed_get(r->gw->managed, t->upstream->name, t->model);
-        if (b != NULL) {
-            keel_backend_dead(b, r->backend_gen, keel_class_name(cls));
-            if (!r->healed && now_ms(r) < r->dl.total_at) {
-                r->healed = 1;
-                start_attempt(r);
-                return;
-            }
-        }
+    if (b != NULL)
+        keel_backend_dead(b, r->backend_gen, keel_class_name(cls));
+    if (heal) {
+        r->healed = 1;
+        start_attempt(r);
+        return;
     }
     r->failed = cls != KEEL_CLASS_OK;
     r->failed_cls = cls;

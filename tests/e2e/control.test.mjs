@@ -131,6 +131,13 @@ describe('a control plane\'s model', () => {
     assert.equal(c1.spawns - c0.spawns, 1, 'one respawn');
     assert.equal(c1.loads - c0.loads, 1, 'one load');
     assert.equal((await backend('healthy#many')).recoveries, 1);
+    // the failures that showed the server dead are not held against the target while it is
+    // healed: its breaker stayed closed (three of them used to open it, and the requests
+    // arriving behind them found it skipped)
+    const st = await (await fetch(`${keel.adminUrl}/admin/status`)).json();
+    const t = st.models.find((m) => m.name === 'many').targets[0];
+    assert.equal(t.breaker, 'closed');
+    assert.equal(t.consecutive_failures, 0);
   });
 
   test('an unload that fails does not stop the load', async () => {
