@@ -278,6 +278,7 @@ static void chat(struct keel_gateway *gw, struct keel_http *h, const struct keel
             refuse(gw, h, enc, model->name, key, 429, "key_limited", msg, (wait + 999) / 1000);
             return;
         }
+        keel_shared_key_use(gw->shared, key->name, 1, 0); /* the other instances count it too */
     }
     uint64_t budget;
     if (client_budget(h, &budget) != 0) {

@@ -36,6 +36,7 @@ void keel_record(struct keel_request *r)
         r->kstate->requests[cls]++;
         r->kstate->tokens += tokens;
         keel_quota_spend(&r->kstate->quota, r->key->tpm, tokens, uv_now(r->gw->loop));
+        keel_shared_key_use(r->gw->shared, r->key->name, 0, tokens);
     }
     if (r->gw->audit != NULL)
         keel_audit_record(r->gw->audit,

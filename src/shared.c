@@ -24,6 +24,13 @@
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
+#define KEY_FLUSH_MS 5 /* key use is batched this long: one message per key, not per request */
+
+/* a client key's use here not yet sent */
+struct key_use {
+    char *name;
+    uint64_t requests, tokens;
+};
 
 struct keel_shared {
     struct keel_gateway *gw;
@@ -37,6 +44,9 @@ struct keel_shared {
     int said_down;               /* the outage was logged and evented (once per outage) */
     int stopping;
     uv_timer_t retry;
+    uv_timer_t flush;            /* sends the key uses gathered (KEY_FLUSH_MS) */
+    struct key_use *uses;        /* [nuses] pending, by key name */
+    size_t nuses, capuses;
     uint64_t backoff_ms;
     uint64_t published, applied, claims_won, claims_lost, outages;
 };
@@ -157,15 +167,94 @@ static void apply(struct keel_shared *s, const char *text, size_t len)
     json_decref(o);
 }
 
+/* another instance's use of a client key, counted here: {"i","k","r","t"} */
+static void apply_use(struct keel_shared *s, const char *text, size_t len)
+{
+    json_t *o = json_loadb(text, len, 0, NULL);
+    const char *inst = json_string_value(json_object_get(o, "i")), *name = json_string_value(json_object_get(o, "k"));
+    const struct keel_config *c = s->gw->config;
+    const struct keel_key_conf *k = NULL;
+    for (size_t i = 0; inst != NULL && name != NULL && strcmp(inst, s->instance) != 0 && i < c->nkeys; i++)
+        if (strcmp(c->keys[i].name, name) == 0)
+            k = &c->keys[i];
+    struct keel_key_state *ks = k ? keel_state_key(&s->gw->state, k->name) : NULL;
+    if (ks != NULL) {
+        uint64_t now = uv_now(s->gw->loop);
+        keel_quota_charge(&ks->quota, k->rpm, (uint64_t)json_integer_value(json_object_get(o, "r")), now);
+        keel_quota_spend(&ks->quota, k->tpm, (uint64_t)json_integer_value(json_object_get(o, "t")), now);
+        s->applied++;
+    }
+    json_decref(o);
+}
+
 static void on_message(redisAsyncContext *c, void *r, void *priv)
 {
     struct keel_shared *s = priv;
     redisReply *reply = r;
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
         return;
-    redisReply *kind = reply->element[0], *payload = reply->element[2];
-    if (kind->type == REDIS_REPLY_STRING && strcmp(kind->str, "message") == 0 && payload->type == REDIS_REPLY_STRING)
+    redisReply *kind = reply->element[0], *channel = reply->element[1], *payload = reply->element[2];
+    if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 || payload->type != REDIS_REPLY_STRING ||
+        channel->type != REDIS_REPLY_STRING)
+        return;
+    size_t pl = strlen(s->prefix);
+    if (strncmp(channel->str, s->prefix, pl) == 0 && strcmp(channel->str + pl, "keys") == 0)
+        apply_use(s, payload->str, payload->len);
+    else
         apply(s, payload->str, payload->len);
+}
+
+/* ------------------------------------------------------------------ client keys */
+
+static void on_flush(uv_timer_t *t)
+{
+    struct keel_shared *s = t->data;
+    char channel[256];
+    snprintf(channel, sizeof(channel), "%skeys", s->prefix);
+    for (size_t i = 0; i < s->nuses; i++) {
+        struct key_use *u = &s->uses[i];
+        if (s->up && (u->requests > 0 || u->tokens > 0)) {
+            json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "i", s->instance, "k", u->name, "r", (json_int_t)u->requests,
+                                  "t", (json_int_t)u->tokens);
+            char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+            if (text != NULL) {
+                redisAsyncCommand(s->cmd, NULL, NULL, "PUBLISH %s %s", channel, text);
+                s->published++;
+            }
+            free(text);
+            json_decref(o);
+        }
+        u->requests = u->tokens = 0;
+    }
+}
+
+void keel_shared_key_use(struct keel_shared *s, const char *key, uint64_t requests, uint64_t tokens)
+{
+    if (s == NULL || !s->up || (requests == 0 && tokens == 0))
+        return;
+    struct key_use *u = NULL;
+    for (size_t i = 0; i < s->nuses && u == NULL; i++)
+        if (strcmp(s->uses[i].name, key) == 0)
+            u = &s->uses[i];
+    if (u == NULL) {
+        if (s->nuses == s->capuses) {
+            size_t cap = s->capuses ? s->capuses * 2 : 8;
+            struct key_use *nu = realloc(s->uses, cap * sizeof(*nu));
+            if (nu == NULL)
+                return;
+            s->uses = nu;
+            s->capuses = cap;
+        }
+        char *name = strdup(key);
+        if (name == NULL)
+            return;
+        u = &s->uses[s->nuses++];
+        *u = (struct key_use){name, 0, 0};
+    }
+    u->requests += requests;
+    u->tokens += tokens;
+    if (!uv_is_active((uv_handle_t *)&s->flush))
+        uv_timer_start(&s->flush, on_flush, KEY_FLUSH_MS, 0);
 }
 
 /* the whole hash at (re)connect: what was decided while this instance was away */
@@ -270,7 +359,9 @@ static void became_up(struct keel_shared *s)
     s->ever_up = 1;
     char key[256];
     snprintf(key, sizeof(key), "%sbreakers", s->prefix);
-    redisAsyncCommand(s->sub, on_message, s, "SUBSCRIBE %s", key);
+    char keys[256];
+    snprintf(keys, sizeof(keys), "%skeys", s->prefix);
+    redisAsyncCommand(s->sub, on_message, s, "SUBSCRIBE %s %s", key, keys);
     redisAsyncCommand(s->cmd, on_resync, s, "HGETALL %s", key);
     for (size_t i = 0; i < s->gw->state.ntargets; i++) {
         const struct keel_target_state *ts = s->gw->state.targets[i];
@@ -359,6 +450,8 @@ struct keel_shared *keel_shared_new(struct keel_gateway *gw, const struct keel_s
              (unsigned long long)(gw->id_seed ^ (uint64_t)keel_time_now_ms() * 0x9e3779b97f4a7c15ULL));
     uv_timer_init(gw->loop, &s->retry);
     s->retry.data = s;
+    uv_timer_init(gw->loop, &s->flush);
+    s->flush.data = s;
     connect_both(s);
     return s;
 }
@@ -366,6 +459,9 @@ struct keel_shared *keel_shared_new(struct keel_gateway *gw, const struct keel_s
 static void free_shared(uv_handle_t *h)
 {
     struct keel_shared *s = h->data;
+    for (size_t i = 0; i < s->nuses; i++)
+        free(s->uses[i].name);
+    free(s->uses);
     free(s->host);
     if (s->password != NULL) {
         explicit_bzero(s->password, strlen(s->password));
@@ -382,9 +478,11 @@ void keel_shared_stop(struct keel_shared *s)
     s->stopping = 1;
     s->said_down = 1; /* a stop is no outage to report */
     uv_timer_stop(&s->retry);
+    uv_timer_stop(&s->flush);
     if (s->cmd != NULL || s->sub != NULL)
         lost(s);
-    uv_close((uv_handle_t *)&s->retry, free_shared);
+    uv_close((uv_handle_t *)&s->flush, NULL);
+    uv_close((uv_handle_t *)&s->retry, free_shared); /* closed after flush: its callback frees s */
 }
 
 /* ------------------------------------------------------------------ status */

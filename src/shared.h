@@ -26,6 +26,11 @@ void keel_shared_stop(struct keel_shared *s);
  * others learn it. Nothing when s is NULL or Redis is down (the resync on reconnect carries it). */
 void keel_shared_publish(struct keel_shared *s, const struct keel_target_state *ts);
 
+/* A client key's use here (requests admitted, tokens its answers reported): the other instances
+ * count it against the key's rpm and tpm too. Batched, sent within a few ms; nothing when s is
+ * NULL or Redis is down (each instance then counts alone). */
+void keel_shared_key_use(struct keel_shared *s, const char *key, uint64_t requests, uint64_t tokens);
+
 /* the answer to a claim: 1, this instance probes; 0, another holds the claim (or keel stops) */
 typedef void (*keel_shared_claim_cb)(void *ctx, int granted);
 /* Claims ts's background probe for ttl_ms across instances; cb is called once, at once (granted)

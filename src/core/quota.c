@@ -37,3 +37,11 @@ void keel_quota_spend(struct keel_quota *q, uint64_t tpm, uint64_t tokens, uint6
     /* tokens * minute / tpm without overflow for any sane count */
     q->tok_tat = base + tokens / tpm * MINUTE_US + tokens % tpm * MINUTE_US / tpm;
 }
+
+void keel_quota_charge(struct keel_quota *q, uint64_t rpm, uint64_t requests, uint64_t now_ms)
+{
+    if (rpm == 0 || requests == 0)
+        return;
+    uint64_t now = now_ms * 1000, base = q->req_tat > now ? q->req_tat : now;
+    q->req_tat = base + requests * (MINUTE_US / rpm);
+}

@@ -21,4 +21,8 @@ uint64_t keel_quota_admit(struct keel_quota *q, uint64_t rpm, uint64_t tpm, uint
 /* an answer used `tokens` at now_ms */
 void keel_quota_spend(struct keel_quota *q, uint64_t tpm, uint64_t tokens, uint64_t now_ms);
 
+/* `requests` admitted elsewhere (another instance sharing the key's counters, state: redis) at
+ * now_ms: counted as admitted here, never refused */
+void keel_quota_charge(struct keel_quota *q, uint64_t rpm, uint64_t requests, uint64_t now_ms);
+
 #endif

@@ -5,9 +5,11 @@
 // drops to 0), and when it is back they reconnect and resync; an instance SIGKILLed after its
 // probe claim leaves the probing to the others.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { attemptsOf, eventually, post, sleep, startKeel, startRedis, startSim, stop } from './lib.mjs';
 
+const sha = (k) => createHash('sha256').update(k).digest('hex');
 let sim;
 let redis;
 const keels = [];
@@ -16,6 +18,10 @@ const yaml = (url) => `
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 state: { redis: "${url}", prefix: "t:" }
+keys:
+  - { name: ops, sha256: ${sha('sk-ops')} }
+  - { name: dave, sha256: ${sha('sk-dave')}, rpm: 2 }
+  - { name: bob, sha256: ${sha('sk-bob')}, tpm: 10 }
 defaults: { timeouts: { first_byte: 2s, stall: 1s, total: 10s } }
 upstreams:
   - { name: a, base_url: "{SIM}" }
@@ -56,6 +62,7 @@ after(async () => {
 });
 
 const ask = (model) => ({ model, messages: [{ role: 'user', content: 'hi' }] });
+const send = (k, model, key = 'sk-ops') => post(k, ask(model), { headers: { authorization: `Bearer ${key}` } });
 const status = async (k) => (await fetch(`${k.adminUrl}/admin/status`)).json();
 const target = async (k, model) => (await status(k)).models.find((m) => m.name === model).targets[0];
 const hits = async (name) => ((await (await fetch(`${sim.url}/sim/stats`)).json()).hits[name] ?? 0);
@@ -63,8 +70,8 @@ const metric = async (k, re) => re.exec(await (await fetch(`${k.adminUrl}/metric
 
 describe('three instances, one Redis', () => {
   test('a breaker opened through one is skipped by the others, without a failed request of theirs', async () => {
-    assert.equal((await post(keels[0], ask('trip'))).status, 200);
-    assert.equal((await post(keels[0], ask('trip'))).status, 200);
+    assert.equal((await send(keels[0], 'trip')).status, 200);
+    assert.equal((await send(keels[0], 'trip')).status, 200);
     const t0 = performance.now();
     for (const k of keels.slice(1)) {
       const open = await eventually(async () => (await target(k, 'trip')).breaker === 'open', { ms: 2000, every: 5 });
@@ -74,7 +81,7 @@ describe('three instances, one Redis', () => {
     console.log(`# trip reached both other instances in ${ms.toFixed(1)} ms`);
     const before = await hits('503#trip');
     for (const k of keels.slice(1)) {
-      const r = await post(k, ask('trip'));
+      const r = await send(k, 'trip');
       assert.equal(r.status, 200);
       assert.equal(attemptsOf(r)[0].class, 'skipped');
     }
@@ -92,12 +99,12 @@ describe('three instances, one Redis', () => {
   });
 
   test('a 429\'s cool-down holds for every instance', async () => {
-    const r = await post(keels[0], ask('cool'));
+    const r = await send(keels[0], 'cool');
     assert.equal(r.status, 200);
     assert.equal(attemptsOf(r)[0].class, 'rate_limited');
     await sleep(100);
     for (const k of keels.slice(1)) {
-      const r2 = await post(k, ask('cool'));
+      const r2 = await send(k, 'cool');
       assert.equal(r2.status, 200);
       assert.equal(attemptsOf(r2)[0].class, 'skipped', 'cooling after the other instance\'s 429');
     }
@@ -107,13 +114,13 @@ describe('three instances, one Redis', () => {
   test('Redis killed: every instance keeps answering, says so, and resyncs when it is back', async () => {
     redis.proc.kill('SIGKILL');
     for (const k of keels) {
-      assert.equal((await post(k, ask('plain'))).status, 200);
+      assert.equal((await send(k, 'plain')).status, 200);
       const down = await eventually(async () => (await metric(k, /keel_state_redis_up (\d)/))?.[1] === '0');
       assert.ok(down, 'keel_state_redis_up 0');
     }
     assert.match(keels[0].log(), /state: redis 127\.0\.0\.1:\d+ unreachable: going on with this instance's local state/);
     // decided alone while Redis is away: instance 0 opens `away`
-    assert.equal((await post(keels[0], ask('away'))).status, 200);
+    assert.equal((await send(keels[0], 'away')).status, 200);
     assert.equal((await target(keels[0], 'away')).breaker, 'open');
     assert.equal((await target(keels[1], 'away')).breaker, 'closed');
     redis = await startRedis(redis.port);
@@ -126,8 +133,25 @@ describe('three instances, one Redis', () => {
       assert.ok(await eventually(async () => (await target(k, 'away')).breaker === 'open'), 'resynced');
   });
 
+  test('a client key\'s rpm and tpm count across instances', async () => {
+    assert.equal((await send(keels[0], 'plain', 'sk-dave')).status, 200);
+    await sleep(50);
+    assert.equal((await send(keels[1], 'plain', 'sk-dave')).status, 200);
+    await sleep(50);
+    const r = await send(keels[2], 'plain', 'sk-dave');
+    assert.equal(r.status, 429, 'the minute\'s two requests were spent on the other instances');
+    assert.equal(JSON.parse(r.text).error.code, 'key_limited');
+    // tokens: the sim's answer reports 9; two answers elsewhere put bob past a minute of 10
+    assert.equal((await send(keels[0], 'plain', 'sk-bob')).status, 200);
+    assert.equal((await send(keels[1], 'plain', 'sk-bob')).status, 200);
+    await sleep(50);
+    const t = await send(keels[2], 'plain', 'sk-bob');
+    assert.equal(t.status, 429);
+    assert.match(JSON.parse(t.text).error.message, /tokens per minute/);
+  });
+
   test('an instance SIGKILLed after claiming the probe: the claim expires, another probes', async () => {
-    for (const k of keels) assert.equal((await post(k, ask('orphan'))).status, 200);
+    for (const k of keels) assert.equal((await send(k, 'orphan')).status, 200);
     // wait for the first probe, and see who claimed it
     const claimer = await eventually(async () => {
       for (const k of keels) if ((await target(k, 'orphan')).probe?.count > 0) return k;

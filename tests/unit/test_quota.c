@@ -59,6 +59,18 @@ static void test_tpm_charged_after_the_answer(void **state)
     assert_int_equal(keel_quota_admit(&both, 1, 100, 0), 120000);
 }
 
+/* what another instance admitted counts here as if admitted here */
+static void test_charge_from_elsewhere(void **state)
+{
+    struct keel_quota q = {0};
+    keel_quota_charge(&q, 60, 59, 1000);
+    assert_int_equal(keel_quota_admit(&q, 60, 0, 1000), 0); /* the 60th */
+    assert_int_equal(keel_quota_admit(&q, 60, 0, 1000), 1000);
+    keel_quota_charge(&q, 0, 1000, 1000); /* no limit: nothing to count */
+    keel_quota_charge(&q, 60, 0, 1000);
+    assert_int_equal(keel_quota_admit(&q, 60, 0, 2000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -66,6 +78,7 @@ int main(void)
         cmocka_unit_test(test_unlimited),
         cmocka_unit_test(test_high_rpm),
         cmocka_unit_test(test_tpm_charged_after_the_answer),
+        cmocka_unit_test(test_charge_from_elsewhere),
     };
     return cmocka_run_group_tests_name("quota", tests, NULL, NULL);
 }
