@@ -136,6 +136,43 @@ static void metrics(struct keel_gateway *gw, struct keel_http *h)
         }
     }
 
+    /* tokens and what they cost, attributed to the upstream that answered */
+    family(&b, "keel_tokens_total", "counter",
+           "Tokens the answers reported, by alias and answering upstream: prompt (cached ones included), completion, "
+           "and cached (prompt tokens read from the provider's cache).");
+    for (size_t i = 0; i < st->nmodels; i++)
+        for (size_t r = 0; r < st->models[i]->nroutes; r++) {
+            const struct keel_route_stats *rs = st->models[i]->routes[r];
+            if (rs->upstream[0] == '\0')
+                continue;
+            const char *types[] = {"prompt", "completion", "cached"};
+            const uint64_t v[] = {rs->prompt_tokens, rs->completion_tokens, rs->cached_tokens};
+            for (int k = 0; k < 3; k++)
+                appendf(&b, "keel_tokens_total{model=\"%s\",upstream=\"%s\",type=\"%s\"} %llu\n",
+                        esc(st->models[i]->name, m, sizeof(m)), esc(rs->upstream, u, sizeof(u)), types[k],
+                        (unsigned long long)v[k]);
+        }
+    family(&b, "keel_cost_total", "counter",
+           "What the answers' tokens cost at their target's price (targets[].price, per million tokens).");
+    for (size_t i = 0; i < st->nmodels; i++)
+        for (size_t r = 0; r < st->models[i]->nroutes; r++) {
+            const struct keel_route_stats *rs = st->models[i]->routes[r];
+            if (rs->upstream[0] != '\0')
+                appendf(&b, "keel_cost_total{model=\"%s\",upstream=\"%s\"} %.9g\n", esc(st->models[i]->name, m, sizeof(m)),
+                        esc(rs->upstream, u, sizeof(u)), rs->cost);
+        }
+    family(&b, "keel_time_per_output_token_seconds", "histogram",
+           "A streamed answer's time per output token after its first (from the first content to the end).");
+    for (size_t i = 0; i < st->nmodels; i++)
+        for (size_t r = 0; r < st->models[i]->nroutes; r++) {
+            const struct keel_route_stats *rs = st->models[i]->routes[r];
+            if (rs->upstream[0] == '\0')
+                continue;
+            snprintf(labels, sizeof(labels), "model=\"%s\",upstream=\"%s\"", esc(st->models[i]->name, m, sizeof(m)),
+                     esc(rs->upstream, u, sizeof(u)));
+            histogram(&b, "keel_time_per_output_token_seconds", labels, &rs->tpot);
+        }
+
     family(&b, "keel_attempts_total", "counter", "Attempts on each target by class (skipped: breaker open or cooling).");
     for (size_t i = 0; i < st->ntargets; i++) {
         const struct keel_target_state *t = st->targets[i];

@@ -265,6 +265,8 @@ void keel_audit_record(struct keel_audit *a, const struct keel_audit_record *rec
         json_object_set_new(o, "error", json_string(rec->error));
     if (o != NULL && rec->protocol != NULL)
         json_object_set_new(o, "protocol", json_string(rec->protocol));
+    if (o != NULL && rec->has_cost)
+        json_object_set_new(o, "cost", json_real(rec->cost));
     if (o != NULL && rec->key != NULL)
         json_object_set_new(o, "key", text(rec->key));
     if (o != NULL && rec->continued)

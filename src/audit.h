@@ -43,6 +43,8 @@ struct keel_audit_record {
     int continued;         /* the stream broke after its commit and another target finished it
                             * (or tried to): "continued": true */
     const char *key;       /* the client key's name (never the key); NULL: no "key" member */
+    int has_cost;          /* the answering target has a price and the answer a usage */
+    double cost;           /* its tokens at that price ("cost") */
 };
 
 /* queues rec's line; a NULL log takes nothing (rec->attempts is freed all the same) */

@@ -668,6 +668,48 @@ static int env(struct ctx *x, const yaml_node_t *map, const char *path, struct k
     return failed_since(x, before);
 }
 
+/* a non-negative price per million tokens */
+static int get_price(struct ctx *x, const yaml_node_t *v, const char *path, double *out)
+{
+    if (expect(x, v, YAML_SCALAR_NODE, path) != 0)
+        return -1;
+    char *end;
+    double d = strtod(scalar(v), &end);
+    if (end == scalar(v) || *end != '\0' || !(d >= 0) || d > 1e9)
+        return fail(x, v, path, "expected a price per million tokens such as 2.5, got \"%s\"", scalar(v));
+    *out = d;
+    return 0;
+}
+
+/* a target's `price: { input, output, cached }`, per million tokens */
+static int price(struct ctx *x, const yaml_node_t *map, const char *prefix, struct keel_target_conf *t)
+{
+    if (expect(x, map, YAML_MAPPING_NODE, prefix) != 0)
+        return -1;
+    size_t before = x->nerr;
+    int has_in = 0, has_out = 0, has_cached = 0;
+    FOREACH_PAIR(x, map, k, v)
+    {
+        char path[256];
+        if (key_name(x, k, prefix, path, sizeof(path)) != 0)
+            continue;
+        if (strcmp(scalar(k), "input") == 0)
+            has_in = 1, get_price(x, v, path, &t->price_input);
+        else if (strcmp(scalar(k), "output") == 0)
+            has_out = 1, get_price(x, v, path, &t->price_output);
+        else if (strcmp(scalar(k), "cached") == 0)
+            has_cached = 1, get_price(x, v, path, &t->price_cached);
+        else
+            fail(x, k, path, "unknown key (expected input, output, cached)");
+    }
+    if (!has_in || !has_out)
+        fail(x, map, prefix, "needs both input and output (per million tokens)");
+    if (!has_cached)
+        t->price_cached = t->price_input;
+    t->priced = failed_since(x, before) == 0;
+    return failed_since(x, before);
+}
+
 static void control_free(struct keel_control_conf *c)
 {
     if (c == NULL)
@@ -1008,6 +1050,8 @@ static int target(struct ctx *x, const yaml_node_t *map, const char *prefix, str
                 t->continuation = 0;
             else
                 fail(x, v, path, "expected prefill or none, got \"%s\"", scalar(v));
+        } else if (strcmp(name, "price") == 0) {
+            price(x, v, path, t);
         } else if (strcmp(name, "continuation_body") == 0) {
             json_t *o = yaml_json(x, v, path);
             if (o != NULL && !json_is_object(o))
@@ -1022,7 +1066,7 @@ static int target(struct ctx *x, const yaml_node_t *map, const char *prefix, str
         } else {
             fail(x, k, path,
                  "unknown key (expected upstream, model, timeouts, retry, breaker, context_window, "
-                 "stream_upstream, max_tokens, continuation, continuation_body)");
+                 "stream_upstream, max_tokens, continuation, continuation_body, price)");
         }
     }
     if (t->continuation_body != NULL && !t->continuation)

@@ -97,6 +97,9 @@ struct keel_target_conf {
                               * stream cut after the commit point may be finished on it */
     char *continuation_body; /* `continuation_body:`: a JSON object whose members go into the body
                               * of a continuation request to it (vLLM: continue_final_message); NULL */
+    int priced;              /* `price:` given: what its tokens cost, per million (currency units) */
+    double price_input, price_output, price_cached; /* cached: of the input, read from a cache
+                                                      * (the input price when not given) */
 };
 
 /* the API an alias serves (a model's `api` key): the endpoint its clients call and the one its

@@ -8,6 +8,16 @@
 #include "request_t.h"
 #include "state.h"
 
+/* what the answer's tokens cost at target t's price (per million; cached prompt tokens at their
+ * own price) */
+static double cost_of(const struct keel_target_conf *t, const struct keel_usage *u)
+{
+    long long cached = u->cached_tokens > 0 && u->cached_tokens <= u->prompt_tokens ? u->cached_tokens : 0;
+    long long fresh = u->prompt_tokens > cached ? u->prompt_tokens - cached : 0;
+    long long out = u->completion_tokens > 0 ? u->completion_tokens : 0;
+    return ((double)fresh * t->price_input + (double)cached * t->price_cached + (double)out * t->price_output) / 1e6;
+}
+
 /* the request's line in keel_requests_total, the latency histograms and windows, the audit */
 void keel_record(struct keel_request *r)
 {
@@ -24,11 +34,24 @@ void keel_record(struct keel_request *r)
      * and the cliff watch measure the providers and keel, not the clients' links */
     uint64_t ms = r->ended_ms - r->start_ms;
     int has_ttft = r->ttft_ms > 0 || r->answered;
+    int priced = last != NULL && last->target->priced && r->usage.present;
+    double cost = priced ? cost_of(last->target, &r->usage) : 0;
     if (rs != NULL) {
         rs->requests[cls]++;
         keel_hist_observe(&rs->duration, (double)ms / 1000.0);
         if (has_ttft)
             keel_hist_observe(&rs->ttft, (double)r->ttft_ms / 1000.0);
+        if (r->usage.present && last != NULL) { /* whatever the client saw: the provider billed it */
+            rs->prompt_tokens += r->usage.prompt_tokens > 0 ? (uint64_t)r->usage.prompt_tokens : 0;
+            rs->completion_tokens += r->usage.completion_tokens > 0 ? (uint64_t)r->usage.completion_tokens : 0;
+            rs->cached_tokens += r->usage.cached_tokens > 0 ? (uint64_t)r->usage.cached_tokens : 0;
+            rs->cost += cost;
+        }
+        /* time per output token after the first, for streamed answers (a non-stream one's tokens
+         * arrive at once) */
+        if (r->answered && r->stream && r->usage.completion_tokens >= 2 && ms > r->ttft_ms)
+            keel_hist_observe(&rs->tpot,
+                              (double)(ms - r->ttft_ms) / 1000.0 / (double)(r->usage.completion_tokens - 1));
     }
     if (r->kstate != NULL) {
         /* tpm counts what the answers reported; a request cut short before its usage counts 0 */
@@ -62,6 +85,8 @@ void keel_record(struct keel_request *r)
                               .protocol = r->enc->protocol,
                               .continued = r->continued > 0,
                               .key = r->key ? r->key->name : NULL,
+                              .has_cost = priced,
+                              .cost = cost,
                           });
     /* every request's time, answered or not, feeds the cliff watch; one that comes near the cliff
      * is checked at once (p99 <= max, so the max crossing is the first sign) */

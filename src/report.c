@@ -30,6 +30,11 @@ struct named_count {
     uint64_t n;
 };
 
+struct named_cost {
+    char *name;
+    double cost;
+};
+
 /* Both kinds of row start with their name (owned, freed with the row), so that one lookup
  * serves both (entry()) */
 struct model_report {
@@ -39,6 +44,9 @@ struct model_report {
     struct samples ms, ttft;
     struct named_count *served; /* ok answers by upstream */
     size_t nserved;
+    double cost;                /* sum of the records' "cost" (targets with a price) */
+    struct named_cost *costs;   /* the same by answering upstream, [ncosts] */
+    size_t ncosts;
 };
 
 /* one client key's records (their "key" member): requests = ok + refused + errors */
@@ -48,6 +56,7 @@ struct key_report {
     uint64_t refused;                        /* turned away by keel itself (is_refusal()) */
     uint64_t errors;                         /* every other class but ok */
     uint64_t tokens;                         /* sum of usage.total_tokens */
+    double cost;                             /* sum of "cost" */
     uint64_t by_class[KEEL_CLASS_COUNT + 1]; /* +1: a class this build does not know */
     struct samples ms;
 };
@@ -106,6 +115,25 @@ static struct model_report *model(struct report *r, const char *name)
 static struct key_report *key_row(struct report *r, const char *name)
 {
     return entry((void **)&r->keys, &r->nkeys, sizeof(*r->keys), name);
+}
+
+/* what a record's answer cost, to the model and the upstream that answered */
+static void add_cost(struct model_report *m, const char *upstream, double cost)
+{
+    m->cost += cost;
+    for (size_t i = 0; i < m->ncosts; i++) {
+        if (strcmp(m->costs[i].name, upstream) == 0) {
+            m->costs[i].cost += cost;
+            return;
+        }
+    }
+    struct named_cost *nc = realloc(m->costs, (m->ncosts + 1) * sizeof(*nc));
+    if (nc == NULL)
+        return;
+    m->costs = nc;
+    char *name = strdup(upstream);
+    if (name != NULL)
+        nc[m->ncosts++] = (struct named_cost){name, cost};
 }
 
 static void served(struct model_report *m, const char *upstream)
@@ -196,6 +224,7 @@ static void add_key(struct report *r, const char *name, json_t *rec, int ci, uin
         k->errors++;
     json_int_t tokens = json_integer_value(json_object_get(json_object_get(rec, "usage"), "total_tokens"));
     k->tokens += tokens > 0 ? (uint64_t)tokens : 0;
+    k->cost += json_number_value(json_object_get(rec, "cost"));
     push(&k->ms, ms, 0);
 }
 
@@ -238,6 +267,9 @@ static void add_line(struct report *r, const struct filter *f, const char *line,
     const char *up = json_string_value(json_object_get(rec, "upstream"));
     if (ci == KEEL_CLASS_OK && up != NULL)
         served(m, up);
+    json_t *cost = json_object_get(rec, "cost");
+    if (json_is_number(cost) && up != NULL)
+        add_cost(m, up, json_number_value(cost));
     size_t i, tried = 0;
     json_t *a;
     json_array_foreach(json_object_get(rec, "attempts"), i, a)
@@ -341,6 +373,12 @@ static void print_table(struct report *r, uint64_t hang_ms, uint64_t cliff, uint
                near_cliff(&d, cliff, margin) ? "   << NEAR CLIFF" : "");
         if (m->errors > 0)
             print_classes("errors:", m->by_class, not_ok);
+        if (m->ncosts > 0) { /* per model, and per target that answered */
+            printf("%-20s cost: %.6f (", "", m->cost);
+            for (size_t j = 0; j < m->ncosts; j++)
+                printf("%s%s %.6f", j ? ", " : "", m->costs[j].name, m->costs[j].cost);
+            printf(")\n");
+        }
     }
     char cl[16];
     fmt_ms((uint32_t)cliff, cl, sizeof(cl));
@@ -354,8 +392,8 @@ static void print_keys(struct report *r)
 {
     if (r->nkeys == 0)
         return;
-    printf("\n%-20s %8s %8s %8s %7s %10s  %8s %8s\n", "key", "requests", "ok", "refused", "errors", "tokens", "p50",
-           "p99");
+    printf("\n%-20s %8s %8s %8s %7s %10s %12s  %8s %8s\n", "key", "requests", "ok", "refused", "errors", "tokens",
+           "cost", "p50", "p99");
     for (size_t i = 0; i < r->nkeys; i++) {
         struct key_report *k = &r->keys[i];
         struct keel_pcts d;
@@ -363,9 +401,9 @@ static void print_keys(struct report *r)
         char p50[16], p99[16];
         fmt_ms(d.p50, p50, sizeof(p50));
         fmt_ms(d.p99, p99, sizeof(p99));
-        printf("%-20s %8llu %8llu %8llu %7llu %10llu  %8s %8s\n", k->name, (unsigned long long)k->requests,
+        printf("%-20s %8llu %8llu %8llu %7llu %10llu %12.6f  %8s %8s\n", k->name, (unsigned long long)k->requests,
                (unsigned long long)k->ok, (unsigned long long)k->refused, (unsigned long long)k->errors,
-               (unsigned long long)k->tokens, p50, p99);
+               (unsigned long long)k->tokens, k->cost, p50, p99);
         if (k->refused > 0)
             print_classes("refused:", k->by_class, is_refusal);
         if (k->errors > 0)
@@ -404,6 +442,7 @@ static json_t *keys_json(struct report *r)
                                       "errors", (json_int_t)k->errors, "errors_by_class",
                                       classes_json(k->by_class, failed), "tokens", (json_int_t)k->tokens, "ms",
                                       pcts_json(&d)));
+        json_object_set_new(json_object_get(keys, k->name), "cost", json_real(k->cost));
     }
     return keys;
 }
@@ -425,6 +464,11 @@ static void print_json(struct report *r, uint64_t cliff, uint64_t margin)
                                                 pcts_json(&d), "ttft_ms", pcts_json(&t), "hangs",
                                                 (json_int_t)m->hangs, "failovers", (json_int_t)m->failovers,
                                                 "served_by", by, "near_cliff", near_cliff(&d, cliff, margin)));
+        json_t *row = json_array_get(models, json_array_size(models) - 1), *costs = json_object();
+        for (size_t j = 0; j < m->ncosts; j++)
+            json_object_set_new(costs, m->costs[j].name, json_real(m->costs[j].cost));
+        json_object_set_new(row, "cost", json_real(m->cost));
+        json_object_set_new(row, "cost_by_upstream", costs);
     }
     json_t *root = json_pack("{s:o, s:o, s:I, s:I}", "models", models, "keys", keys_json(r), "lines",
                              (json_int_t)r->lines, "unreadable_lines", (json_int_t)r->skipped_lines);
@@ -577,6 +621,9 @@ int keel_report_run(int argc, char **argv)
         for (size_t j = 0; j < r.models[i].nserved; j++)
             free(r.models[i].served[j].name);
         free(r.models[i].served);
+        for (size_t j = 0; j < r.models[i].ncosts; j++)
+            free(r.models[i].costs[j].name);
+        free(r.models[i].costs);
     }
     free(r.models);
     for (size_t i = 0; i < r.nkeys; i++) {

@@ -43,6 +43,10 @@ struct keel_route_stats {
     char *upstream;                      /* "" for requests that reached no upstream */
     uint64_t requests[KEEL_CLASS_COUNT]; /* keel_requests_total by final class */
     struct keel_hist duration, ttft;
+    uint64_t prompt_tokens, completion_tokens, cached_tokens; /* keel_tokens_total: the answers' usage */
+    double cost;                         /* keel_cost_total: what those tokens cost at the target's price */
+    struct keel_hist tpot;               /* keel_time_per_output_token_seconds: streamed answers' time
+                                          * per token after the first */
 };
 
 struct keel_failover_stats {

@@ -200,9 +200,10 @@ static void emit_finish(struct keel_decoder *d, struct keel_json stop)
     keel_decoder_emit(d, &ev);
 }
 
-/* Usage object raw in OpenAI's counts into *n (prompt as prompt_of says, else `prompt`): 1,
- * with a USAGE event when decoding; 0 when raw is no object. */
-static int usage_of(struct keel_decoder *d, struct keel_json raw, long long prompt, struct keel_usage *n)
+/* Usage object raw in OpenAI's counts into *n (prompt as prompt_of says, else `prompt`; cache
+ * reads, else `cached`): 1, with a USAGE event when decoding; 0 when raw is no object. */
+static int usage_of(struct keel_decoder *d, struct keel_json raw, long long prompt, long long cached,
+                    struct keel_usage *n)
 {
     struct keel_json u[USAGE_N];
     struct keel_ev ev = {.kind = KEEL_EV_USAGE};
@@ -210,8 +211,11 @@ static int usage_of(struct keel_decoder *d, struct keel_json raw, long long prom
         return 0;
     keel_key_pick(raw, usage_keys, USAGE_N, u);
     prompt_of(u, &prompt);
+    if (u[USAGE_INPUT].p != NULL)
+        cached = tokens(u[USAGE_CACHE_READ]);
     n->present = 1;
     n->prompt_tokens = prompt;
+    n->cached_tokens = cached;
     n->completion_tokens = tokens(u[USAGE_OUTPUT]);
     n->total_tokens = n->prompt_tokens + n->completion_tokens;
     ev.u.usage.n = *n;
@@ -244,9 +248,11 @@ static void message_start(struct keel_decoder *d, struct keel_json message, stru
     struct keel_json m[ROOT_N];
     keel_key_pick(message, root_keys, ROOT_N, m);
     emit_meta(d, m);
-    info->has_usage = usage_of(d, m[ROOT_USAGE], 0, &info->usage);
-    if (info->has_usage)
+    info->has_usage = usage_of(d, m[ROOT_USAGE], 0, 0, &info->usage);
+    if (info->has_usage) {
         st->prompt_tokens = info->usage.prompt_tokens;
+        st->cached_tokens = info->usage.cached_tokens;
+    }
 }
 
 /* Remembers what block `index` is (a tool_use block: its tool-call index, the next one); a text
@@ -319,7 +325,8 @@ static void message_delta(struct keel_decoder *d, struct keel_json delta, struct
                           struct keel_chunk_info *info)
 {
     emit_finish(d, keel_json_get(delta, "stop_reason"));
-    info->has_usage = usage_of(d, usage, d->_state.anthropic.prompt_tokens, &info->usage);
+    info->has_usage =
+        usage_of(d, usage, d->_state.anthropic.prompt_tokens, d->_state.anthropic.cached_tokens, &info->usage);
 }
 
 /* the stream's type: the data's, else the event's name; T_N when neither is one */
@@ -428,7 +435,7 @@ static enum keel_answer_kind body(struct keel_decoder *d, const char *text, size
     emit_meta(d, f);
     enum keel_answer_kind kind = blocks_of(d, f[ROOT_CONTENT]) ? KEEL_ANSWER_OK : KEEL_ANSWER_EMPTY;
     emit_finish(d, f[ROOT_STOP]);
-    if (usage_of(d, f[ROOT_USAGE], 0, &n) && usage != NULL)
+    if (usage_of(d, f[ROOT_USAGE], 0, 0, &n) && usage != NULL)
         *usage = n;
     return kind;
 }

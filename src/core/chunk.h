@@ -18,6 +18,9 @@ enum keel_chunk_kind {
 struct keel_usage {
     int present;
     long long prompt_tokens, completion_tokens, total_tokens;
+    long long cached_tokens; /* of prompt_tokens, read from the provider's prompt cache (OpenAI's
+                              * prompt_tokens_details.cached_tokens, Anthropic's
+                              * cache_read_input_tokens); 0 when it says none */
 };
 
 struct keel_chunk_info {

@@ -102,6 +102,7 @@ struct keel_anthropic_state {
                                                * tool-call index (saturates at UINT16_MAX) */
     long long prompt_tokens;                  /* message_start's input tokens, cache reads and
                                                * writes included; 0 until it came */
+    long long cached_tokens;                  /* of them, message_start's cache reads */
 };
 
 struct keel_decoder {

@@ -46,10 +46,10 @@ static const struct keel_key fn_keys[FN_N] = {[FN_NAME] = KEEL_KEY("name"), [FN_
 enum { LP_CONTENT, LP_REFUSAL, LP_N };
 static const struct keel_key lp_keys[LP_N] = {[LP_CONTENT] = KEEL_KEY("content"), [LP_REFUSAL] = KEEL_KEY("refusal")};
 
-enum { USAGE_PROMPT, USAGE_COMPLETION, USAGE_TOTAL, USAGE_N };
+enum { USAGE_PROMPT, USAGE_COMPLETION, USAGE_TOTAL, USAGE_DETAILS, USAGE_N };
 static const struct keel_key usage_keys[USAGE_N] = {
     [USAGE_PROMPT] = KEEL_KEY("prompt_tokens"), [USAGE_COMPLETION] = KEEL_KEY("completion_tokens"),
-    [USAGE_TOTAL] = KEEL_KEY("total_tokens"),
+    [USAGE_TOTAL] = KEEL_KEY("total_tokens"), [USAGE_DETAILS] = KEEL_KEY("prompt_tokens_details"),
 };
 
 enum { CODE_CODE, CODE_TYPE, CODE_N };
@@ -120,6 +120,7 @@ static int usage_of(struct keel_json us, struct keel_usage *u)
     u->prompt_tokens = int_of(f[USAGE_PROMPT]);
     u->completion_tokens = int_of(f[USAGE_COMPLETION]);
     u->total_tokens = int_of(f[USAGE_TOTAL]);
+    u->cached_tokens = int_of(keel_json_get(f[USAGE_DETAILS], "cached_tokens"));
     return 1;
 }
 

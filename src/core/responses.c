@@ -35,10 +35,10 @@ static const struct keel_key part_keys[PART_N] = {
     [PART_TYPE] = KEEL_KEY("type"), [PART_TEXT] = KEEL_KEY("text"), [PART_REFUSAL] = KEEL_KEY("refusal"),
 };
 
-enum { USAGE_INPUT, USAGE_OUTPUT, USAGE_TOTAL, USAGE_N };
+enum { USAGE_INPUT, USAGE_OUTPUT, USAGE_TOTAL, USAGE_DETAILS, USAGE_N };
 static const struct keel_key usage_keys[USAGE_N] = {
     [USAGE_INPUT] = KEEL_KEY("input_tokens"), [USAGE_OUTPUT] = KEEL_KEY("output_tokens"),
-    [USAGE_TOTAL] = KEEL_KEY("total_tokens"),
+    [USAGE_TOTAL] = KEEL_KEY("total_tokens"), [USAGE_DETAILS] = KEEL_KEY("input_tokens_details"),
 };
 
 enum { ERR_CODE, ERR_TYPE, ERR_N };
@@ -105,6 +105,7 @@ static int usage_of(struct keel_json us, struct keel_usage *u)
     u->prompt_tokens = tokens(f[USAGE_INPUT]);
     u->completion_tokens = tokens(f[USAGE_OUTPUT]);
     u->total_tokens = f[USAGE_TOTAL].p != NULL ? tokens(f[USAGE_TOTAL]) : u->prompt_tokens + u->completion_tokens;
+    u->cached_tokens = tokens(keel_json_get(f[USAGE_DETAILS], "cached_tokens"));
     return 1;
 }
 

@@ -57,10 +57,10 @@ describe('keel audit per key, from a log written by hand', () => {
     assert.ok(at > 0, r.stdout);
     assert.ok(r.stdout.indexOf('\nhangs: ') < at, 'after the per-model table and its notes');
     assert.equal(r.stdout.slice(at + 1),
-      'key                  requests       ok  refused  errors     tokens       p50      p99\n' +
-      'alice                       4        2        2       0         21       1ms     30ms\n' +
+      'key                  requests       ok  refused  errors     tokens         cost       p50      p99\n' +
+      'alice                       4        2        2       0         21     0.000000       1ms     30ms\n' +
       '                     refused: invalid_request 1 key_limited 1\n' +
-      'bob                         2        1        0       1          5      20ms     40ms\n' +
+      'bob                         2        1        0       1          5     0.000000      20ms     40ms\n' +
       '                     errors: server_error 1\n');
     // the per-model table still counts every record, with a key or not
     assert.match(r.stdout, /\nm\s+7\s+3\s/);
@@ -97,13 +97,13 @@ describe('keel audit per key, from a log written by hand', () => {
     assert.deepEqual(Object.keys(j.keys), ['alice', 'bob']);
     assert.deepEqual(j.keys, {
       alice: { requests: 4, ok: 2, refused: 2, refused_by_class: { invalid_request: 1, key_limited: 1 }, errors: 0,
-        errors_by_class: {}, tokens: 21, ms: { p50: 1, p90: 30, p99: 30, max: 30 } },
+        errors_by_class: {}, tokens: 21, ms: { p50: 1, p90: 30, p99: 30, max: 30 }, cost: 0 },
       bob: { requests: 2, ok: 1, refused: 0, refused_by_class: {}, errors: 1, errors_by_class: { server_error: 1 },
-        tokens: 5, ms: { p50: 20, p90: 40, p99: 40, max: 40 } },
+        tokens: 5, ms: { p50: 20, p90: 40, p99: 40, max: 40 }, cost: 0 },
     });
     const m = Object.fromEntries(j.models.map((x) => [x.model, x]));
     assert.deepEqual(Object.keys(m.m), ['model', 'requests', 'errors', 'errors_by_class', 'ms', 'ttft_ms', 'hangs',
-      'failovers', 'served_by', 'near_cliff']);
+      'failovers', 'served_by', 'near_cliff', 'cost', 'cost_by_upstream']);
     assert.equal(m.m.requests, 7);
     assert.deepEqual(m.m.errors_by_class, { key_limited: 1, server_error: 1, invalid_request: 1 });
   });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { attemptsOf, chat, eventually, hits, post, simStats, sleep, startKeel, startSim, stop, streamedText } from './lib.mjs';
+import { attemptsOf, chat, eventually, hits, metricsOf, post, simStats, sleep, startKeel, startSim, stop, streamedText } from './lib.mjs';
 
 let sim;
 let keel;
@@ -262,31 +262,11 @@ describe('/metrics and /admin/status', () => {
     const r = await fetch(`${keel.adminUrl}/metrics`);
     assert.equal(r.status, 200);
     assert.match(r.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
-    const text = await r.text();
-    assert.ok(text.endsWith('\n'));
-    const declared = new Map();
-    const samples = [];
-    for (const line of text.trimEnd().split('\n')) {
-      let m = line.match(/^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$/);
-      if (m) {
-        if (m[1] === 'TYPE') {
-          assert.ok(['counter', 'gauge', 'histogram'].includes(m[3]), line);
-          assert.ok(!declared.has(m[2]), `TYPE twice: ${line}`);
-          declared.set(m[2], m[3]);
-        }
-        continue;
-      }
-      m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*)\})? (-?[0-9.e+-]+|\+Inf|NaN)$/);
-      assert.ok(m, `bad sample line: ${line}`);
-      const family = m[1].replace(/_(bucket|sum|count)$/, (s) => (declared.get(m[1]) ? s : ''));
-      assert.ok(declared.has(family) || declared.has(m[1]), `sample before its TYPE: ${line}`);
-      samples.push({ name: m[1], labels: Object.fromEntries([...(m[2] ?? '').matchAll(/([a-zA-Z_]+)="([^"]*)"/g)].map((x) => [x[1], x[2]])), value: Number(m[3]) });
-    }
+    const { declared, samples, find } = metricsOf(await r.text());
     for (const name of ['keel_requests_total', 'keel_request_duration_seconds', 'keel_ttft_seconds', 'keel_attempts_total',
       'keel_failovers_total', 'keel_breaker_state', 'keel_inflight']) {
       assert.ok(declared.has(name), `${name} declared`);
     }
-    const find = (name, labels) => samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
     assert.equal(find('keel_breaker_state', { upstream: 'a', model: '503#dead' }).value, 2);
     assert.equal(find('keel_breaker_state', { upstream: 'a', model: 'healthy#fine' }).value, 0);
     assert.ok(find('keel_requests_total', { model: 'fine', upstream: 'a', class: 'ok' }).value >= 1);

@@ -231,3 +231,30 @@ export async function startRedis(port) {
   });
   return { proc, port, url: `redis://127.0.0.1:${port}/0`, log: () => log };
 }
+
+// Parses Prometheus text format 0.0.4 strictly (a TYPE before its samples, each family once,
+// well-formed sample lines); throws on the first violation. -> {declared: Map(name -> type),
+// samples: [{name, labels, value}], find(name, labels)}
+export function metricsOf(text) {
+  if (!text.endsWith('\n')) throw new Error('the exposition does not end with a newline');
+  const declared = new Map();
+  const samples = [];
+  for (const line of text.trimEnd().split('\n')) {
+    let m = line.match(/^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$/);
+    if (m) {
+      if (m[1] === 'TYPE') {
+        if (!['counter', 'gauge', 'histogram'].includes(m[3])) throw new Error(`bad type: ${line}`);
+        if (declared.has(m[2])) throw new Error(`TYPE twice: ${line}`);
+        declared.set(m[2], m[3]);
+      }
+      continue;
+    }
+    m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*)\})? (-?[0-9.e+-]+|\+Inf|NaN)$/);
+    if (!m) throw new Error(`bad sample line: ${line}`);
+    const family = m[1].replace(/_(bucket|sum|count)$/, (s) => (declared.get(m[1]) ? s : ''));
+    if (!declared.has(family) && !declared.has(m[1])) throw new Error(`sample before its TYPE: ${line}`);
+    samples.push({ name: m[1], labels: Object.fromEntries([...(m[2] ?? '').matchAll(/([a-zA-Z_]+)="([^"]*)"/g)].map((x) => [x[1], x[2]])), value: Number(m[3]) });
+  }
+  const find = (name, labels) => samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  return { declared, samples, find };
+}

@@ -146,10 +146,12 @@ static void test_message_start(void **state)
     assert_int_equal(s.info.usage.prompt_tokens, 130);
     assert_int_equal(s.info.usage.completion_tokens, 1);
     assert_int_equal(s.info.usage.total_tokens, 131);
-    /* the final counts take the prompt from message_start */
+    assert_int_equal(s.info.usage.cached_tokens, 100); /* the cache's reads, for keel_tokens_total's cached */
+    /* the final counts take the prompt (and its cached part) from message_start */
     step(&s, "message_delta", MESSAGE_DELTA("'end_turn'", "{'output_tokens':15}"), KEEL_CHUNK_IDLE,
          "FINISH 'stop'\nUSAGE 130/15/145 raw={'output_tokens':15}\n");
     assert_int_equal(s.info.usage.total_tokens, 145);
+    assert_int_equal(s.info.usage.cached_tokens, 100);
     /* ... unless message_delta counts the input itself (server tools add to it) */
     step(&s, "message_delta", MESSAGE_DELTA("null", "{'input_tokens':40,'output_tokens':20}"), KEEL_CHUNK_IDLE,
          "USAGE 40/20/60 raw={'input_tokens':40,'output_tokens':20}\n");

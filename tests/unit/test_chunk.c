@@ -43,6 +43,13 @@ static void test_usage_only_chunk_is_legal(void **state)
     keel_chunk_inspect("message", d, strlen(d), &info);
     assert_int_equal(info.kind, KEEL_CHUNK_IDLE);
     assert_true(info.has_usage);
+    assert_int_equal(info.usage.cached_tokens, 0);
+    /* OpenAI's cached prompt tokens */
+    d = "{\"choices\":[],\"usage\":{\"prompt_tokens\":2006,\"completion_tokens\":300,\"total_tokens\":2306,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":1920}}}";
+    keel_chunk_inspect("message", d, strlen(d), &info);
+    assert_int_equal(info.usage.prompt_tokens, 2006);
+    assert_int_equal(info.usage.cached_tokens, 1920);
 }
 
 static void test_errors_and_sentinels(void **state)

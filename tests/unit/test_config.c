@@ -301,6 +301,30 @@ static void test_shared_state(void **state)
     refused(UP MODELS "state: { redis: \"redis://x\", db: 1 }\n", "t.yaml:5: state.db: unknown key (expected redis, prefix)");
 }
 
+/* price: input and output per million tokens, cached defaulting to input; each refusal */
+static void test_target_price(void **state)
+{
+    char err[512];
+    struct keel_config *c = parse(UP "models:\n  - name: m\n    targets:\n      - { upstream: a, model: x, price: { input: 3, output: 15 } }\n"
+                                     "      - { upstream: a, model: y, price: { input: 0.5, output: 1.5, cached: 0.05 } }\n"
+                                     "      - { upstream: a, model: z }\n",
+                                  err, sizeof(err));
+    if (c == NULL)
+        fail_msg("%s", err);
+    const struct keel_target_conf *t = c->models[0].targets;
+    assert_true(t[0].priced);
+    assert_true(t[0].price_input == 3.0 && t[0].price_output == 15.0 && t[0].price_cached == 3.0);
+    assert_true(t[1].price_cached == 0.05);
+    assert_false(t[2].priced);
+    keel_config_free(c);
+    refused(UP "models:\n  - name: m\n    targets:\n      - { upstream: a, model: x, price: { input: 3 } }\n",
+            "t.yaml:6: models[0].targets[0].price: needs both input and output");
+    refused(UP "models:\n  - name: m\n    targets:\n      - { upstream: a, model: x, price: { input: -1, output: 2 } }\n",
+            "t.yaml:6: models[0].targets[0].price.input: expected a price per million tokens");
+    refused(UP "models:\n  - name: m\n    targets:\n      - { upstream: a, model: x, price: { input: 1, output: 2, per: k } }\n",
+            "t.yaml:6: models[0].targets[0].price.per: unknown key (expected input, output, cached)");
+}
+
 static void test_upstream_headers(void **state)
 {
     char err[512];
@@ -719,6 +743,7 @@ int main(void)
         cmocka_unit_test(test_upstream_control),
         cmocka_unit_test(test_client_keys),
         cmocka_unit_test(test_shared_state),
+        cmocka_unit_test(test_target_price),
         cmocka_unit_test(test_upstream_responses),
         cmocka_unit_test(test_max_header_size_bound),
         cmocka_unit_test(test_duplicate_key),
