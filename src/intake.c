@@ -259,6 +259,11 @@ static void chat(struct keel_gateway *gw, struct keel_http *h, const struct keel
         refuse(gw, h, enc, model->name, key, 400, "model_not_found", msg, 0);
         return;
     }
+    uint64_t budget;
+    if (client_budget(h, &budget) != 0) {
+        refuse(gw, h, enc, model->name, key, 400, "invalid_timeout", "x-keel-timeout: expected a duration such as 90s or 500ms", 0);
+        return;
+    }
     struct keel_key_state *ks = NULL;
     if (key != NULL) {
         if (!keel_key_allows(key, model->name)) {
@@ -279,11 +284,6 @@ static void chat(struct keel_gateway *gw, struct keel_http *h, const struct keel
             return;
         }
         keel_shared_key_use(gw->shared, key->name, 1, 0); /* the other instances count it too */
-    }
-    uint64_t budget;
-    if (client_budget(h, &budget) != 0) {
-        refuse(gw, h, enc, model->name, key, 400, "invalid_timeout", "x-keel-timeout: expected a duration such as 90s or 500ms", 0);
-        return;
     }
     struct keel_request *r = calloc(1, sizeof(*r) + model->ntargets * sizeof(r->route[0]));
     char *body = malloc(len);

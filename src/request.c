@@ -431,6 +431,7 @@ static void reset_attempt(struct keel_request *r, const struct keel_target_conf 
     r->first_progress_at = 0;
     r->saw_done = 0;
     r->saw_finish = 0;
+    r->paused = 0; /* a transfer paused for a slow client is over: this one is not */
     r->nback = 0;
     r->back_len = 0;
     r->usage = (struct keel_usage){0};

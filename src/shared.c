@@ -10,6 +10,7 @@
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,10 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define KEY_FLUSH_MS 5 /* key use is batched this long: one message per key, not per request */
+#define TICK_MS 1000   /* the watchdog: claims unanswered this long follow local rules; a PING */
+#define PING_LIMIT_MS 3000 /* a Redis that answers no PING this long is down, connection or not */
+
+struct claim;
 
 /* a client key's use here not yet sent */
 struct key_use {
@@ -45,6 +50,11 @@ struct keel_shared {
     int stopping;
     uv_timer_t retry;
     uv_timer_t flush;            /* sends the key uses gathered (KEY_FLUSH_MS) */
+    uv_timer_t tick;             /* the watchdog (TICK_MS) */
+    int closing;                 /* handles keel_shared_stop closed and not yet called back */
+    struct claim *claims;        /* sent and not answered to the prober yet */
+    uint64_t ping_at;            /* a PING is out since then (loop ms); 0: none */
+    int said_refused;            /* AUTH or SELECT was refused: said once */
     struct key_use *uses;        /* [nuses] pending, by key name */
     size_t nuses, capuses;
     uint64_t backoff_ms;
@@ -180,8 +190,9 @@ static void apply_use(struct keel_shared *s, const char *text, size_t len)
     struct keel_key_state *ks = k ? keel_state_key(&s->gw->state, k->name) : NULL;
     if (ks != NULL) {
         uint64_t now = uv_now(s->gw->loop);
-        keel_quota_charge(&ks->quota, k->rpm, (uint64_t)json_integer_value(json_object_get(o, "r")), now);
-        keel_quota_spend(&ks->quota, k->tpm, (uint64_t)json_integer_value(json_object_get(o, "t")), now);
+        json_int_t req = json_integer_value(json_object_get(o, "r")), tok = json_integer_value(json_object_get(o, "t"));
+        keel_quota_charge(&ks->quota, k->rpm, req > 0 ? (uint64_t)req : 0, now); /* quota.c clamps the rest */
+        keel_quota_spend(&ks->quota, k->tpm, tok > 0 ? (uint64_t)tok : 0, now);
         s->applied++;
     }
     json_decref(o);
@@ -275,21 +286,40 @@ struct claim {
     struct keel_shared *s;
     keel_shared_claim_cb cb;
     void *ctx;
+    uint64_t sent;       /* loop ms */
+    int answered;        /* the prober has its answer (the watchdog gave it): the reply is ignored */
+    struct claim *next;  /* s->claims, while not answered */
 };
+
+/* the prober's answer, once; the claim stays until its reply (or the context's end) frees it */
+static void answer(struct claim *cl, int granted)
+{
+    struct keel_shared *s = cl->s;
+    for (struct claim **p = &s->claims; *p != NULL; p = &(*p)->next)
+        if (*p == cl) {
+            *p = cl->next;
+            break;
+        }
+    cl->answered = 1;
+    cl->cb(cl->ctx, granted);
+}
 
 static void on_claim(redisAsyncContext *c, void *r, void *priv)
 {
     struct claim *cl = priv;
     redisReply *reply = r;
     struct keel_shared *s = cl->s;
-    /* no reply: Redis went away meanwhile (local state rules: granted), or keel stops (not) */
-    int granted = reply == NULL ? !s->stopping : reply->type == REDIS_REPLY_STATUS;
-    if (reply != NULL)
-        granted ? s->claims_won++ : s->claims_lost++;
-    keel_shared_claim_cb cb = cl->cb;
-    void *ctx = cl->ctx;
+    if (!cl->answered) {
+        /* OK: ours. nil: another instance's. An error (a read-only replica, out of memory, ACL)
+         * or no reply (Redis went away): local rules, this instance probes; keel stopping: no */
+        int granted = reply == NULL ? !s->stopping : reply->type != REDIS_REPLY_NIL;
+        if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+            keel_warn("state: redis refused a probe claim (%.*s): probing by local rules", (int)reply->len, reply->str);
+        if (reply != NULL && reply->type != REDIS_REPLY_ERROR)
+            granted ? s->claims_won++ : s->claims_lost++;
+        answer(cl, granted);
+    }
     free(cl);
-    cb(ctx, granted);
 }
 
 void keel_shared_claim(struct keel_shared *s, const struct keel_target_state *ts, uint64_t ttl_ms,
@@ -300,13 +330,14 @@ void keel_shared_claim(struct keel_shared *s, const struct keel_target_state *ts
         cb(ctx, 1);
         return;
     }
-    *cl = (struct claim){s, cb, ctx};
+    *cl = (struct claim){.s = s, .cb = cb, .ctx = ctx, .sent = uv_now(s->gw->loop), .next = s->claims};
+    s->claims = cl;
     char key[768];
     snprintf(key, sizeof(key), "%sprobe:%s\x1f%s", s->prefix, ts->upstream, ts->model);
     if (redisAsyncCommand(s->cmd, on_claim, cl, "SET %s %s NX PX %llu", key, s->instance,
                           (unsigned long long)(ttl_ms ? ttl_ms : 1)) != REDIS_OK) {
+        answer(cl, 1);
         free(cl);
-        cb(ctx, 1);
     }
 }
 
@@ -317,17 +348,59 @@ static void on_retry(uv_timer_t *t)
     connect_both(t->data);
 }
 
+static void lost(struct keel_shared *s);
+
+static void on_setup(redisAsyncContext *c, void *r, void *priv);
+
+/* PING's answer; an error (NOAUTH: a password is needed) is a refusal, as AUTH's */
+static void on_pong(redisAsyncContext *c, void *r, void *priv)
+{
+    struct keel_shared *s = priv;
+    if (r != NULL)
+        s->ping_at = 0;
+    on_setup(c, r, priv);
+}
+
+/* The watchdog: a Redis that stops answering without closing (a partition, a frozen host) must
+ * not hold the probes: claims unanswered for TICK_MS follow local rules, and a PING unanswered
+ * for PING_LIMIT_MS counts as down */
+static void on_tick(uv_timer_t *t)
+{
+    struct keel_shared *s = t->data;
+    uint64_t now = uv_now(s->gw->loop);
+    while (s->claims != NULL) {
+        struct claim *late = NULL;
+        for (struct claim *c = s->claims; c != NULL && late == NULL; c = c->next)
+            if (now - c->sent >= TICK_MS)
+                late = c;
+        if (late == NULL)
+            break;
+        answer(late, 1); /* freed when its reply, or the context's end, comes */
+    }
+    if (!s->up)
+        return;
+    if (s->ping_at != 0 && now - s->ping_at >= PING_LIMIT_MS) {
+        keel_warn("state: redis %s:%d answers nothing for %d ms", s->host, s->port, PING_LIMIT_MS);
+        s->ping_at = 0;
+        lost(s);
+        return;
+    }
+    if (s->ping_at == 0 && redisAsyncCommand(s->cmd, on_pong, s, "PING") == REDIS_OK)
+        s->ping_at = now;
+}
+
 /* one connection is gone (or never came): both go, and come back after a backoff */
 static void lost(struct keel_shared *s)
 {
     if (s->up || !s->said_down) {
         s->outages += s->up;
-        keel_warn("state: redis %s:%d unreachable: going on with this instance's local state, retrying", s->host,
-                  s->port);
+        keel_warn("state: redis %s:%d %s: going on with this instance's local state, retrying", s->host, s->port,
+                  s->said_refused ? "refuses this instance" : "unreachable");
         event(s, "down");
         s->said_down = 1;
     }
     s->up = 0;
+    s->ping_at = 0;
     if (s->cmd != NULL) {
         redisAsyncContext *c = s->cmd;
         s->cmd = NULL;
@@ -350,7 +423,8 @@ static void lost(struct keel_shared *s)
 static void became_up(struct keel_shared *s)
 {
     s->up = 1;
-    s->backoff_ms = 0;
+    s->backoff_ms = 0; /* it answered: the next outage starts from the shortest wait */
+    s->said_refused = 0;
     if (s->said_down || !s->ever_up)
         keel_info("state: redis %s:%d up: breakers and cool-downs shared (instance %s)", s->host, s->port, s->instance);
     if (s->said_down)
@@ -370,6 +444,20 @@ static void became_up(struct keel_shared *s)
     }
 }
 
+/* the first PING's answer: Redis takes this instance (up), or refuses it (NOAUTH: said once) */
+static void on_hello(redisAsyncContext *c, void *r, void *priv)
+{
+    struct keel_shared *s = priv;
+    redisReply *reply = r;
+    if (reply == NULL || s->up)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        on_setup(c, r, priv);
+        return;
+    }
+    became_up(s);
+}
+
 static void on_connect(const redisAsyncContext *c, int status)
 {
     struct keel_shared *s = c->data;
@@ -386,12 +474,14 @@ static void on_connect(const redisAsyncContext *c, int status)
     else
         s->sub_up = 1;
     if (s->cmd_up && s->sub_up && s->cmd != NULL && s->sub != NULL)
-        became_up(s);
+        redisAsyncCommand(s->cmd, on_hello, s, "PING"); /* up once Redis answers, not once it accepts */
 }
 
 static void on_disconnect(const redisAsyncContext *c, int status)
 {
     struct keel_shared *s = c->data;
+    if (c != s->cmd && c != s->sub)
+        return; /* one lost() freed: it is handling the outage already */
     if (c == s->cmd) {
         s->cmd = NULL;
         s->cmd_up = 0;
@@ -401,6 +491,22 @@ static void on_disconnect(const redisAsyncContext *c, int status)
         s->sub_up = 0;
     }
     lost(s);
+}
+
+/* AUTH's or SELECT's answer: refused, it is said once (the password never is), and the link
+ * closed; the retries then wait the longest backoff */
+static void on_setup(redisAsyncContext *c, void *r, void *priv)
+{
+    struct keel_shared *s = priv;
+    redisReply *reply = r;
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR)
+        return;
+    if (!s->said_refused)
+        keel_warn("state: redis %s:%d refused this instance (%.*s): check state.redis's password and db", s->host,
+                  s->port, (int)reply->len, reply->str);
+    s->said_refused = 1;
+    s->backoff_ms = BACKOFF_MAX_MS / 2;
+    redisAsyncDisconnect(c);
 }
 
 static redisAsyncContext *open_one(struct keel_shared *s)
@@ -413,14 +519,18 @@ static redisAsyncContext *open_one(struct keel_shared *s)
         return NULL;
     }
     c->data = s;
-    redisLibuvAttach(c, s->gw->loop);
+    if (redisLibuvAttach(c, s->gw->loop) != REDIS_OK) {
+        redisAsyncFree(c);
+        return NULL;
+    }
+    redisEnableKeepAlive(&c->c); /* a link that dies without a word is noticed */
     redisAsyncSetConnectCallback(c, on_connect);
     redisAsyncSetDisconnectCallback(c, on_disconnect);
     /* queued until connected, in order */
     if (s->password != NULL)
-        redisAsyncCommand(c, NULL, NULL, "AUTH %s", s->password);
+        redisAsyncCommand(c, on_setup, s, "AUTH %s", s->password);
     if (s->db != 0)
-        redisAsyncCommand(c, NULL, NULL, "SELECT %d", s->db);
+        redisAsyncCommand(c, on_setup, s, "SELECT %d", s->db);
     return c;
 }
 
@@ -433,6 +543,21 @@ static void connect_both(struct keel_shared *s)
         lost(s);
 }
 
+/* The host as an address, resolved once at start: hiredis 0.14 resolves a name on the loop,
+ * blocking it for as long as the resolver takes, at every reconnect (malloc'd) */
+static char *numeric_host(const char *host)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    char addr[NI_MAXHOST];
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL) {
+        keel_warn("state: cannot resolve redis host %s now: keel will try it as a name", host);
+        return strdup(host);
+    }
+    int rv = getnameinfo(res->ai_addr, res->ai_addrlen, addr, sizeof(addr), NULL, 0, NI_NUMERICHOST);
+    freeaddrinfo(res);
+    return strdup(rv == 0 ? addr : host);
+}
+
 struct keel_shared *keel_shared_new(struct keel_gateway *gw, const struct keel_state_conf *conf)
 {
     if (conf == NULL)
@@ -441,7 +566,7 @@ struct keel_shared *keel_shared_new(struct keel_gateway *gw, const struct keel_s
     if (s == NULL)
         return NULL;
     s->gw = gw;
-    s->host = strdup(conf->host);
+    s->host = numeric_host(conf->host);
     s->password = conf->password ? strdup(conf->password) : NULL;
     s->prefix = strdup(conf->prefix);
     s->port = conf->port;
@@ -452,13 +577,20 @@ struct keel_shared *keel_shared_new(struct keel_gateway *gw, const struct keel_s
     s->retry.data = s;
     uv_timer_init(gw->loop, &s->flush);
     s->flush.data = s;
+    uv_timer_init(gw->loop, &s->tick);
+    s->tick.data = s;
+    uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
+    uv_unref((uv_handle_t *)&s->tick);
     connect_both(s);
     return s;
 }
 
+/* each closed handle's callback: the last frees s (libuv calls them in no order to rely on) */
 static void free_shared(uv_handle_t *h)
 {
     struct keel_shared *s = h->data;
+    if (--s->closing > 0)
+        return;
     for (size_t i = 0; i < s->nuses; i++)
         free(s->uses[i].name);
     free(s->uses);
@@ -478,11 +610,12 @@ void keel_shared_stop(struct keel_shared *s)
     s->stopping = 1;
     s->said_down = 1; /* a stop is no outage to report */
     uv_timer_stop(&s->retry);
-    uv_timer_stop(&s->flush);
     if (s->cmd != NULL || s->sub != NULL)
-        lost(s);
-    uv_close((uv_handle_t *)&s->flush, NULL);
-    uv_close((uv_handle_t *)&s->retry, free_shared); /* closed after flush: its callback frees s */
+        lost(s); /* pending claims are answered "not granted" */
+    s->closing = 3;
+    uv_close((uv_handle_t *)&s->flush, free_shared);
+    uv_close((uv_handle_t *)&s->retry, free_shared);
+    uv_close((uv_handle_t *)&s->tick, free_shared);
 }
 
 /* ------------------------------------------------------------------ status */

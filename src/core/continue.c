@@ -142,8 +142,10 @@ done:
 void keel_splice_init(struct keel_splice *s, const char *ws, size_t n)
 {
     *s = (struct keel_splice){0};
-    if (n > KEEL_SPLICE_WS)
-        n = KEEL_SPLICE_WS; /* the last of a longer run: what a model repeats, if anything */
+    if (n > KEEL_SPLICE_WS) { /* the last of a longer run: what a model repeats, if anything */
+        ws += n - KEEL_SPLICE_WS;
+        n = KEEL_SPLICE_WS;
+    }
     memcpy(s->ws, ws, n);
     s->nws = n;
 }

@@ -29,10 +29,14 @@ uint64_t keel_quota_admit(struct keel_quota *q, uint64_t rpm, uint64_t tpm, uint
     return 0;
 }
 
+#define MAX_COUNT UINT64_C(1000000000) /* a count past this is no real answer's: clamped (no overflow below) */
+
 void keel_quota_spend(struct keel_quota *q, uint64_t tpm, uint64_t tokens, uint64_t now_ms)
 {
     if (tpm == 0 || tokens == 0)
         return;
+    if (tokens > MAX_COUNT)
+        tokens = MAX_COUNT;
     uint64_t now = now_ms * 1000, base = q->tok_tat > now ? q->tok_tat : now;
     /* tokens * minute / tpm without overflow for any sane count */
     q->tok_tat = base + tokens / tpm * MINUTE_US + tokens % tpm * MINUTE_US / tpm;
@@ -42,6 +46,8 @@ void keel_quota_charge(struct keel_quota *q, uint64_t rpm, uint64_t requests, ui
 {
     if (rpm == 0 || requests == 0)
         return;
+    if (requests > MAX_COUNT)
+        requests = MAX_COUNT;
     uint64_t now = now_ms * 1000, base = q->req_tat > now ? q->req_tat : now;
     q->req_tat = base + requests * (MINUTE_US / rpm);
 }

@@ -202,7 +202,7 @@ export async function startSimControl() {
 
 // Starts Debian's redis-server on a free loopback port (no persistence); resolves to {proc, port,
 // url, log()} once it accepts connections. `port` reuses a port (a restart after a kill).
-export async function startRedis(port) {
+export async function startRedis(port, args = []) {
   if (port === undefined) {
     port = await new Promise((resolve) => {
       const s = net.createServer().listen(0, '127.0.0.1', () => {
@@ -211,7 +211,7 @@ export async function startRedis(port) {
       });
     });
   }
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args],
     { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
   proc.on('exit', () => children.delete(proc));

@@ -170,3 +170,24 @@ describe('three instances, one Redis', () => {
     keels.splice(keels.indexOf(claimer), 1);
   });
 });
+
+test('a Redis that refuses this instance (password): said once, and keel answers alone', async () => {
+  const locked = await startRedis(undefined, ['--requirepass', 'right-password']);
+  const ks = [];
+  try {
+    for (const url of [`redis://:wrong-password@127.0.0.1:${locked.port}/0`, `redis://127.0.0.1:${locked.port}/0`])
+      ks.push(await startKeel(yaml(url), sim));
+    for (const k of ks) {
+      assert.equal((await send(k, 'plain')).status, 200);
+      assert.ok(await eventually(() => /refused this instance \((WRONGPASS|NOAUTH|ERR)/.test(k.log()), { ms: 8000 }), k.log());
+      await sleep(1500); // retries wait the longest backoff: no flood
+      assert.equal((await metric(k, /keel_state_redis_up (\d)/))[1], '0');
+      assert.equal(k.log().match(/refused this instance/g)?.length, 1, 'said once');
+      assert.equal((await send(k, 'plain')).status, 200);
+      assert.ok(!k.log().includes('wrong-password'), 'the password is never logged');
+    }
+  } finally {
+    for (const k of ks) await stop(k);
+    locked.proc.kill('SIGKILL');
+  }
+});

@@ -220,10 +220,12 @@ static void test_splice_skips_the_whitespace_the_prefill_lost(void **state)
 static void test_splice_remembers_at_most_its_room(void **state)
 {
     char ws[KEEL_SPLICE_WS + 10];
-    memset(ws, ' ', sizeof(ws));
+    memset(ws, '\n', 10);
+    memset(ws + 10, ' ', KEEL_SPLICE_WS);
     struct keel_splice s;
     keel_splice_init(&s, ws, sizeof(ws));
     assert_int_equal(s.nws, KEEL_SPLICE_WS);
+    assert_int_equal(s.ws[0], ' '); /* the run's end: what was said just before the cut */
 }
 
 int main(void)
