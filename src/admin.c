@@ -374,11 +374,32 @@ static void status(struct keel_gateway *gw, struct keel_http *h)
         uint64_t failovers = 0;
         for (size_t k = 0; k < ms->nfailovers; k++)
             failovers += ms->failovers[k]->n;
+        /* what is wrong right now: the last five minutes' outcomes, the breakers, the cliff */
+        size_t open = 0;
+        for (size_t j = 0; j < mc->ntargets; j++) {
+            struct keel_target_state *ts = keel_state_target(&gw->state, mc->targets[j].upstream->name, mc->targets[j].model);
+            open += ts != NULL && ts->breaker.state != KEEL_BREAKER_CLOSED;
+        }
+        struct keel_outcome_counts oc;
+        keel_outcomes_count(&ms->outcomes, now, STATUS_WINDOW_MS, &oc);
+        char why[512];
+        enum keel_health_state hs = keel_health_of(&oc, mc->ntargets, open, ms->near_cliff, why, sizeof(why));
+        json_t *hclasses = json_object();
+        for (int k = 0; k < KEEL_CLASS_COUNT; k++)
+            if (k != KEEL_CLASS_OK && oc.by_class[k] > 0)
+                json_object_set_new(hclasses, keel_class_name((enum keel_class)k), json_integer((json_int_t)oc.by_class[k]));
+        json_t *health = json_pack("{s:s, s:s, s:I, s:I, s:I, s:o, s:f, s:I, s:o}", "state", keel_health_name(hs),
+                                   "reasons", why, "window_s", (json_int_t)(STATUS_WINDOW_MS / 1000), "requests",
+                                   (json_int_t)oc.requests, "ok", (json_int_t)oc.ok, "success_share",
+                                   oc.requests ? json_real((double)oc.ok / (double)oc.requests) : json_null(), "rps",
+                                   (double)oc.requests / (double)(STATUS_WINDOW_MS / 1000), "failovers",
+                                   (json_int_t)oc.failovers, "errors_by_class", hclasses);
         json_array_append_new(models, json_pack("{s:s, s:o, s:I, s:o, s:{s:I, s:I, s:b, s:I, s:o}}", "name", mc->name,
                                                 "targets", targets, "failovers", (json_int_t)failovers, "history",
                                                 history, "cliff", "cliff_ms", (json_int_t)mc->cliff_ms, "margin_ms",
                                                 (json_int_t)c->cliff_margin_ms, "near", ms->near_cliff, "count",
                                                 (json_int_t)all.count, "duration_ms", pcts_json(&ms->answers, now)));
+        json_object_set_new(json_array_get(models, json_array_size(models) - 1), "health", health);
     }
     json_t *root = json_pack("{s:I, s:I, s:I, s:s, s:I, s:I, s:o, s:o, s:{s:b, s:I, s:I, s:I}}", "now",
                              (json_int_t)keel_time_now_ms(), "uptime_s",

@@ -91,6 +91,10 @@ void keel_record(struct keel_request *r)
     /* every request's time, answered or not, feeds the cliff watch; one that comes near the cliff
      * is checked at once (p99 <= max, so the max crossing is the first sign) */
     keel_window_add(&r->mstate->answers, uv_now(r->gw->loop), (uint32_t)ms);
+    size_t tried = 0;
+    for (size_t i = 0; i < r->nattempts; i++)
+        tried += r->attempts[i].cls != KEEL_CLASS_SKIPPED;
+    keel_outcomes_add(&r->mstate->outcomes, uv_now(r->gw->loop), cls, tried > 1);
     if (r->answered)
         keel_window_add(&r->mstate->ttfts, uv_now(r->gw->loop), (uint32_t)r->ttft_ms);
     if (!r->mstate->near_cliff && ms + r->config->cliff_margin_ms >= r->model->cliff_ms)

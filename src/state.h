@@ -12,6 +12,7 @@
 
 #include "core/breaker.h"
 #include "core/classify.h"
+#include "core/health.h"
 #include "core/quota.h"
 #include "core/stats.h"
 
@@ -71,6 +72,7 @@ struct keel_snapshot {
 
 struct keel_model_state {
     char *name;
+    struct keel_outcomes outcomes; /* the last requests' final classes: /admin/status's health */
     struct keel_window answers; /* every request's duration (any target): the cliff watch */
     struct keel_window ttfts;   /* every answer's time to first content */
     int near_cliff;             /* warned, and not yet back to a safe distance */
