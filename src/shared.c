@@ -198,6 +198,8 @@ static void apply_use(struct keel_shared *s, const char *text, size_t len)
     json_decref(o);
 }
 
+static void resync(struct keel_shared *s);
+
 static void on_message(redisAsyncContext *c, void *r, void *priv)
 {
     struct keel_shared *s = priv;
@@ -205,6 +207,11 @@ static void on_message(redisAsyncContext *c, void *r, void *priv)
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
         return;
     redisReply *kind = reply->element[0], *channel = reply->element[1], *payload = reply->element[2];
+    if (kind->type == REDIS_REPLY_STRING && strcmp(kind->str, "subscribe") == 0 && payload->type == REDIS_REPLY_INTEGER &&
+        payload->integer == 2 && s->up && s->cmd != NULL) {
+        resync(s); /* both channels confirmed */
+        return;
+    }
     if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 || payload->type != REDIS_REPLY_STRING ||
         channel->type != REDIS_REPLY_STRING)
         return;
@@ -435,7 +442,16 @@ static void became_up(struct keel_shared *s)
     snprintf(key, sizeof(key), "%sbreakers", s->prefix);
     char keys[256];
     snprintf(keys, sizeof(keys), "%skeys", s->prefix);
+    /* the resync waits for the subscription (on_message): what the others write before it is
+     * in the hash, what they publish after it reaches us; nothing falls between */
     redisAsyncCommand(s->sub, on_message, s, "SUBSCRIBE %s %s", key, keys);
+}
+
+/* Subscribed to both channels: read what the others decided meanwhile, tell them ours. */
+static void resync(struct keel_shared *s)
+{
+    char key[256];
+    snprintf(key, sizeof(key), "%sbreakers", s->prefix);
     redisAsyncCommand(s->cmd, on_resync, s, "HGETALL %s", key);
     for (size_t i = 0; i < s->gw->state.ntargets; i++) {
         const struct keel_target_state *ts = s->gw->state.targets[i];
