@@ -285,8 +285,9 @@ static void skip_target(void *ctx, size_t i)
 }
 
 /* An attempt ended with cls: its breaker, in-flight count and counters learn it, once. blame 0:
- * the target is not held to it (its local server is being healed and the request waits for it),
- * the breaker hears of it as of a client gone. */
+ * the target is not held to it (its local server is being healed and the request retries on
+ * it): the breaker hears nothing yet, and a probe stays the probe for the retry, whose outcome
+ * settles it. */
 static void attempt_done(struct keel_request *r, enum keel_class cls, int blame)
 {
     if (!r->attempt_open)
@@ -300,10 +301,12 @@ static void attempt_done(struct keel_request *r, enum keel_class cls, int blame)
     assert(ts->inflight > 0);
     ts->inflight--;
     ts->attempts[cls]++;
-    if (blame && (keel_breaker_counts(cls) || cls == KEEL_CLASS_RATE_LIMITED))
+    if (!blame)
+        return;
+    if (keel_breaker_counts(cls) || cls == KEEL_CLASS_RATE_LIMITED)
         keel_state_recent(ts, cls);
-    enum keel_breaker_change change = keel_breaker_report(&ts->breaker, &ts->params, blame ? cls : KEEL_CLASS_CLIENT_GONE,
-                                                          r->probe, r->retry_after_ms, now_ms(r));
+    enum keel_breaker_change change =
+        keel_breaker_report(&ts->breaker, &ts->params, cls, r->probe, r->retry_after_ms, now_ms(r));
     breaker_event(r, ts, change, cls);
     if (change == KEEL_BREAKER_SAME && cls == KEEL_CLASS_RATE_LIMITED)
         keel_shared_publish(r->gw->shared, ts); /* a 429's cool-down holds for every instance */
