@@ -27,10 +27,14 @@ static enum keel_admit admit(struct keel_router *r, size_t target, uint64_t now)
     return r->admit ? r->admit(r->ctx, target, now) : KEEL_ADMIT_ALLOW;
 }
 
-/* moves to the first admitted target from `to` on, or gives up when there is none */
-static struct keel_step move_to(struct keel_router *r, size_t to, uint64_t now)
+/* Moves to the first admitted target from `to` on (only those that declare continuation when
+ * `continuation`; the others are passed over as if absent, neither tried nor skipped): 1 with
+ * *step the TRY, 0 when there is none. A target admission refuses is skipped, and said. */
+static int first_admitted(struct keel_router *r, size_t to, uint64_t now, int continuation, struct keel_step *step)
 {
     for (size_t j = to; j < r->n; j++) {
+        if (continuation && !r->targets[j].continuation)
+            continue;
         enum keel_admit a = admit(r, j, now);
         if (a == KEEL_ADMIT_SKIP) {
             r->skipped++;
@@ -41,8 +45,18 @@ static struct keel_step move_to(struct keel_router *r, size_t to, uint64_t now)
         r->cur = j;
         r->retries = 0;
         r->waited = 0;
-        return (struct keel_step){.kind = KEEL_STEP_TRY, .target = j, .probe = a == KEEL_ADMIT_PROBE};
+        *step = (struct keel_step){.kind = KEEL_STEP_TRY, .target = j, .probe = a == KEEL_ADMIT_PROBE};
+        return 1;
     }
+    return 0;
+}
+
+/* moves to the first admitted target from `to` on, or gives up when there is none */
+static struct keel_step move_to(struct keel_router *r, size_t to, uint64_t now)
+{
+    struct keel_step step;
+    if (first_admitted(r, to, now, 0, &step))
+        return step;
     if (r->attempts == 0)
         return (struct keel_step){.kind = KEEL_STEP_GIVE_UP, .status = 503};
     if (r->rate_limited == r->attempts)
@@ -134,20 +148,8 @@ struct keel_step keel_router_continue(struct keel_router *r, enum keel_class cls
     r->attempts++;
     if (!keel_router_continuable(cls) && !keel_breaker_counts(cls) && cls != KEEL_CLASS_RATE_LIMITED)
         return (struct keel_step){.kind = KEEL_STEP_RETURN, .target = r->cur};
-    for (size_t j = r->cur + 1; j < r->n; j++) {
-        if (!r->targets[j].continuation)
-            continue;
-        enum keel_admit a = admit(r, j, now);
-        if (a == KEEL_ADMIT_SKIP) {
-            r->skipped++;
-            if (r->on_skip)
-                r->on_skip(r->ctx, j);
-            continue;
-        }
-        r->cur = j;
-        r->retries = 0;
-        r->waited = 0;
-        return (struct keel_step){.kind = KEEL_STEP_TRY, .target = j, .probe = a == KEEL_ADMIT_PROBE};
-    }
+    struct keel_step step;
+    if (first_admitted(r, r->cur + 1, now, 1, &step))
+        return step;
     return (struct keel_step){.kind = KEEL_STEP_GIVE_UP, .status = 502};
 }
