@@ -106,21 +106,6 @@ static void ready(struct keel_backend *b)
 
 /* ------------------------------------------------------------------ one call of the sequence */
 
-static void step_head(void *ctx, int status, const char *ct, uint64_t ra)
-{
-    ((struct keel_backend *)ctx)->check_status = status;
-}
-
-static int step_data(void *ctx, const char *data, size_t len)
-{
-    struct keel_backend *b = ctx;
-    size_t room = sizeof(b->check_body) - 1 - b->check_len;
-    size_t take = len < room ? len : room;
-    memcpy(b->check_body + b->check_len, data, take);
-    b->check_len += take;
-    return KEEL_XFER_CONSUMED;
-}
-
 /* health's answer: the model's data-plane URL (base_path added) into pending_url; 0, else -1 */
 static int read_url(struct keel_backend *b)
 {
@@ -218,7 +203,7 @@ static void step_done(void *ctx, const char *err, const char *detail)
  * call within CHECK_TIMEOUT_MS too). */
 static void send_step(struct keel_backend *b, enum step s)
 {
-    static const struct keel_upstream_cbs cbs = {step_head, step_data, step_done};
+    static const struct keel_upstream_cbs cbs = {keel_backend_check_head, keel_backend_check_data, step_done};
     uint64_t now = keel_backend_now(b), end = b->started_at + b->load_timeout_ms;
     if (now >= end) {
         failed(b, "not ready within load_timeout");

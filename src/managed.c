@@ -248,12 +248,12 @@ static void on_process_exit(uv_process_t *p, int64_t status, int sig)
 
 /* ------------------------------------------------------------------ readiness */
 
-static void check_head(void *ctx, int status, const char *ct, uint64_t ra)
+void keel_backend_check_head(void *ctx, int status, const char *ct, uint64_t ra)
 {
     ((struct keel_backend *)ctx)->check_status = status;
 }
 
-static int check_data(void *ctx, const char *data, size_t len)
+int keel_backend_check_data(void *ctx, const char *data, size_t len)
 {
     struct keel_backend *b = ctx;
     size_t room = sizeof(b->check_body) - 1 - b->check_len;
@@ -282,7 +282,7 @@ static void check_done(void *ctx, const char *err, const char *detail);
 
 static void send_check(struct keel_backend *b, int probe)
 {
-    static const struct keel_upstream_cbs cbs = {check_head, check_data, check_done};
+    static const struct keel_upstream_cbs cbs = {keel_backend_check_head, keel_backend_check_data, check_done};
     struct keel_upstream_spec spec = {.url = probe ? b->probe_url : b->health_url,
                                       .body = probe ? b->probe_body : NULL,
                                       .body_len = probe ? strlen(b->probe_body) : 0,

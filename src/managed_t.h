@@ -88,6 +88,10 @@ struct keel_managed {
 /* for control.c, from managed.c: the waiters told (ok: the backend is ready), the clock */
 void keel_backend_notify(struct keel_backend *b, int ok);
 uint64_t keel_backend_now(const struct keel_backend *b);
+/* a health or probe call's head and body into b's check_status and check_body (capped), the
+ * upstream callbacks (io/upstream.h) both kinds of backend check with */
+void keel_backend_check_head(void *ctx, int status, const char *ct, uint64_t ra);
+int keel_backend_check_data(void *ctx, const char *data, size_t len);
 /* the ready probe's body for model (a 1-token completion); malloc'd, NULL when out of memory */
 char *keel_backend_probe_body(const char *model);
 
