@@ -2696,17 +2696,25 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_stop(s->loop);
 }
 
+/* see sim.h */
+int keel_sim_listen(const char *listen, char **host, int *port)
+{
+    if (keel_parse_hostport(listen, host, port) != 0) {
+        fprintf(stderr, "keel sim: --listen: expected HOST:PORT, got \"%s\"\n", listen);
+        return -1;
+    }
+    signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an error to handle, not a death */
+    return 0;
+}
+
 int keel_sim_run(const char *listen)
 {
     static struct sim sim; /* reachable until exit */
     static uv_signal_t sigterm, sigint;
     char *host;
     int port;
-    if (keel_parse_hostport(listen, &host, &port) != 0) {
-        fprintf(stderr, "keel sim: --listen: expected HOST:PORT, got \"%s\"\n", listen);
+    if (keel_sim_listen(listen, &host, &port) != 0)
         return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
     /* chaos's draws: the same seed, the same faults per model name (reproducible soaks) */
     sim.seed = 1;
     const char *seed = getenv("KEEL_SIM_SEED");

@@ -8,5 +8,8 @@ int keel_sim_run(const char *listen);
  * one `keel sim` per model on a port of its own; until SIGTERM/SIGINT, which kill and reap every
  * child first. Returns the exit code. */
 int keel_sim_control_run(const char *listen);
+/* both modes' start: --listen read into *host (malloc'd) and *port, SIGPIPE ignored; 0, or -1
+ * with the usage error printed (exit 2) */
+int keel_sim_listen(const char *listen, char **host, int *port);
 
 #endif

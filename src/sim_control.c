@@ -629,11 +629,8 @@ int keel_sim_control_run(const char *listen)
     static struct control ctl; /* reachable until exit */
     char *host;
     int port;
-    if (keel_parse_hostport(listen, &host, &port) != 0) {
-        fprintf(stderr, "keel sim: --listen: expected HOST:PORT, got \"%s\"\n", listen);
+    if (keel_sim_listen(listen, &host, &port) != 0)
         return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
     ssize_t l = readlink("/proc/self/exe", ctl.exe, sizeof(ctl.exe) - 1);
     if (l <= 0) {
         keel_error("sim control: cannot find this binary (/proc/self/exe)");
