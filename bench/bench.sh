@@ -20,11 +20,7 @@ for t in wrk nginx curl node; do command -v $t >/dev/null || { echo "bench: need
 make -s build/keel build/streams
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-port_of() { for _ in $(seq 100); do grep -q "$2" "$1" && break; sleep 0.05; done; sed -n "s/.*$2127.0.0.1:\([0-9]*\).*/\1/p" "$1" | head -1; }
-free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-tick_hz=$(getconf CLK_TCK)
+. bench/lib.sh
 
 build/keel sim --listen 127.0.0.1:0 2>"$dir/sim.log" &
 sim_pid=$!

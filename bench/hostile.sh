@@ -30,7 +30,8 @@ n1=$((total / 3)); n2=$((total / 3)); n3=$((total - n1 - n2))
 
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-port_of() { for _ in $(seq 100); do grep -q "$2" "$1" && break; sleep 0.05; done; sed -n "s/.*$2127.0.0.1:\([0-9]*\).*/\1/p" "$1" | head -1; }
+. bench/lib.sh
+# its own median: the mean of the middle two for an even count, "-" for none
 median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $(cat)"; }
 fds_of() { ls "/proc/$1/fd" | wc -l; }
