@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { attemptsOf, chat, eventually, hits, metricsOf, post, simStats, sleep, startKeel, startSim, stop, streamedText } from './lib.mjs';
+import { attemptsOf, chat, eventually, hits, metricsOf, post, simStats, sleep, startKeel, startSim, startWebhook, stop, streamedText } from './lib.mjs';
 
 let sim;
 let keel;
@@ -53,16 +53,7 @@ models:
 `;
 
 before(async () => {
-  hook = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => {
-      events.push(JSON.parse(body));
-      res.writeHead(204);
-      res.end();
-    });
-  });
-  await new Promise((r) => hook.listen(0, '127.0.0.1', r));
+  hook = await startWebhook(events);
   moderator = http.createServer((req, res) => {
     let body = '';
     req.on('data', (d) => { body += d; });

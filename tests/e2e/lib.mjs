@@ -258,3 +258,19 @@ export function metricsOf(text) {
   const find = (name, labels) => samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   return { declared, samples, find };
 }
+
+// A webhook receiver on a free loopback port: each POSTed JSON body pushed onto `events`, 204.
+// Resolves to the server (its .address().port; close() it after).
+export async function startWebhook(events) {
+  const hook = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      events.push(JSON.parse(body));
+      res.writeHead(204);
+      res.end();
+    });
+  });
+  await new Promise((r) => hook.listen(0, '127.0.0.1', r));
+  return hook;
+}

@@ -6,9 +6,8 @@
 // with a webhook of the test's own for the events.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import { after, before, test } from 'node:test';
-import { attemptsOf, chat, eventually, post, simStats, sleep, startKeel, startSim, stop } from './lib.mjs';
+import { attemptsOf, chat, eventually, post, simStats, sleep, startKeel, startSim, startWebhook, stop } from './lib.mjs';
 
 let sim;
 let keel;
@@ -49,16 +48,7 @@ models:
 `;
 
 before(async () => {
-  hook = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => {
-      events.push(JSON.parse(body));
-      res.writeHead(204);
-      res.end();
-    });
-  });
-  await new Promise((r) => hook.listen(0, '127.0.0.1', r));
+  hook = await startWebhook(events);
   sim = await startSim();
   keel = await startKeel(CONFIG(hook.address().port), sim);
 });
