@@ -335,12 +335,14 @@ static void status(struct keel_gateway *gw, struct keel_http *h)
         const struct keel_model_conf *mc = &c->models[i];
         struct keel_model_state *ms = keel_state_model(&gw->state, mc->name);
         json_t *targets = json_array();
+        size_t open = 0; /* targets whose breaker is not closed, for the health */
         for (size_t j = 0; ms != NULL && j < mc->ntargets; j++) {
             const struct keel_target_conf *t = &mc->targets[j];
             struct keel_target_state *ts = keel_state_target(&gw->state, t->upstream->name, t->model);
             struct keel_window_stats *w = keel_state_window(ms, t->upstream->name, t->model);
             if (ts == NULL || w == NULL)
                 continue;
+            open += ts->breaker.state != KEEL_BREAKER_CLOSED;
             json_t *recent = json_array();
             size_t have = ts->nrecent < KEEL_RECENT ? ts->nrecent : KEEL_RECENT;
             for (size_t k = ts->nrecent - have; k < ts->nrecent; k++)
@@ -375,11 +377,6 @@ static void status(struct keel_gateway *gw, struct keel_http *h)
         for (size_t k = 0; k < ms->nfailovers; k++)
             failovers += ms->failovers[k]->n;
         /* what is wrong right now: the last five minutes' outcomes, the breakers, the cliff */
-        size_t open = 0;
-        for (size_t j = 0; j < mc->ntargets; j++) {
-            struct keel_target_state *ts = keel_state_target(&gw->state, mc->targets[j].upstream->name, mc->targets[j].model);
-            open += ts != NULL && ts->breaker.state != KEEL_BREAKER_CLOSED;
-        }
         struct keel_outcome_counts oc;
         keel_outcomes_count(&ms->outcomes, now, STATUS_WINDOW_MS, &oc);
         char why[512];
