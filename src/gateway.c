@@ -32,6 +32,13 @@
 static struct keel_gateway *the_gateway;
 
 /* every 2 s: the cliff watch; every 10 s: a history point per model for the status page */
+/* another instance opened a breaker here (shared state): its background probe is planned */
+static void kick_prober(void *ctx)
+{
+    struct keel_gateway *gw = ctx;
+    keel_probe_kick(gw->probe);
+}
+
 static void on_cliff_timer(uv_timer_t *t)
 {
     static unsigned ticks;
@@ -279,7 +286,7 @@ int keel_gateway_run(struct keel_config *config)
     }
     keel_gateway_apply(gw, config); /* nothing is served before uv_run */
     gw->probe = keel_probe_new(gw);
-    gw->shared = keel_shared_new(gw, config->state); /* connects in the loop's time */
+    gw->shared = keel_shared_new(gw, config->state, kick_prober, gw); /* connects in the loop's time */
     if (gw->probe == NULL || (config->state != NULL && gw->shared == NULL)) {
         keel_error("cannot start: out of memory");
         return 1;

@@ -20,7 +20,6 @@
 #include "events.h"
 #include "gateway_t.h"
 #include "log.h"
-#include "probe.h"
 #include "state.h"
 
 #define BACKOFF_MIN_MS 500
@@ -59,6 +58,8 @@ struct keel_shared {
     size_t nuses, capuses;
     uint64_t backoff_ms;
     uint64_t published, applied, claims_won, claims_lost, outages;
+    void (*opened)(void *ctx); /* keel_shared_new's: a breaker here opened by another's message */
+    void *opened_ctx;
 };
 
 static void connect_both(struct keel_shared *s);
@@ -172,7 +173,8 @@ static void apply(struct keel_shared *s, const char *text, size_t len)
                          json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", "breaker", "upstream", u, "model", m, "from",
                                    keel_breaker_state_name(was), "to", keel_breaker_state_name(ts->breaker.state),
                                    "via", "state"));
-        keel_probe_kick(s->gw->probe); /* an opened target gets its probe planned (whoever claims it) */
+        if (s->opened != NULL)
+            s->opened(s->opened_ctx); /* an opened target gets its probe planned (whoever claims it) */
     }
     json_decref(o);
 }
@@ -574,7 +576,8 @@ static char *numeric_host(const char *host)
     return strdup(rv == 0 ? addr : host);
 }
 
-struct keel_shared *keel_shared_new(struct keel_gateway *gw, const struct keel_state_conf *conf)
+struct keel_shared *keel_shared_new(struct keel_gateway *gw, const struct keel_state_conf *conf,
+                                    void (*opened)(void *ctx), void *ctx)
 {
     if (conf == NULL)
         return NULL;
@@ -582,6 +585,8 @@ struct keel_shared *keel_shared_new(struct keel_gateway *gw, const struct keel_s
     if (s == NULL)
         return NULL;
     s->gw = gw;
+    s->opened = opened;
+    s->opened_ctx = ctx;
     s->host = numeric_host(conf->host);
     s->password = conf->password ? strdup(conf->password) : NULL;
     s->prefix = strdup(conf->prefix);

@@ -16,9 +16,11 @@ struct keel_target_state;
 struct keel_state_conf;
 struct keel_shared;
 
-/* starts connecting to conf's Redis (the config at start: a change takes effect at the next
- * start); NULL when conf is NULL (no shared state) or out of memory */
-struct keel_shared *keel_shared_new(struct keel_gateway *gw, const struct keel_state_conf *conf);
+/* Starts connecting to conf's Redis (the config at start: a change takes effect at the next
+ * start); NULL when conf is NULL (no shared state) or out of memory. opened(ctx) is called when
+ * another instance's message opened a breaker here (its background probe is to be planned). */
+struct keel_shared *keel_shared_new(struct keel_gateway *gw, const struct keel_state_conf *conf,
+                                    void (*opened)(void *ctx), void *ctx);
 /* disconnects now (pending claims are answered "not granted") and frees s in the loop's time */
 void keel_shared_stop(struct keel_shared *s);
 
