@@ -25,16 +25,8 @@
 #include "io/upstream.h"
 #include "log.h"
 
-const char *const keel_backend_state_names[] = {"stopped", "starting", "ready", "stopping", "backing_off"};
-
 static void start(struct keel_backend *b);
 static void stop(struct keel_backend *b, int sig);
-static void notify(struct keel_backend *b, int ok);
-
-static uint64_t now_of(struct keel_backend *b)
-{
-    return uv_now(b->m->loop);
-}
 
 static void event(struct keel_backend *b, const char *what, const char *reason)
 {
@@ -47,43 +39,12 @@ static void event(struct keel_backend *b, const char *what, const char *reason)
 
 /* ------------------------------------------------------------------ waiters */
 
-uint64_t keel_backend_now(const struct keel_backend *b)
-{
-    return uv_now(b->m->loop);
-}
-
-void keel_backend_notify(struct keel_backend *b, int ok)
-{
-    notify(b, ok);
-}
-
-static void notify(struct keel_backend *b, int ok)
-{
-    if (b->waiters.next == &b->waiters)
-        return;
-    /* detach the list first: a callback may wait again (joining a fresh list) or free its request */
-    struct keel_backend_waiter *w = b->waiters.next;
-    b->waiters.prev->next = NULL;
-    b->waiters.next = b->waiters.prev = &b->waiters;
-    while (w != NULL) {
-        struct keel_backend_waiter *next = w->next;
-        w->prev = w->next = NULL;
-        w->backend = NULL;
-        if (ok) {
-            b->active++;
-            b->last_used = now_of(b);
-        }
-        w->cb(w->ctx, ok);
-        w = next;
-    }
-}
-
 int keel_backend_acquire(struct keel_backend *b, struct keel_backend_waiter *w, keel_backend_ready_cb cb, void *ctx)
 {
     switch (b->state) {
     case READY:
         b->active++;
-        b->last_used = now_of(b);
+        b->last_used = keel_backend_now(b);
         return 1;
     case BACKOFF:
         return -1;
@@ -124,7 +85,7 @@ void keel_backend_release(struct keel_backend *b)
 {
     if (b->active > 0)
         b->active--;
-    b->last_used = now_of(b);
+    b->last_used = keel_backend_now(b);
     arm_idle(b);
 }
 
@@ -209,7 +170,7 @@ static void on_process_exit(uv_process_t *p, int64_t status, int sig)
     uv_timer_stop(&b->poll);
     uv_timer_stop(&b->wake);
     enum state was = b->state;
-    uint64_t now = now_of(b);
+    uint64_t now = keel_backend_now(b);
     keel_info("backend %s: pid %d %s (was %s)", b->name, b->pid, b->last_exit, keel_backend_state_names[was]);
     if (was == STOPPING) {
         b->state = STOPPED;
@@ -242,39 +203,24 @@ static void on_process_exit(uv_process_t *p, int64_t status, int sig)
     snprintf(why, sizeof(why), "%llu failed starts in a row: next start in %llu ms", (unsigned long long)b->crashes,
              (unsigned long long)wait);
     event(b, "backoff", why);
-    notify(b, 0); /* requests fail over meanwhile */
+    keel_backend_notify(b, 0); /* requests fail over meanwhile */
     uv_timer_start(&b->wake, on_backoff_over, wait, 0);
 }
 
 /* ------------------------------------------------------------------ readiness */
-
-void keel_backend_check_head(void *ctx, int status, const char *ct, uint64_t ra)
-{
-    ((struct keel_backend *)ctx)->check_status = status;
-}
-
-int keel_backend_check_data(void *ctx, const char *data, size_t len)
-{
-    struct keel_backend *b = ctx;
-    size_t room = sizeof(b->check_body) - 1 - b->check_len;
-    size_t take = len < room ? len : room;
-    memcpy(b->check_body + b->check_len, data, take);
-    b->check_len += take;
-    return KEEL_XFER_CONSUMED;
-}
 
 static void poll_soon(struct keel_backend *b);
 
 static void became_ready(struct keel_backend *b)
 {
     b->state = READY;
-    b->ready_at = now_of(b);
+    b->ready_at = keel_backend_now(b);
     b->last_used = b->ready_at;
     uv_timer_stop(&b->poll);
     keel_info("backend %s: ready on port %d (pid %d, %llu ms)", b->name, b->port, b->pid,
               (unsigned long long)(b->ready_at - b->started_at));
     event(b, "ready", NULL);
-    notify(b, 1);
+    keel_backend_notify(b, 1);
     arm_idle(b);
 }
 
@@ -324,7 +270,7 @@ static void on_poll(uv_timer_t *t)
     struct keel_backend *b = t->data;
     if (b->state != STARTING || b->check != NULL)
         return;
-    if (now_of(b) - b->started_at >= b->start_timeout_ms) {
+    if (keel_backend_now(b) - b->started_at >= b->start_timeout_ms) {
         char why[96];
         snprintf(why, sizeof(why), "not ready within start_timeout (%llu ms)", (unsigned long long)b->start_timeout_ms);
         keel_warn("backend %s: %s: stopping it", b->name, why);
@@ -378,7 +324,7 @@ static void start(struct keel_backend *b)
                                  .stdio_count = 3,
                                  .stdio = stdio};
     b->generation++;
-    b->started_at = now_of(b);
+    b->started_at = keel_backend_now(b);
     int rv = uv_spawn(loop, &run->proc, &opts);
     free(args);
     if (rv != 0) {
@@ -444,7 +390,7 @@ static void on_idle(uv_timer_t *t)
     struct keel_backend *b = t->data;
     if (b->state != READY || b->active > 0)
         return;
-    if (now_of(b) - b->last_used < b->idle_unload_ms) {
+    if (keel_backend_now(b) - b->last_used < b->idle_unload_ms) {
         arm_idle(b);
         return;
     }
@@ -457,7 +403,7 @@ static void arm_idle(struct keel_backend *b)
 {
     if (b->idle_unload_ms == 0 || b->state != READY || b->active > 0)
         return;
-    uint64_t at = b->last_used + b->idle_unload_ms, now = now_of(b);
+    uint64_t at = b->last_used + b->idle_unload_ms, now = keel_backend_now(b);
     uv_timer_start(&b->wake, on_idle, at > now ? at - now : 0, 0);
 }
 
@@ -474,7 +420,7 @@ void keel_managed_stop_all(struct keel_managed *m, void (*done)(void *), void *c
         }
         b->restart_due = 0;
         uv_timer_stop(&b->wake);
-        notify(b, 0);
+        keel_backend_notify(b, 0);
         if (b->run != NULL) {
             any = 1;
             stop(b, SIGTERM);
@@ -531,24 +477,6 @@ static char **copy_strv(char *const *v, size_t n, int port)
     for (size_t i = 0; c != NULL && i < n; i++)
         c[i] = port ? with_port(v[i], port) : strdup(v[i]);
     return c;
-}
-
-/* The ready probe: one 1-token completion for `model`, quoted as JSON (a config string may hold
- * a quote or a backslash, and spliced in raw it made the body invalid and the backend never
- * ready). malloc'd; NULL when out of memory. */
-char *keel_backend_probe_body(const char *model)
-{
-    static const char head[] = "{\"model\":",
-                      tail[] = ",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"max_tokens\":1,"
-                               "\"stream\":false}";
-    size_t q = keel_json_quote(model, NULL, 0);
-    char *body = malloc(sizeof(head) - 1 + q + sizeof(tail));
-    if (body == NULL)
-        return NULL;
-    memcpy(body, head, sizeof(head) - 1);
-    keel_json_quote(model, body + sizeof(head) - 1, q + 1);
-    memcpy(body + sizeof(head) - 1 + q, tail, sizeof(tail));
-    return body;
 }
 
 static struct keel_backend *create(struct keel_managed *m, const struct keel_config *c,

@@ -1,6 +1,6 @@
 /* managed_t.h - a backend's record, shared by the files that run one: managed.c (the registry,
- * the waiters, processes keel starts itself) and control.c (models a control plane runs).
- * Nothing else includes it. */
+ * processes keel starts itself), control.c (models a control plane runs) and backends.c (what
+ * both use: the waiters, the clock, the checks). Nothing else includes it. */
 #ifndef KEEL_MANAGED_T_H
 #define KEEL_MANAGED_T_H
 
@@ -84,8 +84,7 @@ struct keel_managed {
     void *all_stopped_ctx;
 };
 
-
-/* for control.c, from managed.c: the waiters told (ok: the backend is ready), the clock */
+/* backends.c: the waiters told (ok: the backend is ready), the clock */
 void keel_backend_notify(struct keel_backend *b, int ok);
 uint64_t keel_backend_now(const struct keel_backend *b);
 /* a health or probe call's head and body into b's check_status and check_body (capped), the
