@@ -189,6 +189,7 @@ static int parse_object(const char *text, size_t len, json_t **out)
 {
     json_error_t err;
     struct keel_json root;
+    memset(&err, 0, sizeof(err)); /* a failure jansson never reported leaves its code unset */
     *out = len > 0 ? json_loadb(text, len, JSON_ALLOW_NUL, &err) : NULL;
     if (*out != NULL && json_is_object(*out))
         return 0;

@@ -90,6 +90,7 @@ json_t *keel_tctx_load(struct keel_tctx *c, const char *s, size_t n, enum json_e
 {
     json_error_t je;
     struct keel_json root;
+    memset(&je, 0, sizeof(je)); /* a failure jansson never reported (memory) leaves its code unset */
     json_t *v = json_loadb(s, n, JSON_ALLOW_NUL, &je);
     if (v != NULL)
         return v;
