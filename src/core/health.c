@@ -1,6 +1,7 @@
 /* health.c - a model's recent outcomes and the verdict on them; see health.h. */
 #include "core/health.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h> /* snprintf, vsnprintf only: no I/O */
 #include <string.h>
@@ -15,6 +16,12 @@ void keel_outcomes_add(struct keel_outcomes *o, uint64_t now, enum keel_class cl
         o->n++;
 }
 
+int keel_health_local(enum keel_class cls)
+{
+    return cls == KEEL_CLASS_INVALID_REQUEST || cls == KEEL_CLASS_KEY_LIMITED || cls == KEEL_CLASS_GATEWAY_BUSY ||
+           cls == KEEL_CLASS_CLIENT_GONE;
+}
+
 void keel_outcomes_count(const struct keel_outcomes *o, uint64_t now, uint64_t span, struct keel_outcome_counts *c)
 {
     memset(c, 0, sizeof(*c));
@@ -26,6 +33,7 @@ void keel_outcomes_count(const struct keel_outcomes *o, uint64_t now, uint64_t s
         if (o->cls[i] < KEEL_CLASS_COUNT)
             c->by_class[o->cls[i]]++;
         c->ok += o->cls[i] == KEEL_CLASS_OK;
+        c->local += o->cls[i] < KEEL_CLASS_COUNT && keel_health_local((enum keel_class)o->cls[i]);
         c->failovers += o->failover[i];
     }
 }
@@ -58,13 +66,14 @@ enum keel_health_state keel_health_of(const struct keel_outcome_counts *c, size_
 {
     if (cap > 0)
         reasons[0] = '\0';
-    uint64_t failed = c->requests - c->ok;
-    enum keel_health_state s = c->requests == 0 ? KEEL_HEALTH_IDLE : KEEL_HEALTH_HEALTHY;
+    uint64_t judged = c->requests - c->local, failed = judged - c->ok;
+    enum keel_health_state s = judged == 0 ? KEEL_HEALTH_IDLE : KEEL_HEALTH_HEALTHY;
+    assert(c->ok + c->local <= c->requests);
     if (failed > 0) {
         /* the two most frequent classes, to name what went wrong */
         int top[2] = {-1, -1};
         for (int k = 0; k < KEEL_CLASS_COUNT; k++) {
-            if (k == KEEL_CLASS_OK || c->by_class[k] == 0)
+            if (k == KEEL_CLASS_OK || c->by_class[k] == 0 || keel_health_local((enum keel_class)k))
                 continue;
             if (top[0] < 0 || c->by_class[k] > c->by_class[top[0]]) {
                 top[1] = top[0];
@@ -81,9 +90,9 @@ enum keel_health_state keel_health_of(const struct keel_outcome_counts *c, size_
         else
             snprintf(cls, sizeof(cls), "%s %llu", keel_class_name((enum keel_class)top[0]),
                      (unsigned long long)c->by_class[top[0]]);
-        say(reasons, cap, "%llu of %llu requests failed (%s)", (unsigned long long)failed,
-            (unsigned long long)c->requests, cls);
-        s = c->requests >= 3 && c->ok * 2 < c->requests ? KEEL_HEALTH_FAILING : KEEL_HEALTH_DEGRADED;
+        say(reasons, cap, "%llu of %llu requests failed (%s)", (unsigned long long)failed, (unsigned long long)judged,
+            cls);
+        s = judged >= 3 && c->ok * 2 < judged ? KEEL_HEALTH_FAILING : KEEL_HEALTH_DEGRADED;
     }
     if (targets > 0 && open == targets) {
         say(reasons, cap, "every target's breaker is open");
@@ -104,5 +113,8 @@ enum keel_health_state keel_health_of(const struct keel_outcome_counts *c, size_
         if (s < KEEL_HEALTH_DEGRADED)
             s = KEEL_HEALTH_DEGRADED;
     }
+    if (c->local > 0)
+        say(reasons, cap, "%llu refused by keel or left by their client (not the providers' doing)",
+            (unsigned long long)c->local);
     return s;
 }

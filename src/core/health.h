@@ -22,9 +22,10 @@ struct keel_outcomes {
 
 void keel_outcomes_add(struct keel_outcomes *o, uint64_t now, enum keel_class cls, int failover);
 
-/* a window's counts */
+/* a window's counts; local: requests keel refused itself (a bad request, a key's limit, its own
+ * load) or whose client left, which say nothing of the model's providers */
 struct keel_outcome_counts {
-    uint64_t requests, ok, failovers;
+    uint64_t requests, ok, failovers, local;
     uint64_t by_class[KEEL_CLASS_COUNT];
 };
 
@@ -33,7 +34,11 @@ void keel_outcomes_count(const struct keel_outcomes *o, uint64_t now, uint64_t s
 
 enum keel_health_state { KEEL_HEALTH_IDLE, KEEL_HEALTH_HEALTHY, KEEL_HEALTH_DEGRADED, KEEL_HEALTH_FAILING };
 
-/* The verdict: failing when fewer than half of at least 3 requests were answered, or no target
+/* a class that ends a request without a provider's fault (counted in local) */
+int keel_health_local(enum keel_class cls);
+
+/* The verdict, on the requests that reached a provider (local ones apart, named in the reasons
+ * but never a cause): failing when fewer than half of at least 3 of them were answered, or no target
  * can be tried (every breaker open); degraded when any request failed, a breaker is open, more
  * than a tenth failed over, or the model is near its cliff; healthy when it answered; idle with
  * no request and nothing open. The reasons, each a short phrase, go into reasons ("; " between

@@ -86,12 +86,35 @@ static void test_window_forgets(void **state)
     assert_int_equal(c.requests, KEEL_OUTCOMES_CAP);
 }
 
+/* what keel refused itself, or a client that left, says nothing of the providers: a model whose
+ * only failures are bad requests and spent keys stays healthy, the words say how many */
+static void test_local_is_not_the_models_fault(void **state)
+{
+    char why[256];
+    memset(&o, 0, sizeof(o));
+    for (int i = 0; i < 5; i++)
+        keel_outcomes_add(&o, 10 + i, KEEL_CLASS_INVALID_REQUEST, 0);
+    assert_int_equal(verdict(20, 1, 0, 0, why, sizeof(why)), KEEL_HEALTH_IDLE);
+    keel_outcomes_add(&o, 21, KEEL_CLASS_KEY_LIMITED, 0);
+    keel_outcomes_add(&o, 22, KEEL_CLASS_CLIENT_GONE, 0);
+    keel_outcomes_add(&o, 23, KEEL_CLASS_GATEWAY_BUSY, 0);
+    keel_outcomes_add(&o, 24, KEEL_CLASS_OK, 0);
+    assert_int_equal(verdict(30, 1, 0, 0, why, sizeof(why)), KEEL_HEALTH_HEALTHY);
+    assert_string_equal(why, "8 refused by keel or left by their client (not the providers' doing)");
+    keel_outcomes_add(&o, 25, KEEL_CLASS_RESET, 0);
+    keel_outcomes_add(&o, 26, KEEL_CLASS_RESET, 0);
+    assert_int_equal(verdict(30, 1, 0, 0, why, sizeof(why)), KEEL_HEALTH_FAILING); /* 1 of 3 judged answered */
+    assert_string_equal(why, "2 of 3 requests failed (reset 2); "
+                             "8 refused by keel or left by their client (not the providers' doing)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_states),
         cmocka_unit_test(test_answering_nothing_is_failing),
         cmocka_unit_test(test_window_forgets),
+        cmocka_unit_test(test_local_is_not_the_models_fault),
     };
     return cmocka_run_group_tests_name("health", tests, NULL, NULL);
 }
