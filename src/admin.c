@@ -287,8 +287,8 @@ static void metrics(struct keel_gateway *gw, struct keel_http *h)
 
 static json_t *pcts_of(const struct keel_pcts *p)
 {
-    return json_pack("{s:I, s:I, s:I, s:I}", "p50", (json_int_t)p->p50, "p90", (json_int_t)p->p90, "p99",
-                     (json_int_t)p->p99, "max", (json_int_t)p->max);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "p50", (json_int_t)p->p50, "p90", (json_int_t)p->p90, "p99",
+                     (json_int_t)p->p99, "max", (json_int_t)p->max, "count", (json_int_t)p->count);
 }
 
 static json_t *pcts_json(const struct keel_window *w, uint64_t now)
@@ -326,6 +326,55 @@ static json_t *probe_json(const struct keel_target_state *ts, uint64_t now)
     return o;
 }
 
+/* A target's attempts since start: sent to it (ok or failed), and skipped (never sent: its
+ * breaker was open or it was cooling down after a 429) */
+static json_t *counts_json(const struct keel_target_state *ts)
+{
+    uint64_t sent = 0;
+    for (int c = 0; c < KEEL_CLASS_COUNT; c++)
+        sent += c == KEEL_CLASS_SKIPPED ? 0 : ts->attempts[c];
+    return json_pack("{s:I, s:I, s:I, s:I}", "sent", (json_int_t)sent, "ok", (json_int_t)ts->attempts[KEEL_CLASS_OK],
+                     "failed", (json_int_t)(sent - ts->attempts[KEEL_CLASS_OK]), "skipped", (json_int_t)ts->skipped);
+}
+
+/* a model's tokens and their cost since start, over every upstream that answered */
+static json_t *usage_json(const struct keel_model_state *ms)
+{
+    uint64_t p = 0, c = 0, k = 0;
+    double cost = 0;
+    for (size_t r = 0; r < ms->nroutes; r++) {
+        p += ms->routes[r]->prompt_tokens;
+        c += ms->routes[r]->completion_tokens;
+        k += ms->routes[r]->cached_tokens;
+        cost += ms->routes[r]->cost;
+    }
+    return json_pack("{s:I, s:I, s:I, s:f}", "prompt_tokens", (json_int_t)p, "completion_tokens", (json_int_t)c,
+                     "cached_tokens", (json_int_t)k, "cost", cost);
+}
+
+/* the client keys the config names, with what they did since start (never the key itself) */
+static json_t *keys_json(struct keel_gateway *gw)
+{
+    json_t *a = json_array();
+    const struct keel_config *c = gw->config;
+    for (size_t i = 0; i < c->nkeys; i++) {
+        const struct keel_key_conf *k = &c->keys[i];
+        struct keel_key_state *ks = keel_state_key(&gw->state, k->name);
+        uint64_t requests = 0, refused = 0, ok = 0;
+        for (int cl = 0; ks != NULL && cl < KEEL_CLASS_COUNT; cl++) {
+            requests += ks->requests[cl];
+            refused += cl == KEEL_CLASS_KEY_LIMITED || cl == KEEL_CLASS_INVALID_REQUEST ? ks->requests[cl] : 0;
+        }
+        ok = ks != NULL ? ks->requests[KEEL_CLASS_OK] : 0;
+        json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", k->name, "requests",
+                                           (json_int_t)requests, "ok", (json_int_t)ok, "refused", (json_int_t)refused,
+                                           "errors", (json_int_t)(requests - ok - refused), "tokens",
+                                           (json_int_t)(ks != NULL ? ks->tokens : 0), "rpm", (json_int_t)k->rpm, "tpm",
+                                           (json_int_t)k->tpm));
+    }
+    return a;
+}
+
 static void status(struct keel_gateway *gw, struct keel_http *h)
 {
     uint64_t now = uv_now(gw->loop);
@@ -361,6 +410,7 @@ static void status(struct keel_gateway *gw, struct keel_http *h)
                           (json_int_t)count.count, "duration_ms", pcts_json(&w->duration, now), "ttft_ms",
                           pcts_json(&w->ttft, now));
             json_object_set_new(target, "probe", probe_json(ts, now));
+            json_object_set_new(target, "counts", counts_json(ts));
             json_array_append_new(targets, target);
         }
         struct keel_pcts all;
@@ -385,18 +435,25 @@ static void status(struct keel_gateway *gw, struct keel_http *h)
         for (int k = 0; k < KEEL_CLASS_COUNT; k++)
             if (k != KEEL_CLASS_OK && oc.by_class[k] > 0)
                 json_object_set_new(hclasses, keel_class_name((enum keel_class)k), json_integer((json_int_t)oc.by_class[k]));
-        json_t *health = json_pack("{s:s, s:s, s:I, s:I, s:I, s:o, s:f, s:I, s:o}", "state", keel_health_name(hs),
-                                   "reasons", why, "window_s", (json_int_t)(STATUS_WINDOW_MS / 1000), "requests",
-                                   (json_int_t)oc.requests, "ok", (json_int_t)oc.ok, "success_share",
-                                   oc.requests ? json_real((double)oc.ok / (double)oc.requests) : json_null(), "rps",
-                                   (double)oc.requests / (double)(STATUS_WINDOW_MS / 1000), "failovers",
+        uint64_t judged = oc.requests - oc.local; /* the share is of what reached a provider */
+        uint64_t span = now - gw->started_ms < STATUS_WINDOW_MS ? now - gw->started_ms : STATUS_WINDOW_MS;
+        span = span < 1000 ? 1000 : span; /* the rate over the window, or the time since start when shorter */
+        json_t *health = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:f, s:I, s:o}", "state",
+                                   keel_health_name(hs), "reasons", why, "window_s",
+                                   (json_int_t)(STATUS_WINDOW_MS / 1000), "requests", (json_int_t)oc.requests, "ok",
+                                   (json_int_t)oc.ok, "local", (json_int_t)oc.local, "success_share",
+                                   judged ? json_real((double)oc.ok / (double)judged) : json_null(), "rps",
+                                   (double)oc.requests / (double)span * 1000.0, "failovers",
                                    (json_int_t)oc.failovers, "errors_by_class", hclasses);
         json_array_append_new(models, json_pack("{s:s, s:o, s:I, s:o, s:{s:I, s:I, s:b, s:I, s:o}}", "name", mc->name,
                                                 "targets", targets, "failovers", (json_int_t)failovers, "history",
                                                 history, "cliff", "cliff_ms", (json_int_t)mc->cliff_ms, "margin_ms",
                                                 (json_int_t)c->cliff_margin_ms, "near", ms->near_cliff, "count",
                                                 (json_int_t)all.count, "duration_ms", pcts_json(&ms->answers, now)));
-        json_object_set_new(json_array_get(models, json_array_size(models) - 1), "health", health);
+        json_t *row = json_array_get(models, json_array_size(models) - 1);
+        json_object_set_new(row, "health", health);
+        json_object_set_new(row, "usage", usage_json(ms));
+        json_object_set_new(row, "ttft_ms", pcts_json(&ms->ttfts, now)); /* every answer's, any target */
     }
     json_t *root = json_pack("{s:I, s:I, s:I, s:s, s:I, s:I, s:o, s:o, s:{s:b, s:I, s:I, s:I}}", "now",
                              (json_int_t)keel_time_now_ms(), "uptime_s",
@@ -406,8 +463,11 @@ static void status(struct keel_gateway *gw, struct keel_http *h)
                              keel_managed_status(gw->managed), "events", "webhook",
                              gw->events.url != NULL, "sent", (json_int_t)gw->events.sent, "failed",
                              (json_int_t)gw->events.failed, "dropped", (json_int_t)gw->events.dropped);
-    if (root != NULL)
+    if (root != NULL) {
         json_object_set_new(root, "state", keel_shared_status(gw->shared));
+        json_object_set_new(json_object_get(root, "events"), "recent", keel_events_recent(&gw->events));
+        json_object_set_new(root, "keys", keys_json(gw));
+    }
     char *body = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     struct keel_header hdrs[] = {{"content-type", "application/json"}};

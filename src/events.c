@@ -76,7 +76,9 @@ void keel_events_emit(struct keel_events *e, json_t *ev)
     keel_time_rfc3339(keel_time_now_ms(), ts, sizeof(ts));
     json_object_set_new(ev, "ts", json_string(ts));
     char *body = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(ev);
+    json_t **slot = &e->recent[e->nrecent++ % KEEL_EVENTS_RECENT];
+    json_decref(*slot);
+    *slot = ev;
     if (body == NULL)
         return;
     keel_info("event %s", body);
@@ -93,4 +95,13 @@ void keel_events_emit(struct keel_events *e, json_t *ev)
     e->queue[(e->head + e->n) % KEEL_EVENTS_QUEUE] = body;
     e->n++;
     deliver_next(e);
+}
+
+json_t *keel_events_recent(const struct keel_events *e)
+{
+    json_t *a = json_array();
+    size_t have = e->nrecent < KEEL_EVENTS_RECENT ? e->nrecent : KEEL_EVENTS_RECENT;
+    for (size_t k = 0; k < have; k++)
+        json_array_append(a, e->recent[(e->nrecent - 1 - k) % KEEL_EVENTS_RECENT]);
+    return a;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #define KEEL_EVENTS_QUEUE 256
+#define KEEL_EVENTS_RECENT 20 /* the latest events /admin/status shows */
 
 struct keel_upstream;
 struct keel_upstream_xfer;
@@ -22,11 +23,15 @@ struct keel_events {
     struct keel_upstream_xfer *xfer; /* the delivery under way, or NULL */
     int status;                      /* its HTTP status */
     uint64_t sent, failed, dropped;  /* deliveries so far */
+    json_t *recent[KEEL_EVENTS_RECENT]; /* the latest events, a ring at nrecent */
+    size_t nrecent;                     /* events ever emitted */
 };
 
 void keel_events_init(struct keel_events *e, struct keel_upstream *u, const char *url);
 void keel_events_set_url(struct keel_events *e, const char *url);
 /* logs the event and queues it for the webhook; takes ownership of ev (an object) */
 void keel_events_emit(struct keel_events *e, json_t *ev);
+/* the latest events, newest first (a new array) */
+json_t *keel_events_recent(const struct keel_events *e);
 
 #endif
