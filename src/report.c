@@ -15,8 +15,10 @@
 #include <unistd.h>
 
 #include "core/classify.h"
+#include "core/health.h"
 #include "core/stats.h"
 #include "core/units.h"
+#include "log.h"
 #include "ui.h"
 
 struct samples {
@@ -67,6 +69,7 @@ struct report {
     struct key_report *keys; /* in order of first appearance; sorted by name before printing */
     size_t nkeys;
     uint64_t lines, skipped_lines;
+    int64_t first_ms, last_ms; /* the span the counted records cover (their "ts"); 0: none */
 };
 
 static void push(struct samples *s, uint32_t v, int64_t at)
@@ -232,6 +235,8 @@ static void add_line(struct report *r, const struct filter *f, const char *line,
 {
     json_t *rec = json_loadb(line, len, 0, NULL);
     const char *name = json_string_value(json_object_get(rec, "model"));
+    if (name != NULL && name[0] == '\0')
+        name = "(no model)"; /* a request keel refused before it named one: no unnamed row */
     if (name == NULL) {
         r->skipped_lines++;
         json_decref(rec);
@@ -250,6 +255,10 @@ static void add_line(struct report *r, const struct filter *f, const char *line,
         return;
     }
     int64_t at = parse_ts(json_string_value(json_object_get(rec, "ts")));
+    if (at > 0 && (r->first_ms == 0 || at < r->first_ms))
+        r->first_ms = at;
+    if (at > r->last_ms)
+        r->last_ms = at;
     m->requests++;
     const char *cls = json_string_value(json_object_get(rec, "class"));
     int ci = class_index(cls ? cls : "");
@@ -325,6 +334,20 @@ static void fmt_ms(uint32_t ms, char *dst, size_t n)
         snprintf(dst, n, "%.1fm", ms / 60000.0);
 }
 
+/* a span of time in the unit that reads best: 45s, 90 min, 36h, 12.5 days */
+static void fmt_span(int64_t ms, char *dst, size_t n)
+{
+    double s = (double)ms / 1000.0;
+    if (s < 120)
+        snprintf(dst, n, "%.0fs", s);
+    else if (s < 7200)
+        snprintf(dst, n, "%.0f min", s / 60);
+    else if (s < 172800)
+        snprintf(dst, n, "%.0fh", s / 3600);
+    else
+        snprintf(dst, n, "%.1f days", s / 86400);
+}
+
 static int near_cliff(const struct keel_pcts *p, uint64_t cliff, uint64_t margin)
 {
     uint64_t worst = p->p99 > p->max ? p->p99 : p->max;
@@ -345,6 +368,17 @@ static void print_table(struct report *r, uint64_t hang_ms, uint64_t cliff, uint
 {
     char h[16];
     fmt_ms((uint32_t)hang_ms, h, sizeof(h));
+    uint64_t requests = 0;
+    for (size_t i = 0; i < r->n; i++)
+        requests += r->models[i].requests;
+    if (r->first_ms > 0) { /* the span first: percentiles over an hour and over a week differ */
+        char from[40], to[40];
+        keel_time_rfc3339(r->first_ms, from, sizeof(from));
+        keel_time_rfc3339(r->last_ms, to, sizeof(to));
+        char span[32];
+        fmt_span(r->last_ms - r->first_ms, span, sizeof(span));
+        printf("%llu requests from %s to %s (%s)\n\n", (unsigned long long)requests, from, to, span);
+    }
     printf("%-20s %8s %7s  %8s %8s %8s %8s  %8s %8s %8s %8s  %6s %9s  %s\n", "model", "requests", "errors", "p50",
            "p90", "p99", "max", "ttft p50", "ttft p90", "ttft p99", "ttft max", "hangs", "failovers", "served by");
     for (size_t i = 0; i < r->n; i++) {
@@ -353,14 +387,12 @@ static void print_table(struct report *r, uint64_t hang_ms, uint64_t cliff, uint
         keel_pcts_of(m->ms.v, m->ms.n, &d);
         keel_pcts_of(m->ttft.v, m->ttft.n, &t);
         char c[8][16];
-        fmt_ms(d.p50, c[0], 16);
-        fmt_ms(d.p90, c[1], 16);
-        fmt_ms(d.p99, c[2], 16);
-        fmt_ms(d.max, c[3], 16);
-        fmt_ms(t.p50, c[4], 16);
-        fmt_ms(t.p90, c[5], 16);
-        fmt_ms(t.p99, c[6], 16);
-        fmt_ms(t.max, c[7], 16);
+        const uint32_t v[8] = {d.p50, d.p90, d.p99, d.max, t.p50, t.p90, t.p99, t.max};
+        for (int k = 0; k < 8; k++) /* a dash where there is no sample (no answer: no TTFT) */
+            if ((k < 4 ? d.count : t.count) > 0)
+                fmt_ms(v[k], c[k], 16);
+            else
+                snprintf(c[k], 16, "-");
         char by[512] = "";
         size_t off = 0;
         uint64_t ok = m->by_class[KEEL_CLASS_OK];
@@ -413,8 +445,8 @@ static void print_keys(struct report *r)
 
 static json_t *pcts_json(const struct keel_pcts *p)
 {
-    return json_pack("{s:I, s:I, s:I, s:I}", "p50", (json_int_t)p->p50, "p90", (json_int_t)p->p90, "p99",
-                     (json_int_t)p->p99, "max", (json_int_t)p->max);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "p50", (json_int_t)p->p50, "p90", (json_int_t)p->p90, "p99",
+                     (json_int_t)p->p99, "max", (json_int_t)p->max, "count", (json_int_t)p->count);
 }
 
 /* {CLASS: N} for each class keep() takes that was seen; the caller owns the object */
@@ -447,38 +479,6 @@ static json_t *keys_json(struct report *r)
     return keys;
 }
 
-static void print_json(struct report *r, uint64_t cliff, uint64_t margin)
-{
-    json_t *models = json_array();
-    for (size_t i = 0; i < r->n; i++) {
-        struct model_report *m = &r->models[i];
-        struct keel_pcts d, t;
-        keel_pcts_of(m->ms.v, m->ms.n, &d);
-        keel_pcts_of(m->ttft.v, m->ttft.n, &t);
-        json_t *errors = classes_json(m->by_class, not_ok), *by = json_object();
-        for (size_t j = 0; j < m->nserved; j++)
-            json_object_set_new(by, m->served[j].name, json_integer((json_int_t)m->served[j].n));
-        json_array_append_new(models, json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:I, s:I, s:o, s:b}", "model",
-                                                m->name, "requests", (json_int_t)m->requests, "errors",
-                                                (json_int_t)m->errors, "errors_by_class", errors, "ms",
-                                                pcts_json(&d), "ttft_ms", pcts_json(&t), "hangs",
-                                                (json_int_t)m->hangs, "failovers", (json_int_t)m->failovers,
-                                                "served_by", by, "near_cliff", near_cliff(&d, cliff, margin)));
-        json_t *row = json_array_get(models, json_array_size(models) - 1), *costs = json_object();
-        for (size_t j = 0; j < m->ncosts; j++)
-            json_object_set_new(costs, m->costs[j].name, json_real(m->costs[j].cost));
-        json_object_set_new(row, "cost", json_real(m->cost));
-        json_object_set_new(row, "cost_by_upstream", costs);
-    }
-    json_t *root = json_pack("{s:o, s:o, s:I, s:I}", "models", models, "keys", keys_json(r), "lines",
-                             (json_int_t)r->lines, "unreadable_lines", (json_int_t)r->skipped_lines);
-    char *out = json_dumps(root, JSON_INDENT(2));
-    json_decref(root);
-    if (out != NULL)
-        puts(out);
-    free(out);
-}
-
 /* the percentiles of the samples taken in [from, to) */
 static void bucket(const struct samples *s, int64_t from, int64_t to, struct keel_pcts *out)
 {
@@ -491,40 +491,106 @@ static void bucket(const struct samples *s, int64_t from, int64_t to, struct kee
     free(v);
 }
 
-/* the status page's data (see src/ui.html), from the log: 60 points over the span it covers */
-static int write_html(struct report *r, const char *path, uint64_t cliff, uint64_t margin)
+/* a model's latency over the log: up to 60 points over the span its samples cover */
+static json_t *history_json(const struct model_report *m)
+{
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (size_t k = 0; k < m->ms.n; k++) {
+        lo = m->ms.at[k] < lo ? m->ms.at[k] : lo;
+        hi = m->ms.at[k] > hi ? m->ms.at[k] : hi;
+    }
+    json_t *history = json_array();
+    int64_t step = hi > lo ? (hi - lo) / 60 + 1 : 1;
+    for (int64_t t = lo; m->ms.n > 0 && t <= hi; t += step) {
+        struct keel_pcts d, tt;
+        bucket(&m->ms, t, t + step, &d);
+        bucket(&m->ttft, t, t + step, &tt);
+        if (d.count > 0)
+            json_array_append_new(history, json_pack("{s:I, s:o, s:o}", "t", (json_int_t)(t + step / 2), "d",
+                                                     pcts_json(&d), "ttft", pcts_json(&tt)));
+    }
+    return history;
+}
+
+/* A model's health over the log, the live page's verdict (core/health.c) on its records: no
+ * breaker is known from a log, so only outcomes, failovers and the cliff count. local: the
+ * requests keel refused itself or whose client left, which say nothing of the providers. */
+static json_t *health_json(const struct model_report *m, int near, double span_s)
+{
+    struct keel_outcome_counts oc = {.requests = m->requests, .ok = m->by_class[KEEL_CLASS_OK],
+                                     .failovers = m->failovers};
+    for (int k = 0; k < KEEL_CLASS_COUNT; k++) {
+        oc.by_class[k] = m->by_class[k];
+        oc.local += keel_health_local((enum keel_class)k) ? m->by_class[k] : 0;
+    }
+    char why[512];
+    enum keel_health_state hs = keel_health_of(&oc, 0, 0, near, why, sizeof(why));
+    uint64_t judged = oc.requests - oc.local;
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:o, s:o}", "state", keel_health_name(hs), "reasons", why, "requests",
+                     (json_int_t)oc.requests, "ok", (json_int_t)oc.ok, "local", (json_int_t)oc.local,
+                     "success_share", judged ? json_real((double)oc.ok / (double)judged) : json_null(), "rps",
+                     span_s >= 1 ? json_real((double)oc.requests / span_s) : json_null()); /* none in a blink */
+}
+
+/* The report as JSON: what --json prints, and (with history) the data of --html's page, so that
+ * both show the same numbers. The caller owns it. */
+static json_t *report_json(struct report *r, uint64_t cliff, uint64_t margin, int history)
 {
     json_t *models = json_array();
+    double span_s = r->last_ms > r->first_ms ? (double)(r->last_ms - r->first_ms) / 1000.0 : 0;
     for (size_t i = 0; i < r->n; i++) {
         struct model_report *m = &r->models[i];
-        int64_t lo = INT64_MAX, hi = INT64_MIN;
-        for (size_t k = 0; k < m->ms.n; k++) {
-            lo = m->ms.at[k] < lo ? m->ms.at[k] : lo;
-            hi = m->ms.at[k] > hi ? m->ms.at[k] : hi;
-        }
-        json_t *history = json_array();
-        int64_t step = hi > lo ? (hi - lo) / 60 + 1 : 1;
-        for (int64_t t = lo; m->ms.n > 0 && t <= hi; t += step) {
-            struct keel_pcts d, tt;
-            bucket(&m->ms, t, t + step, &d);
-            bucket(&m->ttft, t, t + step, &tt);
-            if (d.count > 0)
-                json_array_append_new(history, json_pack("{s:I, s:o, s:o}", "t", (json_int_t)(t + step / 2), "d",
-                                                         pcts_json(&d), "ttft", pcts_json(&tt)));
-        }
-        struct keel_pcts all;
-        keel_pcts_of(m->ms.v, m->ms.n, &all);
-        json_array_append_new(models, json_pack("{s:s, s:I, s:o, s:o, s:{s:I, s:I, s:b, s:I, s:o}}", "name", m->name,
-                                                "failovers", (json_int_t)m->failovers, "history", history, "targets",
-                                                json_array(), "cliff", "cliff_ms", (json_int_t)cliff, "margin_ms",
-                                                (json_int_t)margin, "near", near_cliff(&all, cliff, margin), "count",
-                                                (json_int_t)all.count, "duration_ms", pcts_json(&all)));
+        struct keel_pcts d, t;
+        keel_pcts_of(m->ms.v, m->ms.n, &d);
+        keel_pcts_of(m->ttft.v, m->ttft.n, &t);
+        json_t *errors = classes_json(m->by_class, not_ok), *by = json_object();
+        for (size_t j = 0; j < m->nserved; j++)
+            json_object_set_new(by, m->served[j].name, json_integer((json_int_t)m->served[j].n));
+        int near = near_cliff(&d, cliff, margin);
+        json_array_append_new(models, json_pack("{s:s, s:I, s:I, s:o, s:o, s:o, s:I, s:I, s:o, s:b}", "model",
+                                                m->name, "requests", (json_int_t)m->requests, "errors",
+                                                (json_int_t)m->errors, "errors_by_class", errors, "ms",
+                                                pcts_json(&d), "ttft_ms", pcts_json(&t), "hangs",
+                                                (json_int_t)m->hangs, "failovers", (json_int_t)m->failovers,
+                                                "served_by", by, "near_cliff", near));
+        json_t *row = json_array_get(models, json_array_size(models) - 1), *costs = json_object();
+        for (size_t j = 0; j < m->ncosts; j++)
+            json_object_set_new(costs, m->costs[j].name, json_real(m->costs[j].cost));
+        json_object_set_new(row, "cost", json_real(m->cost));
+        json_object_set_new(row, "cost_by_upstream", costs);
+        json_object_set_new(row, "health", health_json(m, near, span_s));
+        if (history)
+            json_object_set_new(row, "history", history_json(m));
     }
-    char title[128];
-    snprintf(title, sizeof(title), "%llu lines", (unsigned long long)r->lines);
-    json_t *data = json_pack("{s:s, s:o, s:[]}", "title", title, "models", models, "backends");
+    char from[40] = "", to[40] = "";
+    if (r->first_ms > 0) {
+        keel_time_rfc3339(r->first_ms, from, sizeof(from));
+        keel_time_rfc3339(r->last_ms, to, sizeof(to));
+    }
+    return json_pack("{s:o, s:o, s:I, s:I, s:{s:o, s:o, s:f}, s:{s:I, s:I}}", "models", models, "keys", keys_json(r),
+                     "lines", (json_int_t)r->lines, "unreadable_lines", (json_int_t)r->skipped_lines, "span", "from",
+                     r->first_ms > 0 ? json_string(from) : json_null(), "to",
+                     r->first_ms > 0 ? json_string(to) : json_null(), "seconds", span_s, "thresholds", "cliff_ms",
+                     (json_int_t)cliff, "margin_ms", (json_int_t)margin);
+}
+
+static void print_json(struct report *r, uint64_t cliff, uint64_t margin)
+{
+    json_t *root = report_json(r, cliff, margin, 0);
+    char *out = json_dumps(root, JSON_INDENT(2));
+    json_decref(root);
+    if (out != NULL)
+        puts(out);
+    free(out);
+}
+
+/* the status page (src/ui.html) with the report's data in it: the same numbers as --json */
+static int write_html(struct report *r, const char *path, uint64_t cliff, uint64_t margin, uint64_t hang_ms)
+{
+    json_t *data = report_json(r, cliff, margin, 1);
+    json_object_set_new(data, "report", json_pack("{s:I}", "hang_ms", (json_int_t)hang_ms));
     size_t len = 0;
-    char *html = keel_ui_report(data, &len);
+    char *html = data != NULL ? keel_ui_report(data, &len) : NULL;
     json_decref(data);
     FILE *f = html ? fopen(path, "w") : NULL;
     int ok = f != NULL && fwrite(html, 1, len, f) == len;
@@ -605,7 +671,7 @@ int keel_report_run(int argc, char **argv)
         qsort(r.keys, r.nkeys, sizeof(*r.keys), by_name);
     int rc = 0;
     if (html != NULL)
-        rc = write_html(&r, html, cliff, margin) == 0 ? 0 : 1;
+        rc = write_html(&r, html, cliff, margin, f.hang_ms) == 0 ? 0 : 1;
     else if (json)
         print_json(&r, cliff, margin);
     else {

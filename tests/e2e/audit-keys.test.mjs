@@ -93,17 +93,17 @@ describe('keel audit per key, from a log written by hand', () => {
     const r = audit(file, '--json');
     assert.equal(r.status, 0, r.stderr);
     const j = JSON.parse(r.stdout);
-    assert.deepEqual(Object.keys(j), ['models', 'keys', 'lines', 'unreadable_lines']);
+    assert.deepEqual(Object.keys(j), ['models', 'keys', 'lines', 'unreadable_lines', 'span', 'thresholds']);
     assert.deepEqual(Object.keys(j.keys), ['alice', 'bob']);
     assert.deepEqual(j.keys, {
       alice: { requests: 4, ok: 2, refused: 2, refused_by_class: { invalid_request: 1, key_limited: 1 }, errors: 0,
-        errors_by_class: {}, tokens: 21, ms: { p50: 1, p90: 30, p99: 30, max: 30 }, cost: 0 },
+        errors_by_class: {}, tokens: 21, ms: { p50: 1, p90: 30, p99: 30, max: 30, count: 4 }, cost: 0 },
       bob: { requests: 2, ok: 1, refused: 0, refused_by_class: {}, errors: 1, errors_by_class: { server_error: 1 },
-        tokens: 5, ms: { p50: 20, p90: 40, p99: 40, max: 40 }, cost: 0 },
+        tokens: 5, ms: { p50: 20, p90: 40, p99: 40, max: 40, count: 2 }, cost: 0 },
     });
     const m = Object.fromEntries(j.models.map((x) => [x.model, x]));
     assert.deepEqual(Object.keys(m.m), ['model', 'requests', 'errors', 'errors_by_class', 'ms', 'ttft_ms', 'hangs',
-      'failovers', 'served_by', 'near_cliff', 'cost', 'cost_by_upstream']);
+      'failovers', 'served_by', 'near_cliff', 'cost', 'cost_by_upstream', 'health']);
     assert.equal(m.m.requests, 7);
     assert.deepEqual(m.m.errors_by_class, { key_limited: 1, server_error: 1, invalid_request: 1 });
   });

@@ -189,7 +189,11 @@ describe('keel audit', () => {
     assert.deepEqual(JSON.parse(r.stdout).models, []);
     r = audit(file, '--cliff', '1200ms', '--margin', '300ms');
     assert.equal(r.status, 0);
-    assert.match(r.stdout, /^model\s+requests\s+errors\s+p50/);
+    assert.match(r.stdout, /^\d+ requests from \S+Z to \S+Z \(\d+s\)\n\nmodel\s+requests\s+errors\s+p50/, 'the span, then the table');
+    const j = JSON.parse(audit(file, '--json').stdout);
+    assert.equal(r.stdout.split(' ')[0], String(j.models.reduce((n, m) => n + m.requests, 0)), 'every record counted');
+    assert.ok(r.stdout.includes(` from ${j.span.from} to ${j.span.to} `), 'the span, as --json says');
+    assert.match(r.stdout, /\nhung(\s+\S+){6}\s+-\s+-\s+-\s+-\s/, 'no answer: no TTFT, a dash rather than 0ms');
     assert.match(r.stdout, /\nhung .*NEAR CLIFF/, 'a 1 s hang is within 300 ms of a 1.2 s cliff');
     assert.doesNotMatch(r.stdout, /\nsteady .*NEAR CLIFF/);
     assert.match(r.stdout, /errors: first_byte_timeout 1/);
