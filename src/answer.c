@@ -9,19 +9,15 @@
 
 #include "request_t.h"
 
-void *keel_answer_attempts_json(const struct keel_request *r, int for_audit)
+/* the attempts, as an error answer lists them (a new array) */
+static json_t *attempts_json(const struct keel_request *r)
 {
     json_t *arr = json_array();
     for (size_t i = 0; r != NULL && i < r->nattempts; i++) {
         const struct attempt *a = &r->attempts[i];
-        json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I}", "upstream", a->target->upstream->name, "model",
-                              a->target->model, "class", keel_class_name(a->cls), "status", a->status, "ms",
-                              (json_int_t)a->ms);
-        if (for_audit) { /* the audit's: also what protocol the target speaks */
-            json_object_set_new(o, "ttft_ms", json_integer((json_int_t)a->ttft_ms));
-            json_object_set_new(o, "kind", json_string(a->target->upstream->kind));
-        }
-        json_array_append_new(arr, o);
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:I}", "upstream", a->target->upstream->name,
+                                             "model", a->target->model, "class", keel_class_name(a->cls), "status",
+                                             a->status, "ms", (json_int_t)a->ms));
     }
     return arr;
 }
@@ -133,7 +129,7 @@ char *keel_answer_envelope(const struct keel_encoder_ops *enc, const struct keel
     json_t *err = json_pack("{s:o}", "message", text(message));
     json_t *root = err ? envelopes[i].wrap(err, status, type, code) : NULL;
     if (root != NULL && r != NULL)
-        json_object_set_new(err, "attempts", keel_answer_attempts_json(r, 0));
+        json_object_set_new(err, "attempts", attempts_json(r));
     if (root != NULL && retry_after > 0)
         json_object_set_new(err, "retry_after", json_integer((json_int_t)retry_after));
     char *s = root ? json_dumps(root, JSON_COMPACT) : NULL;

@@ -27,9 +27,6 @@ size_t keel_answer_headers(const struct keel_request *r, struct keel_header *hdr
 char *keel_answer_envelope(const struct keel_encoder_ops *enc, const struct keel_request *r, int status,
                            const char *type, const char *code, const char *message, uint64_t retry_after);
 
-/* The attempts as a JSON array (json_t *, new reference); for_audit adds each one's ttft_ms and kind. */
-void *keel_answer_attempts_json(const struct keel_request *r, int for_audit);
-
 /* Whether a client's own retry of an answer with this error status can help, for the
  * x-should-retry header the SDKs obey (they retry 408, 409, 429 and every 5xx unless told):
  * only a 503 (keel busy, its memory full, every breaker open: Retry-After says when). A 4xx is

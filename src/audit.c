@@ -12,8 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "core/buf.h"
 #include "log.h"
 
@@ -37,6 +35,7 @@ struct keel_audit {
     uv_work_t work;
     uv_timer_t timer;
     uint64_t dropped;
+    struct keel_buf line; /* the record being written (kept: no allocation per request) */
 };
 
 static int open_file(struct keel_audit *a)
@@ -193,6 +192,7 @@ struct keel_audit *keel_audit_open(uv_loop_t *loop, const char *path, uint64_t m
     }
     keel_buf_init(&a->pending, MAX_PENDING);
     keel_buf_init(&a->writing, MAX_PENDING);
+    keel_buf_init(&a->line, MAX_PENDING);
     uv_timer_init(loop, &a->timer);
     a->timer.data = a;
     uv_timer_start(&a->timer, on_timer, FLUSH_MS, FLUSH_MS);
@@ -231,49 +231,138 @@ uint64_t keel_audit_dropped(const struct keel_audit *a)
     return a->dropped;
 }
 
-/* a client's text that is not valid UTF-8 (a name cut mid-character) is recorded as "" rather
- * than losing the line */
-static json_t *text(const char *s)
+/* ---- the record's line, written directly ---- */
+
+/* whether s[0..n) is valid UTF-8 (no overlong form, no surrogate, nothing past U+10FFFF) */
+static int utf8_valid(const unsigned char *s, size_t n)
 {
-    json_t *j = json_string(s);
-    return j ? j : json_string("");
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        if (len == 0 || i + len > n || (len == 2 && c < 0xc2))
+            return 0;
+        for (size_t k = 1; k < len; k++)
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+        if (len == 3 && ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] >= 0xa0)))
+            return 0; /* overlong, surrogate */
+        if (len == 4 && ((c == 0xf0 && s[i + 1] < 0x90) || c > 0xf4 || (c == 0xf4 && s[i + 1] >= 0x90)))
+            return 0; /* overlong, past U+10FFFF */
+        i += len;
+    }
+    return 1;
+}
+
+/* ,"key": then s as a JSON string; NULL as null. A client's text that is not valid UTF-8 (a
+ * name cut mid-character) is recorded as "" rather than losing the line. */
+static void put_str(struct keel_buf *b, const char *key, const char *s)
+{
+    keel_buf_appends(b, key);
+    if (s == NULL) {
+        keel_buf_append(b, "null", 4);
+        return;
+    }
+    size_t n = strlen(s);
+    if (!utf8_valid((const unsigned char *)s, n)) {
+        keel_buf_append(b, "\"\"", 2);
+        return;
+    }
+    keel_buf_append(b, "\"", 1);
+    size_t from = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        char esc[8];
+        int e = c == '"' || c == '\\' ? snprintf(esc, sizeof(esc), "\\%c", c) : snprintf(esc, sizeof(esc), "\\u%04x", c);
+        keel_buf_append(b, s + from, i - from);
+        keel_buf_append(b, esc, (size_t)e);
+        from = i + 1;
+    }
+    keel_buf_append(b, s + from, n - from);
+    keel_buf_append(b, "\"", 1);
+}
+
+/* key (",\"name\":" with its punctuation) then an integer, a boolean */
+static void put_int(struct keel_buf *b, const char *key, long long v)
+{
+    char num[32];
+    int n = snprintf(num, sizeof(num), "%lld", v);
+    keel_buf_appends(b, key);
+    keel_buf_append(b, num, (size_t)n);
+}
+
+static void put_bool(struct keel_buf *b, const char *key, int v)
+{
+    keel_buf_appends(b, key);
+    keel_buf_appends(b, v ? "true" : "false");
+}
+
+/* the line, members in DESIGN.md's order (the one jansson wrote them in before) */
+static void format_record(struct keel_buf *b, const struct keel_audit_record *rec)
+{
+    char ts[40];
+    keel_time_rfc3339(rec->start_wall_ms, ts, sizeof(ts));
+    put_str(b, "{\"ts\":", ts);
+    put_str(b, ",\"id\":", rec->id);
+    put_str(b, ",\"model\":", rec->model ? rec->model : "");
+    put_bool(b, ",\"stream\":", rec->stream);
+    put_int(b, ",\"status\":", rec->status);
+    put_int(b, ",\"ms\":", (long long)rec->ms);
+    if (rec->has_ttft)
+        put_int(b, ",\"ttft_ms\":", (long long)rec->ttft_ms);
+    else
+        keel_buf_appends(b, ",\"ttft_ms\":null");
+    put_str(b, ",\"upstream\":", rec->upstream);
+    put_str(b, ",\"target_model\":", rec->target_model);
+    keel_buf_appends(b, ",\"attempts\":[");
+    for (size_t i = 0; i < rec->nattempts; i++) {
+        const struct keel_audit_attempt *a = &rec->attempts[i];
+        put_str(b, i ? ",{\"upstream\":" : "{\"upstream\":", a->upstream);
+        put_str(b, ",\"model\":", a->model);
+        put_str(b, ",\"class\":", a->cls);
+        put_int(b, ",\"status\":", a->status);
+        put_int(b, ",\"ms\":", (long long)a->ms);
+        put_int(b, ",\"ttft_ms\":", (long long)a->ttft_ms);
+        put_str(b, ",\"kind\":", a->kind);
+        keel_buf_append(b, "}", 1);
+    }
+    keel_buf_append(b, "]", 1);
+    put_int(b, ",\"prompt_bytes\":", (long long)rec->prompt_bytes);
+    if (rec->has_usage) {
+        put_int(b, ",\"usage\":{\"prompt_tokens\":", rec->prompt_tokens);
+        put_int(b, ",\"completion_tokens\":", rec->completion_tokens);
+        put_int(b, ",\"total_tokens\":", rec->total_tokens);
+        keel_buf_append(b, "}", 1);
+    } else {
+        keel_buf_appends(b, ",\"usage\":null");
+    }
+    put_bool(b, ",\"client_gone\":", rec->client_gone);
+    put_str(b, ",\"class\":", rec->cls);
+    if (rec->error != NULL)
+        put_str(b, ",\"error\":", rec->error);
+    if (rec->protocol != NULL)
+        put_str(b, ",\"protocol\":", rec->protocol);
+    if (rec->has_cost) {
+        char num[40];
+        int n = snprintf(num, sizeof(num), "%.17g", rec->cost); /* exact, as jansson's reals */
+        keel_buf_appends(b, ",\"cost\":");
+        keel_buf_append(b, num, (size_t)n);
+    }
+    if (rec->key != NULL)
+        put_str(b, ",\"key\":", rec->key);
+    if (rec->continued)
+        keel_buf_appends(b, ",\"continued\":true");
+    keel_buf_append(b, "}", 1);
 }
 
 void keel_audit_record(struct keel_audit *a, const struct keel_audit_record *rec)
 {
-    json_t *attempts = rec->attempts ? (json_t *)rec->attempts : json_array();
-    if (a == NULL) {
-        json_decref(attempts);
+    if (a == NULL)
         return;
-    }
-    char ts[40];
-    keel_time_rfc3339(rec->start_wall_ms, ts, sizeof(ts));
-    json_t *o = json_pack("{s:s, s:s, s:o, s:b, s:i, s:I, s:o, s:o, s:o, s:o, s:I, s:o, s:b, s:s}", "ts", ts, "id",
-                          rec->id, "model", text(rec->model), "stream", rec->stream, "status", rec->status, "ms",
-                          (json_int_t)rec->ms, "ttft_ms",
-                          rec->has_ttft ? json_integer((json_int_t)rec->ttft_ms) : json_null(), "upstream",
-                          rec->upstream ? json_string(rec->upstream) : json_null(), "target_model",
-                          rec->target_model ? json_string(rec->target_model) : json_null(), "attempts", attempts,
-                          "prompt_bytes", (json_int_t)rec->prompt_bytes, "usage",
-                          rec->has_usage ? json_pack("{s:I, s:I, s:I}", "prompt_tokens",
-                                                     (json_int_t)rec->prompt_tokens, "completion_tokens",
-                                                     (json_int_t)rec->completion_tokens, "total_tokens",
-                                                     (json_int_t)rec->total_tokens)
-                                         : json_null(),
-                          "client_gone", rec->client_gone, "class", rec->cls);
-    if (o != NULL && rec->error != NULL)
-        json_object_set_new(o, "error", json_string(rec->error));
-    if (o != NULL && rec->protocol != NULL)
-        json_object_set_new(o, "protocol", json_string(rec->protocol));
-    if (o != NULL && rec->has_cost)
-        json_object_set_new(o, "cost", json_real(rec->cost));
-    if (o != NULL && rec->key != NULL)
-        json_object_set_new(o, "key", text(rec->key));
-    if (o != NULL && rec->continued)
-        json_object_set_new(o, "continued", json_true());
-    char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (line != NULL)
-        keel_audit_line(a, line, strlen(line));
-    free(line);
+    keel_buf_reset(&a->line);
+    format_record(&a->line, rec);
+    if (a->line.base != NULL)
+        keel_audit_line(a, a->line.base, a->line.len);
 }

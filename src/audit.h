@@ -20,6 +20,15 @@ void keel_audit_line(struct keel_audit *a, const char *line, size_t len);
 void keel_audit_flush_now(struct keel_audit *a);
 uint64_t keel_audit_dropped(const struct keel_audit *a);
 
+/* one attempt of a request, as its record lists them */
+struct keel_audit_attempt {
+    const char *upstream, *model; /* the target */
+    const char *cls;              /* its class's name */
+    const char *kind;             /* the protocol the target speaks */
+    int status;
+    uint64_t ms, ttft_ms;
+};
+
 /* One request's record (DESIGN.md "Audit record"): what the routed and the rejected paths both
  * write. Names, ids, statuses, sizes and times, never a secret, a header or a prompt. */
 struct keel_audit_record {
@@ -32,7 +41,8 @@ struct keel_audit_record {
     int has_ttft;          /* ttft_ms is known (else null) */
     uint64_t ttft_ms;
     const char *upstream, *target_model; /* the last target tried; NULL: none */
-    void *attempts;        /* json_t array, stolen; NULL: [] */
+    const struct keel_audit_attempt *attempts; /* [nattempts], in the order tried */
+    size_t nattempts;
     size_t prompt_bytes;
     int has_usage;
     long long prompt_tokens, completion_tokens, total_tokens;
@@ -47,7 +57,8 @@ struct keel_audit_record {
     double cost;           /* its tokens at that price ("cost") */
 };
 
-/* queues rec's line; a NULL log takes nothing (rec->attempts is freed all the same) */
+/* queues rec's line (written directly, not through a JSON tree: it is on every request's path);
+ * a NULL log takes nothing */
 void keel_audit_record(struct keel_audit *a, const struct keel_audit_record *rec);
 
 #endif

@@ -1,7 +1,6 @@
 /* record.c - a finished request's record; see record.h. */
 #include "record.h"
 
-#include "answer.h"
 #include "audit.h"
 #include "cliff.h"
 #include "gateway_t.h"
@@ -61,6 +60,13 @@ void keel_record(struct keel_request *r)
         keel_quota_spend(&r->kstate->quota, r->key->tpm, tokens, uv_now(r->gw->loop));
         keel_shared_key_use(r->gw->shared, r->key->name, 0, tokens);
     }
+    struct keel_audit_attempt tried_list[r->nattempts + 1];
+    for (size_t i = 0; i < r->nattempts; i++) {
+        const struct attempt *a = &r->attempts[i];
+        tried_list[i] = (struct keel_audit_attempt){a->target->upstream->name, a->target->model,
+                                                    keel_class_name(a->cls), a->target->upstream->kind, a->status,
+                                                    a->ms, a->ttft_ms};
+    }
     if (r->gw->audit != NULL)
         keel_audit_record(r->gw->audit,
                           &(struct keel_audit_record){
@@ -74,7 +80,8 @@ void keel_record(struct keel_request *r)
                               .ttft_ms = r->ttft_ms,
                               .upstream = last ? last->target->upstream->name : NULL,
                               .target_model = last ? last->target->model : NULL,
-                              .attempts = keel_answer_attempts_json(r, 1),
+                              .attempts = tried_list,
+                              .nattempts = r->nattempts,
                               .prompt_bytes = r->body_len,
                               .has_usage = r->usage.present,
                               .prompt_tokens = r->usage.prompt_tokens,

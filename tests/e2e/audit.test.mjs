@@ -160,6 +160,27 @@ models: [ { name: m, targets: [ { upstream: a, model: healthy } ] } ]
   }
 });
 
+test('audit: names with quotes, backslashes, control characters and non-ASCII are escaped; invalid UTF-8 is ""', async () => {
+  const own = path.join(tmpdir(), 'audit.jsonl');
+  const k = await startKeel(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+audit_log: ${own}
+upstreams: [ { name: a, base_url: "{SIM}" } ]
+models: [ { name: steady, targets: [ { upstream: a, model: healthy } ] } ]
+`, sim);
+  const names = ['q"uote', 'back\\slash', 'line\nbreak\u0001', 'café ☕ 😀'];
+  for (const n of names) assert.equal((await post(k, chat(n))).status, 400);
+  const raw = Buffer.concat([Buffer.from('{"model":"bad'), Buffer.from([0xff, 0xc3]), Buffer.from('","messages":[]}')]);
+  const r = await fetch(`${k.url}/v1/chat/completions`, { method: 'POST', body: raw,
+    headers: { 'content-type': 'application/json' } });
+  assert.equal(r.status, 400);
+  await stop(k); // flushes the log
+  const recs = fs.readFileSync(own, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  assert.deepEqual(recs.map((x) => x.model), [...names, '']);
+  for (const x of recs) assert.deepEqual(x.attempts, []);
+});
+
 describe('keel audit', () => {
   test('per-model numbers from the log and its rotated files', () => {
     const r = audit(file, '--json', '--hang', '900ms');
