@@ -29,7 +29,7 @@ OBJ      := $(CORE_OBJ) $(IO_SRC:src/%.c=$(BUILD)/%.o) $(APP_SRC:src/%.c=$(BUILD
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit e2e demo lint clean fuzz bench bench-state
+.PHONY: all test unit e2e demo lint clean fuzz bench bench-proxy bench-state
 all: $(BUILD)/keel
 
 $(BUILD)/keel: $(OBJ) $(BUILD)/main.o
@@ -91,6 +91,11 @@ lint:
 # speed is measured here, never asserted in a test (needs wrk and nginx: apt-get install wrk nginx)
 bench: $(BUILD)/keel $(BUILD)/streams
 	bench/bench.sh
+
+# the proxy's own cost per request against a canned upstream (part 0 of bench): nginx vs keel,
+# audit log off and on (bench/proxy.sh [SECONDS] [RUNS]; KEEL=BINARY measures another build)
+bench-proxy: $(BUILD)/keel
+	bench/proxy.sh
 
 # what state: redis costs on the hot path, and how fast a trip reaches another instance
 bench-state: $(BUILD)/keel

@@ -2,6 +2,8 @@
 # bench/bench.sh (`make bench`) - keel side by side with nginx and with no proxy, in one run on
 # one machine, against the same upstream (`keel sim`) and the same load generators; medians
 # and the raw runs into bench/RESULTS.md. Speed is measured here, never asserted in a test.
+#   0. the proxy's own cost: bench/proxy.sh, nginx vs keel (audit log off and on) in front of
+#      an upstream that costs next to nothing (nginx answering a canned completion)
 #   1. non-stream: (a) direct (b) nginx, plain reverse proxy, 1 worker (c) keel, one-target model
 #      (d) keel, two-target chain whose first breaker is open. wrk at 50 and at 1 connection,
 #      alternating a/b/c/d for RUNS rounds; CPU time each proxy spent per request. Also nginx
@@ -21,6 +23,10 @@ make -s build/keel build/streams
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 . bench/lib.sh
+
+# ---------------------------------------------------------------- 0. the proxy's own cost
+echo "bench: canned upstream (bench/proxy.sh)" >&2
+RAW="$dir/proxy-raw" bench/proxy.sh "$secs" "$runs" >"$dir/proxy.md"
 
 build/keel sim --listen 127.0.0.1:0 2>"$dir/sim.log" &
 sim_pid=$!
@@ -155,7 +161,15 @@ d1=$(stat "$dir/r1" direct 3)
     echo "so req/s is a share of one machine; CPU µs per request is each proxy's own cost."
     echo "nginx: 1 worker, upstream keepalive, proxy_buffering off (bench/nginx.conf); keel: its one loop."
     echo
-    echo "## Non-stream chat completions (medians of $runs alternating runs of ${secs}s)"
+    echo "## The proxy's own cost: a canned upstream (medians of $runs alternating runs of ${secs}s)"
+    echo
+    echo "The upstream is nginx answering one fixed chat.completion (\`return 200\`, bench/canned.conf):"
+    echo "it costs next to nothing, so the proxies, not the upstream, set the pace. keel-audit is keel"
+    echo "with its audit log on, as it runs in production. wrk -t2 -c50 and -c1; CPU from /proc."
+    echo
+    cat "$dir/proxy.md"
+    echo
+    echo "## Non-stream chat completions through \`keel sim\` (medians of $runs alternating runs of ${secs}s)"
     echo
     echo "| path | req/s @50 | p50 ms @50 | p99 ms @50 | CPU µs/req @50 | p50 ms @1 | added p50 @1 vs direct |"
     echo "|---|---|---|---|---|---|---|"
@@ -227,6 +241,9 @@ d1=$(stat "$dir/r1" direct 3)
     echo "Streams (bench/streams output):"
     echo '```'; cat "$dir/streams"; echo '```'
     echo "Deadline runs (ms): $(tr '\n' ' ' <"$dir/deadline")"
+    echo
+    echo "Canned upstream (bench/proxy.sh; name req/s p50_ms p99_ms cpu_us_per_req):"
+    echo '```'; cat "$dir/proxy-raw"; echo '```'
 } >"$dir/results.md"
 # the profile section is kept by hand below this marker (bench/README.md says how it was taken)
 if grep -q '^<!-- profile -->' bench/RESULTS.md 2>/dev/null; then
