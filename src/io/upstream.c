@@ -16,6 +16,7 @@
 
 #include "core/classify.h"
 #include "core/units.h"
+#include "io/h1client.h"
 
 /* Creating and freeing an easy handle per transfer was a tenth of keel's instructions
  * (callgrind, mostly malloc and free); a few idle ones are kept for reuse. */
@@ -41,9 +42,11 @@ struct keel_upstream {
     } idle[2]; /* [1]: with the small buffer, for streams */
     struct sock **socks; /* by fd: the sockets curl polls or keeps in its connection cache */
     size_t nsocks;
+    struct keel_h1 *h1; /* http:// transfers (h1client.h); NULL: curl takes all (a proxy is set) */
 };
 
 struct keel_upstream_xfer {
+    int own; /* 0: curl's; h1client's transfers start with a 1 */
     struct keel_upstream *u;
     CURL *easy;
     struct curl_slist *headers; /* holds the bearer: wiped before free */
@@ -456,12 +459,25 @@ struct keel_upstream *keel_upstream_new(uv_loop_t *loop, long max_connections)
     curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
     /* without it the cache shrinks whenever concurrency dips (STACK trap 7) */
     curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, max_connections);
+    /* http:// goes through keel's own client unless a proxy is configured in the environment
+     * (curl honours it; keel's client does not speak to proxies) */
+    static const char *const proxies[] = {"http_proxy", "all_proxy", "ALL_PROXY", NULL};
+    int proxied = 0;
+    for (size_t i = 0; proxies[i] != NULL; i++)
+        proxied |= getenv(proxies[i]) != NULL && getenv(proxies[i])[0] != '\0';
+    if (!proxied && (u->h1 = keel_h1_new(loop, (size_t)max_connections)) == NULL) {
+        curl_multi_cleanup(u->multi);
+        free(u);
+        return NULL;
+    }
     return u;
 }
 
 struct keel_upstream_xfer *keel_upstream_xfer_start(struct keel_upstream *u, const struct keel_upstream_spec *spec,
                                                     const struct keel_upstream_cbs *cbs, void *ctx)
 {
+    if (u->h1 != NULL && keel_h1_takes(spec->url))
+        return (struct keel_upstream_xfer *)keel_h1_start(u->h1, spec, cbs, ctx);
     struct keel_upstream_xfer *x = calloc(1, sizeof(*x));
     if (x == NULL) {
         if (spec->give_body)
@@ -539,6 +555,10 @@ struct keel_upstream_xfer *keel_upstream_xfer_start(struct keel_upstream *u, con
 
 void keel_upstream_xfer_cancel(struct keel_upstream_xfer *x)
 {
+    if (x->own) {
+        keel_h1_cancel((struct keel_h1_xfer *)x);
+        return;
+    }
     if (x->cancelled)
         return; /* already let go, or inside on_done: freed by the caller of on_done */
     x->cancelled = 1;
@@ -560,6 +580,10 @@ void keel_upstream_xfer_cancel(struct keel_upstream_xfer *x)
 
 void keel_upstream_xfer_resume(struct keel_upstream_xfer *x)
 {
+    if (x->own) {
+        keel_h1_resume((struct keel_h1_xfer *)x);
+        return;
+    }
     struct keel_upstream *u = x->u;
     if (x->cancelled)
         return;
