@@ -21,7 +21,7 @@
 
 #define HEAD_MAX (64u << 10) /* a longer line or head in an answer is a protocol error */
 #define BUF_ANSWER 16384     /* a connection's read buffer; a stream's is small, as with curl */
-#define BUF_STREAM 2048
+#define BUF_STREAM 1024
 #define KEEPALIVE_S 60
 
 struct host { /* one HOST:PORT, and its idle connections */

@@ -61,6 +61,13 @@ async function answer(sock, req, served) {
   if (model === 'huge-head')
     return sock.write(`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(70000)}\r\nContent-Length: 2\r\n\r\n{}`);
   if (model === 'not-http') return sock.end('SSH-2.0-OpenSSH_9.2\r\n');
+  if (model === 'big-stream') { // a stream's head and an event each larger than a stream's 1 KiB read buffer
+    const chunk = (o) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'raw', ...o })}\n\n`;
+    const events = chunk({ choices: [{ index: 0, delta: { role: 'assistant', content: 'x'.repeat(3000) }, finish_reason: null }] }) +
+      chunk({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }) + 'data: [DONE]\n\n';
+    sock.write(`HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Big: ${'b'.repeat(5000)}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    return sock.write(`${Buffer.byteLength(events).toString(16)}\r\n${events}\r\n0\r\n\r\n`);
+  }
   if (model === 'race') { // the first request on a connection is answered; a later one finds it dropped
     if (served === 0) return sock.write(ok());
     return sock.destroy();
@@ -95,7 +102,7 @@ upstreams:
   - { name: byname, base_url: "http://localhost:${port}/v1" }
   - { name: sim, base_url: "{SIM}" }
 models:
-${['plain', 'chunked', 'until-close', 'early-hints', 'trickle', 'race'].map((m) =>
+${['plain', 'chunked', 'until-close', 'early-hints', 'trickle', 'race', 'big-stream'].map((m) =>
     `  - { name: ${m}, targets: [ { upstream: raw, model: ${m}, stream_upstream: false } ] }`).join('\n')}
 ${['huge-head', 'not-http'].map((m) =>
     `  - { name: ${m}, targets: [ { upstream: raw, model: ${m}, stream_upstream: false }, { upstream: sim, model: healthy } ] }`).join('\n')}
@@ -133,6 +140,15 @@ test('answers framed every way HTTP/1.1 allows arrive whole', async () => {
     assert.equal(r.status, 200, `${m}: ${r.text}`);
     assert.deepEqual(JSON.parse(r.text).choices, JSON.parse(ANSWER).choices, m);
   }
+});
+
+test('a stream whose head and events outgrow the read buffer arrives whole', async () => {
+  const r = await post(keel, chat('big-stream', { stream: true }));
+  assert.equal(r.status, 200, r.text);
+  const text = r.text.split('\n').filter((l) => l.startsWith('data: {'))
+    .map((l) => JSON.parse(l.slice(6)).choices[0]?.delta?.content || '').join('');
+  assert.equal(text, 'x'.repeat(3000));
+  assert.match(r.text, /data: \[DONE\]/);
 });
 
 test('a head too large, or no HTTP at all: the attempt is a reset, failed over', async () => {
