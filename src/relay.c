@@ -46,7 +46,7 @@ void keel_relay_fail(struct keel_request *r, const char *code, const char *messa
     r->out.max += 4096; /* room for the last event even when the queue is full */
     r->finishing = 1;
     if (r->senc_open && r->enc->stream_error != NULL) { /* the protocol's own error event */
-        r->enc->stream_error(&r->senc, code, message, &r->out);
+        r->enc->stream_error(r->senc, code, message, &r->out);
         return;
     }
     char *ev = keel_answer_envelope(r->enc, NULL, 0, "upstream_error", code, message, 0);

@@ -114,7 +114,8 @@ static void set_state(struct keel_request *r, enum keel_req_state to)
  * (from events or from frames). */
 static void charge(struct keel_request *r)
 {
-    size_t now = 3 * r->body_len + r->answer.cap + r->out.cap + r->assembly.held + r->frames.held + r->senc.held +
+    size_t now = 3 * r->body_len + r->answer.cap + r->out.cap + r->assembly.held + r->frames.held +
+                 (r->senc != NULL ? r->senc->held : 0) +
                  r->told.text.cap + r->scratch.cap;
     assert(r->gw->mem_held >= r->mem);
     r->gw->mem_held = r->gw->mem_held - r->mem + now;
@@ -128,8 +129,12 @@ static void on_delivered(void *ctx, int delivered);
 /* the answering attempt's upstream headers (on_header) after keel's own in hdrs[n..] */
 static size_t with_upstream_headers(const struct keel_request *r, struct keel_header *hdrs, size_t n)
 {
-    for (size_t i = 0; i < r->nback; i++)
-        hdrs[n++] = r->back[i];
+    const char *p = r->back.base;
+    for (size_t i = 0; i < r->nback; i++) {
+        const char *v = p + strlen(p) + 1;
+        hdrs[n++] = (struct keel_header){p, v};
+        p = v + strlen(v) + 1;
+    }
     return n;
 }
 
@@ -368,6 +373,7 @@ void keel_req_begin(struct keel_request *r)
     charge(r);
     keel_buf_init(&r->answer, MAX_ANSWER);
     keel_buf_init(&r->out, MAX_OUT);
+    keel_buf_init(&r->back, 1536);
     for (size_t i = 0; i < r->model->ntargets; i++) {
         const struct keel_target_conf *t = &r->model->targets[i];
         r->route[i] = (struct keel_route_target){.context_window = t->context_window,
@@ -397,6 +403,7 @@ static void on_header(void *ctx, const char *name, size_t nlen, const char *valu
 static const struct keel_upstream_cbs upstream_cbs = {on_head, on_data, on_done, on_header};
 
 static void deadline_exceeded(struct keel_request *r);
+static int armed(const struct keel_request *r);
 
 /* an attempt that fails before it starts (a managed backend that cannot take it) */
 static void fail_to_start(struct keel_request *r, const char *transport)
@@ -436,7 +443,7 @@ static void reset_attempt(struct keel_request *r, const struct keel_target_conf 
     r->saw_finish = 0;
     r->paused = 0; /* a transfer paused for a slow client is over: this one is not */
     r->nback = 0;
-    r->back_len = 0;
+    keel_buf_reset(&r->back);
     r->usage = (struct keel_usage){0};
     r->dl = (struct keel_deadline){
         .total_at = keel_deadline_total(r->start_ms, t->timeouts.total_ms, r->client_budget_ms),
@@ -623,6 +630,14 @@ static void start_attempt(struct keel_request *r)
     if (r->backend != NULL)
         r->backend_gen = keel_backend_generation(r->backend);
     set_state(r, REQ_ATTEMPT);
+    /* the client's stream encoder (3 KB), only for a stream re-encoded from another protocol or
+     * one a later target could continue: a native stream's bytes pass as sent */
+    if (r->stream && r->senc == NULL && (!native(r) || armed(r)) && (r->senc = calloc(1, sizeof(*r->senc))) == NULL) {
+        keel_error("req %s: cannot start an attempt on %s: out of memory", r->id, t->upstream->name);
+        r->outcome.transport = keel_err_local;
+        end_attempt(r);
+        return;
+    }
 
     /* a client that did not ask for a stream gets one answer either way; asking the target for a
      * stream (stream_upstream) lets first_byte and stall watch the generation, and any failure
@@ -684,21 +699,20 @@ static void on_header(void *ctx, const char *name, size_t nlen, const char *valu
     struct keel_request *r = ctx;
     if (name == NULL) { /* a 1xx came first: its headers are not the answer's */
         r->nback = 0;
-        r->back_len = 0;
+        keel_buf_reset(&r->back);
         return;
     }
-    if (!keel_header_back(name, nlen) || r->nback == sizeof(r->back) / sizeof(r->back[0]) ||
-        r->back_len + nlen + vlen + 2 > sizeof(r->back_buf))
+    size_t was = r->back.len;
+    if (!keel_header_back(name, nlen) || r->nback == KEEL_BACK_HEADERS || memchr(name, '\0', nlen) != NULL ||
+        memchr(value, '\0', vlen) != NULL || keel_buf_append(&r->back, name, nlen) != 0 ||
+        keel_buf_append(&r->back, "", 1) != 0 || keel_buf_append(&r->back, value, vlen) != 0 ||
+        keel_buf_append(&r->back, "", 1) != 0) {
+        r->back.len = was; /* no room (1536 bytes): the header stays behind */
         return;
-    char *n = r->back_buf + r->back_len, *v = n + nlen + 1;
-    memcpy(n, name, nlen);
-    n[nlen] = '\0';
-    memcpy(v, value, vlen);
-    v[vlen] = '\0';
-    for (char *c = n; *c; c++) /* HTTP/1.1 names in lower case, as h2o writes its own */
+    }
+    for (char *c = r->back.base + was; *c; c++) /* HTTP/1.1 names in lower case, as h2o writes its own */
         *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-    r->back_len += nlen + vlen + 2;
-    r->back[r->nback++] = (struct keel_header){n, v};
+    r->nback++;
 }
 
 static void on_head(void *ctx, int status, const char *content_type, uint64_t retry_after_ms)
@@ -730,7 +744,7 @@ static int on_comment(void *ctx, const char *text, size_t len);
 static int to_client(void *ctx, const struct keel_ev *ev)
 {
     struct keel_request *r = ctx;
-    int rv = r->enc->stream_event(&r->senc, ev, &r->out);
+    int rv = r->enc->stream_event(r->senc, ev, &r->out);
     if (rv == 0 && r->armed)
         keel_told_event(&r->told, ev);
     return rv;
@@ -745,7 +759,7 @@ static int shadow(void *ctx, const struct keel_ev *ev)
     struct keel_request *r = ctx;
     keel_told_event(&r->told, ev);
     keel_buf_reset(&r->scratch);
-    if (r->enc->stream_event(&r->senc, ev, &r->scratch) != 0)
+    if (r->enc->stream_event(r->senc, ev, &r->scratch) != 0)
         r->told.broken = 1;
     return 0;
 }
@@ -765,18 +779,19 @@ static int continue_event(void *ctx, const struct keel_ev *ev)
 static void release_senc(struct keel_request *r)
 {
     if (r->senc_open && r->enc->stream_release != NULL)
-        r->enc->stream_release(&r->senc);
+        r->enc->stream_release(r->senc);
     r->senc_open = 0;
 }
 
 /* the client's stream encoder, fresh */
 static void open_senc(struct keel_request *r)
 {
+    assert(r->senc != NULL); /* start_attempt allocated it */
     release_senc(r);
-    r->enc->stream_init(&r->senc, r->include_usage);
+    r->enc->stream_init(r->senc, r->include_usage);
     r->senc_open = 1;
-    r->senc.max = MAX_ANSWER;
-    r->senc.created_at = r->start_wall_ms / 1000;
+    r->senc->max = MAX_ANSWER;
+    r->senc->created_at = r->start_wall_ms / 1000;
 }
 
 /* whether a later target in the chain could continue the stream of the attempt under way */
@@ -817,7 +832,7 @@ static void open_reader(struct keel_request *r)
         r->sink = SINK_ENCODE;
         /* OpenAI chunks name their model: the continuation's name the model that wrote them (the
          * id stays: one stream); the other protocols named theirs once, at the start */
-        r->senc.model_len = 0;
+        r->senc->model_len = 0;
         keel_decoder_init(&r->dec, ops, continue_event, r);
         announce(r);
     } else if (r->state == REQ_ASSEMBLE && native(r) && r->enc->native_frames) {
@@ -1155,8 +1170,8 @@ static void on_done(void *ctx, const char *err, const char *detail)
             } else {
                 /* room for the end's frames even when the queue is full: a Responses stream ends
                  * with the whole answer again */
-                r->out.max += 4096 + r->senc.held;
-                r->enc->stream_end(&r->senc, &r->out);
+                r->out.max += 4096 + r->senc->held;
+                r->enc->stream_end(r->senc, &r->out);
                 r->finishing = 1;
             }
             r->answered = 1;
@@ -1242,7 +1257,7 @@ static int aligned(const struct keel_request *r)
     for (uint32_t i = 0; i < KEEL_ANTHROPIC_MAX_BLOCKS; i++)
         if (r->dec._state.anthropic.block[i] != 0)
             n = i + 1;
-    return n == r->senc.anthropic.nblocks;
+    return r->senc != NULL && n == r->senc->anthropic.nblocks; /* none: no continuation armed */
 }
 
 /* The continuation's attempt starts from the loop, not from inside the callback that broke the
@@ -1578,6 +1593,8 @@ static void complete(struct keel_request *r)
 {
     keel_record(r);
     close_reader(r);
+    free(r->senc);
+    keel_buf_release(&r->back);
     keel_buf_release(&r->answer);
     keel_buf_release(&r->out);
     keel_buf_release(&r->scratch);

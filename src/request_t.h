@@ -126,16 +126,15 @@ struct keel_request {
     struct keel_asm assembly;    /* ASSEMBLE: the answer so far, from events */
     struct keel_anthropic_msg frames; /* ASSEMBLE, the client's own protocol when the encoder
                                        * builds from frames (native_frames): the answer so far */
-    struct keel_stream_enc senc; /* RELAY from another protocol: its events in the client's */
+    struct keel_stream_enc *senc; /* RELAY from another protocol: its events in the client's;
+                                   * allocated (3 KB) only for a stream that needs it */
     int senc_open;               /* senc was set up and not yet released (stream_release) */
     int saw_done;                /* the stream's end frame ([DONE], message_stop) came */
     int saw_finish;              /* a choice's finish reason came (OpenAI chunks) */
     enum keel_sink sink;         /* PRECOMMIT, RELAY, ASSEMBLE: where the stream goes */
-    struct keel_header back[KEEL_BACK_HEADERS]; /* the upstream's headers that go back with its
-                                                 * answer (core/headers.h), into back_buf */
-    size_t nback;
-    char back_buf[1536];
-    size_t back_len;
+    struct keel_buf back; /* the upstream's headers that go back with its answer
+                           * (core/headers.h): "name\0value\0" pairs, at most 1536 bytes */
+    size_t nback;         /* pairs in back, at most KEEL_BACK_HEADERS */
 
     /* continuation after the commit point (core/continue.h, README "Continuation") */
     int armed;                /* a later target can continue this stream: what it tells is kept */

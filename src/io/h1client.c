@@ -47,6 +47,7 @@ struct conn {
     int reused;           /* it served an answer before: a death before the next answer's first
                            * byte may be the upstream's idle close racing us */
     int reading, closing;
+    int writing;          /* a uv_write of the request is under way */
 };
 
 enum phase { P_CONNECT, P_STATUS, P_HEADERS, P_BODY, P_CHUNK_SIZE, P_CHUNK_DATA, P_CHUNK_END, P_TRAILERS,
@@ -71,7 +72,7 @@ struct keel_h1_xfer {
     int retried, paused, cancelled, head_sent;
     int depth; /* > 0 while a callback of this transfer runs */
     uint64_t retry_after_ms;
-    char ctype[256];
+    char ctype[128];
     uint64_t connect_timeout_ms, timeout_ms;
     uv_timer_t *timer; /* the connect timeout, then the whole transfer's; closed async */
     uv_getaddrinfo_t *gai;
@@ -206,7 +207,7 @@ static void conn_release(struct conn *c, int keep)
 {
     struct keel_h1 *h = c->h;
     c->x = NULL;
-    if (!keep || c->off != c->len || h->nidle >= h->max_idle || !c->reading) {
+    if (!keep || c->off != c->len || h->nidle >= h->max_idle || !c->reading || c->writing) {
         c->closing = 1;
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
         return;
@@ -339,9 +340,26 @@ static void peer_closed(struct keel_h1_xfer *x, int rc)
 
 /* ------------------------------------------------------------------ sending */
 
+/* the request is no longer needed once the answer has begun and every byte of it went: a
+ * retry is only for a connection that died before the answer. A long prompt is not held for
+ * the whole of a long stream. */
+static void drop_request(struct keel_h1_xfer *x)
+{
+    if (x->head == NULL || !x->got_bytes || x->c->writing)
+        return;
+    explicit_bzero(x->head, x->head_len); /* it holds the key */
+    free(x->head);
+    free(x->body);
+    x->head = x->body = NULL;
+    x->head_len = x->body_len = 0;
+}
+
 static void on_written(uv_write_t *w, int status)
 {
     struct conn *c = w->data;
+    c->writing = 0;
+    if (status >= 0 && c->x != NULL && !c->closing)
+        drop_request(c->x);
     if (status < 0 && c->x != NULL && !c->closing)
         peer_closed(c->x, status);
 }
@@ -373,6 +391,8 @@ static void send_request(struct keel_h1_xfer *x)
     rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs + first, n - first, on_written);
     if (rc < 0)
         peer_closed(x, rc);
+    else
+        c->writing = 1;
 }
 
 /* ------------------------------------------------------------------ connecting */
@@ -741,6 +761,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     }
     if (n > 0) {
         x->got_bytes = 1;
+        drop_request(x);
         advance(x);
     } else if (n < 0) {
         if (n == UV_ENOBUFS)
