@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fmt.h"
 #include "request_t.h"
 
 /* the attempts, as an error answer lists them (a new array) */
@@ -25,16 +26,21 @@ static json_t *attempts_json(const struct keel_request *r)
 /* x-keel-attempts: "upstream/model;class=C;status=S;ms=M, ..." */
 static void attempts_header(const struct keel_request *r, char *dst, size_t n)
 {
-    size_t off = 0;
-    dst[0] = '\0';
-    for (size_t i = 0; i < r->nattempts && off < n; i++) {
+    struct keel_fmt f;
+    keel_fmt_init(&f, dst, n);
+    for (size_t i = 0; i < r->nattempts && !f.cut; i++) {
         const struct attempt *a = &r->attempts[i];
-        int w = snprintf(dst + off, n - off, "%s%s/%s;class=%s;status=%d;ms=%llu", i ? ", " : "",
-                         a->target->upstream->name, a->target->model, keel_class_name(a->cls), a->status,
-                         (unsigned long long)a->ms);
-        if (w < 0)
-            break;
-        off += (size_t)w;
+        if (i > 0)
+            keel_fmt_str(&f, ", ");
+        keel_fmt_str(&f, a->target->upstream->name);
+        keel_fmt_str(&f, "/");
+        keel_fmt_str(&f, a->target->model);
+        keel_fmt_str(&f, ";class=");
+        keel_fmt_str(&f, keel_class_name(a->cls));
+        keel_fmt_str(&f, ";status=");
+        keel_fmt_i64(&f, a->status);
+        keel_fmt_str(&f, ";ms=");
+        keel_fmt_u64(&f, a->ms);
     }
 }
 

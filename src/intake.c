@@ -10,6 +10,7 @@
 
 #include "answer.h"
 #include "audit.h"
+#include "core/fmt.h"
 #include "core/json.h"
 #include "core/units.h"
 #include "gateway_t.h"
@@ -26,7 +27,9 @@ static void new_id(struct keel_gateway *gw, char *dst, size_t n)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;
-    snprintf(dst, n, "%016llx", (unsigned long long)z);
+    struct keel_fmt f;
+    keel_fmt_init(&f, dst, n);
+    keel_fmt_hex(&f, z, 16);
 }
 
 /* an alias as a model object both SDKs read: OpenAI's keys and Anthropic's (type, display_name,

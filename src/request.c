@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "answer.h"
+#include "core/fmt.h"
 #include "core/anthropic_msg.h"
 #include "core/headers.h"
 #include "core/json.h"
@@ -664,8 +665,10 @@ static void start_attempt(struct keel_request *r)
     char url[2048], hbuf[2048];
     const char *lines[12 + KEEL_MAX_UPSTREAM_HEADERS];
     const char *base = r->backend ? keel_backend_base_url(r->backend) : NULL;
-    snprintf(url, sizeof(url), "%s%s", base ? base : t->upstream->base_url,
-             native(r) && r->enc->native_path != NULL ? r->enc->native_path : p->path);
+    struct keel_fmt uf;
+    keel_fmt_init(&uf, url, sizeof(url));
+    keel_fmt_str(&uf, base ? base : t->upstream->base_url);
+    keel_fmt_str(&uf, native(r) && r->enc->native_path != NULL ? r->enc->native_path : p->path);
     size_t nlines = 0;
     if (p->extra_header != NULL)
         lines[nlines++] = p->extra_header;
@@ -722,7 +725,9 @@ static void on_head(void *ctx, int status, const char *content_type, uint64_t re
     r->status = status;
     r->retry_after_ms = retry_after_ms;
     r->outcome.status = status;
-    snprintf(r->content_type, sizeof(r->content_type), "%s", content_type);
+    struct keel_fmt cf;
+    keel_fmt_init(&cf, r->content_type, sizeof(r->content_type));
+    keel_fmt_str(&cf, content_type);
     /* decided by what the upstream sent, not by what was asked (STACK trap 8): a stream goes to
      * a stream client through the commit point, to any other client through the assembler */
     if (status >= 200 && status < 300 && strncmp(content_type, "text/event-stream", 17) == 0 &&

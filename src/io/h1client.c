@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "core/classify.h"
+#include "core/fmt.h"
 #include "core/units.h"
 
 #define HEAD_MAX (64u << 10) /* a longer line or head in an answer is a protocol error */
@@ -798,24 +799,37 @@ static char *request_head(const struct keel_upstream_spec *spec, const struct ur
     char *h = malloc(cap);
     if (h == NULL)
         return NULL;
-    size_t n = (size_t)snprintf(h, cap, "%s %s%.*s HTTP/1.1\r\nHost: %s\r\nUser-Agent: keel\r\nAccept: */*\r\n",
-                                spec->body ? "POST" : "GET", *u->path == '/' ? "" : "/", (int)u->plen, u->path,
-                                t->authority);
-    if (spec->body != NULL)
-        n += (size_t)snprintf(h + n, cap - n, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
-                              spec->body_len);
-    if (spec->bearer != NULL)
-        n += (size_t)snprintf(h + n, cap - n, "%s: %s%s\r\n", spec->key_header ? spec->key_header : "Authorization",
-                              spec->key_header ? "" : "Bearer ", spec->bearer);
+    struct keel_fmt f;
+    keel_fmt_init(&f, h, cap);
+    keel_fmt_str(&f, spec->body ? "POST " : "GET ");
+    if (*u->path != '/')
+        keel_fmt_str(&f, "/");
+    keel_fmt_mem(&f, u->path, u->plen);
+    keel_fmt_str(&f, " HTTP/1.1\r\nHost: ");
+    keel_fmt_str(&f, t->authority);
+    keel_fmt_str(&f, "\r\nUser-Agent: keel\r\nAccept: */*\r\n");
+    if (spec->body != NULL) {
+        keel_fmt_str(&f, "Content-Type: application/json\r\nContent-Length: ");
+        keel_fmt_u64(&f, spec->body_len);
+        keel_fmt_str(&f, "\r\n");
+    }
+    if (spec->bearer != NULL) {
+        keel_fmt_str(&f, spec->key_header ? spec->key_header : "Authorization: Bearer ");
+        if (spec->key_header)
+            keel_fmt_str(&f, ": ");
+        keel_fmt_str(&f, spec->bearer);
+        keel_fmt_str(&f, "\r\n");
+    }
     for (size_t i = 0; i < spec->nheaders; i++) {
         const char *line = spec->headers[i], *colon = strchr(line, ':');
         if (colon == NULL || colon[1 + strspn(colon + 1, " \t")] == '\0')
             continue; /* "Name:" with no value sends nothing, as with curl */
-        n += (size_t)snprintf(h + n, cap - n, "%s\r\n", line);
+        keel_fmt_str(&f, line);
+        keel_fmt_str(&f, "\r\n");
     }
-    n += (size_t)snprintf(h + n, cap - n, "\r\n");
-    assert(n < cap);
-    *len = n;
+    keel_fmt_str(&f, "\r\n");
+    assert(!f.cut); /* cap counted every part */
+    *len = f.len;
     return h;
 }
 
