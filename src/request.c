@@ -282,11 +282,30 @@ static enum keel_admit admit_target(void *ctx, size_t i, uint64_t now)
     return a;
 }
 
+/* room for one more attempt: 0, or -1 when there is none (MAX_ATTEMPTS, or no memory) */
+static int attempt_room(struct keel_request *r)
+{
+    if (r->nattempts < r->attempts_cap)
+        return 0;
+    size_t cap = r->attempts_cap * 2 > MAX_ATTEMPTS ? MAX_ATTEMPTS : r->attempts_cap * 2;
+    if (cap <= r->attempts_cap)
+        return -1;
+    struct attempt *a = r->attempts == r->attempts_inline ? malloc(cap * sizeof(*a))
+                                                          : realloc(r->attempts, cap * sizeof(*a));
+    if (a == NULL)
+        return -1;
+    if (r->attempts == r->attempts_inline)
+        memcpy(a, r->attempts_inline, sizeof(r->attempts_inline));
+    r->attempts = a;
+    r->attempts_cap = cap;
+    return 0;
+}
+
 static void skip_target(void *ctx, size_t i)
 {
     struct keel_request *r = ctx;
     r->tstate[i]->skipped++;
-    if (r->nattempts < MAX_ATTEMPTS)
+    if (attempt_room(r) == 0)
         r->attempts[r->nattempts++] = (struct attempt){&r->model->targets[i], KEEL_CLASS_SKIPPED, 0, 0, 0};
 }
 
@@ -375,6 +394,8 @@ void keel_req_begin(struct keel_request *r)
     keel_buf_init(&r->answer, MAX_ANSWER);
     keel_buf_init(&r->out, MAX_OUT);
     keel_buf_init(&r->back, 1536);
+    r->attempts = r->attempts_inline;
+    r->attempts_cap = sizeof(r->attempts_inline) / sizeof(r->attempts_inline[0]);
     for (size_t i = 0; i < r->model->ntargets; i++) {
         const struct keel_target_conf *t = &r->model->targets[i];
         r->route[i] = (struct keel_route_target){.context_window = t->context_window,
@@ -1192,7 +1213,7 @@ static void on_done(void *ctx, const char *err, const char *detail)
 
 static void record_attempt(struct keel_request *r, enum keel_class cls)
 {
-    if (r->nattempts == MAX_ATTEMPTS)
+    if (attempt_room(r) != 0)
         r->nattempts--; /* full (never in practice: the router stops first): the last slot is reused */
     uint64_t ttft = cls == KEEL_CLASS_OK && r->first_progress_at ? r->first_progress_at - r->attempt_start_ms : 0;
     r->attempts[r->nattempts++] = (struct attempt){r->target, cls, r->status, now_ms(r) - r->attempt_start_ms, ttft};
@@ -1599,6 +1620,8 @@ static void complete(struct keel_request *r)
     keel_record(r);
     close_reader(r);
     free(r->senc);
+    if (r->attempts != r->attempts_inline)
+        free(r->attempts);
     keel_buf_release(&r->back);
     keel_buf_release(&r->answer);
     keel_buf_release(&r->out);

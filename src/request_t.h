@@ -82,8 +82,10 @@ struct keel_request {
     uint64_t client_budget_ms;           /* from x-keel-timeout; 0 = none */
     const struct keel_key_conf *key;     /* the client key it presented (in config); NULL: keys are off */
     struct keel_key_state *kstate;       /* that key's limits and counts (gw->state) */
-    struct attempt attempts[MAX_ATTEMPTS];
-    size_t nattempts;
+    struct attempt *attempts; /* [nattempts] of [attempts_cap]: attempts_inline, grown on the heap
+                               * for a long chain (at most MAX_ATTEMPTS) */
+    size_t nattempts, attempts_cap;
+    struct attempt attempts_inline[4];
     struct keel_router router;  /* which target next, and when */
     uv_timer_t *timer;          /* every deadline and wait; malloc'd, freed in its close cb */
     struct keel_deadline dl;    /* of the attempt under way (total_at also while waiting) */

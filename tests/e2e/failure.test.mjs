@@ -4,8 +4,9 @@
 // answered, how often each target was hit, and that the answer came within the configured
 // deadline plus a generous margin (exact timing accuracy is measured in bench/, not here).
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { attemptsOf, chat, eventually, hits, post, simStats, sseData, startKeel, startSim, stop, streamedText } from './lib.mjs';
+import { attemptsOf, chat, eventually, hits, post, simStats, sseData, startKeel, startSim, stop, streamedText, tmpdir } from './lib.mjs';
 
 const MARGIN = 1500; // ms on top of a deadline: generous for a loaded CI machine and sanitizers
 
@@ -253,4 +254,31 @@ models: [ { name: m, targets: [ { upstream: a, model: "hang#busy" } ] } ]
       await stop(k);
     }
   });
+});
+
+test('a long chain: every attempt is listed, in the header and the audit line, past the first few', async () => {
+  const log = `${tmpdir()}/audit.jsonl`;
+  const bad = ['503#c1', '500#c2', '502#c3', '503#c4', '500#c5', '502#c6'];
+  const k = await startKeel(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+audit_log: ${log}
+defaults: { breaker: { failures: 1000 } }
+upstreams: [ { name: a, base_url: "{SIM}" } ]
+models:
+  - name: long
+    targets: [ ${bad.map((m) => `{ upstream: a, model: "${m}" }`).join(', ')}, { upstream: a, model: healthy } ]
+`, sim);
+  try {
+    const r = await post(k, chat('long'));
+    assert.equal(r.status, 200, r.text);
+    const want = ['server_error', 'server_error', 'server_error', 'server_error', 'server_error', 'server_error', 'ok'];
+    assert.deepEqual(attemptsOf(r).map((a) => a.class), want);
+    await stop(k);
+    const rec = JSON.parse(fs.readFileSync(log, 'utf8').trim().split('\n').at(-1));
+    assert.deepEqual(rec.attempts.map((a) => a.class), want);
+    assert.deepEqual(rec.attempts.map((a) => a.model), [...bad, 'healthy']);
+  } finally {
+    await stop(k);
+  }
 });
