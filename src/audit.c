@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "core/fmt.h"
+#include "core/json.h"
 #include "log.h"
 
 #define FLUSH_BYTES (64u << 10)
@@ -234,25 +235,9 @@ uint64_t keel_audit_dropped(const struct keel_audit *a)
 
 /* ---- the record's line, written directly ---- */
 
-/* whether s[0..n) is valid UTF-8 (no overlong form, no surrogate, nothing past U+10FFFF) */
-static int utf8_valid(const unsigned char *s, size_t n)
+static int to_buf(void *ctx, const char *run, size_t len)
 {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-        if (len == 0 || i + len > n || (len == 2 && c < 0xc2))
-            return 0;
-        for (size_t k = 1; k < len; k++)
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-        if (len == 3 && ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] >= 0xa0)))
-            return 0; /* overlong, surrogate */
-        if (len == 4 && ((c == 0xf0 && s[i + 1] < 0x90) || c > 0xf4 || (c == 0xf4 && s[i + 1] >= 0x90)))
-            return 0; /* overlong, past U+10FFFF */
-        i += len;
-    }
-    return 1;
+    return keel_buf_append(ctx, run, len);
 }
 
 /* ,"key": then s as a JSON string; NULL as null. A client's text that is not valid UTF-8 (a
@@ -265,23 +250,9 @@ static void put_str(struct keel_buf *b, const char *key, const char *s)
         return;
     }
     size_t n = strlen(s);
-    if (!utf8_valid((const unsigned char *)s, n)) {
-        keel_buf_append(b, "\"\"", 2);
-        return;
-    }
     keel_buf_append(b, "\"", 1);
-    size_t from = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        char esc[8];
-        int e = c == '"' || c == '\\' ? snprintf(esc, sizeof(esc), "\\%c", c) : snprintf(esc, sizeof(esc), "\\u%04x", c);
-        keel_buf_append(b, s + from, i - from);
-        keel_buf_append(b, esc, (size_t)e);
-        from = i + 1;
-    }
-    keel_buf_append(b, s + from, n - from);
+    if (keel_json_utf8_valid(s, n))
+        keel_json_escape(s, n, to_buf, b);
     keel_buf_append(b, "\"", 1);
 }
 

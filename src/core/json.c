@@ -490,6 +490,18 @@ size_t keel_json_quote(const char *s, char *out, size_t cap)
     return n;
 }
 
+int keel_json_utf8_valid(const char *s, size_t n)
+{
+    const char *end = s + n;
+    while (s < end) {
+        size_t len = (unsigned char)*s < 0x80 ? 1 : utf8_len(s, end);
+        if (len == 0)
+            return 0;
+        s += len;
+    }
+    return 1;
+}
+
 int keel_json_escape(const char *p, size_t n, int (*sink)(void *ctx, const char *run, size_t len), void *ctx)
 {
     static const char hex[] = "0123456789abcdef";

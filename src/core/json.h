@@ -59,6 +59,9 @@ long keel_json_string(struct keel_json v, char *out, size_t cap);
 /* An integer number (no fraction or exponent) that fits: 0, else -1. */
 int keel_json_int(struct keel_json v, long long *out);
 
+/* Whether s[0..n) is well-formed UTF-8 (the rule strings in a JSON text are held to) */
+int keel_json_utf8_valid(const char *s, size_t n);
+
 /* Writes s as a JSON string literal, quotes included, into out[0..cap); returns the length it
  * needs (like snprintf), so a caller may size a buffer with cap 0. */
 size_t keel_json_quote(const char *s, char *out, size_t cap);

@@ -193,6 +193,19 @@ static void test_escape(void **state)
     }
 }
 
+/* the strings a JSON text may hold: ASCII, 2- to 4-byte sequences; no cut sequence, overlong,
+ * surrogate or code point past U+10FFFF */
+static void test_utf8_valid(void **state)
+{
+    static const char *const good[] = {"", "plain", "caf\xc3\xa9", "\xe2\x98\x95", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf"};
+    static const char *const bad[] = {"\xff", "bad\xc3", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                      "\xe2\x98"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_true(keel_json_utf8_valid(good[i], strlen(good[i])));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(keel_json_utf8_valid(bad[i], strlen(bad[i])));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +216,7 @@ int main(void)
         cmocka_unit_test(test_strings_and_numbers),
         cmocka_unit_test(test_quote),
         cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_utf8_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
