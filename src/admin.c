@@ -363,7 +363,7 @@ static json_t *keys_json(struct keel_gateway *gw)
         uint64_t requests = 0, refused = 0, ok = 0;
         for (int cl = 0; ks != NULL && cl < KEEL_CLASS_COUNT; cl++) {
             requests += ks->requests[cl];
-            refused += cl == KEEL_CLASS_KEY_LIMITED || cl == KEEL_CLASS_INVALID_REQUEST ? ks->requests[cl] : 0;
+            refused += keel_class_refused((enum keel_class)cl) ? ks->requests[cl] : 0;
         }
         ok = ks != NULL ? ks->requests[KEEL_CLASS_OK] : 0;
         json_array_append_new(a, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", k->name, "requests",

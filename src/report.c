@@ -168,15 +168,11 @@ static const char *class_label(int k)
     return k < KEEL_CLASS_COUNT ? keel_class_name((enum keel_class)k) : "other";
 }
 
-/* Classes of requests keel turned away before any upstream: a bad request or key, its own load,
- * a key's limits. By name, so that a log from a build with more classes reads the same. */
+/* a by_class index keel turned away itself (core/classify.h); "other" (a class this build does
+ * not know) is not */
 static int is_refusal(int k)
 {
-    static const char *const refusals[] = {"invalid_request", "gateway_busy", "key_limited", NULL};
-    for (size_t i = 0; k < KEEL_CLASS_COUNT && refusals[i] != NULL; i++)
-        if (strcmp(keel_class_name((enum keel_class)k), refusals[i]) == 0)
-            return 1;
-    return 0;
+    return k < KEEL_CLASS_COUNT && keel_class_refused((enum keel_class)k);
 }
 
 /* a model's errors: every class but ok */

@@ -39,6 +39,11 @@ static const char *const names[KEEL_CLASS_COUNT] = {
     [KEEL_CLASS_SKIPPED] = "skipped",
 };
 
+int keel_class_refused(enum keel_class c)
+{
+    return c == KEEL_CLASS_INVALID_REQUEST || c == KEEL_CLASS_GATEWAY_BUSY || c == KEEL_CLASS_KEY_LIMITED;
+}
+
 const char *keel_class_name(enum keel_class c)
 {
     return c < KEEL_CLASS_COUNT ? names[c] : "unknown";

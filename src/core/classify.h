@@ -67,6 +67,9 @@ struct keel_outcome {
 
 enum keel_class keel_classify(const struct keel_outcome *o);
 const char *keel_class_name(enum keel_class c);
+/* keel turned the request away itself, before any upstream: a bad request or key, its own
+ * load, a key's limits (invalid_request, gateway_busy, key_limited) */
+int keel_class_refused(enum keel_class c);
 
 
 #endif

@@ -18,8 +18,7 @@ void keel_outcomes_add(struct keel_outcomes *o, uint64_t now, enum keel_class cl
 
 int keel_health_local(enum keel_class cls)
 {
-    return cls == KEEL_CLASS_INVALID_REQUEST || cls == KEEL_CLASS_KEY_LIMITED || cls == KEEL_CLASS_GATEWAY_BUSY ||
-           cls == KEEL_CLASS_CLIENT_GONE;
+    return keel_class_refused(cls) || cls == KEEL_CLASS_CLIENT_GONE;
 }
 
 void keel_outcomes_count(const struct keel_outcomes *o, uint64_t now, uint64_t span, struct keel_outcome_counts *c)

@@ -68,11 +68,21 @@ static void test_names_are_the_contract(void **state)
     assert_string_equal(keel_class_name(KEEL_CLASS_COUNT), "unknown");
 }
 
+/* keel's own refusals, the one list the audit report, the status page and the health verdict
+ * share */
+static void test_refused(void **state)
+{
+    for (int c = 0; c < KEEL_CLASS_COUNT; c++)
+        assert_int_equal(keel_class_refused((enum keel_class)c),
+                         c == KEEL_CLASS_INVALID_REQUEST || c == KEEL_CLASS_GATEWAY_BUSY || c == KEEL_CLASS_KEY_LIMITED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_names_are_the_contract),
+        cmocka_unit_test(test_refused),
     };
     return cmocka_run_group_tests_name("classify", tests, NULL, NULL);
 }
