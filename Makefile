@@ -7,12 +7,17 @@ PKGS    := libh2o libuv libcurl jansson yaml-0.1 openssl hiredis
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wno-unused-parameter -Wno-missing-field-initializers -Wno-format-truncation
 DEFS    := -D_GNU_SOURCE
-LIBS    := $(shell pkg-config --libs $(PKGS)) -lm
+LIBS    := $(shell pkg-config --libs $(PKGS)) -lm -pthread
 
 ifeq ($(SAN),1)
 BUILD   := build-san
 CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDSAN   := -fsanitize=address,undefined
+else ifeq ($(SAN),thread)
+# `make SAN=thread build-tsan/keel`: ThreadSanitizer, for the workers' shared state (README "Many cores")
+BUILD   := build-tsan
+CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+LDSAN   := -fsanitize=thread
 else
 BUILD   ?= build
 LDSAN   :=
@@ -29,7 +34,7 @@ OBJ      := $(CORE_OBJ) $(IO_SRC:src/%.c=$(BUILD)/%.o) $(APP_SRC:src/%.c=$(BUILD
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit e2e demo lint clean fuzz bench bench-proxy bench-state
+.PHONY: all test unit e2e demo lint clean fuzz bench bench-proxy bench-state bench-workers
 all: $(BUILD)/keel
 
 $(BUILD)/keel: $(OBJ) $(BUILD)/main.o
@@ -98,6 +103,11 @@ bench-proxy: $(BUILD)/keel
 	bench/proxy.sh
 
 # what state: redis costs on the hot path, and how fast a trip reaches another instance
+# keel with workers: 1 and 2 beside nginx with 1 and 2 workers, and the lock's cost per request
+# with the model of many cores it gives (bench/workers.sh [SECONDS] [RUNS])
+bench-workers: $(BUILD)/keel
+	bench/workers.sh
+
 bench-state: $(BUILD)/keel
 	bench/state.sh
 

@@ -34,6 +34,7 @@ sim=$(port_of "$dir/sim.log" "sim listening on ")
 cat >"$dir/keel.yaml" <<YAML
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
+workers: 1 # one loop, as nginx runs one worker here (bench/workers.sh measures more)
 max_inflight: 20000
 defaults: { breaker: { failures: 1, cooldown: 1h, max_cooldown: 1h } }
 upstreams:
@@ -159,7 +160,7 @@ d1=$(stat "$dir/r1" direct 3)
     echo "Linux $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME"), $(nginx -v 2>&1 | sed 's/.*: //'), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')."
     echo "Upstream: \`keel sim\` on the same machine. wrk, the upstream and the proxy share the cores,"
     echo "so req/s is a share of one machine; CPU µs per request is each proxy's own cost."
-    echo "nginx: 1 worker, upstream keepalive, proxy_buffering off (bench/nginx.conf); keel: its one loop."
+    echo "nginx: 1 worker, upstream keepalive, proxy_buffering off (bench/nginx.conf); keel: one loop (workers: 1)."
     echo
     echo "## The proxy's own cost: a canned upstream (medians of $runs alternating runs of ${secs}s)"
     echo

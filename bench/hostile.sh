@@ -84,6 +84,7 @@ done
 cat >"$dir/keel.yaml" <<YAML
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
+workers: 1 # one loop, as nginx runs one worker here (bench/workers.sh measures more)
 max_inflight: 20000
 ${limits}upstreams:
   - { name: sim, base_url: "http://127.0.0.1:$sim/v1" }

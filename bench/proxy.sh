@@ -36,6 +36,7 @@ keel_config() { # $1: extra top-level lines
     cat <<YAML
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
+workers: 1 # one loop, as nginx runs one worker here (bench/workers.sh measures more)
 max_inflight: 20000
 $1
 upstreams:

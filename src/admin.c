@@ -238,7 +238,9 @@ static void metrics(struct keel_gateway *gw, struct keel_http *h)
                 ((double)c->models[i].cliff_ms - (double)p.max) / 1000.0);
     }
     /* the client side's limits (README "Limits"): what they cost clients, by which limit */
-    const struct keel_server_stats *ss = keel_server_stats(gw->api);
+    struct keel_server_stats sum = {0}, *ss = &sum;
+    for (size_t i = 0; i < gw->nworkers; i++)
+        keel_server_stats_add(gw->workers[i].api, &sum);
     family(&b, "keel_client_connections", "gauge", "Client connections open now.");
     appendf(&b, "keel_client_connections %llu\n", (unsigned long long)ss->open);
     family(&b, "keel_client_connections_max", "gauge", "The client connection cap in force (max_connections).");
@@ -262,7 +264,21 @@ static void metrics(struct keel_gateway *gw, struct keel_http *h)
             (unsigned long long)(gw->audit != NULL ? keel_audit_dropped(gw->audit) : 0));
     family(&b, "keel_memory_held_bytes", "gauge",
            "Bytes requests in flight hold in bodies and buffered answers (bounded by max_memory).");
-    appendf(&b, "keel_memory_held_bytes %zu\n", gw->mem_held);
+    appendf(&b, "keel_memory_held_bytes %zu\n", __atomic_load_n(&gw->mem_held, __ATOMIC_RELAXED));
+    family(&b, "keel_worker_requests_total", "counter", "Client requests each worker's loop took (workers:).");
+    for (size_t i = 0; i < gw->nworkers; i++)
+        appendf(&b, "keel_worker_requests_total{worker=\"%zu\"} %llu\n", i,
+                (unsigned long long)__atomic_load_n(&gw->workers[i].requests, __ATOMIC_RELAXED));
+    family(&b, "keel_worker_lock_total", "counter",
+           "Times a worker took the lock over what the workers share (breakers, counters, the audit log), "
+           "by whether it had to wait.");
+    appendf(&b, "keel_worker_lock_total{waited=\"no\"} %llu\n", (unsigned long long)(gw->lock_taken - gw->lock_waited));
+    appendf(&b, "keel_worker_lock_total{waited=\"yes\"} %llu\n", (unsigned long long)gw->lock_waited);
+    if (gw->lock_timing) {
+        family(&b, "keel_worker_lock_held_seconds_total", "counter",
+               "Time the workers held that lock (KEEL_LOCK_TIMING=1 only).");
+        appendf(&b, "keel_worker_lock_held_seconds_total %.6f\n", (double)gw->lock_held_ns / 1e9);
+    }
     keel_managed_metrics(gw->managed, append_line, &b);
     keel_shared_metrics(gw->shared, append_line, &b);
     /* client keys, by name (never the key): what they asked and what their answers cost */
@@ -457,13 +473,14 @@ static void status(struct keel_gateway *gw, struct keel_http *h)
     }
     json_t *root = json_pack("{s:I, s:I, s:I, s:s, s:I, s:I, s:o, s:o, s:{s:b, s:I, s:I, s:I}}", "now",
                              (json_int_t)keel_time_now_ms(), "uptime_s",
-                             (json_int_t)((now - gw->started_ms) / 1000), "inflight", (json_int_t)gw->inflight,
+                             (json_int_t)((now - gw->started_ms) / 1000), "inflight", (json_int_t)__atomic_load_n(&gw->inflight, __ATOMIC_RELAXED),
                              "config", c->file, "reloads", (json_int_t)gw->reloads, "reload_failures",
                              (json_int_t)gw->reload_failures, "models", models, "backends",
                              keel_managed_status(gw->managed), "events", "webhook",
                              gw->events.url != NULL, "sent", (json_int_t)gw->events.sent, "failed",
                              (json_int_t)gw->events.failed, "dropped", (json_int_t)gw->events.dropped);
     if (root != NULL) {
+        json_object_set_new(root, "workers", json_integer((json_int_t)gw->nworkers));
         json_object_set_new(root, "state", keel_shared_status(gw->shared));
         json_object_set_new(json_object_get(root, "events"), "recent", keel_events_recent(&gw->events));
         json_object_set_new(root, "keys", keys_json(gw));

@@ -273,13 +273,13 @@ static void put_bool(struct keel_buf *b, const char *key, int v)
     keel_buf_appends(b, v ? "true" : "false");
 }
 
-/* keel_time_rfc3339's text (ts: 40 bytes), its date and time formatted once a second: the
- * loop writes every record, so one cache serves them all */
+/* keel_time_rfc3339's text (ts: 40 bytes), its date and time formatted once a second: a loop
+ * writes every record of its own, so one cache per thread serves them all */
 static void stamp(long long ms, char ts[40])
 {
-    static long long second = -1;
-    static char prefix[40]; /* "2026-11-29T10:45:07." */
-    static size_t plen;
+    static _Thread_local long long second = -1;
+    static _Thread_local char prefix[40]; /* "2026-11-29T10:45:07." */
+    static _Thread_local size_t plen;
     if (ms / 1000 != second) {
         keel_time_rfc3339(ms, prefix, sizeof(prefix));
         plen = strlen(prefix) - 4; /* "123Z" off */
@@ -351,12 +351,17 @@ static void format_record(struct keel_buf *b, const struct keel_audit_record *re
     keel_buf_append(b, "}", 1);
 }
 
+void keel_audit_format(struct keel_buf *b, const struct keel_audit_record *rec)
+{
+    keel_buf_reset(b);
+    format_record(b, rec);
+}
+
 void keel_audit_record(struct keel_audit *a, const struct keel_audit_record *rec)
 {
     if (a == NULL)
         return;
-    keel_buf_reset(&a->line);
-    format_record(&a->line, rec);
+    keel_audit_format(&a->line, rec);
     if (a->line.base != NULL)
         keel_audit_line(a, a->line.base, a->line.len);
 }

@@ -60,5 +60,9 @@ struct keel_audit_record {
 /* queues rec's line (written directly, not through a JSON tree: it is on every request's path);
  * a NULL log takes nothing */
 void keel_audit_record(struct keel_audit *a, const struct keel_audit_record *rec);
+/* the record's line alone, into b (reset first; b->base NULL when out of memory): formatted
+ * outside the lock the workers share the log under, then queued with keel_audit_line */
+struct keel_buf;
+void keel_audit_format(struct keel_buf *b, const struct keel_audit_record *rec);
 
 #endif

@@ -1455,6 +1455,10 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
                 rv = fail(x, v, path, "must be at least 1");
         } else if (strcmp(name, "max_connections") == 0) {
             rv = get_uint(x, v, path, &c->max_connections);
+        } else if (strcmp(name, "workers") == 0) {
+            rv = get_uint(x, v, path, &c->workers);
+            if (rv == 0 && (c->workers == 0 || c->workers > KEEL_MAX_WORKERS))
+                rv = fail(x, v, path, "expected 1 to 64 (leave it out for one per core)");
         } else if (strcmp(name, "max_memory") == 0) {
             rv = get_size(x, v, path, &c->max_memory);
             if (rv == 0 && c->max_memory == 0)
@@ -1498,7 +1502,7 @@ static int root(struct ctx *x, const yaml_node_t *map, struct keel_config *c)
         } else {
             rv = fail(x, k, path,
                       "unknown key (expected listen, admin_listen, audit_log, audit_max_size, audit_keep, "
-                      "max_body, drain_timeout, max_inflight, max_connections, max_memory, max_headers, "
+                      "max_body, drain_timeout, max_inflight, max_connections, workers, max_memory, max_headers, "
                       "max_header_size, max_json_depth, header_timeout, body_timeout, idle_timeout, send_timeout, "
                       "cliff, cliff_margin, events, defaults, upstreams, models, keys, keys_file, admin_token, state)");
         }
@@ -1780,15 +1784,16 @@ void keel_config_free(struct keel_config *c)
     free(c);
 }
 
+/* atomic: requests on every worker hold and drop the config they began under */
 struct keel_config *keel_config_hold(struct keel_config *c)
 {
-    c->refs++;
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
     return c;
 }
 
 void keel_config_drop(struct keel_config *c)
 {
-    if (c != NULL && --c->refs <= 0)
+    if (c != NULL && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) <= 0)
         keel_config_free(c);
 }
 

@@ -61,6 +61,7 @@ struct keel_control_conf {
 };
 
 #define KEEL_MAX_UPSTREAM_HEADERS 16 /* an upstream's `headers:`, at most */
+#define KEEL_MAX_WORKERS 64          /* `workers:`, at most */
 
 struct keel_upstream_conf {
     char *name;
@@ -153,6 +154,7 @@ struct keel_config {
     uint64_t max_body;       /* largest client request body, bytes */
     uint64_t drain_ms;       /* how long SIGTERM waits for in-flight requests */
     uint64_t max_inflight;   /* client requests in flight before new ones get 503 gateway_busy */
+    uint64_t workers;        /* loops serving clients (gateway.c); 0: one per core. At start only */
     uint64_t max_connections; /* open client connections; 0 = from the open-file limit at start */
     uint64_t max_memory;     /* bytes all requests in flight may hold in bodies and buffered answers */
     uint64_t max_headers;    /* header fields per request (431 past it) */

@@ -5,6 +5,8 @@
 
 #include <assert.h>
 #include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,8 +88,18 @@ static void apply_limits(struct keel_gateway *gw, const struct keel_config *c)
         .max_headers = c->max_headers,
         .max_header_size = c->max_header_size,
     };
-    assert(gw->api != NULL);
-    keel_server_set_limits(gw->api, &l);
+    /* each worker applies them on its own loop: at once before they run, else when woken */
+    *gw->limits = l;
+    gw->limits_gen++;
+    for (size_t i = 0; i < gw->nworkers; i++) {
+        struct keel_worker *w = &gw->workers[i];
+        if (!gw->threaded || !w->thread) {
+            keel_server_set_limits(w->api, &l);
+            w->limits_gen = gw->limits_gen;
+        } else {
+            uv_async_send(&w->wake);
+        }
+    }
     gw->max_connections = max;
     /* the admin listener is reachable too: the same timeouts, a small cap of its own */
     l.max_connections = ADMIN_CONNECTIONS;
@@ -152,22 +164,34 @@ static void reload(struct keel_gateway *gw)
     keel_gateway_apply(gw, c);
     struct keel_config *old = gw->config;
     gw->config = keel_config_hold(c);
+    __atomic_store_n(&gw->config_gen, gw->config_gen + 1, __ATOMIC_RELAXED); /* each worker takes it at its next request */
     keel_config_drop(old); /* freed when the last request begun under it ends */
     keel_probe_kick(gw->probe); /* cooldowns and targets may have changed */
     gw->reloads++;
     keel_info("SIGHUP: reloaded %s (%zu upstreams, %zu models)", c->file, c->nupstreams, c->nmodels);
 }
 
+/* the gateway's loop stops, and with it every worker's */
+static void quit(struct keel_gateway *gw)
+{
+    for (size_t i = 0; gw->threaded && i < gw->nworkers; i++) {
+        gw->workers[i].quit = 1;
+        uv_async_send(&gw->workers[i].wake);
+    }
+    gw->quit = 1;
+    uv_stop(gw->loop);
+}
+
 static void on_backends_stopped(void *ctx)
 {
     struct keel_gateway *gw = ctx;
     keel_info("drained: exiting");
-    uv_stop(gw->loop);
+    quit(gw);
 }
 
 static void stop_when_idle(struct keel_gateway *gw)
 {
-    if (gw->draining && gw->inflight == 0 && !gw->stopping) {
+    if (gw->draining && __atomic_load_n(&gw->inflight, __ATOMIC_RELAXED) == 0 && !gw->stopping) {
         gw->stopping = 1;
         keel_managed_stop_all(gw->managed, on_backends_stopped, gw); /* no backend outlives keel */
     }
@@ -183,12 +207,12 @@ static void on_drain_check(uv_check_t *c)
 static void on_drain_timeout(uv_timer_t *t)
 {
     struct keel_gateway *gw = t->data;
-    keel_warn("drain timeout: %zu requests still in flight are abandoned", gw->inflight);
+    keel_warn("drain timeout: %zu requests still in flight are abandoned", __atomic_load_n(&gw->inflight, __ATOMIC_RELAXED));
     if (!gw->stopping) {
         gw->stopping = 1;
         keel_managed_stop_all(gw->managed, on_backends_stopped, gw);
     } else {
-        uv_stop(gw->loop);
+        quit(gw);
     }
 }
 
@@ -203,12 +227,20 @@ static void on_signal(uv_signal_t *s, int signum)
     if (gw->draining)
         return;
     keel_info("%s: draining %zu requests in flight (at most %llums)", signum == SIGTERM ? "SIGTERM" : "SIGINT",
-              gw->inflight, (unsigned long long)gw->config->drain_ms);
+              __atomic_load_n(&gw->inflight, __ATOMIC_RELAXED), (unsigned long long)gw->config->drain_ms);
     gw->draining = 1;
     keel_shared_stop(gw->shared); /* before the prober: a claim under way is answered "not granted" */
     gw->shared = NULL;
     keel_probe_stop(gw->probe); /* before the backends stop: no probe waits on one */
-    keel_server_stop_accepting(gw->api);
+    for (size_t i = 0; i < gw->nworkers; i++) {
+        struct keel_worker *w = &gw->workers[i];
+        if (gw->threaded) {
+            w->drain = 1; /* it stops accepting on its own loop */
+            uv_async_send(&w->wake);
+        } else {
+            keel_server_stop_accepting(w->api);
+        }
+    }
     keel_server_stop_accepting(gw->admin);
     static uv_timer_t timer;
     uv_timer_init(gw->loop, &timer);
@@ -221,6 +253,144 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_check_start(&check, on_drain_check);
     uv_unref((uv_handle_t *)&check);
     stop_when_idle(gw);
+}
+
+/* ---- workers (README "Many cores") ---- */
+
+/* the gateway's loop asked: new client limits, drain, quit, or requests whose backend answered */
+static void on_worker_wake(uv_async_t *a)
+{
+    struct keel_worker *w = a->data;
+    struct keel_gateway *gw = w->gw;
+    struct keel_server_limits l;
+    keel_gw_lock(gw);
+    int limits = w->limits_gen != gw->limits_gen;
+    if (limits) {
+        l = *gw->limits;
+        w->limits_gen = gw->limits_gen;
+    }
+    int drain = w->drain, stop = w->quit;
+    struct keel_request *inbox = w->inbox;
+    w->inbox = NULL;
+    keel_gw_unlock(gw);
+    if (limits)
+        keel_server_set_limits(w->api, &l);
+    if (drain)
+        keel_server_stop_accepting(w->api);
+    keel_req_inbox(inbox);
+    if (stop)
+        uv_stop(w->loop);
+}
+
+static void *worker_main(void *arg)
+{
+    struct keel_worker *w = arg;
+    uv_run(w->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* a worker let go of gw->mu after changing this loop's handles: uv_run looks again */
+static void on_main_wake(uv_async_t *a)
+{
+    (void)a;
+}
+
+/* workers: N from the config, else one per core the process may run on */
+static size_t worker_count(const struct keel_config *c)
+{
+    if (c->workers > 0)
+        return (size_t)c->workers;
+    unsigned n = uv_available_parallelism();
+    return n < 1 ? 1 : n > KEEL_MAX_WORKERS ? KEEL_MAX_WORKERS : n;
+}
+
+int keel_gateway_listen(struct keel_gateway *gw, struct keel_config *config, uint64_t room, char *err, size_t errlen)
+{
+    gw->nworkers = worker_count(config);
+    gw->threaded = gw->nworkers > 1;
+    const char *timing = getenv("KEEL_LOCK_TIMING"); /* bench/workers.sh: what the lock costs */
+    gw->lock_timing = timing != NULL && strcmp(timing, "1") == 0;
+    gw->workers = calloc(gw->nworkers, sizeof(*gw->workers));
+    gw->limits = calloc(1, sizeof(*gw->limits));
+    if (gw->workers == NULL || gw->limits == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (gw->threaded) {
+        pthread_mutexattr_t attr;
+        pthread_mutexattr_init(&attr);
+        pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+        pthread_mutex_init(&gw->mu, &attr);
+        pthread_mutexattr_destroy(&attr);
+        uv_async_init(gw->loop, &gw->main_wake, on_main_wake);
+        uv_unref((uv_handle_t *)&gw->main_wake);
+    }
+    int port = config->listen_port;
+    for (size_t i = 0; i < gw->nworkers; i++) {
+        struct keel_worker *w = &gw->workers[i];
+        w->gw = gw;
+        w->index = (unsigned)i;
+        w->config = keel_config_hold(config);
+        keel_buf_init(&w->audit_line, 16u << 20);
+        if (!gw->threaded) {
+            w->loop = gw->loop;
+            w->upstream = gw->upstream;
+            w->api = keel_server_new(w->loop, config->listen_addr, port, config->max_body, keel_intake_handle, w, err,
+                                     errlen);
+        } else {
+            w->loop = &w->own;
+            uv_loop_init(w->loop);
+            uv_async_init(w->loop, &w->wake, on_worker_wake);
+            w->wake.data = w;
+            w->upstream = keel_upstream_new(w->loop, (long)(room > 1024 ? room : 1024));
+            if (w->upstream == NULL) {
+                snprintf(err, errlen, "libcurl failed to initialise");
+                return -1;
+            }
+            w->api = keel_server_new_shared(w->loop, config->listen_addr, port, config->max_body, keel_intake_handle,
+                                            w, &gw->open_connections, err, errlen);
+        }
+        if (w->api == NULL)
+            return -1;
+        keel_server_set_refusal(w->api, keel_intake_refusal);
+        port = keel_server_port(w->api); /* port 0: the others join the one the first was given */
+    }
+    return 0;
+}
+
+/* the workers' threads, with every signal blocked: signals are the gateway loop's */
+static int start_workers(struct keel_gateway *gw)
+{
+    sigset_t all, was;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &was);
+    int rv = 0;
+    for (size_t i = 0; gw->threaded && i < gw->nworkers && rv == 0; i++)
+        rv = pthread_create(&gw->workers[i].thread, NULL, worker_main, &gw->workers[i]) != 0 ? -1 : 0;
+    pthread_sigmask(SIG_SETMASK, &was, NULL);
+    return rv;
+}
+
+/* The gateway's loop beside the workers: it runs with gw->mu held and lets go of it only while
+ * it waits for its next event (its libuv backend descriptor polled from outside uv_run), so
+ * its code (admin, prober, backends, Redis, signals, reloads) needs no lock of its own, and a
+ * worker holding gw->mu may touch its handles (keel_gw_touch). */
+static void run_threaded(struct keel_gateway *gw)
+{
+    pthread_mutex_lock(&gw->mu);
+    for (;;) {
+        int alive = uv_run(gw->loop, UV_RUN_NOWAIT);
+        if (!alive || gw->quit)
+            break;
+        struct pollfd p = {.fd = uv_backend_fd(gw->loop), .events = POLLIN};
+        int timeout = uv_backend_timeout(gw->loop);
+        pthread_mutex_unlock(&gw->mu);
+        poll(&p, 1, timeout);
+        pthread_mutex_lock(&gw->mu);
+    }
+    pthread_mutex_unlock(&gw->mu);
+    for (size_t i = 0; i < gw->nworkers; i++)
+        pthread_join(gw->workers[i].thread, NULL);
 }
 
 int keel_gateway_run(struct keel_config *config)
@@ -270,13 +440,10 @@ int keel_gateway_run(struct keel_config *config)
             return 1;
         }
     }
-    gw->api = keel_server_new(gw->loop, config->listen_addr, config->listen_port, config->max_body,
-                              keel_intake_handle, gw, err, sizeof(err));
-    if (gw->api == NULL) {
+    if (keel_gateway_listen(gw, config, room, err, sizeof(err)) != 0) {
         keel_error("listen: %s", err);
         return 1;
     }
-    keel_server_set_refusal(gw->api, keel_intake_refusal);
 
     gw->admin = keel_server_new(gw->loop, config->admin_addr, config->admin_port, 4096, keel_admin_handle, gw,
                                 err, sizeof(err));
@@ -303,19 +470,26 @@ int keel_gateway_run(struct keel_config *config)
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
     uv_signal_start(&sighup, on_signal, SIGHUP);
+    if (start_workers(gw) != 0) {
+        keel_error("cannot start: no thread for a worker");
+        return 1;
+    }
     sigset_t hup; /* blocked by main until now: a SIGHUP sent during the start reloads once */
     sigemptyset(&hup);
     sigaddset(&hup, SIGHUP);
     sigprocmask(SIG_UNBLOCK, &hup, NULL);
-    keel_info("listening api=%s:%d admin=%s:%d models=%zu upstreams=%zu", config->listen_addr,
-              keel_server_port(gw->api), config->admin_addr, keel_server_port(gw->admin), config->nmodels,
-              config->nupstreams);
+    keel_info("listening api=%s:%d admin=%s:%d models=%zu upstreams=%zu workers=%zu", config->listen_addr,
+              keel_server_port(gw->workers[0].api), config->admin_addr, keel_server_port(gw->admin), config->nmodels,
+              config->nupstreams, gw->nworkers);
     /* anyone who can reach listen spends the configured provider keys */
     if (config->nkeys == 0 && strncmp(config->listen_addr, "127.", 4) != 0 && strcmp(config->listen_addr, "::1") != 0)
         keel_warn("listen is %s, not a loopback address, and no client keys are configured (keys:): anyone who can "
                   "reach it spends your provider keys. Issue keys with `keel key new NAME`.",
                   config->listen_addr);
-    uv_run(gw->loop, UV_RUN_DEFAULT);
+    if (gw->threaded)
+        run_threaded(gw);
+    else
+        uv_run(gw->loop, UV_RUN_DEFAULT);
     if (gw->audit != NULL)
         keel_audit_flush_now(gw->audit); /* every request that ended is in the file */
     return 0;

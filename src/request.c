@@ -43,12 +43,12 @@ static void on_gone(void *ctx);
 
 static uint64_t now_ms(struct keel_request *r)
 {
-    return uv_now(r->gw->loop);
+    return uv_now(r->w->loop);
 }
 
 static uint64_t next_random(struct keel_gateway *gw)
 {
-    uint64_t z = (gw->rng += 0x9e3779b97f4a7c15ULL); /* splitmix64 */
+    uint64_t z = __atomic_add_fetch(&gw->rng, 0x9e3779b97f4a7c15ULL, __ATOMIC_RELAXED); /* splitmix64 */
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
@@ -92,7 +92,9 @@ static void set_state(struct keel_request *r, enum keel_req_state to)
     case REQ_ATTEMPT:
         assert(!r->attempt_open);
         r->attempt_open = 1;
+        keel_gw_lock(r->gw);
         r->tstate[r->router.cur]->inflight++;
+        keel_gw_unlock(r->gw);
         arm(r);
         break;
     case REQ_BUFFER:
@@ -118,8 +120,8 @@ static void charge(struct keel_request *r)
     size_t now = 3 * r->body_len + r->answer.cap + r->out.cap + r->assembly.held + r->frames.held +
                  (r->senc != NULL ? r->senc->held : 0) +
                  r->told.text.cap + r->scratch.cap;
-    assert(r->gw->mem_held >= r->mem);
-    r->gw->mem_held = r->gw->mem_held - r->mem + now;
+    if (now != r->mem)
+        __atomic_add_fetch(&r->gw->mem_held, now - r->mem, __ATOMIC_RELAXED); /* wraps down when smaller */
     r->mem = now;
 }
 
@@ -267,6 +269,7 @@ static void breaker_event(struct keel_request *r, struct keel_target_state *ts, 
         json_object_set_new(ev, "cause", json_string(keel_class_name(cause)));
         json_object_set_new(ev, "cooldown_ms", json_integer((json_int_t)ts->breaker.cooldown_ms));
     }
+    keel_gw_touch(r->gw); /* the caller holds gw->mu */
     keel_events_emit(&r->gw->events, ev);
     keel_probe_kick(r->gw->probe); /* an opened target gets its background probe planned */
     keel_shared_publish(r->gw->shared, ts); /* the other instances skip it too, without a failure of theirs */
@@ -277,8 +280,10 @@ static enum keel_admit admit_target(void *ctx, size_t i, uint64_t now)
 {
     struct keel_request *r = ctx;
     enum keel_breaker_change change;
+    keel_gw_lock(r->gw);
     enum keel_admit a = keel_breaker_admit(&r->tstate[i]->breaker, now, &change);
     breaker_event(r, r->tstate[i], change, KEEL_CLASS_OK);
+    keel_gw_unlock(r->gw);
     return a;
 }
 
@@ -304,7 +309,9 @@ static int attempt_room(struct keel_request *r)
 static void skip_target(void *ctx, size_t i)
 {
     struct keel_request *r = ctx;
+    keel_gw_lock(r->gw);
     r->tstate[i]->skipped++;
+    keel_gw_unlock(r->gw);
     if (attempt_room(r) == 0)
         r->attempts[r->nattempts++] = (struct attempt){&r->model->targets[i], KEEL_CLASS_SKIPPED, 0, 0, 0};
 }
@@ -318,7 +325,9 @@ static void attempt_done(struct keel_request *r, enum keel_class cls, int blame)
     if (!r->attempt_open)
         return;
     r->attempt_open = 0;
+    keel_gw_lock(r->gw);
     if (r->backend != NULL) {
+        keel_gw_touch(r->gw);
         keel_backend_release(r->backend);
         r->backend = NULL;
     }
@@ -326,16 +335,19 @@ static void attempt_done(struct keel_request *r, enum keel_class cls, int blame)
     assert(ts->inflight > 0);
     ts->inflight--;
     ts->attempts[cls]++;
-    if (!blame)
-        return;
-    if (keel_breaker_counts(cls) || cls == KEEL_CLASS_RATE_LIMITED)
-        keel_state_recent(ts, cls);
-    enum keel_breaker_change change =
-        keel_breaker_report(&ts->breaker, &ts->params, cls, r->probe, r->retry_after_ms, now_ms(r));
-    breaker_event(r, ts, change, cls);
-    if (change == KEEL_BREAKER_SAME && cls == KEEL_CLASS_RATE_LIMITED)
-        keel_shared_publish(r->gw->shared, ts); /* a 429's cool-down holds for every instance */
-    r->probe = 0; /* reported: a retry on this target is not the probe again */
+    if (blame) {
+        if (keel_breaker_counts(cls) || cls == KEEL_CLASS_RATE_LIMITED)
+            keel_state_recent(ts, cls);
+        enum keel_breaker_change change =
+            keel_breaker_report(&ts->breaker, &ts->params, cls, r->probe, r->retry_after_ms, now_ms(r));
+        breaker_event(r, ts, change, cls);
+        if (change == KEEL_BREAKER_SAME && cls == KEEL_CLASS_RATE_LIMITED && r->gw->shared != NULL) {
+            keel_gw_touch(r->gw);
+            keel_shared_publish(r->gw->shared, ts); /* a 429's cool-down holds for every instance */
+        }
+        r->probe = 0; /* reported: a retry on this target is not the probe again */
+    }
+    keel_gw_unlock(r->gw);
 }
 
 static void attempt_over(struct keel_request *r, enum keel_class cls)
@@ -388,7 +400,7 @@ static int continues(const struct keel_request *r, const struct keel_target_conf
 void keel_req_begin(struct keel_request *r)
 {
     struct keel_gateway *gw = r->gw;
-    r->start_ms = uv_now(gw->loop);
+    r->start_ms = uv_now(r->w->loop);
     r->start_wall_ms = keel_time_now_ms();
     charge(r);
     keel_buf_init(&r->answer, MAX_ANSWER);
@@ -408,9 +420,9 @@ void keel_req_begin(struct keel_request *r)
     keel_buf_init(&r->scratch, MAX_SSE_LINE);
     keel_told_init(&r->told, MAX_ANSWER);
     keel_router_init(&r->router, r->route, r->model->ntargets, admit_target, skip_target, r);
-    uv_timer_init(gw->loop, r->timer);
+    uv_timer_init(r->w->loop, r->timer);
     r->timer->data = r;
-    gw->inflight++;
+    __atomic_add_fetch(&gw->inflight, 1, __ATOMIC_RELAXED);
     keel_http_watch(r->http, on_gone, r);
     next_step(r, keel_router_start(&r->router, now_ms(r)));
 }
@@ -436,17 +448,78 @@ static void fail_to_start(struct keel_request *r, const char *transport)
     end_attempt(r);
 }
 
-/* the managed backend a request waited for is ready (ok) or backing off */
-static void on_backend(void *ctx, int ok)
+/* a managed target's backend, under gw->mu (the gateway's loop runs the backends) */
+static struct keel_backend *backend_of(struct keel_request *r, const struct keel_target_conf *t)
 {
-    struct keel_request *r = ctx;
+    keel_gw_lock(r->gw);
+    struct keel_backend *b = keel_managed_get(r->gw->managed, t->upstream->name, t->model);
+    keel_gw_unlock(r->gw);
+    return b;
+}
+
+/* a request met a dead backend: it is restarted (once) on the gateway's loop */
+static void backend_dead(struct keel_request *r, struct keel_backend *b, enum keel_class cls)
+{
+    keel_gw_lock(r->gw);
+    keel_gw_touch(r->gw);
+    keel_backend_dead(b, r->backend_gen, keel_class_name(cls));
+    keel_gw_unlock(r->gw);
+}
+
+/* the request waits for no backend any more: its place in the queue, or its answer not yet
+ * taken from its worker's inbox, goes */
+static void backend_unwait(struct keel_request *r)
+{
+    if (!r->backend_waiting)
+        return;
+    r->backend_waiting = 0;
+    keel_gw_lock(r->gw);
+    keel_gw_touch(r->gw);
+    keel_backend_cancel_wait(&r->waiter);
+    for (struct keel_request **p = &r->w->inbox; *p != NULL; p = &(*p)->inbox_next)
+        if (*p == r) {
+            *p = r->inbox_next;
+            break;
+        }
+    keel_gw_unlock(r->gw);
+}
+
+/* the managed backend a request waited for is ready (ok) or backing off: on the request's loop */
+static void backend_answered(struct keel_request *r, int ok)
+{
+    r->backend_waiting = 0;
     if (!ok) {
         fail_to_start(r, keel_err_connect);
         return;
     }
-    const struct keel_target_conf *t = &r->model->targets[r->router.cur];
-    r->backend = keel_managed_get(r->gw->managed, t->upstream->name, t->model);
+    r->backend = backend_of(r, &r->model->targets[r->router.cur]);
     start_attempt(r);
+}
+
+/* The backend's answer, told on the gateway's loop (under gw->mu). With workers the request is
+ * its own worker's to carry on: it goes to that worker's inbox, run in that loop's time. */
+static void on_backend(void *ctx, int ok)
+{
+    struct keel_request *r = ctx;
+    if (!r->gw->threaded) {
+        backend_answered(r, ok);
+        return;
+    }
+    r->backend_ok = ok;
+    r->inbox_next = r->w->inbox;
+    r->w->inbox = r;
+    uv_async_send(&r->w->wake);
+}
+
+void keel_req_inbox(struct keel_request *list)
+{
+    while (list != NULL) {
+        struct keel_request *r = list;
+        list = r->inbox_next;
+        r->inbox_next = NULL;
+        if (r->backend_waiting) /* else it ended while queued (backend_unwait) */
+            backend_answered(r, r->backend_ok);
+    }
 }
 
 /* the router's current target, from scratch: its deadlines, its reader, its evidence */
@@ -628,15 +701,22 @@ static void start_attempt(struct keel_request *r)
     uint64_t now = now_ms(r);
     reset_attempt(r, t, now);
     if (now >= r->dl.total_at) {
-        if (r->probe)
+        if (r->probe) {
+            keel_gw_lock(r->gw);
             keel_breaker_release(&r->tstate[r->router.cur]->breaker);
+            keel_gw_unlock(r->gw);
+        }
         r->probe = 0;
         deadline_exceeded(r);
         return;
     }
     if (keel_upstream_backed(t->upstream) && r->backend == NULL) {
+        keel_gw_lock(r->gw);
+        keel_gw_touch(r->gw);
         struct keel_backend *b = keel_managed_get(r->gw->managed, t->upstream->name, t->model);
         int rc = b ? keel_backend_acquire(b, &r->waiter, on_backend, r) : -1;
+        r->backend_waiting = rc == 0;
+        keel_gw_unlock(r->gw);
         if (rc == 0) {
             /* starting or restarting: wait for it within the request's own deadline */
             r->wake_at = UINT64_MAX;
@@ -649,8 +729,11 @@ static void start_attempt(struct keel_request *r)
         }
         r->backend = b;
     }
-    if (r->backend != NULL)
+    if (r->backend != NULL) {
+        keel_gw_lock(r->gw);
         r->backend_gen = keel_backend_generation(r->backend);
+        keel_gw_unlock(r->gw);
+    }
     set_state(r, REQ_ATTEMPT);
     /* the client's stream encoder (3 KB), only for a stream re-encoded from another protocol or
      * one a later target could continue: a native stream's bytes pass as sent */
@@ -708,7 +791,7 @@ static void start_attempt(struct keel_request *r)
         .stream = ask_stream,
         .connect_timeout_ms = t->timeouts.connect_ms,
     };
-    r->xfer = body ? keel_upstream_xfer_start(r->gw->upstream, &spec, &upstream_cbs, r) : NULL;
+    r->xfer = body ? keel_upstream_xfer_start(r->w->upstream, &spec, &upstream_cbs, r) : NULL;
     if (r->xfer != NULL)
         return;
     keel_error("req %s: cannot start a transfer to %s: out of memory", r->id, t->upstream->name);
@@ -933,7 +1016,7 @@ static int on_event(void *ctx, const char *event, const char *data, size_t len)
     struct keel_request *r = ctx;
     int committed = r->state == REQ_RELAY;
     struct keel_chunk_info info;
-    if (r->state == REQ_ASSEMBLE && r->gw->mem_held + len > r->config->max_memory) {
+    if (r->state == REQ_ASSEMBLE && __atomic_load_n(&r->gw->mem_held, __ATOMIC_RELAXED) + len > r->config->max_memory) {
         keel_warn("req %s: max_memory reached while assembling %s's answer", r->id, r->target->upstream->name);
         r->outcome.transport = keel_err_local;
         return EV_FAIL;
@@ -1010,7 +1093,7 @@ static void buffer(struct keel_request *r, const char *data, size_t len)
             break;
         }
     }
-    if (r->gw->mem_held + len > r->config->max_memory) {
+    if (__atomic_load_n(&r->gw->mem_held, __ATOMIC_RELAXED) + len > r->config->max_memory) {
         keel_warn("req %s: max_memory reached while buffering %s's answer", r->id, r->target->upstream->name);
         r->outcome.transport = keel_err_local;
         end_attempt(r);
@@ -1064,7 +1147,7 @@ static int on_data(void *ctx, const char *data, size_t len)
 static void reencode_body(struct keel_request *r, struct keel_asm *a, int rv)
 {
     if (r->status >= 200 && r->status < 300) {
-        if (rv == 0 && r->gw->mem_held + a->held > r->config->max_memory)
+        if (rv == 0 && __atomic_load_n(&r->gw->mem_held, __ATOMIC_RELAXED) + a->held > r->config->max_memory)
             rv = -ENOMEM; /* the answer twice over would pass max_memory */
         keel_buf_reset(&r->answer);
         if (rv == 0)
@@ -1245,16 +1328,14 @@ static void end_attempt(struct keel_request *r)
      * deadline still allows. The target is not held to the failure that showed it dead: only a
      * heal that fails counts (else a few requests meeting one eviction would open its breaker
      * while it comes back, and the requests behind them would find it skipped) */
-    struct keel_backend *b = keel_upstream_backed(t->upstream) && keel_backend_heals(cls)
-                                 ? keel_managed_get(r->gw->managed, t->upstream->name, t->model)
-                                 : NULL;
+    struct keel_backend *b = keel_upstream_backed(t->upstream) && keel_backend_heals(cls) ? backend_of(r, t) : NULL;
     int heal = b != NULL && !r->healed && now_ms(r) < r->dl.total_at;
     attempt_done(r, cls, !heal);
     if (cls != KEEL_CLASS_OK)
         keel_info("req %s: %s/%s failed: %s (status %d)", r->id, r->target->upstream->name, r->target->model,
                   keel_class_name(cls), r->status);
     if (b != NULL)
-        keel_backend_dead(b, r->backend_gen, keel_class_name(cls));
+        backend_dead(r, b, cls);
     if (heal) {
         r->healed = 1;
         start_attempt(r);
@@ -1291,9 +1372,12 @@ static int aligned(const struct keel_request *r)
 static void begin_continuation(struct keel_request *r, const struct keel_step *step, enum keel_class cls,
                                size_t from)
 {
-    if (from != step->target)
+    if (from != step->target) {
+        keel_gw_lock(r->gw);
         keel_state_failover(r->mstate, r->model->targets[from].upstream->name,
                             r->model->targets[step->target].upstream->name, cls);
+        keel_gw_unlock(r->gw);
+    }
     r->probe = step->probe;
     r->continuing = 1;
     r->continued++;
@@ -1355,11 +1439,9 @@ static void continuation_failed(struct keel_request *r)
     keel_info("req %s: continuation on %s/%s failed: %s (status %d)", r->id, r->target->upstream->name,
               r->target->model, keel_class_name(cls), r->status);
     const struct keel_target_conf *t = r->target;
-    struct keel_backend *b = keel_upstream_backed(t->upstream) && keel_backend_heals(cls)
-                                 ? keel_managed_get(r->gw->managed, t->upstream->name, t->model)
-                                 : NULL;
+    struct keel_backend *b = keel_upstream_backed(t->upstream) && keel_backend_heals(cls) ? backend_of(r, t) : NULL;
     if (b != NULL)
-        keel_backend_dead(b, r->backend_gen, keel_class_name(cls));
+        backend_dead(r, b, cls);
     uint64_t now = now_ms(r);
     size_t from = r->router.cur;
     struct keel_step step = {.kind = KEEL_STEP_GIVE_UP};
@@ -1391,11 +1473,13 @@ static void give_up(struct keel_request *r, const struct keel_step *step)
     } else if (step->status == 503) {
         /* every breaker is open: answer at once, and say when the first one may take a probe */
         uint64_t now = now_ms(r), ready = UINT64_MAX;
+        keel_gw_lock(r->gw);
         for (size_t i = 0; i < r->model->ntargets; i++) {
             uint64_t at = keel_breaker_ready_at(&r->tstate[i]->breaker, now);
             if (at < ready)
                 ready = at;
         }
+        keel_gw_unlock(r->gw);
         uint64_t secs = (ready - now + 999) / 1000;
         respond_error(r, 503, "upstream_error", "all_targets_open",
                       "every target of the model is cooling down after failures (circuit breakers open)",
@@ -1431,9 +1515,12 @@ static void next_step(struct keel_request *r, struct keel_step step)
         set_state(r, REQ_WAIT);
         return;
     case KEEL_STEP_TRY:
-        if (r->failed && step.target != r->failed_from)
+        if (r->failed && step.target != r->failed_from) {
+            keel_gw_lock(r->gw);
             keel_state_failover(r->mstate, r->model->targets[r->failed_from].upstream->name,
                                 r->model->targets[step.target].upstream->name, r->failed_cls);
+            keel_gw_unlock(r->gw);
+        }
         r->failed = 0;
         r->probe = step.probe;
         start_attempt(r);
@@ -1467,7 +1554,7 @@ static void deadline_exceeded(struct keel_request *r)
          * the request's last word (else it would read as skipped), held against nothing */
         record_attempt(r, KEEL_CLASS_DEADLINE_EXCEEDED);
     }
-    keel_backend_cancel_wait(&r->waiter);
+    backend_unwait(r);
     if (r->xfer != NULL) {
         struct keel_upstream_xfer *x = r->xfer;
         r->xfer = NULL;
@@ -1560,7 +1647,7 @@ static void on_gone(void *ctx)
     else if (r->state == REQ_RELAY)
         r->attempts[r->nattempts - 1].cls = KEEL_CLASS_CLIENT_GONE;
     attempt_over(r, KEEL_CLASS_CLIENT_GONE); /* never counts against the upstream */
-    keel_backend_cancel_wait(&r->waiter);
+    backend_unwait(r);
     keel_info("req %s: client gone in state %s: upstream transfer cancelled", r->id, state_names[r->state]);
     set_state(r, REQ_END);
 }
@@ -1585,13 +1672,18 @@ static void finish(struct keel_request *r)
     if (r->http != NULL) /* never reached: every path to REQ_END answers or loses the client */
         keel_respond_error(r->http, 500, "server_error", "internal", "request ended without an answer");
     attempt_over(r, KEEL_CLASS_CLIENT_GONE); /* no-op unless an attempt is somehow still open */
-    keel_backend_cancel_wait(&r->waiter);
+    backend_unwait(r);
     /* admitted as a probe or handed a backend, but ended (deadline, client gone) before the
      * attempt started: give both back, or the breaker stays half-open and the backend busy */
-    if (r->probe)
-        keel_breaker_release(&r->tstate[r->router.cur]->breaker);
-    if (r->backend != NULL)
-        keel_backend_release(r->backend);
+    if (r->probe || r->backend != NULL) {
+        keel_gw_lock(r->gw);
+        keel_gw_touch(r->gw);
+        if (r->probe)
+            keel_breaker_release(&r->tstate[r->router.cur]->breaker);
+        if (r->backend != NULL)
+            keel_backend_release(r->backend);
+        keel_gw_unlock(r->gw);
+    }
     uv_timer_stop(r->timer);
     r->ended_ms = now_ms(r);
     if (r->sending)
@@ -1627,14 +1719,18 @@ static void complete(struct keel_request *r)
     keel_buf_release(&r->out);
     keel_buf_release(&r->scratch);
     keel_told_release(&r->told);
-    assert(r->gw->mem_held >= r->mem);
-    r->gw->mem_held -= r->mem;
+    __atomic_sub_fetch(&r->gw->mem_held, r->mem, __ATOMIC_RELAXED);
     free(r->body);
     keel_config_drop(r->config);
     free(r->tstate);
     uv_close((uv_handle_t *)r->timer, free_timer); /* STACK trap 6: freed in the close callback */
     struct keel_gateway *gw = r->gw;
     free(r);
-    assert(gw->inflight > 0);
-    gw->inflight--; /* the gateway's drain notices the last one (gateway.c) */
+    /* the gateway's drain notices the last one (gateway.c): woken for it when it waits */
+    if (__atomic_sub_fetch(&gw->inflight, 1, __ATOMIC_RELAXED) == 0 && gw->threaded) {
+        keel_gw_lock(gw);
+        if (gw->draining)
+            keel_gw_touch(gw);
+        keel_gw_unlock(gw);
+    }
 }

@@ -65,6 +65,7 @@ struct attempt {
 
 struct keel_request {
     struct keel_gateway *gw;
+    struct keel_worker *w;  /* the loop it runs on: its timer, its client, its upstream sockets */
     struct keel_http *http; /* NULL once the client has its final bytes or is gone */
     enum keel_req_state state;
     char id[24];
@@ -112,6 +113,9 @@ struct keel_request {
     struct keel_backend *backend;      /* acquired for the attempt under way, or NULL */
     uint64_t backend_gen;              /* the backend run the attempt went to */
     int healed;                        /* the one retry after a restart is spent */
+    int backend_waiting;               /* acquire said "wait": the answer is to come (on_backend) */
+    int backend_ok;                    /* that answer, while in its worker's inbox */
+    struct keel_request *inbox_next;   /* in w->inbox (under gw->mu) */
 
     /* the attempt under way; reset by start_attempt */
     const struct keel_target_conf *target;

@@ -52,10 +52,18 @@ struct keel_server {
     struct lingerer *lingering; /* head of the list of closed connections still draining */
     size_t refused_draining;    /* of them, refused connections (max_connections) */
     struct keel_server_limits limits;
-    struct keel_server_stats stats;
+    struct keel_server_stats stats; /* written by this loop alone, read by the admin's (bump) */
+    uint64_t *open_shared;          /* with listeners on other loops: the connections open on all */
     int port;
     int accepting;
 };
+
+/* A counter of s->stats: one writer (this loop), read from the admin listener's loop when
+ * workers run (keel_server_stats): a relaxed store, no lock, no locked instruction. */
+static void bump(uint64_t *counter, int delta)
+{
+    __atomic_store_n(counter, *counter + (uint64_t)(int64_t)delta, __ATOMIC_RELAXED);
+}
 
 /* One accepted client connection. h2o owns its life; this record only watches it for the
  * read timeouts h2o 2.2.5 lacks (its one req_timeout runs from the end of the previous response,
@@ -230,7 +238,7 @@ static int check_head(struct keel_server *s, h2o_req_t *req, const char **code, 
     }
     size_t head_len = line != NULL && line < end ? (size_t)(line - p) : sock->input->size;
     if ((ncl > 0 && nte > 0) || ncl == SIZE_MAX || nte > 1) {
-        s->stats.ambiguous++;
+        bump(&s->stats.ambiguous, 1);
         *code = "ambiguous_request_length";
         *message = ncl > 0 && nte > 0 ? "Content-Length together with Transfer-Encoding: refused (request smuggling)"
                    : nte > 1          ? "more than one Transfer-Encoding: refused (request smuggling)"
@@ -239,7 +247,7 @@ static int check_head(struct keel_server *s, h2o_req_t *req, const char **code, 
     }
     if ((s->limits.max_headers > 0 && nheaders > s->limits.max_headers) ||
         (s->limits.max_header_size > 0 && head_len > s->limits.max_header_size)) {
-        s->stats.headers_too_large++;
+        bump(&s->stats.headers_too_large, 1);
         *code = "request_header_fields_too_large";
         *message = nheaders > s->limits.max_headers ? "too many header fields (max_headers)"
                                                     : "the request's head is too large (max_header_size)";
@@ -323,7 +331,7 @@ static void drop(struct conn *c, uint64_t *counter)
     if (c->dropped || c->sock == NULL)
         return;
     c->dropped = 1;
-    (*counter)++;
+    bump(counter, 1);
     int fd = h2o_socket_get_fd(c->sock);
     if (fd < 0)
         return;
@@ -726,7 +734,9 @@ static void on_conn_closed(uv_handle_t *handle)
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
-    s->stats.open--;
+    bump(&s->stats.open, -1);
+    if (s->open_shared)
+        __atomic_sub_fetch(s->open_shared, 1, __ATOMIC_RELAXED);
     if (c->linger_fd >= 0)
         linger_start(s, c->linger_fd, LINGER_MS, 0);
     free(c);
@@ -801,8 +811,8 @@ static void on_sock_closed(void *data)
  * never h2o's; it is closed here. */
 static void refuse(struct keel_server *s, uv_tcp_t *tcp)
 {
-    static char resp[512];
-    static size_t resp_len;
+    static _Thread_local char resp[512]; /* each worker's loop refuses on its own */
+    static _Thread_local size_t resp_len;
     if (resp_len == 0) {
         int n = snprintf(resp, sizeof(resp),
                          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
@@ -811,7 +821,7 @@ static void refuse(struct keel_server *s, uv_tcp_t *tcp)
         assert(n > 0 && (size_t)n < sizeof(resp));
         resp_len = (size_t)n;
     }
-    s->stats.refused++;
+    bump(&s->stats.refused, 1);
     uv_buf_t b = uv_buf_init(resp, (unsigned)resp_len);
     uv_try_write((uv_stream_t *)tcp, &b, 1);
     uv_os_fd_t fd;
@@ -837,8 +847,9 @@ static void on_accept(uv_stream_t *listener, int status)
         uv_close((uv_handle_t *)&c->tcp, free_handle);
         return;
     }
-    s->stats.accepted++;
-    if (s->limits.max_connections > 0 && s->stats.open >= s->limits.max_connections) {
+    bump(&s->stats.accepted, 1);
+    uint64_t open = s->open_shared ? __atomic_load_n(s->open_shared, __ATOMIC_RELAXED) : s->stats.open;
+    if (s->limits.max_connections > 0 && open >= s->limits.max_connections) {
         refuse(s, &c->tcp); /* frees c: tcp is its first member */
         return;
     }
@@ -850,7 +861,9 @@ static void on_accept(uv_stream_t *listener, int status)
         c->next->prev = c;
     s->conns = c;
     s->nconns++;
-    s->stats.open++;
+    bump(&s->stats.open, 1);
+    if (s->open_shared)
+        __atomic_add_fetch(s->open_shared, 1, __ATOMIC_RELAXED);
     uv_tcp_nodelay(&c->tcp, 1);
     uv_send_buffer_size((uv_handle_t *)&c->tcp, &(int){CLIENT_SNDBUF});
     c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
@@ -859,8 +872,37 @@ static void on_accept(uv_stream_t *listener, int status)
     h2o_accept(&s->accept_ctx, c->sock);
 }
 
+/* A listening socket others may share (SO_REUSEPORT: the kernel spreads new connections over
+ * every listener on the port), opened into the uv handle; a libuv error code. */
+static int bind_shared(uv_tcp_t *listener, const struct sockaddr_storage *addr)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int on = 1;
+    socklen_t len = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        bind(fd, (const struct sockaddr *)addr, len) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    int rv = uv_tcp_open(listener, fd);
+    if (rv != 0)
+        close(fd);
+    return rv;
+}
+
 struct keel_server *keel_server_new(uv_loop_t *loop, const char *host, int port, size_t max_body,
                                     keel_server_request_cb on_request, void *app, char *err, size_t errlen)
+{
+    return keel_server_new_shared(loop, host, port, max_body, on_request, app, NULL, err, errlen);
+}
+
+struct keel_server *keel_server_new_shared(uv_loop_t *loop, const char *host, int port, size_t max_body,
+                                           keel_server_request_cb on_request, void *app, uint64_t *open_shared,
+                                           char *err, size_t errlen)
 {
     struct sockaddr_storage addr;
     int rv = strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
@@ -879,7 +921,8 @@ struct keel_server *keel_server_new(uv_loop_t *loop, const char *host, int port,
     s->app = app;
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
-    rv = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
+    s->open_shared = open_shared;
+    rv = open_shared ? bind_shared(&s->listener, &addr) : uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
     if (rv == 0)
         rv = uv_listen((uv_stream_t *)&s->listener, 1024, on_accept);
     if (rv != 0) {
@@ -944,6 +987,14 @@ void keel_server_set_limits(struct keel_server *s, const struct keel_server_limi
 const struct keel_server_stats *keel_server_stats(const struct keel_server *s)
 {
     return &s->stats;
+}
+
+void keel_server_stats_add(const struct keel_server *s, struct keel_server_stats *sum)
+{
+    const uint64_t *from = (const uint64_t *)&s->stats;
+    uint64_t *to = (uint64_t *)sum;
+    for (size_t i = 0; i < sizeof(s->stats) / sizeof(uint64_t); i++)
+        to[i] += __atomic_load_n(&from[i], __ATOMIC_RELAXED);
 }
 
 void keel_server_stop_accepting(struct keel_server *s)

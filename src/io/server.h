@@ -52,6 +52,12 @@ struct keel_server_stats {
 /* Binds host:port (port 0 = any free port); NULL with a message in err on failure. */
 struct keel_server *keel_server_new(uv_loop_t *loop, const char *host, int port, size_t max_body,
                                     keel_server_request_cb on_request, void *app, char *err, size_t errlen);
+/* The same, as one of several listeners on host:port, each on its own loop (SO_REUSEPORT; the
+ * first may ask for port 0, the others then bind keel_server_port of it). open_shared counts
+ * the connections open on all of them, for max_connections. */
+struct keel_server *keel_server_new_shared(uv_loop_t *loop, const char *host, int port, size_t max_body,
+                                           keel_server_request_cb on_request, void *app, uint64_t *open_shared,
+                                           char *err, size_t errlen);
 /* A refusal the server answers itself (a limit, an ambiguous head, a body over max_body), written
  * as the body the client's protocol reads, which the app picks by the request's path: its length
  * (0: it has none, or out is too small). Without one the server writes OpenAI's envelope. */
@@ -63,6 +69,8 @@ uint64_t keel_server_accepted(const struct keel_server *s); /* connections accep
 /* sets (or, on a reload, changes) the limits; until called, none but max_body and h2o's own */
 void keel_server_set_limits(struct keel_server *s, const struct keel_server_limits *l);
 const struct keel_server_stats *keel_server_stats(const struct keel_server *s);
+/* adds s's counters to *sum, read as they stand from any thread (keel_server_stats is s's loop's) */
+void keel_server_stats_add(const struct keel_server *s, struct keel_server_stats *sum);
 /* stops accepting; requests under way go on */
 void keel_server_stop_accepting(struct keel_server *s);
 

@@ -95,6 +95,7 @@ before(async () => {
   const port = raw.address().port;
   keel = await startKeel(`
 listen: 127.0.0.1:0
+workers: 1 # connections are pooled per worker: one, so the reuse tests see one pool
 admin_listen: 127.0.0.1:0
 defaults: { breaker: { failures: 1000 } }
 upstreams:

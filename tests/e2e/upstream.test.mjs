@@ -43,6 +43,7 @@ before(async () => {
   keel = await startKeel(`
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
+workers: 1 # upstream connections are pooled per worker: one pool, so the reuse counts are exact
 upstreams:
   - { name: a, base_url: "{SIM}" }
   - { name: selfsigned, base_url: "https://127.0.0.1:${tls.address().port}/v1", api_key: sk-tls-canary }

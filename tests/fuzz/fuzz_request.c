@@ -241,6 +241,7 @@ static void find_listener(uv_handle_t *h, void *arg)
 static const char config_fmt[] =
     "listen: 127.0.0.1:0\n"
     "admin_listen: 127.0.0.1:0\n"
+    "workers: 1\n"
     "max_body: 64k\n"
     "max_inflight: 8\n"
     "max_memory: 24k\n" /* a body over 8k is refused (held three times): within -max_len */
@@ -317,16 +318,14 @@ static void setup(void)
     keel_events_init(&gw->events, gw->upstream, NULL);
     gw->managed = keel_managed_new(&loop, gw->upstream, &gw->events, "/proc/self/exe");
     check(gw->managed != NULL && keel_managed_bind(gw->managed, c, err, sizeof(err)) == 0);
-    gw->api = keel_server_new(&loop, c->listen_host, c->listen_port, c->max_body, keel_intake_handle, gw, err,
-                              sizeof(err));
-    if (gw->api == NULL) {
+    if (keel_gateway_listen(gw, c, 64, err, sizeof(err)) != 0) {
         fprintf(stderr, "fuzz_request: cannot start the server: %s\n", err);
         abort();
     }
     gw->nofile = 256; /* the default connection cap from it: (256 - 128) / 2 = 64 */
     keel_gateway_apply(gw, c);
     check(gw->max_connections == 64);
-    uv_walk(&loop, find_listener, gw->api);
+    uv_walk(&loop, find_listener, gw->workers[0].api);
     check(listener != NULL);
 }
 
@@ -444,12 +443,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uv_close((uv_handle_t *)&c.pipe, client_closed);
     expired = 0;
     uv_timer_start(&bound, on_bound, ANSWER_BOUND_MS, 0);
-    while ((!c.closed || gw->inflight > 0 || keel_server_stats(gw->api)->open > 0) && !expired)
+    while ((!c.closed || gw->inflight > 0 || keel_server_stats(gw->workers[0].api)->open > 0) && !expired)
         uv_run(&loop, UV_RUN_ONCE);
     uv_timer_stop(&bound);
     check(c.closed);
     check(gw->inflight == 0);                      /* no request slot held */
-    check(keel_server_stats(gw->api)->open == 0); /* nor a connection */
+    check(keel_server_stats(gw->workers[0].api)->open == 0); /* nor a connection */
     check(open_attempts() == 0);                   /* nor an attempt counted in flight */
     check(gw->mem_held == 0);                      /* nor memory charged against max_memory */
     return 0;
