@@ -3,7 +3,7 @@
 # `make BUILD=dir` builds elsewhere (parallel work trees of objects).
 
 CC      ?= cc
-PKGS    := libh2o libuv libcurl jansson yaml-0.1 openssl hiredis
+PKGS    := libuv libcurl jansson yaml-0.1 openssl hiredis
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wno-unused-parameter -Wno-missing-field-initializers -Wno-format-truncation
 DEFS    := -D_GNU_SOURCE

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # what building needs; tests add node, npm and what npm needs to reach its registry
-build_pkgs=(make gcc libc6-dev pkg-config libh2o-dev libuv1-dev libssl-dev libcurl4-openssl-dev
+build_pkgs=(make gcc libc6-dev pkg-config libuv1-dev libssl-dev libcurl4-openssl-dev
             libyaml-dev libjansson-dev libhiredis-dev)
 # chromium: the status page's browser test; redis-server: shared state across instances
 test_pkgs=(libcmocka-dev ca-certificates chromium redis-server)

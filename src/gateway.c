@@ -284,7 +284,7 @@ static void on_worker_wake(uv_async_t *a)
 }
 
 /* A worker's thread: its loop until the gateway quits, then parked, not ended, till the process
- * exits: its thread-local caches (h2o's recycled buffers) stay reachable, as live as they are. */
+ * exits: its thread-local caches stay reachable, as live as they are. */
 static void *worker_main(void *arg)
 {
     struct keel_worker *w = arg;

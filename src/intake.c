@@ -215,7 +215,7 @@ static void chat(struct keel_worker *w, struct keel_http *h, const struct keel_e
     }
     size_t len;
     const char *text = keel_http_body(h, &len);
-    /* the body is held three times while the request lives: h2o's copy, r->body and the
+    /* the body is held three times while the request lives: the server's copy, r->body and the
      * attempt's; all requests together stay within max_memory, checked before anything is copied */
     if (__atomic_load_n(&w->gw->mem_held, __ATOMIC_RELAXED) + 3 * len > w->config->max_memory) {
         reject(w, h, enc, NULL, 503, "gateway_busy", "keel is at max_memory: retry shortly");

@@ -113,7 +113,7 @@ static void set_state(struct keel_request *r, enum keel_req_state to)
 }
 
 /* Brings the request's charge against max_memory up to what it holds now: its body twice (the
- * attempt's copy included), h2o's copy, its answer and stream buffers and what it assembled
+ * attempt's copy included), the server's copy, its answer and stream buffers and what it assembled
  * (from events or from frames). */
 static void charge(struct keel_request *r)
 {
@@ -817,7 +817,7 @@ static void on_header(void *ctx, const char *name, size_t nlen, const char *valu
         r->back.len = was; /* no room (1536 bytes): the header stays behind */
         return;
     }
-    for (char *c = r->back.base + was; *c; c++) /* HTTP/1.1 names in lower case, as h2o writes its own */
+    for (char *c = r->back.base + was; *c; c++) /* HTTP/1.1 names in lower case, as keel writes its own */
         *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
     r->nback++;
 }

@@ -1,14 +1,21 @@
-/* server.c - keel_server over h2o 2.2.5 (libuv flavour, HTTP/1.1 only); see server.h.
- * Ownership: a keel_http is malloc'd per request and freed when h2o disposes the request's pool
- * (a shared slot's dispose hook), so it never outlives h2o's request nor dies under the app
- * without on_gone. A server-wide timer peeks at every watched client socket for a FIN, and
- * enforces what h2o 2.2.5 lacks: per-phase read timeouts, a send timeout, a connection cap. */
+/* server.c - keel_server: keel's own HTTP/1.1 server over libuv streams; see server.h.
+ *
+ * Why not h2o any more (README "Performance"): h2o's libuv binding stops reading a connection
+ * while a request is answered and starts again after, two epoll_ctl calls per request (a third
+ * of keel's syscalls), and holds an 8 KiB input buffer and a 4 KiB pool per connection (13 KB of
+ * a stream's 16). Here a connection is read for its whole life: the client's FIN or reset is
+ * seen the moment it comes, with no peeking timer; a request's bytes are read into one buffer
+ * per loop and copied out once, to the request that owns them; an idle or streaming connection
+ * holds no input buffer at all.
+ *
+ * Ownership: a keel_http is malloc'd when its request is whole, holds the request's bytes, and
+ * is freed once the app is done with it (final bytes sent, or on_gone told) and no write of its
+ * is in flight. A connection is freed in its uv close callback. */
 #include "io/server.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <h2o.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +23,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PROBE_INTERVAL_MS 100
-/* Each probe tick sweeps a fifth of the connections for their limits, so each is looked at
+#define SWEEP_INTERVAL_MS 100
+/* Each sweep tick looks at a fifth of the connections for their limits, so each is looked at
  * every 500 ms: sweeping 5,000 at once blocked the loop for 4-9 ms (bench/hostile). */
 #define SWEEP_EVERY 5
 /* A client socket's send buffer. Linux grows it to about 3 MB for a loopback or LAN client that
@@ -28,70 +35,15 @@
 #define REFUSED_LINGER_MS 1000 /* a refused connection is read and discarded this long at most */
 #define REFUSED_LINGER_MAX 32  /* and at most this many at once: under a flood they'd take the fds */
 #define LINGER_MS 2000         /* a 413'd connection's unread body is read and discarded this long at most */
+#define READ_SLAB (64u << 10)  /* one per loop: what a read lands in before it is a request's */
+#define PIPELINE_MAX (64u << 10) /* bytes a client may send ahead while its request is answered */
+#define HEADERS_MAX 100        /* header fields a head may carry at all (max_headers is at most this) */
+#define IDLE_DEFAULT_MS 10000  /* a kept-alive connection's idle limit until limits are set */
 
 struct conn;
 struct lingerer;
-static void on_conn_closed(uv_handle_t *handle);
 static void linger_start(struct keel_server *s, int fd, uint64_t ms, int refused);
 static void linger_end(struct lingerer *l);
-
-struct keel_server {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
-    h2o_globalconf_t config;
-    h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
-    keel_server_request_cb on_request;
-    keel_server_refusal_cb refusal; /* NULL: OpenAI's envelope */
-    void *app;
-    uv_timer_t probe;
-    struct keel_http *watched; /* head of the list of requests whose client is probed */
-    struct conn *conns;        /* head of the list of every accepted connection not yet closed */
-    struct conn *cursor;       /* where the next sweep starts (NULL: at the head) */
-    size_t nconns;             /* in conns */
-    struct lingerer *lingering; /* head of the list of closed connections still draining */
-    size_t refused_draining;    /* of them, refused connections (max_connections) */
-    struct keel_server_limits limits;
-    struct keel_server_stats stats; /* written by this loop alone, read by the admin's (bump) */
-    uint64_t *open_shared;          /* with listeners on other loops: the connections open on all */
-    int port;
-    int accepting;
-};
-
-/* A counter of s->stats: one writer (this loop), read from the admin listener's loop when
- * workers run (keel_server_stats): a relaxed store, no lock, no locked instruction. */
-static void bump(uint64_t *counter, int delta)
-{
-    __atomic_store_n(counter, *counter + (uint64_t)(int64_t)delta, __ATOMIC_RELAXED);
-}
-
-/* One accepted client connection. h2o owns its life; this record only watches it for the
- * read timeouts h2o 2.2.5 lacks (its one req_timeout runs from the end of the previous response,
- * idle time included, to the end of the body). Freed in the uv close callback, after h2o. */
-struct conn {
-    uv_tcp_t tcp;             /* first: the close callback is handed its address */
-    struct keel_server *s;
-    h2o_socket_t *sock;       /* h2o's; NULL once h2o closed it */
-    struct conn *prev, *next; /* in s->conns */
-    struct keel_http *h;      /* its request while busy (send_timeout) */
-    uint64_t since;           /* accepted, or its last request disposed */
-    uint64_t head_at;         /* when the current request's first byte was seen; 0 = none yet */
-    uint64_t body_at;         /* when its head was seen whole; 0 = not yet */
-    int linger_fd;            /* a dup of its socket kept past h2o's close to drain it; -1 = none */
-    unsigned busy : 1;        /* a request is with the app (on_req .. dispose) */
-    unsigned served : 1;      /* it had a request before: waiting is keep-alive, not slowloris */
-    unsigned dropped : 1;     /* shut down by a limit: h2o closes it on the read error */
-};
-
-struct handler {
-    h2o_handler_t super;
-    struct keel_server *s;
-};
-
-struct too_large_filter {
-    h2o_filter_t super;
-    struct keel_server *s;
-};
 
 /* A closed connection whose client may still be sending what keel refused (a body over
  * max_body, a request past max_connections). Closing a socket with unread bytes sends a reset,
@@ -108,428 +60,343 @@ struct lingerer {
     struct lingerer *prev, *next; /* in s->lingering */
 };
 
-struct keel_http {
-    h2o_generator_t gen; /* h2o passes &gen back to proceed/stop */
-    h2o_req_t *req;      /* NULL once h2o disposed the request */
+struct keel_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    keel_server_request_cb on_request;
+    keel_server_refusal_cb refusal; /* NULL: OpenAI's envelope */
+    void *app;
+    size_t max_body;
+    char *slab;                /* READ_SLAB bytes, lent to the read of a connection holding none */
+    int slab_lent;
+    uv_timer_t sweep;
+    uv_check_t check;          /* tells the writes done at once (s->completed) */
+    uv_idle_t idle;            /* active while any is waiting: the loop does not block first */
+    struct keel_http *completed;
+    struct conn *conns;        /* every accepted connection not yet closed */
+    struct conn *cursor;       /* where the next sweep starts (NULL: at the head) */
+    size_t nconns;
+    struct lingerer *lingering; /* closed connections still draining */
+    size_t refused_draining;    /* of them, refused connections (max_connections) */
+    struct keel_server_limits limits;
+    struct keel_server_stats stats; /* written by this loop alone, read by the admin's (bump) */
+    uint64_t *open_shared;          /* with listeners on other loops: the connections open on all */
+    int port;
+    int accepting;
+};
+
+/* A counter of s->stats: one writer (this loop), read from the admin listener's loop when
+ * workers run (keel_server_stats_add): a relaxed store, no lock, no locked instruction. */
+static void bump(uint64_t *counter, int delta)
+{
+    __atomic_store_n(counter, *counter + (uint64_t)(int64_t)delta, __ATOMIC_RELAXED);
+}
+
+enum conn_state {
+    C_HEAD, /* reading a request's head */
+    C_BODY, /* reading its body */
+    C_BUSY, /* the request is with the app, or its answer is being written */
+};
+
+/* the chunked request body being decoded in place (RFC 9112 7.1) */
+struct chunked {
+    size_t base;    /* where the body starts (the head's length) */
+    size_t raw;     /* next undecoded byte, as an offset into the connection's bytes */
+    size_t dst;     /* where the next decoded byte goes */
+    uint64_t left;  /* bytes left of the current chunk's data */
+    int phase;      /* 0 size line, 1 data, 2 the CRLF after data, 3 trailers */
+};
+
+struct conn {
+    uv_tcp_t tcp;             /* first: the close callback is handed its address */
     struct keel_server *s;
-    struct conn *conn;   /* the connection it came on (outlives h: h2o disposes requests first) */
+    struct conn *prev, *next; /* in s->conns */
+    char *in;                 /* bytes read and not yet a request's (malloc'd; NULL when none) */
+    size_t len, cap;
+    size_t scanned;           /* C_HEAD: bytes of `in` known not to end the head */
+    size_t head_len;          /* C_BODY: the head's bytes at the start of `in` */
+    uint64_t body_len;        /* C_BODY, by Content-Length */
+    struct chunked ch;        /* C_BODY, chunked */
+    struct keel_http *h;      /* C_BUSY: the request */
+    uint64_t since;           /* accepted, or its last answer written */
+    uint64_t head_at;         /* the head's clock: accept, or a kept-alive request's first byte */
+    uint64_t body_at;         /* when the head was whole */
+    int linger_fd;            /* a dup of its socket kept past the close to drain it; -1 = none */
+    unsigned state : 2;
+    unsigned chunked_body : 1;
+    unsigned served : 1;      /* it had a request before: waiting is keep-alive, not slowloris */
+    unsigned keep : 1;        /* the request being read or answered lets the connection live on */
+    unsigned reading : 1;     /* uv_read_start is in force */
+    unsigned closing : 1;
+};
+
+struct hdr {
+    const char *name, *value;
+    size_t nlen, vlen;
+};
+
+struct keel_http {
+    struct keel_server *s;
+    struct conn *c;            /* NULL once its connection closed */
+    char *raw;                 /* the request's head and body (body decoded), owned */
+    const char *method, *path, *query, *body;
+    size_t mlen, plen, qlen, blen;
+    struct hdr *hdrs;          /* [nhdrs], pointing into raw */
+    size_t nhdrs;
     keel_http_written_cb on_written;
     keel_http_gone_cb on_gone;
     void *ctx;
     keel_http_delivered_cb on_delivered;
     void *delivered_ctx;
-    struct keel_http *prev, *next; /* in s->watched while `watched` */
-    char *out;                     /* the bytes of the write in flight; valid until proceed */
+    uv_write_t wr;
+    char *out;                 /* the bytes of the write in flight */
     size_t outcap;
-    uint64_t write_at;             /* loop time a write was handed to h2o and not yet taken; 0 = none */
-    unsigned watched : 1;
-    unsigned started : 1;  /* h2o_start_response was called */
-    unsigned writing : 1;  /* an h2o_send awaits proceed */
-    unsigned done : 1;     /* the app sent its final bytes, or the client is gone */
-    unsigned finish_on_proceed : 1; /* end the response with an error at the next proceed */
+    char *pending_head;        /* keel_http_start's head, sent with the first write */
+    size_t pending_len;
+    uint64_t write_at;         /* loop time of the write in flight; 0 = none */
+    unsigned http10 : 1;       /* an HTTP/1.0 client: no chunked framing, the close ends a stream */
+    unsigned head_only : 1;    /* HEAD: the answer's head, never its body */
+    unsigned started : 1;
+    unsigned writing : 1;      /* a write is in flight */
+    unsigned done : 1;         /* the app sent its final bytes, or was told the client is gone */
+    unsigned final_sent : 1;   /* the final bytes were handed to the socket */
+    unsigned gone_told : 1;
+    unsigned head_failed : 1;  /* keel_http_start's head could not be built (out of memory) */
+    int wstatus;               /* a write done at once: its status, till it is told */
+    struct keel_http *done_next; /* in s->completed */
 };
 
-/* ------------------------------------------------------------------ watch list */
+/* ------------------------------------------------------------------ parsing */
 
-static void watch(struct keel_http *h)
+static int tchar(unsigned char ch)
 {
-    if (h->watched)
-        return;
-    h->watched = 1;
-    h->prev = NULL;
-    h->next = h->s->watched;
-    if (h->next)
-        h->next->prev = h;
-    h->s->watched = h;
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
-static void unwatch(struct keel_http *h)
+/* one line of p[0..n) from *pos: its bytes without the CR LF (a bare LF also ends it);
+ * -1 when no LF is there */
+static long next_line(const char *p, size_t n, size_t *pos, const char **line)
 {
-    if (!h->watched)
-        return;
-    h->watched = 0;
-    if (h->prev)
-        h->prev->next = h->next;
-    else
-        h->s->watched = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
+    const char *lf = memchr(p + *pos, '\n', n - *pos);
+    if (lf == NULL)
+        return -1;
+    *line = p + *pos;
+    size_t len = (size_t)(lf - *line);
+    *pos += len + 1;
+    if (len > 0 && (*line)[len - 1] == '\r')
+        len--;
+    return (long)len;
 }
 
-/* ------------------------------------------------------------------ request life */
+struct head {
+    const char *method, *target;
+    size_t mlen, tlen;
+    int minor;          /* HTTP/1.minor */
+    size_t nhdrs;
+};
 
-static void on_dispose(void *slot)
+/* A whole head (p[0..n) ends with its blank line): the request line and each header field,
+ * names lowercased in place. 0, -1 malformed, -2 more than max fields. */
+static int parse_head(char *p, size_t n, struct head *hd, struct hdr *hdrs, size_t max)
 {
-    struct keel_http *h = *(struct keel_http **)slot;
-    struct keel_server *s = h->s;
-    h->req = NULL;
-    unwatch(h);
-    if (h->conn != NULL) {
-        h->conn->h = NULL;
-        /* the connection reads its next request (kept alive) or closes */
-        h->conn->busy = 0;
-        h->conn->served = 1;
-        h->conn->since = uv_now(s->loop);
-        h->conn->head_at = h->conn->body_at = 0;
+    size_t pos = 0;
+    const char *line;
+    long len = next_line(p, n, &pos, &line);
+    while (len == 0) /* RFC 9112 2.2: empty lines before the request line are ignored */
+        len = next_line(p, n, &pos, &line);
+    if (len < 0)
+        return -1;
+    const char *end = line + len, *sp1 = memchr(line, ' ', (size_t)len);
+    if (sp1 == NULL || sp1 == line)
+        return -1;
+    const char *sp2 = memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1));
+    if (sp2 == NULL || sp2 == sp1 + 1 || end - sp2 != 9 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
+        (sp2[8] != '0' && sp2[8] != '1'))
+        return -1;
+    for (const char *q = line; q < sp1; q++)
+        if (!tchar((unsigned char)*q))
+            return -1;
+    for (const char *q = sp1 + 1; q < sp2; q++)
+        if ((unsigned char)*q <= ' ' || *q == 0x7f)
+            return -1;
+    hd->method = line;
+    hd->mlen = (size_t)(sp1 - line);
+    hd->target = sp1 + 1;
+    hd->tlen = (size_t)(sp2 - sp1 - 1);
+    hd->minor = sp2[8] - '0';
+    hd->nhdrs = 0;
+    while ((len = next_line(p, n, &pos, &line)) > 0) {
+        char *l = (char *)line, *colon = memchr(l, ':', (size_t)len);
+        if (colon == NULL || colon == l)
+            return -1; /* no name, or a folded line (obs-fold is refused, RFC 9112 5.2) */
+        for (char *q = l; q < colon; q++) {
+            if (!tchar((unsigned char)*q))
+                return -1; /* whitespace before the colon among them (RFC 9112 5.1) */
+            if (*q >= 'A' && *q <= 'Z')
+                *q = (char)(*q - 'A' + 'a');
+        }
+        const char *v = colon + 1, *ve = line + len;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        for (const char *q = v; q < ve; q++)
+            if (((unsigned char)*q < ' ' && *q != '\t') || *q == 0x7f)
+                return -1;
+        if (hd->nhdrs == max)
+            return -2;
+        hdrs[hd->nhdrs++] = (struct hdr){l, v, (size_t)(colon - l), (size_t)(ve - v)};
     }
-    if (!h->done) {
-        h->done = 1;
-        if (h->on_gone)
-            h->on_gone(h->ctx);
-    } else if (h->on_delivered != NULL) {
-        /* h2o lets go of a request once its last bytes are written or its connection closed;
-         * a connection a limit dropped (send_timeout) did not take them */
-        h->on_delivered(h->delivered_ctx, h->conn == NULL || !h->conn->dropped);
+    return len == 0 ? 0 : -1;
+}
+
+static int is(const struct hdr *h, const char *name)
+{
+    size_t n = strlen(name);
+    return h->nlen == n && memcmp(h->name, name, n) == 0;
+}
+
+/* a comma-separated header value holds token t (case-insensitive) */
+static int has_token(const char *v, size_t vlen, const char *t)
+{
+    size_t tl = strlen(t);
+    for (size_t i = 0; i < vlen;) {
+        while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t j = i;
+        while (j < vlen && v[j] != ',')
+            j++;
+        size_t k = j;
+        while (k > i && (v[k - 1] == ' ' || v[k - 1] == '\t'))
+            k--;
+        if (k - i == tl && strncasecmp(v + i, t, tl) == 0)
+            return 1;
+        i = j;
     }
+    return 0;
+}
+
+/* The path without its query, with "." and ".." segments taken out (RFC 3986 5.2.4), in place;
+ * an absolute-form target (a proxy's) is cut to its path. Returns the path's length. */
+static size_t normalize_path(char *p, size_t n)
+{
+    if (n > 7 && (strncasecmp(p, "http://", 7) == 0 || (n > 8 && strncasecmp(p, "https://", 8) == 0))) {
+        char *slash = memchr(p + 8, '/', n - 8);
+        size_t skip = slash ? (size_t)(slash - p) : n;
+        memmove(p, p + skip, n - skip);
+        n -= skip;
+        if (n == 0)
+            p[n++] = '/';
+    }
+    if (memmem(p, n, "/.", 2) == NULL)
+        return n;
+    size_t w = 0, r = 0;
+    while (r < n) {
+        size_t e = r + 1;
+        while (e < n && p[e] != '/')
+            e++;
+        size_t seg = e - r; /* "/name", with its slash */
+        if (seg == 2 && p[r + 1] == '.') {
+            if (e == n)
+                p[w++] = '/';
+        } else if (seg == 3 && p[r + 1] == '.' && p[r + 2] == '.') {
+            while (w > 0 && p[--w] != '/')
+                ;
+            if (e == n)
+                p[w++] = '/';
+        } else {
+            memmove(p + w, p + r, seg);
+            w += seg;
+        }
+        r = e;
+    }
+    if (w == 0)
+        p[w++] = '/';
+    return w;
+}
+
+/* One step of the chunked decoder over in[0..len): 1 the body is whole, 0 more is needed,
+ * -1 malformed, -2 the body passes max. Decoded bytes move down in place. */
+static int dechunk(struct chunked *c, char *in, size_t len, size_t max)
+{
+    for (;;) {
+        if (c->phase == 1) {
+            size_t have = len - c->raw, take = have < c->left ? have : (size_t)c->left;
+            memmove(in + c->dst, in + c->raw, take);
+            c->dst += take;
+            c->raw += take;
+            c->left -= take;
+            if (c->left > 0)
+                return 0;
+            c->phase = 2;
+            continue;
+        }
+        const char *line;
+        size_t pos = c->raw;
+        long n = next_line(in, len, &pos, &line);
+        if (n < 0)
+            return len - c->raw > 4096 ? -1 : 0; /* no line is that long */
+        c->raw = pos;
+        if (c->phase == 2) {
+            if (n != 0)
+                return -1;
+            c->phase = 0;
+        } else if (c->phase == 3) {
+            if (n == 0)
+                return 1;
+        } else {
+            uint64_t size = 0;
+            long i = 0;
+            for (; i < n && line[i] != ';' && line[i] != ' ' && line[i] != '\t'; i++) {
+                int d = line[i] >= '0' && line[i] <= '9'   ? line[i] - '0'
+                        : line[i] >= 'a' && line[i] <= 'f' ? line[i] - 'a' + 10
+                        : line[i] >= 'A' && line[i] <= 'F' ? line[i] - 'A' + 10
+                                                           : -1;
+                if (d < 0 || size > (UINT64_MAX >> 4))
+                    return -1;
+                size = size << 4 | (uint64_t)d;
+            }
+            if (i == 0)
+                return -1;
+            if (size > max || c->dst - c->base > max - size)
+                return -2;
+            c->left = size;
+            c->phase = size == 0 ? 3 : 1;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ requests */
+
+static void conn_close(struct conn *c);
+static void conn_next(struct conn *c);
+static void write_out(struct keel_http *h, size_t len, int final);
+
+static void http_free(struct keel_http *h)
+{
+    free(h->raw);
     free(h->out);
+    free(h->pending_head);
     free(h);
 }
 
-static h2o_socket_t *req_socket(h2o_req_t *req)
+/* h goes once the app is done with it and no write of its is in flight */
+static void http_release(struct keel_http *h)
 {
-    h2o_conn_t *conn = req->conn;
-    return conn->callbacks->get_socket ? conn->callbacks->get_socket(conn) : NULL;
+    if (h->done && !h->writing)
+        http_free(h);
 }
 
-static void respond_refusal(struct keel_http *h, int status, const char *code, const char *message);
-
-/* The request's head as the client sent it, read back from h2o's input buffer (it still starts
- * with this request's head when on_req runs: h2o consumes it only after the response). h2o
- * keeps Content-Length and Transfer-Encoding out of req->headers and silently picks one when a
- * request has several (the first Content-Length, or chunked over any length), which lets a
- * request smuggle another past a proxy that picked differently: keel refuses both shapes, and
- * counts every header field against max_headers. Returns 0, or the refusal's status. */
-static int check_head(struct keel_server *s, h2o_req_t *req, const char **code, const char **message)
-{
-    h2o_socket_t *sock = req_socket(req);
-    if (sock == NULL || sock->input == NULL)
-        return 0;
-    const char *p = sock->input->bytes, *end = p + sock->input->size;
-    size_t nheaders = 0, ncl = 0, nte = 0;
-    const char *cl = NULL;
-    size_t cllen = 0;
-    const char *line = memchr(p, '\n', (size_t)(end - p)); /* past the request line */
-    while (line != NULL && ++line < end) {
-        const char *nl = memchr(line, '\n', (size_t)(end - line));
-        size_t len = (size_t)((nl ? nl : end) - line);
-        if (len > 0 && line[len - 1] == '\r')
-            len--;
-        if (len == 0)
-            break; /* the blank line: the head ends */
-        nheaders++;
-        const char *colon = memchr(line, ':', len);
-        size_t nlen = colon ? (size_t)(colon - line) : 0;
-        while (nlen > 0 && (line[nlen - 1] == ' ' || line[nlen - 1] == '\t'))
-            nlen--;
-        if (nlen == 14 && strncasecmp(line, "content-length", 14) == 0) {
-            const char *v = colon + 1, *ve = line + len;
-            while (v < ve && (*v == ' ' || *v == '\t'))
-                v++;
-            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            if (ncl++ > 0 && ((size_t)(ve - v) != cllen || memcmp(v, cl, cllen) != 0))
-                ncl = SIZE_MAX; /* two different lengths */
-            cl = v;
-            cllen = (size_t)(ve - v);
-        } else if (nlen == 17 && strncasecmp(line, "transfer-encoding", 17) == 0) {
-            nte++;
-        }
-        line = nl;
-    }
-    size_t head_len = line != NULL && line < end ? (size_t)(line - p) : sock->input->size;
-    if ((ncl > 0 && nte > 0) || ncl == SIZE_MAX || nte > 1) {
-        bump(&s->stats.ambiguous, 1);
-        *code = "ambiguous_request_length";
-        *message = ncl > 0 && nte > 0 ? "Content-Length together with Transfer-Encoding: refused (request smuggling)"
-                   : nte > 1          ? "more than one Transfer-Encoding: refused (request smuggling)"
-                                      : "two different Content-Length values: refused (request smuggling)";
-        return 400;
-    }
-    if ((s->limits.max_headers > 0 && nheaders > s->limits.max_headers) ||
-        (s->limits.max_header_size > 0 && head_len > s->limits.max_header_size)) {
-        bump(&s->stats.headers_too_large, 1);
-        *code = "request_header_fields_too_large";
-        *message = nheaders > s->limits.max_headers ? "too many header fields (max_headers)"
-                                                    : "the request's head is too large (max_header_size)";
-        return 431;
-    }
-    return 0;
-}
-
-/* on_accept hangs the connection's record on h2o's socket (h2o's own server side leaves
- * on_close unused; only its client socket pool sets it) */
-static struct conn *conn_of(h2o_req_t *req)
-{
-    h2o_socket_t *sock = req_socket(req);
-    return sock != NULL ? sock->on_close.data : NULL;
-}
-
-static int on_req(h2o_handler_t *self, h2o_req_t *req)
-{
-    struct keel_server *s = ((struct handler *)self)->s;
-    struct keel_http *h = calloc(1, sizeof(*h));
-    if (h == NULL)
-        return -1;
-    struct keel_http **slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), on_dispose);
-    *slot = h;
-    h->req = req;
-    h->s = s;
-    h->conn = conn_of(req);
-    if (h->conn != NULL) {
-        h->conn->busy = 1;
-        h->conn->h = h;
-    }
-    const char *code, *message;
-    int status = check_head(s, req, &code, &message);
-    if (status != 0) {
-        respond_refusal(h, status, code, message);
-        return 0;
-    }
-    s->on_request(s->app, h);
-    return 0;
-}
-
-/* Ends h2o's side of a request the app has given up on. Calls into h2o last: it may dispose h. */
-static void finish_abandoned(struct keel_http *h)
-{
-    h2o_req_t *req = h->req;
-    if (req == NULL)
-        return;
-    if (!h->started) {
-        req->http1_is_persistent = 0;
-        req->res.status = 499;
-        req->res.reason = "Client Closed Request";
-        req->res.content_length = 0;
-        h2o_send_inline(req, "", 0);
-    } else if (h->writing) {
-        h->finish_on_proceed = 1;
-    } else {
-        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
-    }
-}
-
+/* the client left before the app's final bytes: the app is told, once */
 static void client_gone(struct keel_http *h)
 {
+    if (h->done)
+        return;
     h->done = 1;
-    unwatch(h);
+    h->gone_told = 1;
     if (h->on_gone)
         h->on_gone(h->ctx);
-    finish_abandoned(h);
-}
-
-static int socket_fd(struct keel_http *h)
-{
-    h2o_conn_t *conn = h->req->conn;
-    h2o_socket_t *sock = conn->callbacks->get_socket ? conn->callbacks->get_socket(conn) : NULL;
-    return sock ? h2o_socket_get_fd(sock) : -1;
-}
-
-/* A limit ran out: the socket is shut down both ways, h2o's pending read or write fails and h2o
- * closes the connection through its own paths (no h2o internals are touched). */
-static void drop(struct conn *c, uint64_t *counter)
-{
-    if (c->dropped || c->sock == NULL)
-        return;
-    c->dropped = 1;
-    bump(counter, 1);
-    int fd = h2o_socket_get_fd(c->sock);
-    if (fd < 0)
-        return;
-    if (counter == &c->s->stats.send_timeouts) {
-        /* a client that stopped reading would never let a FIN past the unsent bytes: the socket
-         * would linger in the kernel, orphaned, holding them. A reset frees it at once. */
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    }
-    shutdown(fd, SHUT_RDWR);
-}
-
-/* the head is whole once a blank line ends it (picohttpparser accepts bare LFs too) */
-static int head_complete(const char *p, size_t n)
-{
-    return memmem(p, n, "\n\r\n", 3) != NULL || memmem(p, n, "\n\n", 2) != NULL;
-}
-
-/* The read timeouts of a connection between requests: a fresh one must send its whole head
- * within header_timeout of its accept (nothing legitimate connects and waits), a kept-alive one
- * within header_timeout of the head's first byte; then the body within body_timeout. Both are
- * totals, not gaps between reads, so trickling a byte at a time buys nothing. Times are taken
- * at the sweep (every SWEEP_EVERY probes: 500 ms), so a limit fires up to 500 ms late. */
-static void check_reading(struct keel_server *s, struct conn *c, uint64_t now)
-{
-    const struct keel_server_limits *l = &s->limits;
-    if (c->busy || c->dropped || c->sock == NULL || c->sock->input == NULL)
-        return;
-    size_t n = c->sock->input->size;
-    if (n == 0 && c->served)
-        return; /* kept alive, idle: h2o's req_timeout (idle_timeout) closes it */
-    if (c->head_at == 0)
-        c->head_at = c->served ? now : c->since;
-    if (c->body_at == 0) {
-        if (n > 0 && head_complete(c->sock->input->bytes, n))
-            c->body_at = now;
-        else if (l->header_timeout_ms > 0 && now - c->head_at >= l->header_timeout_ms)
-            drop(c, &s->stats.header_timeouts);
-        return;
-    }
-    if (l->body_timeout_ms > 0 && now - c->body_at >= l->body_timeout_ms)
-        drop(c, &s->stats.body_timeouts);
-}
-
-/* STACK trap 1: a FIN (or an error) on a socket h2o is not reading */
-static int peer_closed(struct keel_http *h)
-{
-    int fd = socket_fd(h);
-    if (fd < 0)
-        return 0;
-    char c;
-    ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}
-
-/* a client that stopped reading: h2o 2.2.5 has no write timeout, so a response it never takes
- * would hold the request (and its slot under max_inflight) as long as it stays */
-static void check_sending(struct keel_server *s, struct conn *c, uint64_t now)
-{
-    struct keel_http *h = c->h;
-    /* a committed stream whose upstream is quiet writes nothing, so a client that left would go
-     * unseen until the next write: peeked here, every 500 ms, not every 100 */
-    if (h != NULL && h->started && !h->writing && keel_http_check_gone(h))
-        return;
-    uint64_t limit = s->limits.send_timeout_ms;
-    if (h == NULL || limit == 0 || h->write_at == 0 || now - h->write_at < limit)
-        return;
-    h->write_at = 0;
-    drop(c, &s->stats.send_timeouts);
-    if (!h->done)
-        client_gone(h); /* the app ends the request and cancels its upstream now */
-}
-
-static void on_probe(uv_timer_t *t)
-{
-    struct keel_server *s = t->data;
-    uint64_t now = uv_now(s->loop);
-    struct keel_http *next;
-    for (struct keel_http *h = s->watched; h != NULL; h = next) {
-        next = h->next;
-        keel_http_check_gone(h);
-    }
-    /* a slice of the connections; a conn is freed only in its uv close callback: c stays valid */
-    struct conn *c = s->cursor ? s->cursor : s->conns;
-    for (size_t n = s->nconns / SWEEP_EVERY + 1; c != NULL && n > 0; n--, c = c->next) {
-        check_reading(s, c, now);
-        check_sending(s, c, now);
-    }
-    s->cursor = c;
-    struct lingerer *lnext;
-    for (struct lingerer *l = s->lingering; l != NULL; l = lnext) {
-        lnext = l->next;
-        if (now >= l->until)
-            linger_end(l);
-    }
-}
-
-static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
-{
-    struct keel_http *h = (struct keel_http *)gen;
-    h->writing = 0;
-    h->write_at = 0;
-    if (h->finish_on_proceed) {
-        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
-        return;
-    }
-    if (!h->done && h->on_written)
-        h->on_written(h->ctx);
-}
-
-static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
-{
-    struct keel_http *h = (struct keel_http *)gen;
-    h->writing = 0;
-    if (!h->done) {
-        h->done = 1;
-        unwatch(h);
-        if (h->on_gone)
-            h->on_gone(h->ctx);
-    }
-}
-
-/* ------------------------------------------------------------------ app interface */
-
-const char *keel_http_method(struct keel_http *h, size_t *len)
-{
-    *len = h->req->method.len;
-    return h->req->method.base;
-}
-
-const char *keel_http_path(struct keel_http *h, size_t *len)
-{
-    *len = h->req->path_normalized.len;
-    return h->req->path_normalized.base;
-}
-
-const char *keel_http_query(struct keel_http *h, size_t *len)
-{
-    /* h2o keeps the query's offset in the path as sent (SIZE_MAX: none) */
-    if (h->req->query_at == SIZE_MAX) {
-        *len = 0;
-        return "";
-    }
-    *len = h->req->path.len - h->req->query_at - 1;
-    return h->req->path.base + h->req->query_at + 1;
-}
-
-const char *keel_http_body(struct keel_http *h, size_t *len)
-{
-    *len = h->req->entity.base ? h->req->entity.len : 0;
-    return h->req->entity.base ? h->req->entity.base : "";
-}
-
-const char *keel_http_header(struct keel_http *h, const char *name, size_t *len)
-{
-    ssize_t i = h2o_find_header_by_str(&h->req->headers, name, strlen(name), -1);
-    if (i < 0)
-        return NULL;
-    *len = h->req->headers.entries[i].value.len;
-    return h->req->headers.entries[i].value.base;
-}
-
-size_t keel_http_header_count(struct keel_http *h)
-{
-    return h->req->headers.size;
-}
-
-void keel_http_header_at(struct keel_http *h, size_t i, const char **name, size_t *nlen, const char **value,
-                         size_t *vlen)
-{
-    assert(i < h->req->headers.size);
-    const h2o_header_t *e = &h->req->headers.entries[i];
-    *name = e->name->base;
-    *nlen = e->name->len;
-    *value = e->value.base;
-    *vlen = e->value.len;
-}
-
-int keel_http_check_gone(struct keel_http *h)
-{
-    if (h->done || h->req == NULL || !peer_closed(h))
-        return 0;
-    client_gone(h);
-    return 1;
-}
-
-void keel_http_on_delivered(struct keel_http *h, keel_http_delivered_cb cb, void *ctx)
-{
-    h->on_delivered = cb;
-    h->delivered_ctx = ctx;
-}
-
-void keel_http_watch(struct keel_http *h, keel_http_gone_cb on_gone, void *ctx)
-{
-    h->on_gone = on_gone;
-    h->ctx = ctx;
-    if (!h->done)
-        watch(h);
 }
 
 static const char *reason(int status)
@@ -546,6 +413,7 @@ static const char *reason(int status)
     case 422: return "Unprocessable Entity";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
+    case 499: return "Client Closed Request";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
@@ -555,39 +423,174 @@ static const char *reason(int status)
     }
 }
 
-static void head(struct keel_http *h, int status, const struct keel_header *hdrs, size_t n)
+/* the response's head into a new buffer with room for `extra` bytes after it: its length in *n */
+static char *build_head(struct keel_http *h, int status, const struct keel_header *hdrs, size_t nhdrs,
+                        const char *framing, size_t extra, size_t *n)
 {
-    h2o_req_t *req = h->req;
-    req->res.status = status;
-    req->res.reason = reason(status);
-    /* h2o keeps pointers, and a streamed response's headers leave later: copy into the pool */
-    for (size_t i = 0; i < n; i++) {
-        h2o_iovec_t name = h2o_strdup(&req->pool, hdrs[i].name, SIZE_MAX);
-        h2o_iovec_t value = h2o_strdup(&req->pool, hdrs[i].value, SIZE_MAX);
-        h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, NULL, value.base, value.len);
+    int keep = h->c != NULL && h->c->keep && h->s->accepting;
+    /* the status line (at most 46 bytes), "connection: close", the blank line: within 128 */
+    size_t cap = 128 + strlen(framing) + extra;
+    for (size_t i = 0; i < nhdrs; i++)
+        cap += strlen(hdrs[i].name) + strlen(hdrs[i].value) + 4;
+    char *b = malloc(cap);
+    if (b == NULL)
+        return NULL;
+    size_t w = (size_t)snprintf(b, cap, "HTTP/1.1 %d %s\r\n", status, reason(status));
+    for (size_t i = 0; i < nhdrs; i++) {
+        size_t nl = strlen(hdrs[i].name), vl = strlen(hdrs[i].value);
+        memcpy(b + w, hdrs[i].name, nl);
+        w += nl;
+        memcpy(b + w, ": ", 2);
+        w += 2;
+        memcpy(b + w, hdrs[i].value, vl);
+        w += vl;
+        memcpy(b + w, "\r\n", 2);
+        w += 2;
     }
+    w += (size_t)snprintf(b + w, cap - w, "%s%s\r\n", framing, keep ? "" : "connection: close\r\n");
+    assert(w + extra <= cap);
+    if (!keep && h->c != NULL)
+        h->c->keep = 0;
+    *n = w;
+    return b;
 }
 
-void keel_http_respond(struct keel_http *h, int status, const struct keel_header *hdrs, size_t nhdrs,
-                       const char *body, size_t len)
+/* A write of h's is over (status 0: all its bytes were taken): the app hears it, and after an
+ * answer's final bytes the connection reads its next request. Always from the loop, never from
+ * inside the app's own call (write_out defers it). */
+static void write_done(struct keel_http *h, int status)
 {
-    assert(!h->done && !h->started);
-    h->done = 1;
-    h->write_at = uv_now(h->s->loop); /* until h2o disposes the request: the send timeout */
-    unwatch(h);
-    head(h, status, hdrs, nhdrs);
-    h->req->res.content_length = len; /* STACK trap 3: h2o sets none for inline bodies */
-    h2o_send_inline(h->req, body, len);
+    struct conn *c = h->c;
+    h->writing = 0;
+    h->write_at = 0;
+    if (h->final_sent) {
+        if (h->on_delivered != NULL)
+            h->on_delivered(h->delivered_ctx, status == 0);
+        if (c != NULL && c->h == h) {
+            c->h = NULL;
+            h->c = NULL;
+            if (status == 0)
+                conn_next(c);
+            else
+                conn_close(c);
+        }
+        http_free(h);
+        return;
+    }
+    if (status != 0) {
+        if (c != NULL && c->h == h) {
+            conn_close(c); /* tells the app, and lets go of h */
+            return;
+        }
+        client_gone(h);
+        http_release(h);
+        return;
+    }
+    if (!h->done && h->on_written)
+        h->on_written(h->ctx);
+    else
+        http_release(h);
+}
+
+static void on_write(uv_write_t *wr, int status)
+{
+    write_done(wr->data, status);
+}
+
+static void on_idle(uv_idle_t *t)
+{
+    (void)t;
+}
+
+/* writes done at once wait here for the loop's check phase (the same turn of the loop) */
+static void defer_done(struct keel_http *h, int status)
+{
+    struct keel_server *s = h->s;
+    h->wstatus = status;
+    h->done_next = s->completed;
+    s->completed = h;
+    uv_idle_start(&s->idle, on_idle); /* an active idle handle keeps the loop from blocking first */
+}
+
+static void on_check(uv_check_t *t)
+{
+    struct keel_server *s = t->data;
+    while (s->completed != NULL) {
+        struct keel_http *h = s->completed;
+        s->completed = h->done_next;
+        write_done(h, h->wstatus);
+    }
+    uv_idle_stop(&s->idle);
+}
+
+/* Hands h->out[0..len) to the socket; final: the answer ends with it. Tried at once: the usual
+ * answer leaves in this one write(2), and its completion is told from the loop. Only what the
+ * socket does not take goes through uv_write (libuv re-arms a watcher per uv_write, an
+ * epoll_ctl per answer). */
+static void write_out(struct keel_http *h, size_t len, int final)
+{
+    assert(!h->writing);
+    if (final)
+        h->final_sent = 1;
+    h->writing = 1;
+    if (h->c == NULL || h->c->closing) {
+        defer_done(h, UV_ECANCELED); /* the client is gone already: nothing is written */
+        return;
+    }
+    h->write_at = uv_now(h->s->loop);
+    uv_stream_t *stream = (uv_stream_t *)&h->c->tcp;
+    uv_buf_t b = uv_buf_init(h->out, (unsigned)len);
+    int n = len > 0 ? uv_try_write(stream, &b, 1) : 0;
+    if (n == (int)len || (n < 0 && n != UV_EAGAIN)) {
+        defer_done(h, n < 0 ? n : 0);
+        return;
+    }
+    size_t off = n > 0 ? (size_t)n : 0;
+    b = uv_buf_init(h->out + off, (unsigned)(len - off));
+    h->wr.data = h;
+    int rv = uv_write(&h->wr, stream, &b, 1, on_write);
+    if (rv != 0)
+        defer_done(h, rv);
+}
+
+/* A new request, whole: its bytes in[0..n) become its own (the head re-read in place). */
+static struct keel_http *http_new(struct keel_server *s, struct conn *c, char *raw, size_t head_len, size_t body_off,
+                                  size_t body_len)
+{
+    struct head hd;
+    struct hdr tmp[HEADERS_MAX];
+    if (parse_head(raw, head_len, &hd, tmp, HEADERS_MAX) != 0)
+        return NULL; /* it parsed once already */
+    struct keel_http *h = calloc(1, sizeof(*h) + hd.nhdrs * sizeof(struct hdr));
+    if (h == NULL)
+        return NULL;
+    h->s = s;
+    h->c = c;
+    h->raw = raw;
+    h->hdrs = (struct hdr *)(h + 1);
+    memcpy(h->hdrs, tmp, hd.nhdrs * sizeof(struct hdr));
+    h->nhdrs = hd.nhdrs;
+    h->method = hd.method;
+    h->mlen = hd.mlen;
+    char *t = (char *)hd.target, *q = memchr(t, '?', hd.tlen);
+    size_t plen = q ? (size_t)(q - t) : hd.tlen;
+    h->query = q ? q + 1 : "";
+    h->qlen = q ? hd.tlen - plen - 1 : 0;
+    h->path = t;
+    h->plen = normalize_path(t, plen);
+    h->body = raw + body_off;
+    h->blen = body_len;
+    h->http10 = hd.minor == 0;
+    h->head_only = hd.mlen == 4 && memcmp(hd.method, "HEAD", 4) == 0;
+    return h;
 }
 
 /* A refusal's body in the envelope of the protocol the request's path speaks (the app's
  * refusal callback), else OpenAI's: its length in out[0..cap) */
-static size_t refusal_body(struct keel_server *s, h2o_req_t *req, int status, const char *code, const char *message,
-                           char *out, size_t cap)
+static size_t refusal_body(struct keel_server *s, const char *path, size_t plen, int status, const char *code,
+                           const char *message, char *out, size_t cap)
 {
-    size_t n = s->refusal ? s->refusal(s->app, req->path_normalized.base, req->path_normalized.len, status, code,
-                                       message, out, cap)
-                          : 0;
+    size_t n = s->refusal ? s->refusal(s->app, path, plen, status, code, message, out, cap) : 0;
     if (n > 0)
         return n;
     int w = snprintf(out, cap,
@@ -597,130 +600,38 @@ static size_t refusal_body(struct keel_server *s, h2o_req_t *req, int status, co
     return w > 0 && (size_t)w < cap ? (size_t)w : 0;
 }
 
-/* A request refused by the server itself (a limit or an ambiguous head), in the envelope its
- * client reads, and the connection closed after it: what follows the head can't be trusted. */
-static void respond_refusal(struct keel_http *h, int status, const char *code, const char *message)
+/* A request refused by the server itself (a limit, a head it can't trust), in the envelope its
+ * client reads, and the connection closed after it: what follows the head can't be trusted.
+ * path: the request's, when its head could be read (the envelope follows it). */
+static void refuse_request(struct conn *c, int status, const char *code, const char *message, const char *path,
+                           size_t plen)
 {
+    struct keel_server *s = c->s;
+    struct keel_http *h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        conn_close(c);
+        return;
+    }
+    h->s = s;
+    h->c = c;
+    h->method = h->path = h->query = h->body = "";
+    c->h = h;
+    c->state = C_BUSY;
+    c->keep = 0;
     char body[1024];
-    size_t n = refusal_body(h->s, h->req, status, code, message, body, sizeof(body));
+    size_t n = refusal_body(s, path ? path : "/", path ? plen : 1, status, code, message, body, sizeof(body));
     /* a refusal is the request's own doing: asked again it is refused again */
     struct keel_header hdrs[] = {{"content-type", "application/json"}, {"x-should-retry", "false"}};
-    h->req->http1_is_persistent = 0;
     keel_http_respond(h, status, hdrs, 2, body, n);
 }
 
-void keel_server_set_refusal(struct keel_server *s, keel_server_refusal_cb cb)
-{
-    s->refusal = cb;
-}
-
-void keel_http_start(struct keel_http *h, int status, const struct keel_header *hdrs, size_t nhdrs,
-                     keel_http_written_cb on_written)
-{
-    head(h, status, hdrs, nhdrs);
-    h->on_written = on_written;
-    h->gen.proceed = on_proceed;
-    h->gen.stop = on_stop;
-    h->started = 1;
-    /* from now on keel writes: a client gone shows as a failed write, and peeking at thousands
-     * of long streams every 100 ms cost the loop milliseconds (bench/hostile) */
-    unwatch(h);
-    h2o_start_response(h->req, &h->gen);
-}
-
-int keel_http_write(struct keel_http *h, const char *data, size_t len, int final)
-{
-    assert(h->started && !h->writing && !h->done);
-    if (len > h->outcap) {
-        char *n = realloc(h->out, len);
-        if (n == NULL) {
-            /* out of memory: the response can't go on; the app learns its client is gone (as
-             * for any lost client) unless this was its last write anyway */
-            h->done = 1;
-            h->on_delivered = NULL; /* the caller learns it from the -1, and may be gone after */
-            unwatch(h);
-            finish_abandoned(h); /* may free h */
-            return -1;
-        }
-        h->out = n;
-        h->outcap = len;
-    }
-    if (len > 0)
-        memcpy(h->out, data, len);
-    h2o_iovec_t buf = h2o_iovec_init(h->out, len);
-    h->writing = 1;
-    h->write_at = uv_now(h->s->loop);
-    if (final) {
-        h->done = 1;
-        unwatch(h);
-    }
-    h2o_send(h->req, &buf, len > 0 ? 1 : 0, final ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
-    return 0;
-}
-
-void keel_http_abort(struct keel_http *h)
-{
-    int fd = socket_fd(h);
-    if (fd >= 0) {
-        /* the peer sees the connection drop; the close that follows sends a RST */
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        shutdown(fd, SHUT_RDWR);
-    }
-    h->done = 1;
-    unwatch(h);
-    finish_abandoned(h);
-}
-
-/* ------------------------------------------------------------------ h2o's own 413 */
-
-/* h2o refuses a body over max_body itself, before keel's handler runs, with a plain-text 413 on
- * the host's fallback path. This filter on that path gives it the envelope keel's clients parse
- * (refusal_body), and has the connection drained after h2o closes it (struct lingerer). */
-#define TOO_LARGE_MAX 1024
-
-struct too_large_ostream {
-    h2o_ostream_t super;
-    h2o_iovec_t body; /* in the request's pool */
-    int sent;
-};
-
-static void on_too_large_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t n, h2o_send_state_t state)
-{
-    struct too_large_ostream *o = (struct too_large_ostream *)self;
-    h2o_ostream_send_next(&o->super, req, o->sent ? NULL : &o->body, o->sent ? 0 : 1, state);
-    o->sent = 1;
-}
-
-static void on_setup_too_large(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
-{
-    if (req->res.status == 413) {
-        struct conn *c = conn_of(req);
-        struct too_large_ostream *o = (struct too_large_ostream *)h2o_add_ostream(req, sizeof(*o), slot);
-        char *body = h2o_mem_alloc_pool(&req->pool, TOO_LARGE_MAX);
-        o->body = h2o_iovec_init(body, refusal_body(((struct too_large_filter *)self)->s, req, 413, "request_too_large",
-                                                    "request body is larger than max_body", body, TOO_LARGE_MAX));
-        req->res.content_length = o->body.len;
-        h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/json"), 1);
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-should-retry"), 0, NULL,
-                              H2O_STRLIT("false"));
-        o->super.do_send = on_too_large_send;
-        o->sent = 0;
-        slot = &o->super.next;
-        if (c != NULL && c->sock != NULL && c->linger_fd < 0)
-            c->linger_fd = fcntl(h2o_socket_get_fd(c->sock), F_DUPFD_CLOEXEC, 3);
-    }
-    h2o_setup_next_ostream(req, slot);
-}
-
-/* ------------------------------------------------------------------ listener */
+/* ------------------------------------------------------------------ connections */
 
 static void free_handle(uv_handle_t *handle)
 {
     free(handle);
 }
 
-/* the connection's uv handle is closed (h2o freed its socket first): its record goes */
 static void on_conn_closed(uv_handle_t *handle)
 {
     struct conn *c = (struct conn *)handle;
@@ -739,8 +650,622 @@ static void on_conn_closed(uv_handle_t *handle)
         __atomic_sub_fetch(s->open_shared, 1, __ATOMIC_RELAXED);
     if (c->linger_fd >= 0)
         linger_start(s, c->linger_fd, LINGER_MS, 0);
+    free(c->in);
     free(c);
 }
+
+/* The connection closes: a request the app still has hears that its client is gone (a write in
+ * flight is cancelled by the close and lets go of it). */
+static void conn_close(struct conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    struct keel_http *h = c->h;
+    c->h = NULL;
+    if (h != NULL) {
+        h->c = NULL;
+        client_gone(h);    /* the app writes nothing more */
+        http_release(h);   /* else the write in flight, cancelled by the close, lets go of it */
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+/* A limit ran out (read or send timeout): counted, and the connection closed; a send timeout's
+ * with a reset: a client that stopped reading would never let a FIN past the unsent bytes, and
+ * the socket would linger in the kernel, orphaned, holding them. */
+static void drop(struct conn *c, uint64_t *counter)
+{
+    bump(counter, 1);
+    if (counter == &c->s->stats.send_timeouts) {
+        uv_os_fd_t fd;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        }
+    }
+    conn_close(c);
+}
+
+/* room for n more bytes of input; -1 when out of memory */
+static int reserve(struct conn *c, size_t n)
+{
+    if (c->cap - c->len >= n)
+        return 0;
+    size_t cap = c->cap ? c->cap : 4096;
+    while (cap - c->len < n)
+        cap *= 2;
+    char *p = realloc(c->in, cap);
+    if (p == NULL)
+        return -1;
+    c->in = p;
+    c->cap = cap;
+    return 0;
+}
+
+/* the bytes after a whole request stay the connection's: in[0..len) becomes in[used..len) */
+static void keep_rest(struct conn *c, char *in, size_t len, size_t used)
+{
+    c->in = NULL;
+    c->len = c->cap = 0;
+    if (used < len && reserve(c, len - used) == 0) {
+        memcpy(c->in, in + used, len - used);
+        c->len = len - used;
+    }
+}
+
+static void start_reading(struct conn *c);
+
+/* The request in c->in is whole (its head then body_len bytes of body at body_off): it is handed
+ * to the app with its own copy of those bytes. */
+static void dispatch(struct conn *c, size_t head_len, size_t body_off, size_t body_len, size_t used)
+{
+    struct keel_server *s = c->s;
+    char *raw;
+    if (used == c->len) { /* the usual case: nothing follows; the bytes become the request's */
+        raw = c->in;
+        c->in = NULL;
+        c->len = c->cap = 0;
+    } else {
+        raw = malloc(body_off + body_len);
+        if (raw == NULL) {
+            conn_close(c);
+            return;
+        }
+        memcpy(raw, c->in, body_off + body_len);
+        char *in = c->in;
+        keep_rest(c, in, c->len, used);
+        free(in);
+    }
+    struct keel_http *h = http_new(s, c, raw, head_len, body_off, body_len);
+    if (h == NULL) {
+        free(raw);
+        conn_close(c);
+        return;
+    }
+    c->h = h;
+    c->state = C_BUSY;
+    s->on_request(s->app, h);
+}
+
+static void head_refused(struct conn *c, int status, const char *code, const char *message, uint64_t *counter)
+{
+    if (counter != NULL)
+        bump(counter, 1);
+    /* the request line, when there is one, says which protocol's envelope the client reads */
+    const char *path = NULL;
+    size_t plen = 0;
+    const char *sp = c->len ? memchr(c->in, ' ', c->len < 1024 ? c->len : 1024) : NULL;
+    if (sp != NULL) {
+        const char *e = sp + 1;
+        while (e < c->in + c->len && *e != ' ' && *e != '?' && *e != '\r' && *e != '\n')
+            e++;
+        path = sp + 1;
+        plen = (size_t)(e - path);
+    }
+    char p[256];
+    if (plen >= sizeof(p))
+        plen = sizeof(p) - 1;
+    if (path)
+        memcpy(p, path, plen);
+    refuse_request(c, status, code, message, path ? p : NULL, plen);
+}
+
+/* The head is whole (c->in[0..head_len)): what frames its body, and whether it may be read. */
+static void head_done(struct conn *c, size_t head_len)
+{
+    struct keel_server *s = c->s;
+    const struct keel_server_limits *l = &s->limits;
+    struct head hd;
+    struct hdr hdrs[HEADERS_MAX];
+    int rv = parse_head(c->in, head_len, &hd, hdrs, HEADERS_MAX);
+    if (rv == -1) {
+        head_refused(c, 400, "invalid_request", "the request's head is not HTTP/1.1", NULL);
+        return;
+    }
+    if (rv == -2 || (l->max_headers > 0 && hd.nhdrs > l->max_headers) ||
+        (l->max_header_size > 0 && head_len > l->max_header_size)) {
+        head_refused(c, 431, "request_header_fields_too_large",
+                     rv == -2 || hd.nhdrs > l->max_headers ? "too many header fields (max_headers)"
+                                                           : "the request's head is too large (max_header_size)",
+                     &s->stats.headers_too_large);
+        return;
+    }
+    /* Content-Length and Transfer-Encoding: both, two different lengths, or two codings let a
+     * request smuggle another past a proxy that picked differently; keel refuses them all */
+    size_t ncl = 0, nte = 0;
+    const struct hdr *cl = NULL, *te = NULL;
+    int keep = hd.minor == 1, expect = 0;
+    for (size_t i = 0; i < hd.nhdrs; i++) {
+        const struct hdr *x = &hdrs[i];
+        if (is(x, "content-length")) {
+            if (ncl++ > 0 && (x->vlen != cl->vlen || memcmp(x->value, cl->value, cl->vlen) != 0))
+                ncl = SIZE_MAX;
+            cl = x;
+        } else if (is(x, "transfer-encoding")) {
+            nte++;
+            te = x;
+        } else if (is(x, "connection")) {
+            if (has_token(x->value, x->vlen, "close"))
+                keep = 0;
+            else if (has_token(x->value, x->vlen, "keep-alive") && hd.minor == 0)
+                keep = 0; /* an HTTP/1.0 client's keep-alive: answered, then closed (simpler, rare) */
+        } else if (is(x, "expect")) {
+            expect = has_token(x->value, x->vlen, "100-continue");
+        }
+    }
+    if ((ncl > 0 && nte > 0) || ncl == SIZE_MAX || nte > 1) {
+        head_refused(c, 400, "ambiguous_request_length",
+                     ncl > 0 && nte > 0 ? "Content-Length together with Transfer-Encoding: refused (request smuggling)"
+                     : nte > 1          ? "more than one Transfer-Encoding: refused (request smuggling)"
+                                        : "two different Content-Length values: refused (request smuggling)",
+                     &s->stats.ambiguous);
+        return;
+    }
+    uint64_t length = 0;
+    if (te != NULL && !(te->vlen == 7 && strncasecmp(te->value, "chunked", 7) == 0)) {
+        head_refused(c, 400, "invalid_request", "Transfer-Encoding other than chunked", NULL);
+        return;
+    }
+    if (cl != NULL) {
+        if (cl->vlen == 0 || cl->vlen > 19) {
+            head_refused(c, 400, "invalid_request", "Content-Length is not a number", NULL);
+            return;
+        }
+        for (size_t i = 0; i < cl->vlen; i++) {
+            if (cl->value[i] < '0' || cl->value[i] > '9') {
+                head_refused(c, 400, "invalid_request", "Content-Length is not a number", NULL);
+                return;
+            }
+            length = length * 10 + (uint64_t)(cl->value[i] - '0');
+        }
+    }
+    c->keep = keep;
+    c->head_len = head_len;
+    c->chunked_body = te != NULL;
+    c->body_len = length;
+    c->ch = (struct chunked){.base = head_len, .raw = head_len, .dst = head_len};
+    c->state = C_BODY;
+    c->body_at = uv_now(s->loop);
+    if (length > s->max_body) {
+        head_refused(c, 413, "request_too_large", "request body is larger than max_body", NULL);
+        return;
+    }
+    if (expect && (length > 0 || te != NULL) && c->len == head_len) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
+        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
+}
+
+/* the head ends at the first empty line: its length, or 0 while it has not come */
+static size_t head_end(struct conn *c)
+{
+    size_t from = c->scanned > 3 ? c->scanned - 3 : 0;
+    for (const char *p = c->in + from, *e = c->in + c->len; (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++) {
+        size_t at = (size_t)(p - c->in);
+        if (at + 1 < c->len && c->in[at + 1] == '\n')
+            return at + 2;
+        if (at + 2 < c->len && c->in[at + 1] == '\r' && c->in[at + 2] == '\n')
+            return at + 3;
+        if (at == 0 || (at == 1 && c->in[0] == '\r'))
+            continue; /* empty lines before the request line */
+    }
+    c->scanned = c->len;
+    return 0;
+}
+
+/* what the bytes read so far make of the connection: a head, a body, a request */
+static void advance(struct conn *c)
+{
+    struct keel_server *s = c->s;
+    while (!c->closing && c->state != C_BUSY && c->len > 0) {
+        if (c->state == C_HEAD) {
+            /* leading empty lines (a client's stray CRLF after a body) are not a head */
+            size_t skip = 0;
+            while (skip < c->len && (c->in[skip] == '\r' || c->in[skip] == '\n'))
+                skip++;
+            if (skip > 0) {
+                memmove(c->in, c->in + skip, c->len - skip);
+                c->len -= skip;
+                c->scanned = 0;
+                if (c->len == 0)
+                    return;
+            }
+            size_t end = head_end(c);
+            if (end == 0) {
+                size_t max = s->limits.max_header_size ? s->limits.max_header_size : 400000;
+                if (c->len > max)
+                    head_refused(c, 431, "request_header_fields_too_large",
+                                 "the request's head is too large (max_header_size)", &s->stats.headers_too_large);
+                return;
+            }
+            head_done(c, end);
+            continue;
+        }
+        if (!c->chunked_body) {
+            if (c->len - c->head_len < c->body_len)
+                return;
+            dispatch(c, c->head_len, c->head_len, (size_t)c->body_len, c->head_len + (size_t)c->body_len);
+            return;
+        }
+        int rv = dechunk(&c->ch, c->in, c->len, s->max_body);
+        if (rv == 0)
+            return;
+        if (rv < 0) {
+            if (rv == -2)
+                head_refused(c, 413, "request_too_large", "request body is larger than max_body", NULL);
+            else
+                head_refused(c, 400, "invalid_request", "malformed chunked body", NULL);
+            return;
+        }
+        /* decoded in place: the body is in[head_len..dst), the request's bytes end at raw */
+        size_t used = c->ch.raw;
+        dispatch(c, c->head_len, c->head_len, c->ch.dst - c->head_len, used);
+        return;
+    }
+}
+
+/* The answer is written whole: the connection reads its next request, or closes. */
+static void conn_next(struct conn *c)
+{
+    struct keel_server *s = c->s;
+    c->state = C_HEAD;
+    c->served = 1;
+    c->since = uv_now(s->loop);
+    c->head_at = c->body_at = 0;
+    c->scanned = 0;
+    if (!c->keep || !s->accepting) {
+        conn_close(c);
+        return;
+    }
+    if (c->len > 0)
+        c->head_at = c->since;
+    start_reading(c);
+    advance(c);
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *b)
+{
+    (void)suggested;
+    struct conn *c = (struct conn *)handle;
+    struct keel_server *s = c->s;
+    if (c->len == 0 && !s->slab_lent) {
+        s->slab_lent = 1; /* the common case: a whole request in one read, copied once, to it */
+        *b = uv_buf_init(s->slab, READ_SLAB);
+        return;
+    }
+    if (reserve(c, 16384) != 0) {
+        *b = uv_buf_init(NULL, 0);
+        return;
+    }
+    *b = uv_buf_init(c->in + c->len, (unsigned)(c->cap - c->len));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
+{
+    struct conn *c = (struct conn *)stream;
+    struct keel_server *s = c->s;
+    int slab = b->base == s->slab;
+    if (n <= 0) {
+        if (slab)
+            s->slab_lent = 0;
+        if (n == 0)
+            return;
+        /* EOF or an error: the client is gone (a request the app has is told so) */
+        conn_close(c);
+        return;
+    }
+    if (slab) {
+        s->slab_lent = 0;
+        if (reserve(c, (size_t)n) != 0) {
+            conn_close(c);
+            return;
+        }
+        memcpy(c->in + c->len, b->base, (size_t)n);
+    }
+    if (c->len == 0 && c->state == C_HEAD && c->served)
+        c->head_at = uv_now(s->loop); /* a kept-alive request's first byte */
+    c->len += (size_t)n;
+    if (c->state == C_BUSY) {
+        /* a client may send ahead; past PIPELINE_MAX it waits (its FIN is then seen late) */
+        if (c->len > PIPELINE_MAX && c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = 0;
+        }
+        return;
+    }
+    advance(c);
+}
+
+static void start_reading(struct conn *c)
+{
+    if (c->reading || c->closing)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = 1;
+}
+
+/* ------------------------------------------------------------------ the sweep */
+
+/* STACK trap 1's check: a FIN (or an error) on a socket not being read */
+static int peer_closed(struct conn *c)
+{
+    uv_os_fd_t fd;
+    if (c->closing || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return 0;
+    char ch;
+    ssize_t r = recv(fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* The read timeouts of a connection between requests: a fresh one must send its whole head
+ * within header_timeout of its accept (nothing legitimate connects and waits), a kept-alive one
+ * within header_timeout of the head's first byte; then the body within body_timeout; an idle
+ * kept-alive one goes after idle_timeout. All are totals, not gaps between reads, so trickling
+ * a byte at a time buys nothing. Times are taken at the sweep (every 500 ms for a connection),
+ * so a limit fires up to 500 ms late. A connection whose answer is being written must have
+ * each write taken within send_timeout. */
+static void check(struct keel_server *s, struct conn *c, uint64_t now)
+{
+    const struct keel_server_limits *l = &s->limits;
+    if (c->closing)
+        return;
+    if (c->state == C_BUSY) {
+        struct keel_http *h = c->h;
+        if (!c->reading && h != NULL && !h->done && peer_closed(c)) {
+            conn_close(c);
+            return;
+        }
+        if (h != NULL && l->send_timeout_ms > 0 && h->write_at != 0 && now - h->write_at >= l->send_timeout_ms)
+            drop(c, &s->stats.send_timeouts);
+        return;
+    }
+    if (c->state == C_HEAD && c->len == 0 && c->served) {
+        uint64_t idle = l->idle_timeout_ms ? l->idle_timeout_ms : IDLE_DEFAULT_MS;
+        if (now - c->since >= idle)
+            conn_close(c);
+        return;
+    }
+    if (c->state == C_HEAD) {
+        uint64_t from = c->head_at ? c->head_at : c->since;
+        if (l->header_timeout_ms > 0 && now - from >= l->header_timeout_ms)
+            drop(c, &s->stats.header_timeouts);
+        return;
+    }
+    if (l->body_timeout_ms > 0 && now - c->body_at >= l->body_timeout_ms)
+        drop(c, &s->stats.body_timeouts);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct keel_server *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    /* a slice of the connections; a conn is freed only in its uv close callback: c stays valid */
+    struct conn *c = s->cursor ? s->cursor : s->conns;
+    for (size_t n = s->nconns / SWEEP_EVERY + 1; c != NULL && n > 0; n--, c = c->next)
+        check(s, c, now);
+    s->cursor = c;
+    struct lingerer *lnext;
+    for (struct lingerer *l = s->lingering; l != NULL; l = lnext) {
+        lnext = l->next;
+        if (now >= l->until)
+            linger_end(l);
+    }
+}
+
+/* ------------------------------------------------------------------ app interface */
+
+const char *keel_http_method(struct keel_http *h, size_t *len)
+{
+    *len = h->mlen;
+    return h->method;
+}
+
+const char *keel_http_path(struct keel_http *h, size_t *len)
+{
+    *len = h->plen;
+    return h->path;
+}
+
+const char *keel_http_query(struct keel_http *h, size_t *len)
+{
+    *len = h->qlen;
+    return h->query;
+}
+
+const char *keel_http_body(struct keel_http *h, size_t *len)
+{
+    *len = h->blen;
+    return h->blen ? h->body : "";
+}
+
+const char *keel_http_header(struct keel_http *h, const char *name, size_t *len)
+{
+    for (size_t i = 0; i < h->nhdrs; i++)
+        if (is(&h->hdrs[i], name)) {
+            *len = h->hdrs[i].vlen;
+            return h->hdrs[i].value;
+        }
+    return NULL;
+}
+
+size_t keel_http_header_count(struct keel_http *h)
+{
+    return h->nhdrs;
+}
+
+void keel_http_header_at(struct keel_http *h, size_t i, const char **name, size_t *nlen, const char **value,
+                         size_t *vlen)
+{
+    assert(i < h->nhdrs);
+    *name = h->hdrs[i].name;
+    *nlen = h->hdrs[i].nlen;
+    *value = h->hdrs[i].value;
+    *vlen = h->hdrs[i].vlen;
+}
+
+int keel_http_check_gone(struct keel_http *h)
+{
+    if (h->done || h->c == NULL || !peer_closed(h->c))
+        return 0;
+    conn_close(h->c);
+    return 1;
+}
+
+void keel_http_on_delivered(struct keel_http *h, keel_http_delivered_cb cb, void *ctx)
+{
+    h->on_delivered = cb;
+    h->delivered_ctx = ctx;
+}
+
+/* the connection is read for its whole life: its FIN or reset ends the request at once */
+void keel_http_watch(struct keel_http *h, keel_http_gone_cb on_gone, void *ctx)
+{
+    h->on_gone = on_gone;
+    h->ctx = ctx;
+}
+
+void keel_http_respond(struct keel_http *h, int status, const struct keel_header *hdrs, size_t nhdrs,
+                       const char *body, size_t len)
+{
+    assert(!h->done && !h->started);
+    h->done = 1;
+    char framing[48];
+    snprintf(framing, sizeof(framing), "content-length: %zu\r\n", len);
+    size_t n;
+    size_t extra = h->head_only ? 0 : len;
+    char *out = build_head(h, status, hdrs, nhdrs, framing, extra, &n);
+    if (out == NULL) { /* out of memory: the answer can't be sent; the connection closes */
+        h->final_sent = 1;
+        h->writing = 1;
+        defer_done(h, UV_ENOMEM);
+        return;
+    }
+    if (extra > 0)
+        memcpy(out + n, body, len);
+    free(h->out);
+    h->out = out;
+    h->outcap = n + extra;
+    if (status == 413 && h->c != NULL && h->c->linger_fd < 0) {
+        /* the client may still be sending the body keel refused: once the answer is out the
+         * socket is drained, not reset (struct lingerer) */
+        uv_os_fd_t fd;
+        if (uv_fileno((uv_handle_t *)&h->c->tcp, &fd) == 0)
+            h->c->linger_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    }
+    write_out(h, n + extra, 1);
+}
+
+void keel_server_set_refusal(struct keel_server *s, keel_server_refusal_cb cb)
+{
+    s->refusal = cb;
+}
+
+void keel_http_start(struct keel_http *h, int status, const struct keel_header *hdrs, size_t nhdrs,
+                     keel_http_written_cb on_written)
+{
+    assert(!h->done && !h->started);
+    if (h->http10 && h->c != NULL)
+        h->c->keep = 0; /* the close ends the stream */
+    h->pending_head = build_head(h, status, hdrs, nhdrs, h->http10 ? "" : "transfer-encoding: chunked\r\n", 0,
+                                 &h->pending_len);
+    h->head_failed = h->pending_head == NULL;
+    h->on_written = on_written;
+    h->started = 1;
+}
+
+int keel_http_write(struct keel_http *h, const char *data, size_t len, int final)
+{
+    assert(h->started && !h->writing && !h->done);
+    int chunked = !h->http10;
+    size_t body = h->head_only ? 0 : len;
+    size_t need = h->pending_len + body + (chunked ? 32 : 0);
+    char *grown = need > h->outcap && !h->head_failed ? realloc(h->out, need) : h->out;
+    if (h->head_failed || grown == NULL) {
+        /* out of memory: the response can't go on; the app learns its client is gone (as for
+         * any lost client) unless this was its last write anyway */
+        h->done = 1;
+        h->on_delivered = NULL; /* the caller learns it from the -1, and may be gone after */
+        struct conn *c = h->c;
+        if (c != NULL && c->h == h)
+            conn_close(c); /* lets go of h */
+        else
+            http_release(h);
+        return -1;
+    }
+    if (need > h->outcap) {
+        h->out = grown;
+        h->outcap = need;
+    }
+    size_t w = 0;
+    if (h->pending_len > 0) {
+        memcpy(h->out, h->pending_head, h->pending_len);
+        w = h->pending_len;
+        free(h->pending_head);
+        h->pending_head = NULL;
+        h->pending_len = 0;
+    }
+    if (chunked && body > 0)
+        w += (size_t)snprintf(h->out + w, 24, "%zx\r\n", body);
+    if (body > 0)
+        memcpy(h->out + w, data, body);
+    w += body;
+    if (chunked && body > 0) {
+        memcpy(h->out + w, "\r\n", 2);
+        w += 2;
+    }
+    if (chunked && final && !h->head_only) {
+        memcpy(h->out + w, "0\r\n\r\n", 5);
+        w += 5;
+    }
+    if (final)
+        h->done = 1;
+    write_out(h, w, final);
+    return 0;
+}
+
+void keel_http_abort(struct keel_http *h)
+{
+    struct conn *c = h->c;
+    h->done = 1;
+    h->on_gone = NULL;
+    if (c == NULL) {
+        http_release(h);
+        return;
+    }
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+        /* the peer sees the connection drop: what was written goes first, then a FIN, and the
+         * close that follows sends a RST */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        shutdown(fd, SHUT_RDWR);
+    }
+    conn_close(c);
+}
+
+/* ------------------------------------------------------------------ draining */
 
 static void on_linger_closed(uv_handle_t *handle)
 {
@@ -765,6 +1290,7 @@ static void linger_end(struct lingerer *l)
 
 static void on_linger_poll(uv_poll_t *p, int status, int events)
 {
+    (void)events;
     struct lingerer *l = (struct lingerer *)p;
     char sink[4096];
     ssize_t n;
@@ -795,11 +1321,7 @@ static void linger_start(struct keel_server *s, int fd, uint64_t ms, int refused
     uv_poll_start(&l->poll, UV_READABLE | UV_DISCONNECT, on_linger_poll);
 }
 
-static void on_sock_closed(void *data)
-{
-    struct conn *c = data;
-    c->sock = NULL;
-}
+/* ------------------------------------------------------------------ listener */
 
 #define REFUSED_BODY                                                                                      \
     "{\"error\":{\"message\":\"keel is at max_connections: retry shortly\",\"type\":\"server_error\","     \
@@ -807,8 +1329,7 @@ static void on_sock_closed(void *data)
 
 /* Over max_connections: an immediate 503 in the OpenAI envelope, written straight to the new
  * socket (it is empty, the write can't block), then whatever the client sent is drained
- * (struct lingerer) for REFUSED_LINGER_MS, so the 503 is not lost to a reset. The socket was
- * never h2o's; it is closed here. */
+ * (struct lingerer) for REFUSED_LINGER_MS, so the 503 is not lost to a reset. */
 static void refuse(struct keel_server *s, uv_tcp_t *tcp)
 {
     static _Thread_local char resp[512]; /* each worker's loop refuses on its own */
@@ -866,10 +1387,9 @@ static void on_accept(uv_stream_t *listener, int status)
         __atomic_add_fetch(s->open_shared, 1, __ATOMIC_RELAXED);
     uv_tcp_nodelay(&c->tcp, 1);
     uv_send_buffer_size((uv_handle_t *)&c->tcp, &(int){CLIENT_SNDBUF});
-    c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
-    c->sock->on_close.cb = on_sock_closed;
-    c->sock->on_close.data = c;
-    h2o_accept(&s->accept_ctx, c->sock);
+    start_reading(c);
+    if (!c->reading)
+        conn_close(c);
 }
 
 /* A listening socket others may share (SO_REUSEPORT: the kernel spreads new connections over
@@ -912,13 +1432,18 @@ struct keel_server *keel_server_new_shared(uv_loop_t *loop, const char *host, in
         return NULL;
     }
     struct keel_server *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
+    char *slab = malloc(READ_SLAB);
+    if (s == NULL || slab == NULL) {
+        free(s);
+        free(slab);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     s->loop = loop;
     s->on_request = on_request;
     s->app = app;
+    s->max_body = max_body;
+    s->slab = slab;
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     s->open_shared = open_shared;
@@ -930,6 +1455,7 @@ struct keel_server *keel_server_new_shared(uv_loop_t *loop, const char *host, in
         /* the listener must be closed before s is freed (STYLE O3) */
         uv_close((uv_handle_t *)&s->listener, NULL);
         uv_run(loop, UV_RUN_NOWAIT);
+        free(s->slab);
         free(s);
         return NULL;
     }
@@ -939,28 +1465,16 @@ struct keel_server *keel_server_new_shared(uv_loop_t *loop, const char *host, in
     s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                 : ((struct sockaddr_in *)&bound)->sin_port);
     s->accepting = 1;
-
-    h2o_config_init(&s->config);
-    s->config.server_name = h2o_iovec_init(H2O_STRLIT("keel"));
-    s->config.http1.upgrade_to_http2 = 0; /* HTTP/1.1 only: Debian's h2o 2.2.5 is old (STACK.md) */
-    s->config.max_request_entity_size = max_body; /* STACK trap 5 */
-    h2o_hostconf_t *hostconf = h2o_config_register_host(&s->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
-    struct handler *hd = (struct handler *)h2o_create_handler(pathconf, sizeof(*hd));
-    hd->super.on_req = on_req;
-    hd->s = s;
-    struct too_large_filter *too_large =
-        (struct too_large_filter *)h2o_create_filter(&hostconf->fallback_path, sizeof(*too_large));
-    too_large->super.on_setup_ostream = on_setup_too_large;
-    too_large->s = s;
-    h2o_context_init(&s->ctx, loop, &s->config);
-    s->accept_ctx.ctx = &s->ctx;
-    s->accept_ctx.hosts = s->config.hosts;
-
-    uv_timer_init(loop, &s->probe);
-    s->probe.data = s;
-    uv_timer_start(&s->probe, on_probe, PROBE_INTERVAL_MS, PROBE_INTERVAL_MS);
-    uv_unref((uv_handle_t *)&s->probe);
+    uv_timer_init(loop, &s->sweep);
+    s->sweep.data = s;
+    uv_timer_start(&s->sweep, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    uv_unref((uv_handle_t *)&s->sweep);
+    uv_check_init(loop, &s->check);
+    s->check.data = s;
+    uv_check_start(&s->check, on_check);
+    uv_unref((uv_handle_t *)&s->check);
+    uv_idle_init(loop, &s->idle);
+    uv_unref((uv_handle_t *)&s->idle);
     return s;
 }
 
@@ -977,11 +1491,6 @@ uint64_t keel_server_accepted(const struct keel_server *s)
 void keel_server_set_limits(struct keel_server *s, const struct keel_server_limits *l)
 {
     s->limits = *l;
-    /* h2o's one read timeout runs from the end of a response (or the accept) to the end of the
-     * next request's body; keel's own sweep enforces the tighter head and body limits, so h2o's
-     * is left as the idle bound of a kept-alive connection */
-    if (l->idle_timeout_ms > 0)
-        s->ctx.http1.req_timeout.timeout = l->idle_timeout_ms;
 }
 
 const struct keel_server_stats *keel_server_stats(const struct keel_server *s)
@@ -997,11 +1506,17 @@ void keel_server_stats_add(const struct keel_server *s, struct keel_server_stats
         to[i] += __atomic_load_n(&from[i], __ATOMIC_RELAXED);
 }
 
+/* Stops accepting: idle connections close now, busy ones after their answer. */
 void keel_server_stop_accepting(struct keel_server *s)
 {
     if (!s->accepting)
         return;
     s->accepting = 0;
     uv_close((uv_handle_t *)&s->listener, NULL);
-    h2o_context_request_shutdown(&s->ctx);
+    struct conn *next;
+    for (struct conn *c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == C_HEAD && c->len == 0)
+            conn_close(c);
+    }
 }

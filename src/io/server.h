@@ -1,7 +1,7 @@
-/* server.h - the HTTP/1.1 server keel's listeners run on, with h2o behind this narrow interface
- * (STACK.md) so that a hand-written server could replace it. It adds what h2o lacks: the client's
- * disconnect is noticed while nothing is being written (STACK trap 1), and a request freed under
- * us is reported, never touched (trap 2). */
+/* server.h - the HTTP/1.1 server keel's listeners run on (server.c, keel's own over libuv; h2o
+ * ran behind this interface before). A client's disconnect is noticed while nothing is being
+ * written (STACK trap 1: the connection is read for its whole life), and a request is never
+ * freed under the app (trap 2: it lives until the app's final bytes or on_gone). */
 #ifndef KEEL_SERVER_H
 #define KEEL_SERVER_H
 
@@ -27,7 +27,7 @@ typedef void (*keel_http_gone_cb)(void *ctx);
 
 /* What a client may cost keel (config.h has the defaults and README the reasons). Each limit hit is
  * answered or the connection dropped, and counted in keel_server_stats. 0 = no limit, except
- * for the timeouts whose 0 means h2o's own default. */
+ * for idle_timeout, whose 0 means 10 s. */
 struct keel_server_limits {
     uint64_t max_connections;   /* open client connections; one more is answered 503 and closed */
     uint64_t header_timeout_ms; /* accept, or a kept-alive request's first byte -> its whole head */
@@ -66,7 +66,7 @@ typedef size_t (*keel_server_refusal_cb)(void *app, const char *path, size_t pat
 void keel_server_set_refusal(struct keel_server *s, keel_server_refusal_cb cb);
 int keel_server_port(const struct keel_server *s);
 uint64_t keel_server_accepted(const struct keel_server *s); /* connections accepted so far */
-/* sets (or, on a reload, changes) the limits; until called, none but max_body and h2o's own */
+/* sets (or, on a reload, changes) the limits; until called, none but max_body (and 10 s idle) */
 void keel_server_set_limits(struct keel_server *s, const struct keel_server_limits *l);
 const struct keel_server_stats *keel_server_stats(const struct keel_server *s);
 /* adds s's counters to *sum, read as they stand from any thread (keel_server_stats is s's loop's) */

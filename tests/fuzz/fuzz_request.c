@@ -1,6 +1,6 @@
 /* fuzz_request.c - libFuzzer driver for the client request path: an input is the raw bytes a
  * client sends on one connection (any number of HTTP/1.1 requests, or garbage). They reach
- * keel's real server (io/server.c over h2o) and request handler (keel_intake_handle) through a
+ * keel's real server (io/server.c) and request handler (keel_intake_handle) through a
  * socketpair whose one end is handed to the server's listener as if accepted; the other end
  * writes the bytes, half-closes, and reads the answer until keel closes. The models' targets
  * are a loopback port that refuses connections and a fake upstream in the same loop whose
@@ -373,7 +373,7 @@ static void on_bound(uv_timer_t *t)
     expired = 1;
 }
 
-/* Every response keel (or h2o for it) wrote starts with a status line; keel's own
+/* Every response keel wrote starts with a status line; keel's own
  * last-resort 500 ("never reached", request.c's finish) must never show. */
 static void check_answer(const char *a, size_t len)
 {
@@ -414,7 +414,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     shutdown(sv[1], SHUT_WR); /* the request is all there is */
 
     /* Hands sv[0] to the server as its listener's next connection, so server.c's own on_accept
-     * (caps, records, h2o_accept) runs as for a TCP client: libuv's uv_accept takes the
+     * (caps, records, reading) runs as for a TCP client: libuv's uv_accept takes the
      * listener's accepted_fd. server.h has no way in for a ready socket, and a loopback TCP
      * connection per input would cost more and leave TIME_WAITs behind; these two fields are
      * libuv's unix stream internals (uv/unix.h), unchanged across 1.x. */
