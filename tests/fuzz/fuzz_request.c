@@ -378,7 +378,9 @@ static void on_bound(uv_timer_t *t)
 static void check_answer(const char *a, size_t len)
 {
     check(len == 0 || (len >= 12 && memcmp(a, "HTTP/1.", 7) == 0 && a[8] == ' ' && a[9] >= '1' && a[9] <= '5'));
-    check(memmem(a, len, "request ended without an answer", 31) == NULL);
+    /* as the message itself: a client's model name may spell the words, echoed inside another */
+    static const char never[] = "\"message\":\"request ended without an answer\"";
+    check(memmem(a, len, never, sizeof(never) - 1) == NULL);
 }
 
 static size_t open_attempts(void)
