@@ -55,6 +55,10 @@ models:
   # assembled into one Message
   - { name: messages, targets: [ { upstream: simant, model: healthy } ] }
   - { name: messages-translated, targets: [ { upstream: sim, model: healthy } ] }
+  # a Responses API client (POST /v1/responses) of a chat target: translated, its chunks
+  # assembled into one Response; an embeddings client (POST /v1/embeddings), passed through
+  - { name: responses, targets: [ { upstream: sim, model: healthy } ] }
+  - { name: embed, api: embeddings, targets: [ { upstream: sim, model: healthy } ] }
   - { name: ticks, targets: [ { upstream: sim, model: "ticks:1000" } ] }
   # failure paths: these breakers never open, so every request pays the failure
   - { name: hung, targets: [ { upstream: sim, model: hang, timeouts: { first_byte: 1s }, breaker: { failures: 1000000 } },
@@ -82,13 +86,15 @@ curl -s "http://127.0.0.1:$keel/v1/chat/completions" -d '{"model":"two","message
 
 # ---------------------------------------------------------------- 1. non-stream
 declare -A pid_of=([nginx]=$nginx_pid [keel]=$keel_pid [keel-open]=$keel_pid [keel-assembled]=$keel_pid
-                   [keel-translated]=$keel_pid [keel-messages]=$keel_pid [keel-messages-translated]=$keel_pid)
+                   [keel-translated]=$keel_pid [keel-messages]=$keel_pid [keel-messages-translated]=$keel_pid
+                   [keel-responses]=$keel_pid [keel-embeddings]=$keel_pid)
 run() { # name port model conns [path] -> "name rps p50_ms p99_ms cpu_us_per_req"
     local pid=${pid_of[$1]:-} before=0 out path=${5:-/v1/chat/completions}
     [ -n "$pid" ] && before=$(cpu_ticks "$pid")
     out=$(KEEL_BENCH_MODEL=$3 KEEL_BENCH_PATH=$path wrk -t"$(( $4 < 2 ? 1 : 2 ))" -c"$4" -d"${secs}s" --latency \
           -s bench/chat.lua "http://127.0.0.1:$2$path")
     local after=$before; [ -n "$pid" ] && after=$(cpu_ticks "$pid")
+    grep -q "Non-2xx" <<<"$out" && { echo "bench: $1 answered errors:" >&2; echo "$out" >&2; exit 1; }
     awk -v n="$1" -v t=$((after - before)) -v hz="$tick_hz" -v haspid="${pid:+1}" '
         function ms(v) { if (v ~ /us$/) { sub(/us/,"",v); return v/1000 } if (v ~ /ms$/) { sub(/ms/,"",v); return v+0 } sub(/s/,"",v); return v*1000 }
         /requests in/ {reqs=$1} /Requests\/sec/ {rps=$2} $1=="50%" {p50=ms($2)} $1=="99%" {p99=ms($2)}
@@ -106,11 +112,15 @@ for i in $(seq "$runs"); do
     run keel-assembled "$keel" assembled 50 >>"$dir/r50"; run keel-translated "$keel" translated 50 >>"$dir/r50"
     run keel-messages "$keel" messages 50 /v1/messages >>"$dir/r50"
     run keel-messages-translated "$keel" messages-translated 50 /v1/messages >>"$dir/r50"
+    run keel-responses "$keel" responses 50 /v1/responses >>"$dir/r50"
+    run keel-embeddings "$keel" embed 50 /v1/embeddings >>"$dir/r50"
     run direct "$sim" healthy 1 >>"$dir/r1"; run nginx "$nginx_port" healthy 1 >>"$dir/r1"
     run keel "$keel" one 1 >>"$dir/r1"; run keel-open "$keel" two 1 >>"$dir/r1"
     run keel-assembled "$keel" assembled 1 >>"$dir/r1"; run keel-translated "$keel" translated 1 >>"$dir/r1"
     run keel-messages "$keel" messages 1 /v1/messages >>"$dir/r1"
     run keel-messages-translated "$keel" messages-translated 1 /v1/messages >>"$dir/r1"
+    run keel-responses "$keel" responses 1 /v1/responses >>"$dir/r1"
+    run keel-embeddings "$keel" embed 1 /v1/embeddings >>"$dir/r1"
 done
 stat() { { grep "^$2 " "$1" || true; } | awk -v c="$3" '{print $c}' | median; }
 
@@ -174,7 +184,8 @@ d1=$(stat "$dir/r1" direct 3)
     echo
     echo "| path | req/s @50 | p50 ms @50 | p99 ms @50 | CPU µs/req @50 | p50 ms @1 | added p50 @1 vs direct |"
     echo "|---|---|---|---|---|---|---|"
-    for n in direct nginx nginx-2w keel keel-open keel-assembled keel-translated keel-messages keel-messages-translated; do
+    for n in direct nginx nginx-2w keel keel-open keel-assembled keel-translated keel-messages keel-messages-translated \
+             keel-responses keel-embeddings; do
         p1=$(stat "$dir/r1" $n 3) added=-
         [ -n "$p1" ] && added=$(awk -v a="$p1" -v b="$d1" 'BEGIN {printf "%+.3f ms", a-b}')
         printf "| %s | %s | %s | %s | %s | %s | %s |\n" "$n" "$(stat "$dir/r50" $n 2)" "$(stat "$dir/r50" $n 3)" \
@@ -190,7 +201,9 @@ d1=$(stat "$dir/r1" direct 3)
     echo "keel-messages: an Anthropic Messages client (POST /v1/messages) and an Anthropic target (its"
     echo "stream rebuilt into one Message from the frames as sent); keel-messages-translated: the same"
     echo "client served by an OpenAI target (the request translated, its chunks assembled into one"
-    echo "Message)."
+    echo "Message); keel-responses: a Responses API client (POST /v1/responses) of the same chat"
+    echo "target (the request translated, its chunks assembled into one Response); keel-embeddings:"
+    echo "POST /v1/embeddings, passed through (the sim's vectors: 8 floats)."
     echo
     echo "- keel/nginx req/s at 50 connections: **$(awk -v a="$k50" -v b="$n50" 'BEGIN {printf "%.2f", a/b}')**"
     echo "- a second worker here: nginx 2 workers/1 worker req/s at 50 connections: **$(awk -v a="$(stat "$dir/r50" nginx-2w 2)" -v b="$n50" 'BEGIN {printf "%.2f", a/b}')**"\
