@@ -13,6 +13,8 @@
  * is in flight. A connection is freed in its uv close callback. */
 #include "io/server.h"
 
+#include "core/http1.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -98,14 +100,6 @@ enum conn_state {
     C_BUSY, /* the request is with the app, or its answer is being written */
 };
 
-/* the chunked request body being decoded in place (RFC 9112 7.1) */
-struct chunked {
-    size_t base;    /* where the body starts (the head's length) */
-    size_t raw;     /* next undecoded byte, as an offset into the connection's bytes */
-    size_t dst;     /* where the next decoded byte goes */
-    uint64_t left;  /* bytes left of the current chunk's data */
-    int phase;      /* 0 size line, 1 data, 2 the CRLF after data, 3 trailers */
-};
 
 struct conn {
     uv_tcp_t tcp;             /* first: the close callback is handed its address */
@@ -116,7 +110,7 @@ struct conn {
     size_t scanned;           /* C_HEAD: bytes of `in` known not to end the head */
     size_t head_len;          /* C_BODY: the head's bytes at the start of `in` */
     uint64_t body_len;        /* C_BODY, by Content-Length */
-    struct chunked ch;        /* C_BODY, chunked */
+    struct keel_http1_chunked ch;        /* C_BODY, chunked */
     struct keel_http *h;      /* C_BUSY: the request */
     uint64_t since;           /* accepted, or its last answer written */
     uint64_t head_at;         /* the head's clock: accept, or a kept-alive request's first byte */
@@ -130,10 +124,6 @@ struct conn {
     unsigned closing : 1;
 };
 
-struct hdr {
-    const char *name, *value;
-    size_t nlen, vlen;
-};
 
 struct keel_http {
     struct keel_server *s;
@@ -141,7 +131,7 @@ struct keel_http {
     char *raw;                 /* the request's head and body (body decoded), owned */
     const char *method, *path, *query, *body;
     size_t mlen, plen, qlen, blen;
-    struct hdr *hdrs;          /* [nhdrs], pointing into raw */
+    struct keel_http1_field *hdrs;          /* [nhdrs], pointing into raw */
     size_t nhdrs;
     keel_http_written_cb on_written;
     keel_http_gone_cb on_gone;
@@ -165,207 +155,6 @@ struct keel_http {
     int wstatus;               /* a write done at once: its status, till it is told */
     struct keel_http *done_next; /* in s->completed */
 };
-
-/* ------------------------------------------------------------------ parsing */
-
-static int tchar(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-/* one line of p[0..n) from *pos: its bytes without the CR LF (a bare LF also ends it);
- * -1 when no LF is there */
-static long next_line(const char *p, size_t n, size_t *pos, const char **line)
-{
-    const char *lf = memchr(p + *pos, '\n', n - *pos);
-    if (lf == NULL)
-        return -1;
-    *line = p + *pos;
-    size_t len = (size_t)(lf - *line);
-    *pos += len + 1;
-    if (len > 0 && (*line)[len - 1] == '\r')
-        len--;
-    return (long)len;
-}
-
-struct head {
-    const char *method, *target;
-    size_t mlen, tlen;
-    int minor;          /* HTTP/1.minor */
-    size_t nhdrs;
-};
-
-/* A whole head (p[0..n) ends with its blank line): the request line and each header field,
- * names lowercased in place. 0, -1 malformed, -2 more than max fields. */
-static int parse_head(char *p, size_t n, struct head *hd, struct hdr *hdrs, size_t max)
-{
-    size_t pos = 0;
-    const char *line;
-    long len = next_line(p, n, &pos, &line);
-    while (len == 0) /* RFC 9112 2.2: empty lines before the request line are ignored */
-        len = next_line(p, n, &pos, &line);
-    if (len < 0)
-        return -1;
-    const char *end = line + len, *sp1 = memchr(line, ' ', (size_t)len);
-    if (sp1 == NULL || sp1 == line)
-        return -1;
-    const char *sp2 = memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1));
-    if (sp2 == NULL || sp2 == sp1 + 1 || end - sp2 != 9 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
-        (sp2[8] != '0' && sp2[8] != '1'))
-        return -1;
-    for (const char *q = line; q < sp1; q++)
-        if (!tchar((unsigned char)*q))
-            return -1;
-    for (const char *q = sp1 + 1; q < sp2; q++)
-        if ((unsigned char)*q <= ' ' || *q == 0x7f)
-            return -1;
-    hd->method = line;
-    hd->mlen = (size_t)(sp1 - line);
-    hd->target = sp1 + 1;
-    hd->tlen = (size_t)(sp2 - sp1 - 1);
-    hd->minor = sp2[8] - '0';
-    hd->nhdrs = 0;
-    while ((len = next_line(p, n, &pos, &line)) > 0) {
-        char *l = (char *)line, *colon = memchr(l, ':', (size_t)len);
-        if (colon == NULL || colon == l)
-            return -1; /* no name, or a folded line (obs-fold is refused, RFC 9112 5.2) */
-        for (char *q = l; q < colon; q++) {
-            if (!tchar((unsigned char)*q))
-                return -1; /* whitespace before the colon among them (RFC 9112 5.1) */
-            if (*q >= 'A' && *q <= 'Z')
-                *q = (char)(*q - 'A' + 'a');
-        }
-        const char *v = colon + 1, *ve = line + len;
-        while (v < ve && (*v == ' ' || *v == '\t'))
-            v++;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-            ve--;
-        for (const char *q = v; q < ve; q++)
-            if (((unsigned char)*q < ' ' && *q != '\t') || *q == 0x7f)
-                return -1;
-        if (hd->nhdrs == max)
-            return -2;
-        hdrs[hd->nhdrs++] = (struct hdr){l, v, (size_t)(colon - l), (size_t)(ve - v)};
-    }
-    return len == 0 ? 0 : -1;
-}
-
-static int is(const struct hdr *h, const char *name)
-{
-    size_t n = strlen(name);
-    return h->nlen == n && memcmp(h->name, name, n) == 0;
-}
-
-/* a comma-separated header value holds token t (case-insensitive) */
-static int has_token(const char *v, size_t vlen, const char *t)
-{
-    size_t tl = strlen(t);
-    for (size_t i = 0; i < vlen;) {
-        while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t j = i;
-        while (j < vlen && v[j] != ',')
-            j++;
-        size_t k = j;
-        while (k > i && (v[k - 1] == ' ' || v[k - 1] == '\t'))
-            k--;
-        if (k - i == tl && strncasecmp(v + i, t, tl) == 0)
-            return 1;
-        i = j;
-    }
-    return 0;
-}
-
-/* The path without its query, with "." and ".." segments taken out (RFC 3986 5.2.4), in place;
- * an absolute-form target (a proxy's) is cut to its path. Returns the path's length. */
-static size_t normalize_path(char *p, size_t n)
-{
-    if (n > 7 && (strncasecmp(p, "http://", 7) == 0 || (n > 8 && strncasecmp(p, "https://", 8) == 0))) {
-        char *slash = memchr(p + 8, '/', n - 8);
-        size_t skip = slash ? (size_t)(slash - p) : n;
-        memmove(p, p + skip, n - skip);
-        n -= skip;
-        if (n == 0)
-            p[n++] = '/';
-    }
-    if (memmem(p, n, "/.", 2) == NULL)
-        return n;
-    size_t w = 0, r = 0;
-    while (r < n) {
-        size_t e = r + 1;
-        while (e < n && p[e] != '/')
-            e++;
-        size_t seg = e - r; /* "/name", with its slash */
-        if (seg == 2 && p[r + 1] == '.') {
-            if (e == n)
-                p[w++] = '/';
-        } else if (seg == 3 && p[r + 1] == '.' && p[r + 2] == '.') {
-            while (w > 0 && p[--w] != '/')
-                ;
-            if (e == n)
-                p[w++] = '/';
-        } else {
-            memmove(p + w, p + r, seg);
-            w += seg;
-        }
-        r = e;
-    }
-    if (w == 0)
-        p[w++] = '/';
-    return w;
-}
-
-/* One step of the chunked decoder over in[0..len): 1 the body is whole, 0 more is needed,
- * -1 malformed, -2 the body passes max. Decoded bytes move down in place. */
-static int dechunk(struct chunked *c, char *in, size_t len, size_t max)
-{
-    for (;;) {
-        if (c->phase == 1) {
-            size_t have = len - c->raw, take = have < c->left ? have : (size_t)c->left;
-            memmove(in + c->dst, in + c->raw, take);
-            c->dst += take;
-            c->raw += take;
-            c->left -= take;
-            if (c->left > 0)
-                return 0;
-            c->phase = 2;
-            continue;
-        }
-        const char *line;
-        size_t pos = c->raw;
-        long n = next_line(in, len, &pos, &line);
-        if (n < 0)
-            return len - c->raw > 4096 ? -1 : 0; /* no line is that long */
-        c->raw = pos;
-        if (c->phase == 2) {
-            if (n != 0)
-                return -1;
-            c->phase = 0;
-        } else if (c->phase == 3) {
-            if (n == 0)
-                return 1;
-        } else {
-            uint64_t size = 0;
-            long i = 0;
-            for (; i < n && line[i] != ';' && line[i] != ' ' && line[i] != '\t'; i++) {
-                int d = line[i] >= '0' && line[i] <= '9'   ? line[i] - '0'
-                        : line[i] >= 'a' && line[i] <= 'f' ? line[i] - 'a' + 10
-                        : line[i] >= 'A' && line[i] <= 'F' ? line[i] - 'A' + 10
-                                                           : -1;
-                if (d < 0 || size > (UINT64_MAX >> 4))
-                    return -1;
-                size = size << 4 | (uint64_t)d;
-            }
-            if (i == 0)
-                return -1;
-            if (size > max || c->dst - c->base > max - size)
-                return -2;
-            c->left = size;
-            c->phase = size == 0 ? 3 : 1;
-        }
-    }
-}
 
 /* ------------------------------------------------------------------ requests */
 
@@ -512,15 +301,22 @@ static void defer_done(struct keel_http *h, int status)
     uv_idle_start(&s->idle, on_idle); /* an active idle handle keeps the loop from blocking first */
 }
 
-static void on_check(uv_check_t *t)
+/* Tells the writes done at once: from the loop's check phase, and before the server's next
+ * event (a read, an accept), so keel learns an answer went out (and records it) as soon as
+ * it can after the client may have seen it. */
+static void drain(struct keel_server *s)
 {
-    struct keel_server *s = t->data;
     while (s->completed != NULL) {
         struct keel_http *h = s->completed;
         s->completed = h->done_next;
         write_done(h, h->wstatus);
     }
     uv_idle_stop(&s->idle);
+}
+
+static void on_check(uv_check_t *t)
+{
+    drain(t->data);
 }
 
 /* Hands h->out[0..len) to the socket; final: the answer ends with it. Tried at once: the usual
@@ -557,19 +353,19 @@ static void write_out(struct keel_http *h, size_t len, int final)
 static struct keel_http *http_new(struct keel_server *s, struct conn *c, char *raw, size_t head_len, size_t body_off,
                                   size_t body_len)
 {
-    struct head hd;
-    struct hdr tmp[HEADERS_MAX];
-    if (parse_head(raw, head_len, &hd, tmp, HEADERS_MAX) != 0)
+    struct keel_http1_head hd;
+    struct keel_http1_field tmp[HEADERS_MAX];
+    if (keel_http1_parse_head(raw, head_len, &hd, tmp, HEADERS_MAX) != 0)
         return NULL; /* it parsed once already */
-    struct keel_http *h = calloc(1, sizeof(*h) + hd.nhdrs * sizeof(struct hdr));
+    struct keel_http *h = calloc(1, sizeof(*h) + hd.nfields * sizeof(struct keel_http1_field));
     if (h == NULL)
         return NULL;
     h->s = s;
     h->c = c;
     h->raw = raw;
-    h->hdrs = (struct hdr *)(h + 1);
-    memcpy(h->hdrs, tmp, hd.nhdrs * sizeof(struct hdr));
-    h->nhdrs = hd.nhdrs;
+    h->hdrs = (struct keel_http1_field *)(h + 1);
+    memcpy(h->hdrs, tmp, hd.nfields * sizeof(struct keel_http1_field));
+    h->nhdrs = hd.nfields;
     h->method = hd.method;
     h->mlen = hd.mlen;
     char *t = (char *)hd.target, *q = memchr(t, '?', hd.tlen);
@@ -577,7 +373,7 @@ static struct keel_http *http_new(struct keel_server *s, struct conn *c, char *r
     h->query = q ? q + 1 : "";
     h->qlen = q ? hd.tlen - plen - 1 : 0;
     h->path = t;
-    h->plen = normalize_path(t, plen);
+    h->plen = keel_http1_normalize_path(t, plen);
     h->body = raw + body_off;
     h->blen = body_len;
     h->http10 = hd.minor == 0;
@@ -776,17 +572,17 @@ static void head_done(struct conn *c, size_t head_len)
 {
     struct keel_server *s = c->s;
     const struct keel_server_limits *l = &s->limits;
-    struct head hd;
-    struct hdr hdrs[HEADERS_MAX];
-    int rv = parse_head(c->in, head_len, &hd, hdrs, HEADERS_MAX);
+    struct keel_http1_head hd;
+    struct keel_http1_field hdrs[HEADERS_MAX];
+    int rv = keel_http1_parse_head(c->in, head_len, &hd, hdrs, HEADERS_MAX);
     if (rv == -1) {
         head_refused(c, 400, "invalid_request", "the request's head is not HTTP/1.1", NULL);
         return;
     }
-    if (rv == -2 || (l->max_headers > 0 && hd.nhdrs > l->max_headers) ||
+    if (rv == -2 || (l->max_headers > 0 && hd.nfields > l->max_headers) ||
         (l->max_header_size > 0 && head_len > l->max_header_size)) {
         head_refused(c, 431, "request_header_fields_too_large",
-                     rv == -2 || hd.nhdrs > l->max_headers ? "too many header fields (max_headers)"
+                     rv == -2 || hd.nfields > l->max_headers ? "too many header fields (max_headers)"
                                                            : "the request's head is too large (max_header_size)",
                      &s->stats.headers_too_large);
         return;
@@ -794,24 +590,24 @@ static void head_done(struct conn *c, size_t head_len)
     /* Content-Length and Transfer-Encoding: both, two different lengths, or two codings let a
      * request smuggle another past a proxy that picked differently; keel refuses them all */
     size_t ncl = 0, nte = 0;
-    const struct hdr *cl = NULL, *te = NULL;
+    const struct keel_http1_field *cl = NULL, *te = NULL;
     int keep = hd.minor == 1, expect = 0;
-    for (size_t i = 0; i < hd.nhdrs; i++) {
-        const struct hdr *x = &hdrs[i];
-        if (is(x, "content-length")) {
+    for (size_t i = 0; i < hd.nfields; i++) {
+        const struct keel_http1_field *x = &hdrs[i];
+        if (keel_http1_is(x, "content-length")) {
             if (ncl++ > 0 && (x->vlen != cl->vlen || memcmp(x->value, cl->value, cl->vlen) != 0))
                 ncl = SIZE_MAX;
             cl = x;
-        } else if (is(x, "transfer-encoding")) {
+        } else if (keel_http1_is(x, "transfer-encoding")) {
             nte++;
             te = x;
-        } else if (is(x, "connection")) {
-            if (has_token(x->value, x->vlen, "close"))
+        } else if (keel_http1_is(x, "connection")) {
+            if (keel_http1_has_token(x->value, x->vlen, "close"))
                 keep = 0;
-            else if (has_token(x->value, x->vlen, "keep-alive") && hd.minor == 0)
+            else if (keel_http1_has_token(x->value, x->vlen, "keep-alive") && hd.minor == 0)
                 keep = 0; /* an HTTP/1.0 client's keep-alive: answered, then closed (simpler, rare) */
-        } else if (is(x, "expect")) {
-            expect = has_token(x->value, x->vlen, "100-continue");
+        } else if (keel_http1_is(x, "expect")) {
+            expect = keel_http1_has_token(x->value, x->vlen, "100-continue");
         }
     }
     if ((ncl > 0 && nte > 0) || ncl == SIZE_MAX || nte > 1) {
@@ -844,7 +640,7 @@ static void head_done(struct conn *c, size_t head_len)
     c->head_len = head_len;
     c->chunked_body = te != NULL;
     c->body_len = length;
-    c->ch = (struct chunked){.base = head_len, .raw = head_len, .dst = head_len};
+    c->ch = (struct keel_http1_chunked){.base = head_len, .raw = head_len, .dst = head_len};
     c->state = C_BODY;
     c->body_at = uv_now(s->loop);
     if (length > s->max_body) {
@@ -909,7 +705,7 @@ static void advance(struct conn *c)
             dispatch(c, c->head_len, c->head_len, (size_t)c->body_len, c->head_len + (size_t)c->body_len);
             return;
         }
-        int rv = dechunk(&c->ch, c->in, c->len, s->max_body);
+        int rv = keel_http1_dechunk(&c->ch, c->in, c->len, s->max_body);
         if (rv == 0)
             return;
         if (rv < 0) {
@@ -967,6 +763,8 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
     struct conn *c = (struct conn *)stream;
     struct keel_server *s = c->s;
     int slab = b->base == s->slab;
+    if (s->completed != NULL)
+        drain(s);
     if (n <= 0) {
         if (slab)
             s->slab_lent = 0;
@@ -1103,7 +901,7 @@ const char *keel_http_body(struct keel_http *h, size_t *len)
 const char *keel_http_header(struct keel_http *h, const char *name, size_t *len)
 {
     for (size_t i = 0; i < h->nhdrs; i++)
-        if (is(&h->hdrs[i], name)) {
+        if (keel_http1_is(&h->hdrs[i], name)) {
             *len = h->hdrs[i].vlen;
             return h->hdrs[i].value;
         }

@@ -45,12 +45,20 @@ after(async () => {
 
 const ask = (model, extra = {}) => ({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
 const metrics = async () => metricsOf(await (await fetch(`${keel.adminUrl}/metrics`)).text());
+// The metrics once n requests of model are recorded: keel records a request when the server
+// says its answer went out, which a client can see before (the loop's next turn, on a worker).
+const recorded = (model, n) => eventually(async () => {
+  const m = await metrics();
+  const total = m.samples.filter((s) => s.name === 'keel_requests_total' && s.labels.model === model)
+    .reduce((a, s) => a + s.value, 0);
+  return total >= n ? m : null;
+});
 
 describe('tokens and cost', () => {
   test('the fallback\'s tokens at the fallback\'s price, in the metrics and the audit', async () => {
     // the sim reports prompt 5, completion 4 for its usual answer
     for (let i = 0; i < 3; i++) assert.equal((await post(keel, ask('desk'))).status, 200);
-    const m = await metrics();
+    const m = await recorded('desk', 3);
     assert.equal(m.find('keel_tokens_total', { model: 'desk', upstream: 'dear', type: 'prompt' }).value, 15);
     assert.equal(m.find('keel_tokens_total', { model: 'desk', upstream: 'dear', type: 'completion' }).value, 12);
     assert.equal(m.find('keel_tokens_total', { model: 'desk', upstream: 'dear', type: 'cached' }).value, 0);
@@ -68,7 +76,7 @@ describe('tokens and cost', () => {
 
   test('no price, no cost: tokens are still counted', async () => {
     assert.equal((await post(keel, ask('unpriced'))).status, 200);
-    const m = await metrics();
+    const m = await recorded('unpriced', 1);
     assert.equal(m.find('keel_tokens_total', { model: 'unpriced', upstream: 'cheap', type: 'completion' }).value, 4);
     assert.equal(m.find('keel_cost_total', { model: 'unpriced', upstream: 'cheap' }).value, 0);
     const u = await eventually(() => fs.readFileSync(auditFile, 'utf8').trim().split('\n').map((x) => JSON.parse(x))
@@ -80,7 +88,7 @@ describe('tokens and cost', () => {
 
   test('an Anthropic answer: its input and output tokens, at its price', async () => {
     assert.equal((await post(keel, ask('claude'))).status, 200);
-    const m = await metrics();
+    const m = await recorded('claude', 1);
     const p = m.find('keel_tokens_total', { model: 'claude', upstream: 'claude', type: 'prompt' }).value;
     const c = m.find('keel_tokens_total', { model: 'claude', upstream: 'claude', type: 'completion' }).value;
     assert.ok(p > 0 && c > 0);
@@ -105,7 +113,7 @@ describe('tokens and cost', () => {
     // slow-tokens:40 waits 40 ms between tokens: about 40 ms per token after the first
     const r = await post(keel, ask('slow', { stream: true, stream_options: { include_usage: true } }));
     assert.equal(r.status, 200);
-    const m = await metrics();
+    const m = await recorded('slow', 1);
     assert.equal(m.declared.get('keel_time_per_output_token_seconds'), 'histogram');
     const count = m.find('keel_time_per_output_token_seconds_count', { model: 'slow', upstream: 'cheap' }).value;
     const sum = m.find('keel_time_per_output_token_seconds_sum', { model: 'slow', upstream: 'cheap' }).value;
