@@ -21,9 +21,7 @@ dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 . bench/lib.sh
 
-canned=$(free_port)
-sed -e "s#@DIR@#$dir#g" -e "s#@PORT@#$canned#g" bench/canned.conf >"$dir/canned.conf"
-nginx -c "$dir/canned.conf" -p "$dir" &
+start_canned "$dir"
 nginx_port=$(free_port)
 sed -e "s#@DIR@#$dir/proxy#g" -e "s#@SIM_PORT@#$canned#g" -e "s#@NGINX_PORT@#$nginx_port#g" bench/nginx.conf >"$dir/nginx.conf"
 mkdir "$dir/proxy"

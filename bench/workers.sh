@@ -17,9 +17,7 @@ dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 . bench/lib.sh
 
-canned=$(free_port)
-sed -e "s#@DIR@#$dir#g" -e "s#@PORT@#$canned#g" bench/canned.conf >"$dir/canned.conf"
-nginx -c "$dir/canned.conf" -p "$dir" &
+start_canned "$dir"
 declare -A port_of pids_of
 for n in 1 2; do
     port_of[nginx$n]=$(free_port)

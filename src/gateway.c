@@ -7,7 +7,6 @@
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,15 +282,11 @@ static void on_worker_wake(uv_async_t *a)
         uv_stop(w->loop);
 }
 
-/* A worker's thread: its loop until the gateway quits, then parked, not ended, till the process
- * exits: its thread-local caches stay reachable, as live as they are. */
+/* a worker's thread: its loop, until the gateway quits */
 static void *worker_main(void *arg)
 {
     struct keel_worker *w = arg;
     uv_run(w->loop, UV_RUN_DEFAULT);
-    sem_post(&w->gw->parked);
-    for (;;)
-        pause(); /* every signal is blocked here: never returns */
     return NULL;
 }
 
@@ -328,7 +323,6 @@ int keel_gateway_listen(struct keel_gateway *gw, struct keel_config *config, uin
         pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
         pthread_mutex_init(&gw->mu, &attr);
         pthread_mutexattr_destroy(&attr);
-        sem_init(&gw->parked, 0, 0);
         uv_async_init(gw->loop, &gw->main_wake, on_main_wake);
         uv_unref((uv_handle_t *)&gw->main_wake);
     }
@@ -397,8 +391,7 @@ static void run_threaded(struct keel_gateway *gw)
     }
     pthread_mutex_unlock(&gw->mu);
     for (size_t i = 0; i < gw->nworkers; i++)
-        while (sem_wait(&gw->parked) != 0) /* each worker's loop has stopped */
-            ;
+        pthread_join(gw->workers[i].thread, NULL);
 }
 
 int keel_gateway_run(struct keel_config *config)

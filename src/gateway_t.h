@@ -6,7 +6,6 @@
 #define KEEL_GATEWAY_T_H
 
 #include <pthread.h>
-#include <semaphore.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -81,7 +80,6 @@ struct keel_gateway {
     struct keel_server_limits *limits; /* the client listener's limits in force (under mu) */
     uint64_t open_connections;   /* client connections open on every worker (atomic) */
     int quit;                    /* the gateway's loop stops */
-    sem_t parked;                /* posted by each worker whose loop stopped */
     /* what the workers' sharing costs (keel_worker_lock_*, bench/workers.sh), under mu */
     uint64_t lock_taken, lock_waited; /* acquisitions by workers; of them, ones that had to wait */
     unsigned lock_depth;              /* nesting of the holder's keel_gw_lock */

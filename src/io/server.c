@@ -150,7 +150,6 @@ struct keel_http {
     unsigned writing : 1;      /* a write is in flight */
     unsigned done : 1;         /* the app sent its final bytes, or was told the client is gone */
     unsigned final_sent : 1;   /* the final bytes were handed to the socket */
-    unsigned gone_told : 1;
     unsigned head_failed : 1;  /* keel_http_start's head could not be built (out of memory) */
     int wstatus;               /* a write done at once: its status, till it is told */
     struct keel_http *done_next; /* in s->completed */
@@ -183,7 +182,6 @@ static void client_gone(struct keel_http *h)
     if (h->done)
         return;
     h->done = 1;
-    h->gone_told = 1;
     if (h->on_gone)
         h->on_gone(h->ctx);
 }
@@ -664,8 +662,6 @@ static size_t head_end(struct conn *c)
             return at + 2;
         if (at + 2 < c->len && c->in[at + 1] == '\r' && c->in[at + 2] == '\n')
             return at + 3;
-        if (at == 0 || (at == 1 && c->in[0] == '\r'))
-            continue; /* empty lines before the request line */
     }
     c->scanned = c->len;
     return 0;
